@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make run   - execute every notebook in the quick profile and collect the figures
+#   make test  - run the whole test suite
+# Both create their own virtual environment (.venv) on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARCH   := $(shell uname -m)
+ifeq ($(ARCH),aarch64)
+TORCH  := torch==2.9.1 torchvision==0.24.1
+else
+TORCH  := torch==2.14.1 torchvision==0.29.1
+endif
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: run test bench env clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+run: env
+	$(PY) -m jmlkit run --profile quick --jobs 2 --out runs/quick --figures figures
+
+test: env
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+bench: env
+	$(PY) benchmarks/bench_losses.py
+	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
