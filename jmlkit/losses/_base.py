@@ -1,0 +1,78 @@
+"""The module side of the region losses: configuration held by an ``nn.Module``, the math in the function."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import _validation as V
+from .constants import MULTICLASS_MODE
+
+#: Keyword options shared by every region loss, with their defaults.
+REGION_DEFAULTS: dict[str, Any] = dict(
+    mode=MULTICLASS_MODE, from_logits=True, classes=None, aggregate="batch", smooth=1.0, log_loss=False,
+    gamma=1.0, class_weights=None, ignore_index=None, threshold=0.5, sync_distributed=False,
+    validate_args=True, fused=False)
+
+REGION_ARGS_DOC = """
+    Args:
+        logits: ``(B, C, *spatial)`` scores (or probabilities when ``from_logits=False``).
+        target: class indices ``(B, *spatial)`` (int) or probabilities ``(B, C, *spatial)`` (float); see
+            :mod:`jmlkit.losses.constants` for the binary and multilabel shapes.
+        mask: optional bool ``(B, *spatial)``; ``False`` pixels are left out (like ``ignore_index``).
+        mode: ``"multiclass"`` (softmax), ``"binary"`` (one channel, sigmoid) or ``"multilabel"`` (sigmoid per
+            channel).
+        from_logits: apply the softmax/sigmoid to ``logits``; ``False`` when they are probabilities already.
+        classes: ``"present"`` (classes whose target holds a pixel above ``threshold``, the default for
+            multiclass), ``"all"`` (the default for binary and multilabel) or a list of class indices.
+        aggregate: ``"batch"`` (sums over the whole batch, like mIoU^D), ``"image"`` (per image over its
+            classes, like mIoU^I), ``"class"`` (per class over the images that hold it, like mIoU^C), or a
+            mapping of these to weights, e.g. ``{"batch": 0.5, "image": 0.5}``.
+        smooth: added to the numerator and denominator of each score.
+        log_loss: use ``-log(score)`` instead of ``1 - score``.
+        gamma: focal exponent: the per-class loss is raised to ``gamma``.
+        class_weights: ``C`` non-negative weights of the mean over classes.
+        ignore_index: class index of hard targets to leave out.
+        threshold: presence threshold of soft targets for ``classes="present"``.
+        sync_distributed: under ``torch.distributed``, all-reduce the statistics so the loss is that of the
+            global batch; gradients flow through each rank's own part and are scaled by the world size, so that
+            DDP's gradient average equals the single-process gradient.
+        validate_args: check shapes, dtypes and values (costs a few passes over the target; switch off for speed).
+        fused: use ``torch.compile``-d kernels (a one-off compile of some seconds per shape, then faster).
+
+    Returns:
+        A scalar tensor.
+"""
+
+
+class RegionLossBase(nn.Module):
+    """Holds the options; ``forward`` calls the function given by :attr:`function`."""
+
+    function: Any = None
+    extra_defaults: dict[str, Any] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        allowed = {**REGION_DEFAULTS, **self.extra_defaults}
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; expected some of {sorted(allowed)}.")
+        self.options = {**allowed, **kwargs}
+        o = self.options
+        V.check_options(mode=o["mode"], classes=o["classes"], aggregate=o["aggregate"], smooth=o["smooth"],
+                        gamma=o["gamma"], threshold=o["threshold"], class_weights=o["class_weights"],
+                        ignore_index=o["ignore_index"])
+
+    def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        return type(self).function(logits, target, mask, **self.options)
+
+    def extra_repr(self) -> str:
+        defaults = {**REGION_DEFAULTS, **self.extra_defaults}
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items() if not _same(v, defaults[k]))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return a is b
+    return a == b

@@ -1,0 +1,394 @@
+"""The shared core of the region losses: per-image, per-class statistics and their aggregation.
+
+Every region loss of jmlkit is a function of four per-(image, class) sums over the valid pixels:
+
+.. math::
+    s_x = \\sum_i x_i,\\quad s_y = \\sum_i y_i,\\quad s_{xy} = \\sum_i x_i y_i,\\quad s_d = \\sum_i |x_i - y_i|
+
+where ``x`` are the predicted probabilities and ``y`` the target. The L1 intersection and union of the Jaccard
+metric loss are :math:`I = (s_x + s_y - s_d) / 2` and :math:`U = (s_x + s_y + s_d) / 2`.
+
+The statistics are computed by a custom autograd function that never keeps more than the probabilities for the
+backward pass and writes the gradient with respect to the logits in a few passes. With hard targets (class
+indices) no one-hot tensor is built: :math:`s_y` is a class count, :math:`s_{xy}` the sum of the probabilities
+gathered at the target class, and :math:`s_d = s_x + s_y - 2 s_{xy}` exactly, because ``y`` is 0 or 1.
+The formulas on top of the statistics (``(B, C)`` tensors) use ordinary autograd; they cost nothing.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import _validation as V
+from .constants import BINARY_MODE, MULTICLASS_MODE
+
+_EPS = 1e-7
+Stats = dict[str, Tensor]
+
+
+# --------------------------------------------------------------------------------------------- dense kernels
+def _activate(z: Tensor, activation: str | None) -> Tensor:
+    if activation == "softmax":
+        return torch.softmax(z, dim=1)
+    if activation == "sigmoid":
+        return torch.sigmoid(z)
+    return z
+
+
+def _masked_sum(v: Tensor, m: Tensor | None) -> Tensor:
+    """(B, C, N) -> (B, C); with a (B, N) float mask, one batched mat-vec product instead of a masked copy."""
+    if m is None:
+        return v.sum(2)
+    return torch.bmm(v, m.unsqueeze(2)).squeeze(2)
+
+
+def _hard_forward(z: Tensor, t: Tensor, m: Tensor | None, activation: str | None):
+    x = _activate(z, activation)
+    B, C, _ = x.shape
+    sx = _masked_sum(x, m)
+    xt = x.gather(1, t.unsqueeze(1)).squeeze(1)
+    w = torch.ones_like(xt) if m is None else m
+    sxy = x.new_zeros(B, C).scatter_add_(1, t, xt * w)
+    sy = x.new_zeros(B, C).scatter_add_(1, t, w)
+    return x, xt, sx, sy, sxy
+
+
+def _hard_backward(x: Tensor, xt: Tensor, t: Tensor, m: Tensor | None, a: Tensor, b: Tensor,
+                   activation: str | None) -> Tensor:
+    """Gradient w.r.t. the logits of ``sum(a * s_x + b * s_xy)``: on valid pixels dL/dx_c = a_c + b_c [t = c]."""
+    g = a.unsqueeze(2).expand_as(x).clone()
+    g.scatter_add_(1, t.unsqueeze(1), b.gather(1, t).unsqueeze(1))
+    return _to_logits(g, x, m, activation)
+
+
+def _to_logits(g: Tensor, x: Tensor, m: Tensor | None, activation: str | None) -> Tensor:
+    """Mask the gradient w.r.t. the probabilities and take it through the softmax or sigmoid."""
+    if m is not None:
+        g.mul_(m.unsqueeze(1))
+    if activation == "softmax":  # x * (g - sum_c x_c g_c), in one fused kernel
+        return torch.ops.aten._softmax_backward_data(g, x, 1, x.dtype)
+    if activation == "sigmoid":
+        return g.mul_(x * (1 - x))
+    return g
+
+
+def _soft_forward(z: Tensor, y: Tensor, m: Tensor | None, activation: str | None, need_sxy: bool, need_sd: bool):
+    x = _activate(z, activation)
+    sx = _masked_sum(x, m)
+    sy = _masked_sum(y, m)
+    sxy = _masked_sum(x * y, m) if need_sxy else None
+    # |x - y| = x + y - 2 min(x, y): one pass fewer than (x - y).abs()
+    sd = (sx + sy - 2 * _masked_sum(torch.minimum(x, y), m)).clamp_min_(0) if need_sd else None
+    return x, sx, sy, sxy, sd
+
+
+def _soft_backward(x: Tensor, y: Tensor, m: Tensor | None, a: Tensor, b: Tensor | None, e: Tensor | None,
+                   activation: str | None) -> Tensor:
+    """Gradient w.r.t. the logits of ``sum(a s_x + b s_xy + e s_d)``: dL/dx = a + b y + e sign(x - y).
+
+    Where ``x == y`` exactly, the subgradient ``a - e`` of ``|x - y|`` is taken (one pass instead of three).
+    """
+    if e is not None:
+        a2, e2 = a.unsqueeze(2), e.unsqueeze(2)
+        g = torch.where(x > y, a2 + e2, a2 - e2)
+    else:
+        g = a.unsqueeze(2).expand_as(x).clone()
+    if b is not None:
+        g.addcmul_(y, b.unsqueeze(2))
+    return _to_logits(g, x, m, activation)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str) -> Callable:
+    """The fused (``torch.compile``) version of one dense kernel, compiled once per process on first use."""
+    fn = {"hard_forward": _hard_forward, "hard_backward": _hard_backward,
+          "soft_forward": _soft_forward, "soft_backward": _soft_backward}[name]
+    return torch.compile(fn, dynamic=False)
+
+
+def _kernel(name: str, fused: bool) -> Callable:
+    return _compiled(name) if fused else globals()[f"_{name}"]
+
+
+class _HardStats(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, t, m, activation, fused):
+        x, xt, sx, sy, sxy = _kernel("hard_forward", fused)(z, t, m, activation)
+        ctx.save_for_backward(x, xt, t, m)
+        ctx.activation, ctx.fused = activation, fused
+        ctx.mark_non_differentiable(sy)
+        return sx, sy, sxy
+
+    @staticmethod
+    def backward(ctx, g_sx, g_sy, g_sxy):
+        x, xt, t, m = ctx.saved_tensors
+        a = g_sx if g_sx is not None else x.new_zeros(x.shape[:2])
+        b = g_sxy if g_sxy is not None else x.new_zeros(x.shape[:2])
+        grad = _kernel("hard_backward", ctx.fused)(x, xt, t, m, a.contiguous(), b.contiguous(), ctx.activation)
+        return grad, None, None, None, None
+
+
+class _SoftStats(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, y, m, activation, need_sxy, need_sd, fused):
+        x, sx, sy, sxy, sd = _kernel("soft_forward", fused)(z, y, m, activation, need_sxy, need_sd)
+        ctx.save_for_backward(x, y, m)
+        ctx.activation, ctx.fused, ctx.need = activation, fused, (need_sxy, need_sd)
+        ctx.mark_non_differentiable(sy)
+        return sx, sy, (sxy if need_sxy else sx.new_zeros(())), (sd if need_sd else sx.new_zeros(()))
+
+    @staticmethod
+    def backward(ctx, g_sx, g_sy, g_sxy, g_sd):
+        x, y, m = ctx.saved_tensors
+        need_sxy, need_sd = ctx.need
+        a = g_sx if g_sx is not None else x.new_zeros(x.shape[:2])
+        b = g_sxy.contiguous() if (need_sxy and g_sxy is not None) else None
+        e = g_sd.contiguous() if (need_sd and g_sd is not None) else None
+        grad = _kernel("soft_backward", ctx.fused)(x, y, m, a.contiguous(), b, e, ctx.activation)
+        return grad, None, None, None, None, None, None
+
+
+# --------------------------------------------------------------------------------------------- statistics
+def region_statistics(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
+                      mode: str = MULTICLASS_MODE, from_logits: bool = True, ignore_index: int | None = None,
+                      need: tuple[str, ...] = ("sx", "sy", "sxy", "sd"), fused: bool = False,
+                      presence_threshold: float | None = None) -> Stats:
+    """Per-image, per-class sums ``sx, sy, sxy, sd`` (each ``(B, C)``), plus ``valid`` ``(B,)`` pixel counts and,
+    when ``presence_threshold`` is given, ``present`` ``(B, C)``: whether the class occurs in the image's target
+    (hard targets: at least one pixel; soft targets: some valid pixel with probability above the threshold).
+
+    Inputs are assumed valid (see :mod:`jmlkit.losses._validation`). Logits in half precision are promoted to
+    float32 first, so autocast gives finite statistics.
+
+    >>> logits = torch.tensor([[[2.0, -1.0], [0.0, 1.0]]])      # B=1, C=2, N=2
+    >>> stats = region_statistics(logits, torch.tensor([[0, 1]]))
+    >>> [round(v, 4) for v in stats["sxy"].flatten().tolist()]   # p(0) at pixel 0, p(1) at pixel 1
+    [0.8808, 0.8808]
+    """
+    B, C = logits.shape[:2]
+    z = logits.reshape(B, C, -1)
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()
+    activation = None if not from_logits else ("softmax" if mode == MULTICLASS_MODE else "sigmoid")
+    m = None if mask is None else mask.reshape(B, -1)
+
+    hard = not target.is_floating_point() and mode == MULTICLASS_MODE
+    if hard:
+        t = target.reshape(B, -1).long()
+        if ignore_index is not None:
+            keep = t != ignore_index
+            m = keep if m is None else m & keep
+            t = torch.where(keep, t, torch.zeros_like(t))
+        mf = None if m is None else m.to(z.dtype)
+        sx, sy, sxy = _HardStats.apply(z.contiguous(), t.contiguous(), mf, activation, fused)
+        stats = {"sx": sx, "sy": sy, "sxy": sxy, "sd": sx + sy - 2 * sxy}
+    else:
+        y = target.reshape(B, C, -1).to(z.dtype)
+        if not target.is_floating_point() and ignore_index is not None:  # binary/multilabel 0/1 with ignore
+            keep = (target.reshape(B, C, -1) != ignore_index).all(1)
+            m = keep if m is None else m & keep
+            y = torch.where(keep.unsqueeze(1), y, torch.zeros_like(y))
+        mf = None if m is None else m.to(z.dtype)
+        need_sxy, need_sd = "sxy" in need, "sd" in need
+        sx, sy, sxy, sd = _SoftStats.apply(z.contiguous(), y.contiguous(), mf, activation, need_sxy, need_sd, fused)
+        stats = {"sx": sx, "sy": sy}
+        if need_sxy:
+            stats["sxy"] = sxy
+        if need_sd:
+            stats["sd"] = sd
+    n = z.shape[2]
+    stats["valid"] = (torch.full((B,), float(n), device=z.device, dtype=z.dtype) if m is None
+                      else m.to(z.dtype).sum(1))
+    if presence_threshold is not None:
+        if hard:
+            stats["present"] = stats["sy"] > 0
+        else:
+            ym = y if m is None else y * m.unsqueeze(1).to(y.dtype)
+            stats["present"] = ym.amax(2) > presence_threshold if ym.shape[2] else torch.zeros(
+                B, C, dtype=torch.bool, device=z.device)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------- distributed
+def _world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def _sync_sum(t: Tensor) -> Tensor:
+    """All-reduced sum whose gradient flows only through this rank's own part."""
+    total = t.detach().clone()
+    torch.distributed.all_reduce(total)
+    return t + (total - t.detach())
+
+
+# --------------------------------------------------------------------------------------------- aggregation
+def _class_weights(class_weights: Any, C: int, ref: Tensor) -> Tensor:
+    if class_weights is None:
+        return ref.new_ones(C)
+    w = torch.as_tensor(class_weights, dtype=ref.dtype, device=ref.device).flatten()
+    if w.numel() != C:
+        raise ValueError(f"Expected argument `class_weights` with {C} entries (one per class), but got {w.numel()}.")
+    if bool((w < 0).any()):
+        raise ValueError("Expected argument `class_weights` to be non-negative, but got a negative weight.")
+    return w
+
+
+def _class_selection(classes: Any, stats: Stats, C: int) -> Tensor:
+    """(B, C) bool: which (image, class) pairs enter the loss."""
+    B = stats["sx"].shape[0]
+    device = stats["sx"].device
+    if classes == "present":
+        sel = stats["present"].clone()
+    elif classes == "all":
+        sel = torch.ones(B, C, dtype=torch.bool, device=device)
+    else:
+        idx = torch.as_tensor(classes, dtype=torch.long, device=device)
+        if bool(((idx < 0) | (idx >= C)).any()):
+            raise ValueError(f"Expected argument `classes` to hold indices in [0, {C - 1}], but got {idx.tolist()}.")
+        sel = torch.zeros(B, C, dtype=torch.bool, device=device)
+        sel[:, idx] = True
+    return sel & (stats["valid"] > 0).unsqueeze(1)
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    return num / den.clamp_min(_EPS)
+
+
+def region_loss(stats: Stats, score_fn: Callable[[Stats, float], Tensor], *, classes: Any = "present",
+                aggregate: Any = "batch", smooth: float = 1.0, log_loss: bool = False, gamma: float = 1.0,
+                class_weights: Any = None, sync_distributed: bool = False) -> Tensor:
+    """Turn statistics into one scalar loss: per-class score -> per-class loss -> aggregation.
+
+    ``score_fn(stats, smooth)`` maps statistics of any shape to a score in [0, 1] (1 = perfect). The per-class loss
+    is ``1 - score`` (or ``-log(score)`` with ``log_loss``), raised to ``gamma``. Pairs outside the class
+    selection are left out of every mean; an empty selection (every pixel ignored, no class present) gives a zero
+    loss with zero gradient.
+    """
+    aggregate = V.normalise_aggregate(aggregate)
+    C = stats["sx"].shape[1]
+    w_c = _class_weights(class_weights, C, stats["sx"])
+    sel = _class_selection(classes, stats, C)
+    world = _world_size() if sync_distributed else 1
+    keys = [k for k in ("sx", "sy", "sxy", "sd") if k in stats]
+
+    def per_class_loss(s: Stats) -> Tensor:
+        score = score_fn(s, smooth).clamp(0.0, 1.0)
+        loss = -torch.log(score.clamp_min(_EPS)) if log_loss else 1.0 - score
+        return loss if gamma == 1.0 else loss.clamp_min(0).pow(gamma)
+
+    total = stats["sx"].sum() * 0.0  # keeps the graph for an empty selection
+    for kind, weight in aggregate.items():
+        if weight == 0:
+            continue
+        if kind == "batch":
+            pooled = {k: stats[k].sum(0) for k in keys}
+            sel_c = sel.any(0)
+            if world > 1:
+                pooled = {k: _sync_sum(v) for k, v in pooled.items()}
+                sel_c = _sync_sum(sel_c.to(pooled["sx"].dtype)).detach() > 0
+            loss_c = per_class_loss(pooled)
+            wsel = w_c * sel_c
+            num, den = (wsel * loss_c).sum(), wsel.sum()
+        elif kind == "image":
+            loss_bc = per_class_loss({k: stats[k] for k in keys})
+            wsel = w_c.unsqueeze(0) * sel
+            den_b = wsel.sum(1)
+            loss_b = _safe_div((wsel * loss_bc).sum(1), den_b)
+            has = (den_b > 0).to(loss_b.dtype)
+            num, den = (loss_b * has).sum(), has.sum()
+            if world > 1:
+                num, den = _sync_sum(num), _sync_sum(den).detach()
+        else:  # "class"
+            loss_bc = per_class_loss({k: stats[k] for k in keys})
+            num_c = (loss_bc * sel).sum(0)
+            den_c = sel.sum(0).to(num_c.dtype)
+            if world > 1:
+                num_c, den_c = _sync_sum(num_c), _sync_sum(den_c).detach()
+            has = (den_c > 0).to(num_c.dtype) * w_c
+            num, den = (has * _safe_div(num_c, den_c)).sum(), has.sum()
+        total = total + weight * torch.where(den > 0, _safe_div(num, den), num * 0.0)
+    if world > 1:
+        # DDP averages gradients over ranks; the loss of the global batch needs their sum. Scaling the gradient
+        # (not the value) by the world size makes the two equal, while the value stays the global loss.
+        total = total * world - total.detach() * (world - 1)
+    return total
+
+
+# --------------------------------------------------------------------------------------------- front door
+def prepare(logits: Tensor, target: Tensor, mask: Tensor | None, *, mode: str, ignore_index: int | None,
+            validate_args: bool) -> tuple[Tensor, Tensor]:
+    """Check the inputs and bring binary targets to ``(B, 1, *spatial)``."""
+    if validate_args:
+        V.check_logits(logits, mode)
+        V.check_target(target, logits, mode, ignore_index, validate_values=True)
+        V.check_mask(mask, logits)
+    if mode == BINARY_MODE and target.ndim == logits.ndim - 1:
+        target = target.unsqueeze(1)
+    if mode != MULTICLASS_MODE and not target.is_floating_point() and ignore_index is None:
+        target = target.to(logits.dtype if logits.dtype == torch.float64 else torch.float32)
+    return logits, target
+
+
+def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, score_fn, need: tuple[str, ...], *,
+                        mode: str, from_logits: bool, classes: Any, aggregate: Any, smooth: float,
+                        log_loss: bool, gamma: float, class_weights: Any, ignore_index: int | None,
+                        threshold: float, sync_distributed: bool, validate_args: bool, fused: bool) -> Tensor:
+    """Shared body of every region loss function (see :func:`jmlkit.losses.jaccard_metric_loss`)."""
+    if validate_args:
+        V.check_options(mode=mode, classes=classes, aggregate=aggregate, smooth=smooth, gamma=gamma,
+                        threshold=threshold, class_weights=class_weights, ignore_index=ignore_index)
+    if classes is None:
+        classes = "present" if mode == MULTICLASS_MODE else "all"
+    logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
+    stats = region_statistics(logits, target, mask, mode=mode, from_logits=from_logits, ignore_index=ignore_index,
+                              need=need, fused=fused,
+                              presence_threshold=threshold if classes == "present" else None)
+    if validate_args and not bool(torch.isfinite(stats["sx"]).all()):
+        raise ValueError("Expected argument `logits` to be finite, but it holds NaN or Inf values.")
+    return region_loss(stats, score_fn, classes=classes, aggregate=aggregate, smooth=smooth, log_loss=log_loss,
+                       gamma=gamma, class_weights=class_weights, sync_distributed=sync_distributed)
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: str = MULTICLASS_MODE,
+                       ignore_index: int | None = None, validate_args: bool = True) -> Tensor:
+    """Cross-entropy on hard (class indices) or soft (probabilities) targets, averaged over the valid pixels.
+
+    Multiclass: :math:`-\\sum_c y_c \\log \\mathrm{softmax}(z)_c`; binary and multilabel: binary cross-entropy
+    with logits per channel. An empty set of valid pixels gives a zero loss with zero gradient.
+
+    >>> logits = torch.zeros(1, 2, 3)
+    >>> round(float(soft_cross_entropy(logits, torch.tensor([[0, 1, 1]]))), 4)     # log 2
+    0.6931
+    """
+    logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
+    B, C = logits.shape[:2]
+    z = logits.reshape(B, C, -1)
+    m = None if mask is None else mask.reshape(B, -1)
+    if mode == MULTICLASS_MODE and not target.is_floating_point():
+        t = target.reshape(B, -1).long()
+        ign = -100 if ignore_index is None else ignore_index
+        if m is not None:
+            t = torch.where(m, t, torch.full_like(t, ign))
+        per_pixel = F.cross_entropy(z, t, ignore_index=ign, reduction="none")
+        valid = t != ign
+    else:
+        y = target.reshape(B, C, -1).to(z.dtype)
+        if not target.is_floating_point() and ignore_index is not None:
+            keep = (y != ignore_index).all(1)
+            y = torch.where(keep.unsqueeze(1), y, torch.zeros_like(y))
+            m = keep if m is None else m & keep
+        if mode == MULTICLASS_MODE:
+            per_pixel = -(y * F.log_softmax(z, dim=1)).sum(1)
+        else:
+            per_pixel = F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(1)
+        valid = torch.ones_like(per_pixel, dtype=torch.bool) if m is None else m
+    per_pixel = torch.where(valid, per_pixel, torch.zeros_like(per_pixel))
+    n = valid.sum()
+    return per_pixel.sum() / n.clamp_min(1)

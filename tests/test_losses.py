@@ -1,0 +1,349 @@
+"""Losses: values against independent implementations, paths that must agree, options, gradients, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jmlkit.losses as L
+from jmlkit.losses import (CompoundLoss, DiceSemimetricLoss, JaccardMetricLoss, LovaszSoftmaxLoss,
+                           SoftJaccardLoss, TverskyMetricLoss)
+
+REGION = {
+    "jml1": (L.jaccard_metric_loss, JaccardMetricLoss, {}),
+    "jml2": (L.jaccard_metric_loss, JaccardMetricLoss, {"variant": 2}),
+    "dml": (L.dice_semimetric_loss, DiceSemimetricLoss, {}),
+    "sjl": (L.soft_jaccard_loss, SoftJaccardLoss, {}),
+    "tversky": (L.tversky_metric_loss, TverskyMetricLoss, {"alpha": 0.3, "beta": 0.7}),
+}
+
+
+def rand_inputs(B=2, C=4, spatial=(5, 6), dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(B, C, *spatial, generator=g, dtype=dtype)
+    t = torch.randint(0, C, (B, *spatial), generator=g)
+    y = torch.softmax(2 * torch.randn(B, C, *spatial, generator=g, dtype=dtype), 1)
+    return z, t, y
+
+
+# ------------------------------------------------------------------------------------------ reference (numpy)
+def ref_stats(x, y):
+    """x, y: (B, C, N) numpy float64 -> per-(b, c) sums."""
+    return dict(sx=x.sum(2), sy=y.sum(2), sxy=(x * y).sum(2), sd=np.abs(x - y).sum(2))
+
+
+def ref_score(kind, s, smooth=0.0):
+    if kind == "jml1":
+        i, u = (s["sx"] + s["sy"] - s["sd"]) / 2, (s["sx"] + s["sy"] + s["sd"]) / 2
+        return (i + smooth) / (u + smooth)
+    if kind == "jml2":
+        return (s["sxy"] + smooth) / (s["sxy"] + s["sd"] + smooth)
+    if kind == "dml":
+        return (s["sx"] + s["sy"] - s["sd"] + smooth) / (s["sx"] + s["sy"] + smooth)
+    if kind == "sjl":
+        return (s["sxy"] + smooth) / (s["sx"] + s["sy"] - s["sxy"] + smooth)
+    i = (s["sx"] + s["sy"] - s["sd"]) / 2
+    return (i + smooth) / (i + 0.3 * (s["sx"] - i) + 0.7 * (s["sy"] - i) + smooth)
+
+
+def ref_loss(kind, z, target, aggregate="batch", classes="all", smooth=0.0):
+    C = z.shape[1]
+    x = torch.softmax(z, 1).reshape(z.shape[0], C, -1).numpy()
+    if target.is_floating_point():
+        y = target.reshape(z.shape[0], C, -1).numpy()
+    else:
+        y = F.one_hot(target.reshape(z.shape[0], -1), C).permute(0, 2, 1).double().numpy()
+    present = y.max(2) > 0.5
+    s = ref_stats(x, y)
+    if aggregate == "batch":
+        score = ref_score(kind, {k: v.sum(0) for k, v in s.items()}, smooth)
+        sel = present.any(0) if classes == "present" else np.ones(C, bool)
+        return 1 - score[sel].mean()
+    score = ref_score(kind, s, smooth)
+    sel = present if classes == "present" else np.ones_like(present)
+    if aggregate == "image":
+        return np.mean([(1 - score[b][sel[b]]).mean() for b in range(len(score)) if sel[b].any()])
+    return np.mean([(1 - score[:, c][sel[:, c]]).mean() for c in range(C) if sel[:, c].any()])
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
+@pytest.mark.parametrize("classes", ["all", "present"])
+def test_matches_numpy_reference(kind, soft, aggregate, classes):
+    fn, _, kw = REGION[kind]
+    z, t, y = rand_inputs(B=3, C=5, spatial=(4, 3), seed=1)
+    t[0] = t[0].clamp(max=2)  # classes 3 and 4 absent from image 0
+    target = y if soft else t
+    got = fn(z, target, aggregate=aggregate, classes=classes, smooth=0.0, **kw)
+    want = ref_loss(kind, z, target, aggregate=aggregate, classes=classes)
+    assert got.item() == pytest.approx(want, abs=1e-10)
+
+
+def test_contract_one_minus_mean_iou():
+    """JaccardMetricLoss(classes="all", smooth=0) == 1 - mean_c I_c / U_c, I and U pooled over batch and pixels."""
+    z, t, _ = rand_inputs(B=2, C=3, spatial=(7, 7))
+    x = torch.softmax(z, 1)
+    y = F.one_hot(t, 3).permute(0, 3, 1, 2).double()
+    inter = (x * y).sum((0, 2, 3))
+    union = (x + y - x * y).sum((0, 2, 3))
+    want = 1 - (inter / union).mean()
+    assert JaccardMetricLoss(classes="all", smooth=0.0)(z, t).item() == pytest.approx(want.item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hard_labels_equal_soft_jaccard_and_smp(seed):
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    z, t, _ = rand_inputs(B=4, C=6, spatial=(16, 16), dtype=torch.float32, seed=seed)
+    jml = L.jaccard_metric_loss(z, t, classes="all", smooth=0.0)
+    jml2 = L.jaccard_metric_loss(z, t, variant=2, classes="all", smooth=0.0)
+    sjl = L.soft_jaccard_loss(z, t, classes="all", smooth=0.0)
+    ref = smp.losses.JaccardLoss("multiclass", from_logits=True, smooth=0.0)(z, t)
+    for value in (jml, jml2, sjl):
+        assert value.item() == pytest.approx(ref.item(), abs=1e-6)
+    dml = L.dice_semimetric_loss(z, t, classes="all", smooth=0.0)
+    ref_dice = smp.losses.DiceLoss("multiclass", from_logits=True, smooth=0.0)(z, t)
+    assert dml.item() == pytest.approx(ref_dice.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+def test_hard_target_equals_one_hot(kind):
+    """The fast path (class indices, no one-hot) equals the general path on the one-hot soft target."""
+    fn, _, kw = REGION[kind]
+    z, t, _ = rand_inputs(B=2, C=4, spatial=(6, 5))
+    t[0, 0, 0] = 255
+    one_hot = F.one_hot(t.clamp(max=3), 4).permute(0, 3, 1, 2).double()
+    mask = t != 255
+    for aggregate in ("batch", "image", "class"):
+        z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+        a = fn(z1, t, ignore_index=255, aggregate=aggregate, **kw)
+        b = fn(z2, one_hot, mask=mask, aggregate=aggregate, **kw)
+        a.backward(), b.backward()
+        assert a.item() == pytest.approx(b.item(), abs=1e-12)
+        torch.testing.assert_close(z1.grad, z2.grad, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+def test_module_equals_function(kind):
+    fn, module, kw = REGION[kind]
+    z, t, y = rand_inputs()
+    opts = dict(classes="all", smooth=0.5, aggregate={"batch": 0.5, "class": 0.5}, **kw)
+    for target in (t, y):
+        assert module(**opts)(z, target).item() == fn(z, target, **opts).item()
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
+def test_gradcheck_float64(kind, soft, aggregate):
+    fn, _, kw = REGION[kind]
+    z, t, y = rand_inputs(B=2, C=3, spatial=(3, 4))
+    z.requires_grad_()
+    target = y if soft else t
+    assert torch.autograd.gradcheck(lambda z: fn(z, target, aggregate=aggregate, **kw), (z,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+def test_gradcheck_sigmoid_modes(mode):
+    C = 1 if mode == "binary" else 3
+    z = torch.randn(2, C, 4, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, C, 4, 4, dtype=torch.float64)
+    for fn in (L.jaccard_metric_loss, L.dice_semimetric_loss, L.soft_jaccard_loss):
+        assert torch.autograd.gradcheck(lambda z: fn(z, y, mode=mode), (z,), eps=1e-6, atol=1e-6)
+
+
+def test_gradcheck_lovasz_and_compound():
+    z, t, y = rand_inputs(B=2, C=3, spatial=(3, 4))
+    z.requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: L.lovasz_softmax_loss(z, t), (z,), eps=1e-6, atol=1e-6)
+    for target in (t, y):
+        assert torch.autograd.gradcheck(lambda z: CompoundLoss("jml")(z, target), (z,), eps=1e-6, atol=1e-6)
+
+
+def test_gradcheck_probabilities_input():
+    z, t, y = rand_inputs(B=2, C=3, spatial=(3, 4))
+    p = torch.softmax(z, 1).requires_grad_()
+    for target in (t, y):
+        assert torch.autograd.gradcheck(
+            lambda p: L.jaccard_metric_loss(p, target, from_logits=False), (p,), eps=1e-6, atol=1e-6)
+
+
+def test_volumes_and_no_spatial_dims():
+    z, t, y = rand_inputs(B=2, C=3, spatial=(4, 3, 5))
+    flat = L.jaccard_metric_loss(z.reshape(2, 3, -1), y.reshape(2, 3, -1))
+    assert L.jaccard_metric_loss(z, y).item() == pytest.approx(flat.item(), abs=1e-12)
+    assert L.jaccard_metric_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 1])).ndim == 0
+
+
+def test_binary_mode_matches_smp():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    z = torch.randn(3, 1, 8, 8)
+    t = torch.randint(0, 2, (3, 8, 8))
+    ref = smp.losses.JaccardLoss("binary", from_logits=True, smooth=0.0)(z, t)
+    assert L.jaccard_metric_loss(z, t, mode="binary", smooth=0.0).item() == pytest.approx(ref.item(), abs=1e-6)
+    assert L.jaccard_metric_loss(z, t.unsqueeze(1).float(), mode="binary", smooth=0.0).item() == pytest.approx(
+        ref.item(), abs=1e-6)
+
+
+def test_multilabel_is_per_channel_binary():
+    z = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    y = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    per = [L.jaccard_metric_loss(z[:, c:c + 1], y[:, c:c + 1], mode="binary") for c in range(3)]
+    assert L.jaccard_metric_loss(z, y, mode="multilabel").item() == pytest.approx(torch.stack(per).mean().item())
+
+
+def test_options_class_selection_weights_log_gamma():
+    z, t, y = rand_inputs(B=2, C=4, spatial=(6, 6))
+    per_class = torch.stack([L.jaccard_metric_loss(z, y, classes=[c], smooth=0.0) for c in range(4)])
+    w = torch.tensor([1.0, 2.0, 0.0, 1.0], dtype=torch.float64)
+    got = L.jaccard_metric_loss(z, y, classes="all", smooth=0.0, class_weights=w)
+    assert got.item() == pytest.approx(((per_class * w).sum() / w.sum()).item())
+    log = L.jaccard_metric_loss(z, y, classes=[1], smooth=0.0, log_loss=True)
+    assert log.item() == pytest.approx(-np.log(1 - per_class[1].item()))
+    focal = L.jaccard_metric_loss(z, y, classes=[1], smooth=0.0, gamma=2.0)
+    assert focal.item() == pytest.approx(per_class[1].item() ** 2)
+    mixed = L.jaccard_metric_loss(z, y, aggregate={"batch": 0.25, "image": 0.75})
+    parts = 0.25 * L.jaccard_metric_loss(z, y) + 0.75 * L.jaccard_metric_loss(z, y, aggregate="image")
+    assert mixed.item() == pytest.approx(parts.item())
+
+
+def test_present_classes_skip_absent():
+    z, _, _ = rand_inputs(B=2, C=4, spatial=(5, 5))
+    t = torch.randint(0, 2, (2, 5, 5))  # classes 2 and 3 absent
+    assert L.jaccard_metric_loss(z, t).item() == pytest.approx(
+        L.jaccard_metric_loss(z, t, classes=[0, 1]).item())
+
+
+def test_mask_equals_cropping():
+    z, t, y = rand_inputs(B=1, C=3, spatial=(6, 6))
+    mask = torch.zeros(1, 6, 6, dtype=torch.bool)
+    mask[:, :3] = True
+    for target in (t, y):
+        full = L.jaccard_metric_loss(z, target, mask=mask, classes="all")
+        cropped = L.jaccard_metric_loss(z[:, :, :3], target[..., :3, :] if target.ndim == 3 else target[:, :, :3],
+                                        classes="all")
+        assert full.item() == pytest.approx(cropped.item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+@pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
+def test_all_ignored_gives_zero_loss_and_zero_gradient(kind, aggregate):
+    fn, _, kw = REGION[kind]
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    t = torch.full((2, 4, 4), 255)
+    for classes in ("present", "all"):
+        loss = fn(z, t, ignore_index=255, aggregate=aggregate, classes=classes, smooth=0.0, **kw)
+        (grad,) = torch.autograd.grad(loss, z)
+        assert loss.item() == 0.0 and torch.isfinite(loss)
+        assert torch.count_nonzero(grad) == 0
+    loss = fn(z, torch.softmax(torch.randn(2, 3, 4, 4), 1), mask=torch.zeros(2, 4, 4, dtype=torch.bool), **kw)
+    assert loss.item() == 0.0
+    assert L.compound_loss(z, t, ignore_index=255).item() == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_gives_finite_values(dtype):
+    if dtype == torch.float16 and not torch.cuda.is_available():
+        z = torch.randn(2, 3, 8, 8).half().requires_grad_()  # half logits without autocast on CPU
+        loss = L.jaccard_metric_loss(z, torch.randint(0, 3, (2, 8, 8)))
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+        return
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    conv = torch.nn.Conv2d(3, 4, 1).to(device)
+    x = torch.randn(2, 3, 8, 8, device=device)
+    t = torch.randint(0, 4, (2, 8, 8), device=device)
+    with torch.autocast(device_type=device, dtype=dtype):
+        logits = conv(x)
+        losses = [L.jaccard_metric_loss(logits, t), L.jaccard_metric_loss(logits, torch.softmax(logits.float(), 1)),
+                  CompoundLoss("jml")(logits, t)]
+    for loss in losses:
+        assert torch.isfinite(loss)
+        loss.backward(retain_graph=True)
+    assert torch.isfinite(conv.weight.grad).all()
+
+
+def test_lovasz_reference_values():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    z, t, _ = rand_inputs(B=2, C=4, spatial=(8, 8), dtype=torch.float32)
+    ours = L.lovasz_softmax_loss(z, t, per_image=True)
+    ref = smp.losses.LovaszLoss("multiclass", per_image=True)(z, t)
+    assert ours.item() == pytest.approx(ref.item(), abs=1e-5)
+    assert LovaszSoftmaxLoss()(z, t).item() == L.lovasz_softmax_loss(z, t).item()
+
+
+def test_lovasz_rejects_soft_target():
+    z, _, y = rand_inputs()
+    with pytest.raises(ValueError, match="hard labels only"):
+        L.lovasz_softmax_loss(z, y)
+
+
+def test_compound_loss_weights_and_soft_ce():
+    z, t, y = rand_inputs()
+    ce = -(y * torch.log_softmax(z, 1)).sum(1).mean()
+    jml = L.jaccard_metric_loss(z, y)
+    assert CompoundLoss("jml")(z, y).item() == pytest.approx((0.25 * ce + 0.75 * jml).item())
+    assert L.soft_cross_entropy(z, t).item() == pytest.approx(F.cross_entropy(z, t).item())
+    assert L.get_loss("ce")(z, t).item() == pytest.approx(F.cross_entropy(z, t).item())
+    named = L.get_loss("ce+dml", ce_weight=0.5, region_weight=0.5)
+    assert named(z, t).item() == pytest.approx(0.5 * F.cross_entropy(z, t).item() + 0.5 * L.dice_semimetric_loss(z, t).item())
+
+
+def test_fused_path_matches_eager():
+    z, t, y = rand_inputs(B=2, C=4, spatial=(8, 8), dtype=torch.float32)
+    for target in (t, y):
+        z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+        a = L.jaccard_metric_loss(z1, target, fused=True)
+        b = L.jaccard_metric_loss(z2, target)
+        a.backward(), b.backward()
+        assert a.item() == pytest.approx(b.item(), abs=1e-6)
+        torch.testing.assert_close(z1.grad, z2.grad, atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+BAD = [
+    (dict(logits=[1.0]), TypeError, "`logits` to be a torch.Tensor"),
+    (dict(logits=torch.ones(2, 3, 4, dtype=torch.long)), TypeError, "floating-point"),
+    (dict(logits=torch.randn(4)), ValueError, r"shape \(B, C, \*spatial\)"),
+    (dict(target=torch.randint(0, 3, (2, 5))), ValueError, "`target` .* of shape"),
+    (dict(target=torch.full((2, 4), 7)), ValueError, r"values in \[0, 2\]"),
+    (dict(target=torch.full((2, 3, 4), 1.5)), ValueError, r"values in \[0, 1\]"),
+    (dict(target=torch.full((2, 3, 4), 0.5)), ValueError, "sum to 1"),
+    (dict(target=torch.randn(2, 3, 5)), ValueError, "of shape"),
+    (dict(logits=torch.full((2, 3, 4), float("nan"))), ValueError, "NaN or Inf"),
+    (dict(mask=torch.ones(2, 4)), TypeError, "`mask` to be a bool"),
+    (dict(mask=torch.ones(2, 5, dtype=torch.bool)), ValueError, "`mask` of shape"),
+    (dict(mode="softmax"), ValueError, "`mode` to be one of"),
+    (dict(classes="some"), ValueError, "`classes`"),
+    (dict(classes=[0, 9]), ValueError, r"indices in \[0, 2\]"),
+    (dict(aggregate="pixel"), ValueError, "`aggregate`"),
+    (dict(smooth=-1.0), ValueError, "`smooth`"),
+    (dict(gamma=0), ValueError, "`gamma`"),
+    (dict(class_weights=[1.0, 2.0]), ValueError, "3 entries"),
+    (dict(ignore_index=1.5), TypeError, "`ignore_index`"),
+    (dict(variant=3), ValueError, "`variant` to be 1 or 2"),
+    (dict(mode="binary"), ValueError, r"\(B, 1, \*spatial\)"),
+]
+
+
+@pytest.mark.parametrize("bad,exc,match", BAD)
+def test_bad_input_names_the_argument(bad, exc, match):
+    args = dict(logits=torch.randn(2, 3, 4), target=torch.randint(0, 3, (2, 4)))
+    kwargs = {k: v for k, v in bad.items() if k not in ("logits", "target", "mask")}
+    args.update({k: v for k, v in bad.items() if k in ("logits", "target")})
+    with pytest.raises(exc, match=match):
+        L.jaccard_metric_loss(args["logits"], args["target"], bad.get("mask"), **kwargs)
+
+
+def test_module_rejects_unknown_option():
+    with pytest.raises(TypeError, match="unknown option"):
+        JaccardMetricLoss(reduction="mean")
+    with pytest.raises(ValueError, match="`name`"):
+        L.get_loss("focal")
+
+
+def test_validation_can_be_switched_off():
+    z = torch.randn(2, 3, 4)
+    y = torch.full((2, 3, 4), 0.5)  # does not sum to 1: accepted without validation
+    assert torch.isfinite(L.jaccard_metric_loss(z, y, validate_args=False))
