@@ -257,6 +257,13 @@ def _class_selection(classes: Any, stats: Stats, C: int) -> Tensor:
     return sel & (stats["valid"] > 0).unsqueeze(1)
 
 
+def ratio(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` as a score, with the convention that an empty prediction of an empty target is perfect:
+    where ``den == 0`` (only possible with ``smooth = 0``) the score is 1, with a zero (not NaN) gradient."""
+    empty = den <= 0
+    return torch.where(empty, torch.ones_like(num), num / torch.where(empty, torch.ones_like(den), den))
+
+
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
     return num / den.clamp_min(_EPS)
 

@@ -21,19 +21,19 @@ from typing import Any
 from torch import Tensor
 
 from ._base import REGION_ARGS_DOC, REGION_DEFAULTS, RegionLossBase
-from ._functional import compute_region_loss
+from ._functional import compute_region_loss, ratio
 
 
 def _dml_score(s: dict, smooth: float) -> Tensor:
     total = s["sx"] + s["sy"]
-    return (total - s["sd"] + smooth) / (total + smooth).clamp_min(1e-7)
+    return ratio(total - s["sd"] + smooth, total + smooth)
 
 
 def _tversky_score(alpha: float, beta: float):
     def score(s: dict, smooth: float) -> Tensor:
         inter = (s["sx"] + s["sy"] - s["sd"]) / 2
         fp, fn = s["sx"] - inter, s["sy"] - inter
-        return (inter + smooth) / (inter + alpha * fp + beta * fn + smooth).clamp_min(1e-7)
+        return ratio(inter + smooth, inter + alpha * fp + beta * fn + smooth)
     return score
 
 

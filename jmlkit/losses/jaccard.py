@@ -18,20 +18,20 @@ from typing import Any
 from torch import Tensor
 
 from ._base import REGION_ARGS_DOC, REGION_DEFAULTS, RegionLossBase
-from ._functional import compute_region_loss
+from ._functional import compute_region_loss, ratio
 
 
 def _jml1_score(s: dict, smooth: float) -> Tensor:
     total = s["sx"] + s["sy"]
-    return (total - s["sd"] + 2 * smooth) / (total + s["sd"] + 2 * smooth).clamp_min(1e-7)
+    return ratio(total - s["sd"] + 2 * smooth, total + s["sd"] + 2 * smooth)
 
 
 def _jml2_score(s: dict, smooth: float) -> Tensor:
-    return (s["sxy"] + smooth) / (s["sxy"] + s["sd"] + smooth).clamp_min(1e-7)
+    return ratio(s["sxy"] + smooth, s["sxy"] + s["sd"] + smooth)
 
 
 def _sjl_score(s: dict, smooth: float) -> Tensor:
-    return (s["sxy"] + smooth) / (s["sx"] + s["sy"] - s["sxy"] + smooth).clamp_min(1e-7)
+    return ratio(s["sxy"] + smooth, s["sx"] + s["sy"] - s["sxy"] + smooth)
 
 
 def jaccard_metric_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, variant: int = 1,

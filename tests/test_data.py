@@ -1,0 +1,337 @@
+"""Tests of jmlkit.data: determinism, split disjointness, soft-label invariants, folder loaders, paired transforms."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from jmlkit.data import (
+    CITYSCAPES_LABEL_TO_TRAIN_ID,
+    BrainTissueSlices,
+    DigitScenes,
+    SegmentationFolder,
+    digit_pool,
+    get_dataset,
+    make_loader,
+)
+from jmlkit.data import transforms as T
+from jmlkit.data.digits import _load_digits
+from jmlkit.data.folders import save_voc_label, voc_colormap
+
+SPLITS = ("train", "val", "test", "unlabeled")
+SMALL = dict(num_scenes=24, size=32, digit_size=(10, 16))
+
+
+# --------------------------------------------------------------------------- DigitScenes
+def test_digits_same_seed_same_tensors_different_seed_differs():
+    a, b = DigitScenes("train", seed=3, **SMALL).tensors(), DigitScenes("train", seed=3, **SMALL).tensors()
+    for key in ("image", "label", "soft"):
+        assert torch.equal(a[key], b[key]), key
+    c = DigitScenes("train", seed=4, **SMALL).tensors()
+    assert not torch.equal(a["label"], c["label"])
+    assert not torch.equal(a["image"], c["image"])
+
+
+def test_digit_pools_partition_all_digits_stratified_and_fixed():
+    pools = {s: digit_pool(s) for s in SPLITS}
+    all_ids = torch.cat(list(pools.values()))
+    assert len(all_ids) == 1797 and len(set(all_ids.tolist())) == 1797
+    _, target = _load_digits()
+    for s, ids in pools.items():
+        assert set(target[ids].tolist()) == set(range(10)), s  # every digit class in every split
+    assert torch.equal(digit_pool("train"), pools["train"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digit_splits_never_share_a_source_digit(seed):
+    used = {}
+    for s in SPLITS:
+        ds = DigitScenes(s, seed=seed, **SMALL)
+        ids = ds.source_ids[ds.source_ids >= 0]
+        assert set(ids.tolist()) <= set(digit_pool(s).tolist())
+        used[s] = set(ids.tolist())
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert used[a].isdisjoint(used[b]), (a, b)
+
+
+@pytest.mark.parametrize("placement", ["grid", "free"])
+def test_digit_soft_is_a_distribution_and_label_is_its_argmax(placement):
+    ds = DigitScenes("val", placement=placement, digits_per_scene=(1, 4), **SMALL)
+    t = ds.tensors()
+    soft, label = t["soft"], t["label"]
+    assert soft.shape == (24, 11, 32, 32) and soft.dtype == torch.float32
+    assert label.dtype == torch.int64 and t["image"].shape == (24, 3, 32, 32)
+    assert soft.min() >= 0 and soft.max() <= 1
+    torch.testing.assert_close(soft.sum(1), torch.ones(24, 32, 32), atol=1e-5, rtol=0)
+    assert torch.equal(soft.argmax(1), label)
+    # the labels only hold background and the classes of the digits placed in the scene
+    for i in range(len(ds)):
+        assert set(label[i].unique().tolist()) <= {0} | set(ds.digit_classes[i].tolist())
+    item = ds[5]
+    assert set(item) == {"image", "label", "soft", "index"} and item["index"] == 5
+    assert torch.equal(item["soft"], soft[5]) and torch.equal(item["label"], label[5])
+
+
+def test_digit_soft_label_is_the_real_coverage_of_the_source_digit():
+    ds = DigitScenes("test", num_scenes=16, size=40, digits_per_scene=1, digit_size=24, noise=0.0, blur=0.0)
+    digits, target = _load_digits()
+    soft = ds.tensors()["soft"]
+    for i in range(len(ds)):
+        src = int(ds.source_ids[i, 0])
+        assert int(ds.digit_classes[i, 0]) == int(target[src]) + 1
+        ink = 1 - soft[i, 0]
+        # the upscaled coverage keeps the ink mass of the 8x8 grey levels: sum(v/16) * (24/8)^2
+        expected = digits[src].sum() * (24 / 8) ** 2
+        assert abs(ink.sum() - expected) / expected < 0.05
+        torch.testing.assert_close(ink, soft[i, int(target[src]) + 1])  # one digit: all ink belongs to its class
+
+
+def test_digit_image_shows_the_digits():
+    ds = DigitScenes("train", in_channels=1, noise=0.0, blur=0.0, **SMALL)
+    t = ds.tensors()
+    x = t["image"][:, 0] * 0.5 + 0.5  # back to [0, 1]
+    assert t["image"].shape[1] == ds.in_channels == 1
+    assert x[t["soft"][:, 0] == 1].max() <= 0.35 + 1e-5  # pure background is dark
+    assert x[t["soft"][:, 0] == 0].min() >= 0.55 - 1e-5  # full ink is bright
+
+
+def test_digit_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        DigitScenes("training")
+    with pytest.raises(ValueError, match="num_scenes"):
+        DigitScenes("train", num_scenes=0)
+    with pytest.raises(TypeError, match="num_scenes"):
+        DigitScenes("train", num_scenes=2.5)
+    with pytest.raises(ValueError, match="digits_per_scene"):
+        DigitScenes("train", size=32, digit_size=20, digits_per_scene=(1, 3))  # grid of 1 cell
+    with pytest.raises(ValueError, match="digit_size"):
+        DigitScenes("train", size=32, digit_size=(10, 40))
+    with pytest.raises(ValueError, match="in_channels"):
+        DigitScenes("train", in_channels=2)
+    with pytest.raises(IndexError):
+        DigitScenes("val", **SMALL)[24]
+
+
+def test_transform_is_applied_to_items():
+    ds = DigitScenes("val", transform=T.RandomHorizontalFlip(p=1.0), **SMALL)
+    raw = DigitScenes("val", **SMALL)
+    assert torch.equal(ds[2]["label"], raw[2]["label"].flip(-1))
+    assert torch.equal(ds[-1]["image"], raw[23]["image"].flip(-1))
+
+
+# --------------------------------------------------------------------------- loader and registry
+def test_make_loader_is_seeded():
+    ds = DigitScenes("val", **SMALL)
+    order = lambda seed: torch.cat([b["index"] for b in make_loader(ds, 5, shuffle=True, seed=seed)])  # noqa: E731
+    assert torch.equal(order(1), order(1)) and not torch.equal(order(1), order(2))
+    batch = next(iter(make_loader(ds, 4)))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["soft"].shape == (4, 11, 32, 32)
+
+
+def test_get_dataset():
+    assert isinstance(get_dataset("digits", "test", **SMALL), DigitScenes)
+    assert isinstance(get_dataset("brain", "val", size=32), BrainTissueSlices)
+    with pytest.raises(ValueError, match="name"):
+        get_dataset("mnist")
+    with pytest.raises(TypeError, match="root"):
+        get_dataset("voc", "train")
+
+
+# --------------------------------------------------------------------------- BrainTissueSlices
+def test_brain_slices_shapes_sums_and_disjoint_splits():
+    slices = {}
+    for s in SPLITS:
+        ds = BrainTissueSlices(s, size=32)
+        t = ds.tensors()
+        n = len(ds)
+        assert n >= 5, s
+        assert t["image"].shape == (n, 1, 32, 32) and t["soft"].shape == (n, 4, 32, 32)
+        assert t["soft"].min() >= 0 and t["soft"].max() <= 1 + 1e-6
+        torch.testing.assert_close(t["soft"].sum(1), torch.ones(n, 32, 32), atol=1e-5, rtol=0)
+        assert torch.equal(t["soft"].argmax(1), t["label"])
+        slices[s] = ds.slice_ids
+    train = BrainTissueSlices("train", size=32).tensors()
+    assert set(train["label"].unique().tolist()) == {0, 1, 2, 3}
+    all_ids = torch.cat(list(slices.values()))
+    assert len(set(all_ids.tolist())) == len(all_ids)  # no slice in two splits
+    # blocks interleave: every split has slices in the lower and the upper half of the brain
+    mid = all_ids.float().median()
+    for s, ids in slices.items():
+        assert (ids < mid).any() and (ids > mid).any(), s
+    # gap: slices of different splits are at least 2 apart
+    owner = {int(z): s for s, ids in slices.items() for z in ids}
+    for z, s in owner.items():
+        assert owner.get(z + 1, s) == s
+
+
+def test_brain_options():
+    ds = BrainTissueSlices("val", size=32, in_channels=3, noise=0.1, seed=1)
+    assert ds[0]["image"].shape == (3, 32, 32)
+    again = BrainTissueSlices("val", size=32, in_channels=3, noise=0.1, seed=1)
+    assert torch.equal(ds[0]["image"], again[0]["image"])
+    with pytest.raises(ValueError, match="gap"):
+        BrainTissueSlices("val", block_size=4, gap=4)
+
+
+# --------------------------------------------------------------------------- SegmentationFolder
+def _make_voc(root, ids_by_split, *, rgb_label_for=None, size=(10, 12)):
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    labels = {}
+    for split, ids in ids_by_split.items():
+        (root / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+        for i in ids:
+            h, w = size
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{i}.jpg")
+            label = rng.integers(0, 21, (h, w)).astype(np.uint8)
+            label[0, :] = 255  # VOC object borders are 255 = ignore
+            if i == rgb_label_for:
+                Image.fromarray(voc_colormap()[label]).save(root / "SegmentationClass" / f"{i}.png")
+            else:
+                save_voc_label(root / "SegmentationClass" / f"{i}.png", label)
+            labels[i] = label
+    return labels
+
+
+def test_voc_folder_reads_palette_pngs_and_keeps_ignore(tmp_path):
+    labels = _make_voc(tmp_path, {"train": ["2007_000001", "2007_000002"], "val": ["2007_000003"]},
+                       rgb_label_for="2007_000002")
+    ds = SegmentationFolder(tmp_path, layout="voc", split="train")
+    assert len(ds) == 2 and ds.num_classes == 21 and len(ds.class_names) == 21
+    for k, i in enumerate(["2007_000001", "2007_000002"]):
+        item = ds[k]
+        assert item["image"].shape == (3, 10, 12) and item["image"].dtype == torch.float32
+        assert item["label"].dtype == torch.int64 and "soft" not in item
+        assert torch.equal(item["label"], torch.from_numpy(labels[i].astype(np.int64)))
+        assert (item["label"][0] == 255).all()
+    assert len(SegmentationFolder(tmp_path, layout="voc", split="val")) == 1
+    # VOCdevkit/VOC2012 parent folder is found too; size resizes with nearest labels
+    nested = tmp_path / "parent" / "VOCdevkit" / "VOC2012"
+    _make_voc(nested, {"train": ["a"]})
+    item = SegmentationFolder(tmp_path / "parent", layout="voc", size=(5, 6))[0]
+    assert item["image"].shape == (3, 5, 6) and set(item["label"].unique().tolist()) <= set(range(21)) | {255}
+
+
+def test_voc_folder_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SegmentationFolder(tmp_path / "nope", layout="voc")
+    with pytest.raises(FileNotFoundError, match="JPEGImages"):
+        SegmentationFolder(tmp_path, layout="voc")
+    _make_voc(tmp_path, {"train": ["x"]})
+    with pytest.raises(FileNotFoundError, match="val.txt"):
+        SegmentationFolder(tmp_path, layout="voc", split="val")
+    (tmp_path / "ImageSets/Segmentation/val.txt").write_text("missing\n")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        SegmentationFolder(tmp_path, layout="voc", split="val")
+    save_voc_label(tmp_path / "SegmentationClass/x.png", np.zeros((3, 3), np.uint8))  # wrong size
+    with pytest.raises(ValueError, match="size"):
+        SegmentationFolder(tmp_path, layout="voc")[0]
+    with pytest.raises(ValueError, match="layout"):
+        SegmentationFolder(tmp_path, layout="coco")
+
+
+def test_cityscapes_folder_maps_label_ids_to_train_ids(tmp_path):
+    ids = np.array([[0, 7, 8, 26], [33, 9, 24, 1]], dtype=np.uint8)
+    expected = np.array([[255, 0, 1, 13], [18, 255, 11, 255]])
+    for city in ("aachen", "bochum"):
+        for split in ("train", "val"):
+            (tmp_path / "leftImg8bit" / split / city).mkdir(parents=True)
+            (tmp_path / "gtFine" / split / city).mkdir(parents=True)
+            stem = f"{city}_000000_000019"
+            Image.new("RGB", (4, 2), (10, 20, 30)).save(tmp_path / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
+            Image.fromarray(ids).save(tmp_path / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png")
+    ds = SegmentationFolder(tmp_path, layout="cityscapes", split="train")
+    assert len(ds) == 2 and ds.num_classes == 19 and len(ds.class_names) == 19
+    item = ds[1]
+    assert item["image"].shape == (3, 2, 4)
+    assert item["label"].tolist() == expected.tolist()
+    assert sorted(CITYSCAPES_LABEL_TO_TRAIN_ID.values()) == list(range(19))
+    (tmp_path / "gtFine" / "val" / "bochum" / "bochum_000000_000019_gtFine_labelIds.png").unlink()
+    with pytest.raises(FileNotFoundError, match="gtFine_labelIds"):
+        SegmentationFolder(tmp_path, layout="cityscapes", split="val")
+    with pytest.raises(FileNotFoundError, match="leftImg8bit"):
+        SegmentationFolder(tmp_path, layout="cityscapes", split="test")
+
+
+# --------------------------------------------------------------------------- transforms
+def _block_item(seed=0, size=32, k=5):
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, k, (size // 8, size // 8), generator=g).repeat_interleave(8, 0).repeat_interleave(8, 1)
+    soft = F.one_hot(label, k).permute(2, 0, 1).float()
+    image = torch.cat([label[None].float(), torch.rand(2, size, size, generator=g)])
+    return {"image": image, "label": label, "soft": soft, "index": 0}
+
+
+def test_flip_moves_image_label_and_soft_together():
+    item = _block_item()
+    out = T.RandomHorizontalFlip(p=1.0)(item)
+    for key in ("image", "label", "soft"):
+        assert torch.equal(out[key], item[key].flip(-1))
+    assert torch.equal(item["label"], _block_item()["label"])  # input untouched
+    assert torch.equal(T.RandomHorizontalFlip(p=0.0)(item)["image"], item["image"])
+
+
+@pytest.mark.parametrize("transform", [
+    T.RandomScaleCrop(24, scale=(0.5, 2.0)),
+    T.RandomResizedCrop(24, scale=(0.3, 1.0)),
+    T.weak_view(24),
+])
+def test_geometric_transforms_keep_image_label_and_soft_aligned(transform):
+    for seed in range(4):
+        item = _block_item(seed)
+        g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        out = transform(item, generator=g1)
+        assert all(torch.equal(out[k], v) for k, v in transform(item, generator=g2).items() if k != "index")
+        assert out["image"].shape == (3, 24, 24) and out["label"].shape == (24, 24) and out["soft"].shape == (5, 24, 24)
+        valid = out["label"] != 255
+        assert valid.any()
+        # label (nearest), soft (bilinear) and the image channel that encodes the label agree almost everywhere
+        assert (out["soft"].argmax(0) == out["label"])[valid].float().mean() > 0.8
+        assert ((out["image"][0] - out["label"].float()).abs() < 0.5)[valid].float().mean() > 0.8
+        torch.testing.assert_close(out["soft"].sum(0)[valid], torch.ones(int(valid.sum())), atol=1e-5, rtol=0)
+        assert (out["soft"][:, ~valid] == 0).all()
+
+
+def test_scale_crop_pads_with_ignore_and_zero_soft():
+    item = _block_item(size=16)
+    out = T.RandomScaleCrop(32, scale=(1.0, 1.0), fill=-1.0)(item, generator=torch.Generator().manual_seed(0))
+    pad = out["label"] == 255
+    assert int(pad.sum()) == 32 * 32 - 16 * 16
+    assert (out["soft"][:, pad] == 0).all() and (out["image"][:, pad] == -1).all()
+
+
+def test_photometric_transforms_leave_labels_alone():
+    item = _block_item()
+    g = torch.Generator().manual_seed(0)
+    for t in (T.ColorJitter(p=1.0), T.GaussianBlur(p=1.0), T.GaussianNoise(0.1), T.Cutout(p=1.0), T.strong_view()):
+        out = t(item, generator=g)
+        assert torch.equal(out["label"], item["label"]) and torch.equal(out["soft"], item["soft"])
+        assert out["image"].shape == item["image"].shape
+    assert not torch.equal(T.ColorJitter(p=1.0)(item, generator=g)["image"], item["image"])
+    out = T.Cutout(size=0.5, p=1.0, mark_ignore=True, fill=7.0)(item, generator=g)
+    hole = out["label"] == 255
+    assert hole.any() and (out["image"][:, hole] == 7.0).all() and (out["soft"][:, hole] == 0).all()
+
+
+def test_two_views_are_pixel_aligned():
+    item = _block_item()
+    out = T.TwoViews(T.weak_view(24), T.Compose([]))(item, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out["image_strong"], out["image"])
+    out = T.TwoViews(T.weak_view(24), T.strong_view())(item, generator=torch.Generator().manual_seed(3))
+    assert out["image_strong"].shape == out["image"].shape == (3, 24, 24)
+    assert "label_strong" not in out
+
+
+def test_transform_bad_arguments():
+    with pytest.raises(ValueError, match="p"):
+        T.RandomHorizontalFlip(p=1.5)
+    with pytest.raises(ValueError, match="scale"):
+        T.RandomScaleCrop(8, scale=(2.0, 1.0))
+    with pytest.raises(TypeError, match="transforms"):
+        T.Compose([1])
+    with pytest.raises(ValueError, match="image"):
+        T.RandomHorizontalFlip(p=1.0)({"image": torch.zeros(4, 4)})

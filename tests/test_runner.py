@@ -1,0 +1,364 @@
+"""Tests of the notebook batch runner (jmlkit.runner / ``jmlkit run``).
+
+Kernel-free tests cover planning, parsing, resume decisions and outputs; five
+notebook executions (two shared by a module fixture) cover failure isolation,
+figures, resume, the per-run timeout and Ctrl-C. The last test checks the
+repository's notebooks are committed clean with one ``parameters`` cell.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jmlkit.runner import (
+    Run,
+    RunResult,
+    check_notebook_clean,
+    collect_figures,
+    expand_grid,
+    find_parameters_cell,
+    main_run,
+    notebook_parameters,
+    parse_assignments,
+    plan_runs,
+    resolve_notebooks,
+    run_name,
+    write_summary,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = 'profile = "quick"  # quick or full\nseed = 0  # random seed\noutput_dir = "."  # run folder\n'
+
+OK_SOURCE = """\
+import json, os
+import matplotlib
+backend = matplotlib.get_backend()
+import matplotlib.pyplot as plt
+os.makedirs(os.path.join(output_dir, "sub"), exist_ok=True)
+fig, ax = plt.subplots(figsize=(2, 2))
+ax.plot([0, 1], [seed, 1])
+fig.savefig(os.path.join(output_dir, "fig.png"))
+fig.savefig(os.path.join(output_dir, "sub", "curve.svg"))
+with open(os.path.join(output_dir, "metrics.json"), "w") as fh:
+    json.dump({"score": seed + 0.5, "n": 3, "profile_len": len(profile), "cwd": os.path.basename(os.getcwd()),
+               "backend": backend}, fh)
+"""
+FAIL_SOURCE = """\
+import os
+open(os.path.join(output_dir, "partial.png"), "wb").close()
+raise ValueError("boom from the notebook")
+"""
+SLEEP_SOURCE = """\
+import os, time
+open(os.path.join(output_dir, "started"), "w").close()
+time.sleep(120)
+"""
+
+
+def make_notebook(path: Path, body: str, *, params: str = PARAMS, outputs: bool = False) -> Path:
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem}"),
+        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+        nbformat.v4.new_code_cell("after_error = True"),
+    ]
+    if outputs:
+        cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+        cells[2].execution_count = 1
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def nbdir(tmp_path: Path) -> Path:
+    d = tmp_path / "nbs"
+    make_notebook(d / "01_ok.ipynb", OK_SOURCE)
+    make_notebook(d / "02_fail.ipynb", FAIL_SOURCE)
+    make_notebook(d / "03_sleep.ipynb", SLEEP_SOURCE)
+    make_notebook(d / "helper.ipynb", "x = 1")  # no digit prefix: not run by default
+    return d
+
+
+def read_summary(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --------------------------------------------------------------------------- pure functions
+def test_parse_assignments_grids_and_literals():
+    grid = parse_assignments(["seed=0,1,2", "lr=1e-3", "loss=ce+jml", "size=[64, 64]", "tag='a,b'", "x=(1,2)"])
+    assert grid == {"seed": [0, 1, 2], "lr": [0.001], "loss": ["ce+jml"], "size": [[64, 64]],
+                    "tag": ["a,b"], "x": [(1, 2)]}
+    assert parse_assignments(["mode=a,b"]) == {"mode": ["a", "b"]}
+
+
+@pytest.mark.parametrize("bad, match", [
+    (["seed"], "name=value"),
+    (["1x=2"], "identifier"),
+    (["profile=full"], "--profile"),
+    (["output_dir=/tmp"], "--out"),
+    (["seed=1", "seed=2"], "twice"),
+    (["seed=1,,2"], "single commas"),
+])
+def test_parse_assignments_rejects_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        parse_assignments(bad)
+
+
+def test_expand_grid_is_the_product():
+    runs = expand_grid({"seed": [0, 1, 2], "loss": ["ce", "jml"]})
+    assert len(runs) == 6
+    assert runs[0] == {"seed": 0, "loss": "ce"} and runs[-1] == {"seed": 2, "loss": "jml"}
+    assert len({json.dumps(r, sort_keys=True) for r in runs}) == 6
+    assert expand_grid({}) == [{}]
+    with pytest.raises(ValueError, match="non-empty list"):
+        expand_grid({"seed": []})
+
+
+def test_run_name_sorted_sanitised_and_bounded():
+    assert run_name("01_x", {}) == "01_x"
+    assert run_name("01_x", {"seed": 1, "a": "p/q r"}) == run_name("01_x", {"a": "p/q r", "seed": 1})
+    assert run_name("01_x", {"seed": 1, "a": "p/q r"}) == "01_x__a=p-q-r,seed=1"
+    long = run_name("01_x", {"tag": "y" * 500})
+    assert len(long) < 40 and long.startswith("01_x__")
+
+
+def test_plan_runs_injects_only_declared_parameters(nbdir, tmp_path):
+    make_notebook(nbdir / "04_noseed.ipynb", "pass", params='profile = "quick"\noutput_dir = "."\n')
+    warnings = []
+    nbs = [nbdir / "01_ok.ipynb", nbdir / "04_noseed.ipynb"]
+    runs = plan_runs(nbs, {"seed": [0, 1], "typo": [3]}, profile="full", out_dir=tmp_path / "o",
+                     warn=warnings.append)
+    assert [r.name for r in runs] == ["01_ok__seed=0", "01_ok__seed=1", "04_noseed"]
+    assert runs[1].parameters == {"profile": "full", "seed": 1}
+    assert runs[1].papermill_parameters()["output_dir"] == str((tmp_path / "o" / "01_ok__seed=1").resolve())
+    assert runs[2].parameters == {"profile": "full"}
+    assert any("typo" in w for w in warnings) and not any("seed" in w for w in warnings)
+    with pytest.raises(ValueError, match="profile"):
+        plan_runs(nbs, profile="medium")
+
+
+def test_resolve_notebooks(nbdir):
+    assert [p.name for p in resolve_notebooks([], nbdir)] == ["01_ok.ipynb", "02_fail.ipynb", "03_sleep.ipynb"]
+    assert [p.name for p in resolve_notebooks(["02", "01_ok", "03_sleep.ipynb"], nbdir)] == [
+        "02_fail.ipynb", "01_ok.ipynb", "03_sleep.ipynb"]
+    assert resolve_notebooks([str(nbdir / "helper.ipynb")], nbdir)[0].name == "helper.ipynb"
+    make_notebook(nbdir / "01_other.ipynb", "pass")
+    with pytest.raises(ValueError, match="2 notebooks"):
+        resolve_notebooks(["01"], nbdir)
+    with pytest.raises(ValueError, match="no notebook"):
+        resolve_notebooks(["99"], nbdir)
+
+
+def test_parameters_cell_helpers(nbdir, tmp_path):
+    nb = nbformat.read(nbdir / "01_ok.ipynb", as_version=4)
+    assert find_parameters_cell(nb) == 1
+    params = notebook_parameters(nb)
+    assert list(params) == ["profile", "seed", "output_dir"]
+    assert params["profile"] == {"default": '"quick"', "help": "quick or full"}
+    nb.cells[2].metadata["tags"] = ["parameters"]
+    with pytest.raises(ValueError, match="exactly one"):
+        find_parameters_cell(nb)
+    assert check_notebook_clean(nbdir / "01_ok.ipynb") == []
+    dirty = make_notebook(tmp_path / "dirty.ipynb", "x = 1", params="seed = 0\n", outputs=True)
+    problems = " | ".join(check_notebook_clean(dirty))
+    assert "has outputs" in problems and "execution_count" in problems and "'profile', 'output_dir'" in problems
+
+
+def fake_result(tmp_path: Path, name: str, state: str, **params) -> RunResult:
+    run = Run(name=name, notebook=tmp_path / f"{name}.ipynb", parameters={"profile": "quick", **params},
+              run_dir=tmp_path / "out" / name)
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "a.png").write_bytes(b"png")
+    (run.run_dir / "notes.txt").write_text("not a figure")
+    return RunResult(run=run, status=state, duration_s=1.25, metrics={"mIoU": 0.5} if state == "ok" else {},
+                     error=None if state == "ok" else "ValueError: x")
+
+
+def test_summary_and_figures_without_kernels(tmp_path):
+    results = [fake_result(tmp_path, "01_a__seed=1", "ok", seed=1, status="clash"),
+               fake_result(tmp_path, "02_b", "failed")]
+    copied = collect_figures(results, tmp_path / "figs")
+    assert [p.name for p in copied] == ["01_a__seed=1__a.png"]  # failed runs' figures are not collected
+    rows = read_summary(write_summary(results, tmp_path / "out" / "summary.csv"))
+    assert list(rows[0]) == ["run", "notebook", "status", "cached", "duration_s", "started", "finished", "error",
+                             "profile", "seed", "p.status", "m.mIoU", "executed_notebook", "n_figures"]
+    assert rows[0]["m.mIoU"] == "0.5" and rows[0]["p.status"] == "clash" and rows[0]["n_figures"] == "1"
+    assert rows[1]["status"] == "failed" and rows[1]["m.mIoU"] == "" and rows[1]["seed"] == ""
+    assert not list((tmp_path / "out").glob(".summary.csv.*"))  # atomic write leaves no temp file
+
+
+def test_cli_list_dry_run_and_usage_errors(nbdir, tmp_path, capsys):
+    assert main_run(["--list", "--notebooks-dir", str(nbdir), "01"]) == 0
+    assert "seed       = 0  # random seed" in capsys.readouterr().out
+    assert main_run(["run", "--dry-run", "--notebooks-dir", str(nbdir), "--out", str(tmp_path / "o"),
+                     "-p", "seed=0,1", "-p", "nope=1"]) == 0
+    cap = capsys.readouterr()
+    assert "[run] 01_ok__seed=1" in cap.out and "[run] 03_sleep__seed=0" in cap.out and "6 run(s)" in cap.out
+    assert "nope" in cap.err
+    for argv in (["--profile", "medium"], ["--jobs", "0"], ["-p", "profile=full"], ["99"]):
+        with pytest.raises(SystemExit) as exc:
+            main_run([*argv, "--notebooks-dir", str(nbdir), "--dry-run"])
+        assert exc.value.code == 2
+    capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- executions
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """01_ok and 02_fail executed once, in parallel (2 kernel executions shared by several tests)."""
+    base = tmp_path_factory.mktemp("runner")
+    nbdir = base / "nbs"
+    make_notebook(nbdir / "01_ok.ipynb", OK_SOURCE)
+    make_notebook(nbdir / "02_fail.ipynb", FAIL_SOURCE)
+    out, figs = base / "out", base / "figs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPLBACKEND", "Agg")  # as under `make`: kernels must still get the inline backend
+        rc = main_run(["--notebooks-dir", str(nbdir), "--out", str(out), "--figures", str(figs), "--jobs", "2",
+                       "--no-progress", "--timeout", "120"])
+    return {"rc": rc, "nbdir": nbdir, "out": out, "figs": figs}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_failure_is_isolated(first_run):
+    out = first_run["out"]
+    assert first_run["rc"] == 1
+    rows = {r["run"]: r for r in read_summary(out / "summary.csv")}
+    assert set(rows) == {"01_ok", "02_fail"}
+    assert rows["01_ok"]["status"] == "ok" and rows["01_ok"]["error"] == ""
+    assert rows["02_fail"]["status"] == "failed"
+    assert rows["02_fail"]["error"] == "ValueError: boom from the notebook"
+    # The failed notebook is kept, with the traceback in its outputs and the later cell not run.
+    failed = nbformat.read(out / "02_fail" / "02_fail.ipynb", as_version=4)
+    errors = [o for c in failed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert errors and errors[0].ename == "ValueError" and any("boom" in line for line in errors[0].traceback)
+    assert json.loads((out / "02_fail" / "run.json").read_text())["status"] == "failed"
+    record = json.loads((out / "01_ok" / "run.json").read_text())
+    assert record["status"] == "ok" and record["parameters"] == {"profile": "quick"}
+    assert record["notebook_sha256"] and record["duration_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_summary_columns_metrics_and_figures(first_run):
+    out, figs = first_run["out"], first_run["figs"]
+    rows = {r["run"]: r for r in read_summary(out / "summary.csv")}
+    ok = rows["01_ok"]
+    assert ok["profile"] == "quick" and ok["cached"] == "False" and float(ok["duration_s"]) > 0
+    assert (ok["m.score"], ok["m.n"], ok["m.profile_len"]) == ("0.5", "3", "5")  # injected profile reached it
+    assert ok["m.cwd"] == "nbs"  # kernels run in the notebook's folder, as in Jupyter
+    assert "inline" in ok["m.backend"]  # even under MPLBACKEND=Agg: executed notebooks keep their figures
+    assert ok["executed_notebook"] == os.path.join("01_ok", "01_ok.ipynb") and ok["n_figures"] == "2"
+    assert sorted(p.name for p in figs.iterdir()) == ["01_ok__fig.png", "01_ok__sub__curve.svg"]
+    assert (out / "02_fail" / "partial.png").exists()  # kept in its run folder, not collected
+    executed = nbformat.read(out / "01_ok" / "01_ok.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and str(out / "01_ok") in injected[0].source
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_resume_skips_finished_runs_and_reruns_changed_ones(first_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(first_run["out"], out)
+    nbdir = first_run["nbdir"]
+    common = ["--notebooks-dir", str(nbdir), "--out", str(out), "--figures", str(tmp_path / "figs"), "--no-progress"]
+    # Decisions, without kernels: done -> cached; failed, new parameters or --force -> run.
+    main_run([*common, "--dry-run"])
+    main_run([*common, "--dry-run", "--force", "01"])
+    main_run([*common, "--dry-run", "01", "-p", "seed=0,1"])
+    lines = capsys.readouterr().out
+    assert "[cached] 01_ok " in lines and "[run] 02_fail " in lines and "[run] 01_ok " in lines
+    assert "[run] 01_ok__seed=0 " in lines and "[run] 01_ok__seed=1 " in lines
+    before = (out / "01_ok" / "run.json").read_text()
+    # A real rerun of the finished notebook executes nothing...
+    t0 = time.perf_counter()
+    assert main_run([*common, "01"]) == 0
+    assert time.perf_counter() - t0 < 5
+    assert (out / "01_ok" / "run.json").read_text() == before
+    rows = read_summary(out / "summary.csv")
+    assert [(r["run"], r["status"], r["cached"], r["m.score"]) for r in rows] == [("01_ok", "ok", "True", "0.5")]
+    # ... while a changed parameter is a new run.
+    assert main_run([*common, "01", "-p", "seed=1"]) == 0
+    rows = read_summary(out / "summary.csv")
+    assert [(r["run"], r["status"], r["cached"], r["seed"], r["m.score"]) for r in rows] == [
+        ("01_ok__seed=1", "ok", "False", "1", "1.5")]
+    assert json.loads((out / "01_ok__seed=1" / "run.json").read_text())["parameters"] == {"profile": "quick",
+                                                                                          "seed": 1}
+    # Editing the notebook invalidates its finished runs.
+    nb = nbformat.read(nbdir / "01_ok.ipynb", as_version=4)
+    nb.cells[0].source += " (edited)"
+    edited = tmp_path / "nbs" / "01_ok.ipynb"
+    edited.parent.mkdir()
+    nbformat.write(nb, edited)
+    capsys.readouterr()
+    main_run(["--notebooks-dir", str(edited.parent), "--out", str(out), "--dry-run"])
+    assert "[run] 01_ok " in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_timeout_fails_the_run_and_keeps_the_notebook(nbdir, tmp_path):
+    t0 = time.perf_counter()
+    rc = main_run(["03", "--notebooks-dir", str(nbdir), "--out", str(tmp_path / "out"), "--figures",
+                   str(tmp_path / "figs"), "--timeout", "8", "--no-progress"])
+    assert rc == 1 and time.perf_counter() - t0 < 40
+    (row,) = read_summary(tmp_path / "out" / "summary.csv")
+    assert row["status"] == "failed" and row["error"].startswith("TimeoutError")
+    executed = nbformat.read(tmp_path / "out" / "03_sleep" / "03_sleep.ipynb", as_version=4)
+    if (tmp_path / "out" / "03_sleep" / "started").exists():  # else the kernel was still starting at 8 s
+        assert any(o.get("ename") == "KeyboardInterrupt" for c in executed.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_writes_the_summary_of_what_finished(nbdir, tmp_path):
+    out = tmp_path / "out"
+    code = "import sys; from jmlkit.runner import main_run; sys.exit(main_run(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "03", "--notebooks-dir", str(nbdir), "--out", str(out), "--figures",
+         str(tmp_path / "figs"), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 40
+        while not (out / "03_sleep" / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    (row,) = read_summary(out / "summary.csv")
+    assert row["status"] == "interrupted"
+    assert json.loads((out / "03_sleep" / "run.json").read_text())["status"] == "interrupted"
+    assert (out / "03_sleep" / "03_sleep.ipynb").exists()
+
+
+# --------------------------------------------------------------------------- repository notebooks
+REPO_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, id=p.name) for p in REPO_NOTEBOOKS]
+    or [pytest.param(None, marks=pytest.mark.skip(reason="no notebooks in notebooks/ yet"))],
+)
+def test_repository_notebooks_are_clean(path):
+    assert check_notebook_clean(path) == []

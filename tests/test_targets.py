@@ -1,0 +1,439 @@
+"""Tests for jmlkit.targets: soft-label builders checked against brute-force numpy references."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st_
+
+from jmlkit.targets import (
+    SoftTarget,
+    average_annotators,
+    boundary_label_smoothing,
+    distillation_targets,
+    label_smoothing,
+    one_hot,
+    pseudo_labels,
+)
+
+IGNORE = 255
+
+
+def random_labels(shape, num_classes, *, seed=0, ignore_index=None, p_ignore=0.1, blocky=True):
+    """Random label map; ``blocky`` upsamples a coarse map so that there are interiors and edges."""
+    g = torch.Generator().manual_seed(seed)
+    if blocky:
+        coarse = torch.randint(0, num_classes, (shape[0], *[max(1, s // 3) for s in shape[1:]]), generator=g)
+        y = F.interpolate(coarse[:, None].float(), size=tuple(shape[1:]), mode="nearest")[:, 0].long()
+    else:
+        y = torch.randint(0, num_classes, tuple(shape), generator=g)
+    if ignore_index is not None:
+        y[torch.rand(tuple(shape), generator=g) < p_ignore] = ignore_index
+    return y
+
+
+def assert_simplex(st: SoftTarget, num_classes: int | None = None):
+    soft, mask = st
+    assert soft.is_floating_point() and mask.dtype == torch.bool
+    assert soft.shape[0] == mask.shape[0] and soft.shape[2:] == mask.shape[1:]
+    if num_classes is not None:
+        assert soft.shape[1] == num_classes
+    assert soft.min() >= 0 and soft.max() <= 1 + 1e-6
+    sums = soft.sum(1)
+    torch.testing.assert_close(sums[mask], torch.ones_like(sums[mask]))
+    assert torch.all(soft.movedim(1, -1)[~mask] == 0), "ignored pixels must carry a zero vector"
+
+
+# ------------------------------------------------------------------ brute-force references
+
+
+def np_boundary_reference(y: np.ndarray, num_classes: int, eps: float, k, ignore, spread: str) -> np.ndarray:
+    """Pixel-by-pixel loop: classes in the window cut at the border, ignore not a class."""
+    spatial = y.shape[1:]
+    ks = (k,) * len(spatial) if isinstance(k, int) else tuple(k)
+    out = np.zeros((y.shape[0], num_classes, *spatial))
+    for b in range(y.shape[0]):
+        for idx in itertools.product(*(range(s) for s in spatial)):
+            c = y[(b, *idx)]
+            if ignore is not None and c == ignore:
+                continue
+            window = tuple(slice(max(0, i - kk // 2), i + kk // 2 + 1) for i, kk in zip(idx, ks))
+            present = set(np.unique(y[(b, *window)]).tolist()) - {ignore}
+            vec = np.zeros(num_classes)
+            vec[c] = 1.0
+            if len(present) > 1:
+                if spread == "uniform":
+                    u = np.full(num_classes, 1.0 / num_classes)
+                else:
+                    u = np.zeros(num_classes)
+                    u[sorted(present)] = 1.0 / len(present)
+                vec = (1 - eps) * vec + eps * u
+            out[(b, slice(None), *idx)] = vec
+    return out
+
+
+def np_average_reference(masks: np.ndarray, num_classes: int, ignore) -> tuple[np.ndarray, np.ndarray]:
+    A, B, *spatial = masks.shape
+    soft = np.zeros((B, num_classes, *spatial))
+    mask = np.zeros((B, *spatial), dtype=bool)
+    for b in range(B):
+        for idx in itertools.product(*(range(s) for s in spatial)):
+            votes = [masks[(a, b, *idx)] for a in range(A) if masks[(a, b, *idx)] != ignore]
+            if votes:
+                mask[(b, *idx)] = True
+                for v in votes:
+                    soft[(b, v, *idx)] += 1.0 / len(votes)
+    return soft, mask
+
+
+# ------------------------------------------------------------------ one_hot
+
+
+@pytest.mark.parametrize("ignore_index", [None, 255, -100])
+def test_one_hot_matches_torch(ignore_index):
+    y = random_labels((2, 7, 9), 5, ignore_index=ignore_index, blocky=False)
+    soft, mask = one_hot(y, 5, ignore_index=ignore_index)
+    valid = torch.ones_like(y, dtype=torch.bool) if ignore_index is None else y != ignore_index
+    ref = F.one_hot(torch.where(valid, y, 0), 5).movedim(-1, 1).float() * valid[:, None]
+    torch.testing.assert_close(soft, ref)
+    assert torch.equal(mask, valid)
+    assert soft.dtype == torch.float32
+
+
+def test_one_hot_dtype_int_kinds_and_3d():
+    y = random_labels((1, 3, 4, 5), 3).to(torch.int32)
+    soft, mask = one_hot(y, 3, dtype=torch.float64)
+    assert soft.dtype == torch.float64 and soft.shape == (1, 3, 3, 4, 5)
+    assert torch.equal(soft.argmax(1), y.long()) and mask.all()
+    assert one_hot(y.to(torch.uint8), 3).soft.equal(one_hot(y, 3).soft)
+
+
+def test_ignore_index_inside_class_range_is_ignored():
+    y = torch.tensor([[0, 1, 2]])
+    soft, mask = one_hot(y, 3, ignore_index=0)
+    assert mask.tolist() == [[False, True, True]]
+    assert soft[0, :, 0].sum() == 0
+
+
+def test_soft_target_namedtuple_and_to():
+    st = label_smoothing(torch.tensor([[0, 1]]), 2, 0.1)
+    soft, mask = st
+    assert st.soft is soft and st.mask is mask and st._fields == ("soft", "mask")
+    moved = st.to(torch.float64)
+    assert moved.soft.dtype == torch.float64 and moved.mask.dtype == torch.bool
+
+
+# ------------------------------------------------------------------ label_smoothing
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5, 1.0])
+def test_label_smoothing_formula(eps):
+    C = 6
+    y = random_labels((3, 8, 8), C, ignore_index=IGNORE, seed=1)
+    st = label_smoothing(y, C, eps, ignore_index=IGNORE)
+    assert_simplex(st, C)
+    oh = one_hot(y, C, ignore_index=IGNORE)
+    torch.testing.assert_close(st.soft, ((1 - eps) * oh.soft + eps / C) * oh.mask[:, None])
+    assert torch.equal(st.mask, oh.mask)
+    if eps == 0.0:
+        assert torch.equal(st.soft, oh.soft)
+    if eps == 1.0:
+        valid_vectors = st.soft.movedim(1, -1)[st.mask]
+        torch.testing.assert_close(valid_vectors, torch.full_like(valid_vectors, 1 / C))
+
+
+def test_label_smoothing_accepts_tensor_epsilon_and_keeps_device_dtype():
+    y = torch.tensor([[0, 1]])
+    st = label_smoothing(y, 2, torch.tensor(0.2), dtype=torch.float16)
+    assert st.soft.dtype == torch.float16 and st.soft.device == y.device
+    torch.testing.assert_close(st.soft[0, :, 0].float(), torch.tensor([0.9, 0.1]), atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------ boundary_label_smoothing
+
+
+@pytest.mark.parametrize("spread", ["uniform", "neighbourhood"])
+@pytest.mark.parametrize(
+    "shape,k,ignore",
+    [
+        ((2, 11, 13), 3, None),
+        ((2, 11, 13), 5, IGNORE),
+        ((1, 9, 10), 3, -100),
+        ((2, 5, 6, 7), 3, None),
+        ((1, 5, 6, 7), 3, IGNORE),
+        ((1, 4, 6, 5), (3, 5, 3), IGNORE),
+        ((2, 17), 5, IGNORE),
+    ],
+)
+def test_boundary_label_smoothing_matches_brute_force(shape, k, ignore, spread):
+    C, eps = 4, 0.3
+    y = random_labels(shape, C, seed=sum(shape), ignore_index=ignore, p_ignore=0.15)
+    st = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=ignore, spread=spread, dtype=torch.float64)
+    assert_simplex(st, C)
+    ref = np_boundary_reference(y.numpy(), C, eps, k, ignore, spread)
+    np.testing.assert_allclose(st.soft.numpy(), ref, atol=1e-12)
+    valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else y != ignore
+    assert torch.equal(st.mask, valid)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st_.data(),
+    n_spatial=st_.integers(1, 3),
+    num_classes=st_.integers(1, 4),
+    k=st_.sampled_from([3, 5]),
+    eps=st_.floats(0.0, 1.0),
+    spread=st_.sampled_from(["uniform", "neighbourhood"]),
+)
+def test_boundary_label_smoothing_property(data, n_spatial, num_classes, k, eps, spread):
+    """Tiny random maps of any rank (values drawn freely, ignore included) agree with the loop."""
+    shape = (data.draw(st_.integers(1, 2)), *data.draw(st_.lists(st_.integers(1, 5), min_size=n_spatial, max_size=n_spatial)))
+    flat = data.draw(st_.lists(st_.sampled_from([*range(num_classes), -1]), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    y = torch.tensor(flat, dtype=torch.long).reshape(shape)
+    out = boundary_label_smoothing(y, num_classes, eps, kernel_size=k, ignore_index=-1, spread=spread, dtype=torch.float64)
+    assert_simplex(out, num_classes)
+    np.testing.assert_allclose(out.soft.numpy(), np_boundary_reference(y.numpy(), num_classes, eps, k, -1, spread), atol=1e-12)
+
+
+def test_boundary_label_smoothing_touches_only_boundary_pixels():
+    C = 3
+    y = random_labels((2, 12, 12), C, seed=3, ignore_index=IGNORE)
+    st = boundary_label_smoothing(y, C, 0.2, ignore_index=IGNORE)
+    oh = one_hot(y, C, ignore_index=IGNORE)
+    changed = (st.soft != oh.soft).any(1)
+    ref = np_boundary_reference(y.numpy(), C, 0.2, 3, IGNORE, "uniform")
+    expected = torch.from_numpy((ref != oh.soft.double().numpy()).any(1))
+    assert torch.equal(changed, expected)
+    assert changed.any() and (~changed & st.mask).any(), "the test map must have interiors and boundaries"
+    # smoothed pixels are exactly label smoothing
+    ls = label_smoothing(y, C, 0.2, ignore_index=IGNORE)
+    torch.testing.assert_close(st.soft.movedim(1, -1)[changed], ls.soft.movedim(1, -1)[changed])
+
+
+def test_boundary_label_smoothing_edge_cases():
+    y = torch.zeros(1, 6, 6, dtype=torch.long)
+    assert torch.equal(boundary_label_smoothing(y, 2, 0.5).soft, one_hot(y, 2).soft)  # one class: no boundary
+    y[0, :, 3:] = 1
+    assert torch.equal(boundary_label_smoothing(y, 2, 0.0).soft, one_hot(y, 2).soft)  # eps = 0
+    # a class next to ignored pixels only is not a boundary
+    z = torch.tensor([[[0, 0, IGNORE, IGNORE, 1, 1]]])
+    st = boundary_label_smoothing(z, 2, 0.4, ignore_index=IGNORE)
+    assert torch.equal(st.soft, one_hot(z, 2, ignore_index=IGNORE).soft)
+    # kernel larger than the image still works (window cut at the border)
+    st = boundary_label_smoothing(torch.tensor([[[0, 1]]]), 2, 0.5, kernel_size=9)
+    torch.testing.assert_close(st.soft[0, :, 0].T, torch.tensor([[0.75, 0.25], [0.25, 0.75]]))
+    # empty batch
+    assert boundary_label_smoothing(torch.zeros(0, 4, 4, dtype=torch.long), 3, 0.1).soft.shape == (0, 3, 4, 4)
+
+
+# ------------------------------------------------------------------ distillation_targets
+
+
+def test_distillation_is_tempered_softmax():
+    z = torch.randn(2, 5, 6, 7, generator=torch.Generator().manual_seed(0)) * 3
+    for T in (0.5, 1.0, 4.0):
+        st = distillation_targets(z, temperature=T)
+        assert_simplex(st, 5)
+        torch.testing.assert_close(st.soft, torch.softmax(z / T, 1))
+        assert st.mask.all() and st.mask.shape == (2, 6, 7)
+
+
+def test_distillation_temperature_limits():
+    z = torch.randn(1, 4, 5, 5, generator=torch.Generator().manual_seed(1)) * 5
+    hot = distillation_targets(z, temperature=1e4).soft
+    torch.testing.assert_close(hot, torch.full_like(hot, 0.25), atol=1e-3, rtol=0)
+    entropy = [-(p * p.clamp_min(1e-12).log()).sum(1).mean() for p in (distillation_targets(z, temperature=T).soft for T in (0.5, 1, 2, 8))]
+    assert all(a < b for a, b in zip(entropy, entropy[1:])), "higher T must soften"
+    cold = distillation_targets(z, temperature=1e-4).soft
+    torch.testing.assert_close(cold, F.one_hot(z.argmax(1), 4).movedim(-1, 1).float())
+
+
+def test_distillation_label_mixing_and_ignore():
+    C = 4
+    z = torch.randn(2, C, 6, 6, generator=torch.Generator().manual_seed(2))
+    y = random_labels((2, 6, 6), C, ignore_index=IGNORE, seed=5, blocky=False)
+    oh = one_hot(y, C, ignore_index=IGNORE)
+    full = distillation_targets(z, target=y, label_weight=1.0, ignore_index=IGNORE)
+    torch.testing.assert_close(full.soft, oh.soft)
+    assert torch.equal(full.mask, oh.mask)
+    w = 0.3
+    st = distillation_targets(z, temperature=2.0, target=y, label_weight=w, ignore_index=IGNORE)
+    assert_simplex(st, C)
+    torch.testing.assert_close(st.soft, ((1 - w) * torch.softmax(z / 2, 1) + w * oh.soft) * oh.mask[:, None])
+    # target without label weight: teacher probabilities, ignored pixels masked
+    st0 = distillation_targets(z, target=y, ignore_index=IGNORE)
+    torch.testing.assert_close(st0.soft, torch.softmax(z, 1) * oh.mask[:, None])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_distillation_and_pseudo_keep_logit_dtype(dtype):
+    z = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0)).to(dtype)
+    assert distillation_targets(z).soft.dtype == dtype
+    assert pseudo_labels(z, soft=False).soft.dtype == dtype
+    torch.testing.assert_close(distillation_targets(z).soft.sum(1).float(), torch.ones(1, 4, 4), atol=1e-2, rtol=0)
+
+
+def test_outputs_are_constants():
+    z = torch.randn(1, 3, 4, 4, requires_grad=True)
+    assert not distillation_targets(z).soft.requires_grad
+    assert not pseudo_labels(z).soft.requires_grad
+
+
+# ------------------------------------------------------------------ pseudo_labels
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
+def test_pseudo_label_threshold_mask(threshold):
+    z = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 2
+    p = torch.softmax(z, 1)
+    st = pseudo_labels(z, threshold=threshold)
+    torch.testing.assert_close(st.soft, p)
+    assert torch.equal(st.mask, p.max(1).values >= threshold)
+    hard = pseudo_labels(z, threshold=threshold, soft=False)
+    assert torch.equal(hard.soft, F.one_hot(p.argmax(1), 3).movedim(-1, 1).float())
+    assert torch.equal(hard.mask, st.mask)
+    if threshold == 0.0:
+        assert st.mask.all()
+
+
+def test_pseudo_labels_temperature_and_mask():
+    z = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(4)) * 3
+    st = pseudo_labels(z, temperature=2.0, threshold=0.6)
+    p = torch.softmax(z / 2, 1)
+    torch.testing.assert_close(st.soft, p)
+    assert torch.equal(st.mask, p.max(1).values >= 0.6)
+    keep = torch.rand(2, 5, 5, generator=torch.Generator().manual_seed(0)) > 0.3
+    sm = pseudo_labels(z, temperature=2.0, threshold=0.6, mask=keep)
+    assert torch.equal(sm.mask, st.mask & keep)
+    assert torch.all(sm.soft.movedim(1, -1)[~keep] == 0)
+    assert_simplex(pseudo_labels(z, mask=keep), 3)
+
+
+# ------------------------------------------------------------------ average_annotators
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 7), (1, 3, 4, 5)])
+def test_average_annotators_matches_numpy(shape):
+    C, A = 4, 3
+    masks = torch.stack([random_labels(shape, C, seed=a, ignore_index=IGNORE, p_ignore=0.4, blocky=False) for a in range(A)])
+    masks[:, 0, 0] = IGNORE  # a row nobody labelled
+    st = average_annotators(masks, C, ignore_index=IGNORE)
+    assert_simplex(st, C)
+    ref_soft, ref_mask = np_average_reference(masks.numpy(), C, IGNORE)
+    np.testing.assert_allclose(st.soft.numpy(), ref_soft, atol=1e-6)
+    np.testing.assert_array_equal(st.mask.numpy(), ref_mask)
+    assert not st.mask[0, 0].any()
+    listed = average_annotators(list(masks), C, ignore_index=IGNORE)
+    assert torch.equal(listed.soft, st.soft) and torch.equal(listed.mask, st.mask)
+
+
+def test_average_annotators_single_and_agreeing():
+    y = random_labels((2, 5, 5), 3, ignore_index=IGNORE)
+    oh = one_hot(y, 3, ignore_index=IGNORE)
+    for masks in ([y], [y, y, y]):
+        st = average_annotators(masks, 3, ignore_index=IGNORE, dtype=torch.float64)
+        assert st.soft.dtype == torch.float64
+        torch.testing.assert_close(st.soft, oh.soft.double())
+        assert torch.equal(st.mask, oh.mask)
+
+
+# ------------------------------------------------------------------ every builder keeps ignored pixels ignored
+
+
+@pytest.mark.parametrize("ignore_index", [255, -100])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda y, C, ig: one_hot(y, C, ignore_index=ig),
+        lambda y, C, ig: label_smoothing(y, C, 0.2, ignore_index=ig),
+        lambda y, C, ig: boundary_label_smoothing(y, C, 0.2, ignore_index=ig),
+        lambda y, C, ig: boundary_label_smoothing(y, C, 0.2, ignore_index=ig, spread="neighbourhood"),
+        lambda y, C, ig: distillation_targets(torch.randn(y.shape[0], C, *y.shape[1:]), target=y, label_weight=0.5, ignore_index=ig),
+        lambda y, C, ig: average_annotators([y, y], C, ignore_index=ig),
+        lambda y, C, ig: pseudo_labels(torch.randn(y.shape[0], C, *y.shape[1:]), mask=y != ig),
+    ],
+    ids=["one_hot", "ls", "bls", "bls-neigh", "kd", "annotators", "pseudo"],
+)
+def test_every_builder_keeps_ignored_pixels_ignored(build, ignore_index):
+    C = 5
+    y = random_labels((2, 8, 8), C, ignore_index=ignore_index, p_ignore=0.25, seed=7)
+    st = build(y, C, ignore_index)
+    assert_simplex(st, C)
+    assert not st.mask[y == ignore_index].any()
+    assert st.mask[y != ignore_index].all()
+
+
+# ------------------------------------------------------------------ bad input
+
+
+Y = torch.tensor([[0, 1], [2, 1]])
+Z = torch.zeros(1, 3, 2, 2)
+
+BAD_INPUTS = [
+    # (callable, exception, message regex)
+    (lambda: one_hot(Y.float(), 3), TypeError, r"`target` to hold integer class indices .* got dtype torch.float32"),
+    (lambda: one_hot(Y.bool(), 3), TypeError, r"`target` to hold integer .* torch.bool"),
+    (lambda: one_hot([[0, 1]], 3), TypeError, r"`target` to be a torch.Tensor .* got list"),
+    (lambda: one_hot(torch.tensor([0, 1]), 3), ValueError, r"`target` of shape \(B, \*spatial\) with at least 1 spatial dims, but got shape \(2,\)"),
+    (lambda: one_hot(torch.tensor([[0, 12]]), 11, ignore_index=255), ValueError,
+     r"Expected `target` values in \[0, 10\] or ignore_index=255, but got max 12"),
+    (lambda: one_hot(torch.tensor([[0, -3]]), 3), ValueError, r"`target` values in \[0, 2\], but got min -3"),
+    (lambda: one_hot(Y, 0), ValueError, r"`num_classes` to be a positive int, but got 0"),
+    (lambda: one_hot(Y, 3.0), TypeError, r"`num_classes` to be a positive int, but got 3.0"),
+    (lambda: one_hot(Y, True), TypeError, r"`num_classes` to be a positive int"),
+    (lambda: one_hot(Y, 3, ignore_index="void"), TypeError, r"`ignore_index` to be None or an int, but got 'void'"),
+    (lambda: one_hot(Y, 3, dtype=torch.int64), TypeError, r"`dtype` to be a floating torch.dtype, but got torch.int64"),
+    (lambda: label_smoothing(Y, 3, 1.5), ValueError, r"`epsilon` to be a float in \[0, 1\], but got 1.5"),
+    (lambda: label_smoothing(Y, 3, -0.1), ValueError, r"`epsilon` to be a float in \[0, 1\], but got -0.1"),
+    (lambda: label_smoothing(Y, 3, float("nan")), ValueError, r"`epsilon` to be a float in \[0, 1\], but got nan"),
+    (lambda: label_smoothing(Y, 3, "0.1"), TypeError, r"`epsilon` to be a float in \[0, 1\], but got '0.1'"),
+    (lambda: label_smoothing(Y, 3, 0.1, 255), TypeError, r"positional"),
+    (lambda: boundary_label_smoothing(Y[None], 3, 0.1, kernel_size=4), ValueError, r"`kernel_size` to be an odd int >= 3, but got 4"),
+    (lambda: boundary_label_smoothing(Y[None], 3, 0.1, kernel_size=1), ValueError, r"`kernel_size` to be an odd int >= 3, but got 1"),
+    (lambda: boundary_label_smoothing(Y[None], 3, 0.1, kernel_size=3.0), TypeError, r"`kernel_size` to be an odd int >= 3, but got 3.0"),
+    (lambda: boundary_label_smoothing(Y[None], 3, 0.1, kernel_size=(3, 3, 3)), ValueError,
+     r"`kernel_size` to be an int or a sequence of 2 ints .* but got \(3, 3, 3\)"),
+    (lambda: boundary_label_smoothing(Y[None], 3, 0.1, spread="gaussian"), ValueError,
+     r"`spread` to be one of \('uniform', 'neighbourhood'\), but got 'gaussian'"),
+    (lambda: boundary_label_smoothing(torch.zeros(1, 2, 2, 2, 2, dtype=torch.long), 3, 0.1), ValueError,
+     r"`target` of shape \(B, \*spatial\) with 1 to 3 spatial dims, but got shape \(1, 2, 2, 2, 2\)"),
+    (lambda: boundary_label_smoothing(Y[None], 2, 0.1), ValueError, r"`target` values in \[0, 1\], but got max 2"),
+    (lambda: distillation_targets(torch.zeros(1, 3, 2, 2, dtype=torch.long)), TypeError,
+     r"`teacher_logits` to be a floating-point tensor of logits, but got dtype torch.int64"),
+    (lambda: distillation_targets(torch.zeros(2, 3)), ValueError,
+     r"`teacher_logits` of shape \(B, C, \*spatial\) with at least 1 spatial dim, but got shape \(2, 3\)"),
+    (lambda: distillation_targets(Z, temperature=0), ValueError, r"`temperature` to be a positive float, but got 0"),
+    (lambda: distillation_targets(Z, temperature=float("inf")), ValueError, r"`temperature` to be a positive float, but got inf"),
+    (lambda: distillation_targets(Z, temperature=None), TypeError, r"`temperature` to be a positive float, but got None"),
+    (lambda: distillation_targets(Z, label_weight=0.5), ValueError, r"`target` .* when `label_weight` > 0, but got None"),
+    (lambda: distillation_targets(Z, target=Y[None], label_weight=2.0), ValueError, r"`label_weight` to be a float in \[0, 1\], but got 2.0"),
+    (lambda: distillation_targets(Z, target=torch.zeros(1, 3, 2, dtype=torch.long)), ValueError,
+     r"`target` of shape \(1, 2, 2\) .* but got shape \(1, 3, 2\)"),
+    (lambda: distillation_targets(Z, target=Y[None].float()), TypeError, r"`target` to hold integer class indices"),
+    (lambda: distillation_targets(Z, target=torch.full((1, 2, 2), 7)), ValueError, r"`target` values in \[0, 2\], but got max 7"),
+    (lambda: pseudo_labels(Z, threshold=1.2), ValueError, r"`threshold` to be a float in \[0, 1\], but got 1.2"),
+    (lambda: pseudo_labels(Z, soft="yes"), TypeError, r"`soft` to be a bool, but got 'yes'"),
+    (lambda: pseudo_labels(Z, temperature=-1.0), ValueError, r"`temperature` to be a positive float, but got -1.0"),
+    (lambda: pseudo_labels(Z, mask=torch.ones(1, 2, 2)), TypeError, r"`mask` to be None or a bool tensor, but got dtype torch.float32"),
+    (lambda: pseudo_labels(Z, mask=torch.ones(1, 3, 3, dtype=torch.bool)), ValueError,
+     r"`mask` of shape \(1, 2, 2\) .* but got shape \(1, 3, 3\)"),
+    (lambda: pseudo_labels(Z, 0.5), TypeError, r"positional"),
+    (lambda: average_annotators([], 3), ValueError, r"`masks` to hold at least one annotator, but got an empty sequence"),
+    (lambda: average_annotators(torch.zeros(0, 1, 2, 2, dtype=torch.long), 3), ValueError, r"`masks` to hold at least one annotator"),
+    (lambda: average_annotators("mask.png", 3), TypeError, r"`masks` to be an int tensor .* but got str"),
+    (lambda: average_annotators([Y, Y[:1]], 3), ValueError, r"every annotator in `masks` to have the same \(B, \*spatial\) shape"),
+    (lambda: average_annotators([Y, Y.float()], 3), TypeError, r"`masks\[1\]` to hold integer class indices"),
+    (lambda: average_annotators(Y, 3), ValueError,
+     r"`masks` of shape \(A, B, \*spatial\) with at least 1 spatial dim, but got shape \(2, 2\)"),
+    (lambda: average_annotators([Y, torch.tensor([[0, 1], [9, 1]])], 3), ValueError, r"`masks\[1\]` values in \[0, 2\], but got max 9"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", BAD_INPUTS, ids=[f"bad{i}" for i in range(len(BAD_INPUTS))])
+def test_bad_input_raises_with_message(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
