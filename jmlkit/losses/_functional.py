@@ -103,53 +103,124 @@ def _soft_backward(x: Tensor, y: Tensor, m: Tensor | None, a: Tensor, b: Tensor 
     return _to_logits(g, x, m, activation)
 
 
+# Fused kernels: written for torch.compile (no in-place scatter, one-hot as a comparison with an iota), they keep
+# the log-sum-exp instead of the probabilities and recompute x = exp(z - lse) in the backward pass, so the
+# compiler can fuse each pass into one or two loops over the logits.
+def _fused_probs(z: Tensor, lse: Tensor | None, activation: str | None) -> Tensor:
+    if activation == "softmax":
+        return torch.exp(z - lse)
+    if activation == "sigmoid":
+        return torch.sigmoid(z)
+    return z
+
+
+def _fused_hard_forward(z: Tensor, t: Tensor, m: Tensor | None, activation: str | None):
+    lse = torch.logsumexp(z, 1, keepdim=True) if activation == "softmax" else None
+    x = _fused_probs(z, lse, activation)
+    onehot = torch.arange(z.shape[1], device=z.device).view(1, -1, 1) == t.unsqueeze(1)
+    w = x.new_ones(()) if m is None else m.unsqueeze(1)
+    sx = (x * w).sum(2)
+    sxy = torch.where(onehot, x, 0.0).mul(w).sum(2)
+    sy = onehot.to(x.dtype).mul(w).sum(2)
+    return lse, sx, sy, sxy
+
+
+def _fused_hard_backward(z: Tensor, lse: Tensor | None, t: Tensor, m: Tensor | None, a: Tensor, b: Tensor,
+                         activation: str | None) -> Tensor:
+    x = _fused_probs(z, lse, activation)
+    onehot = torch.arange(z.shape[1], device=z.device).view(1, -1, 1) == t.unsqueeze(1)
+    g = a.unsqueeze(2) + torch.where(onehot, b.unsqueeze(2), 0.0)
+    return _fused_to_logits(g, x, m, activation)
+
+
+def _fused_to_logits(g: Tensor, x: Tensor, m: Tensor | None, activation: str | None) -> Tensor:
+    if m is not None:
+        g = g * m.unsqueeze(1)
+    if activation == "softmax":
+        return x * (g - (x * g).sum(1, keepdim=True))
+    if activation == "sigmoid":
+        return g * x * (1 - x)
+    return g
+
+
+def _fused_soft_forward(z: Tensor, y: Tensor, m: Tensor | None, activation: str | None, need_sxy: bool,
+                        need_sd: bool):
+    lse = torch.logsumexp(z, 1, keepdim=True) if activation == "softmax" else None
+    x = _fused_probs(z, lse, activation)
+    w = x.new_ones(()) if m is None else m.unsqueeze(1)
+    sx, sy = (x * w).sum(2), (y * w).sum(2)
+    sxy = (x * y * w).sum(2) if need_sxy else None
+    sd = ((x - y).abs() * w).sum(2) if need_sd else None
+    return lse, sx, sy, sxy, sd
+
+
+def _fused_soft_backward(z: Tensor, lse: Tensor | None, y: Tensor, m: Tensor | None, a: Tensor, b: Tensor | None,
+                         e: Tensor | None, activation: str | None) -> Tensor:
+    x = _fused_probs(z, lse, activation)
+    g = a.unsqueeze(2)
+    if e is not None:
+        g = g + e.unsqueeze(2) * torch.sign(x - y)
+    if b is not None:
+        g = g + b.unsqueeze(2) * y
+    return _fused_to_logits(g.expand_as(x), x, m, activation)
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(name: str) -> Callable:
-    """The fused (``torch.compile``) version of one dense kernel, compiled once per process on first use."""
-    fn = {"hard_forward": _hard_forward, "hard_backward": _hard_backward,
-          "soft_forward": _soft_forward, "soft_backward": _soft_backward}[name]
-    return torch.compile(fn, dynamic=False)
-
-
-def _kernel(name: str, fused: bool) -> Callable:
-    return _compiled(name) if fused else globals()[f"_{name}"]
+    """The ``torch.compile``-d kernel, compiled once per process (and per shape) on first use."""
+    return torch.compile(globals()[f"_fused_{name}"], dynamic=False)
 
 
 class _HardStats(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, t, m, activation, fused):
-        x, xt, sx, sy, sxy = _kernel("hard_forward", fused)(z, t, m, activation)
-        ctx.save_for_backward(x, xt, t, m)
+        if fused:
+            lse, sx, sy, sxy = _compiled("hard_forward")(z, t, m, activation)
+            ctx.save_for_backward(z, lse, t, m)
+        else:
+            x, xt, sx, sy, sxy = _hard_forward(z, t, m, activation)
+            ctx.save_for_backward(x, xt, t, m)
         ctx.activation, ctx.fused = activation, fused
         ctx.mark_non_differentiable(sy)
         return sx, sy, sxy
 
     @staticmethod
     def backward(ctx, g_sx, g_sy, g_sxy):
-        x, xt, t, m = ctx.saved_tensors
-        a = g_sx if g_sx is not None else x.new_zeros(x.shape[:2])
-        b = g_sxy if g_sxy is not None else x.new_zeros(x.shape[:2])
-        grad = _kernel("hard_backward", ctx.fused)(x, xt, t, m, a.contiguous(), b.contiguous(), ctx.activation)
+        first, second, t, m = ctx.saved_tensors
+        shape = first.shape[:2]
+        a = (g_sx if g_sx is not None else first.new_zeros(shape)).contiguous()
+        b = (g_sxy if g_sxy is not None else first.new_zeros(shape)).contiguous()
+        if ctx.fused:
+            grad = _compiled("hard_backward")(first, second, t, m, a, b, ctx.activation)
+        else:
+            grad = _hard_backward(first, second, t, m, a, b, ctx.activation)
         return grad, None, None, None, None
 
 
 class _SoftStats(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, y, m, activation, need_sxy, need_sd, fused):
-        x, sx, sy, sxy, sd = _kernel("soft_forward", fused)(z, y, m, activation, need_sxy, need_sd)
-        ctx.save_for_backward(x, y, m)
+        if fused:
+            lse, sx, sy, sxy, sd = _compiled("soft_forward")(z, y, m, activation, need_sxy, need_sd)
+            ctx.save_for_backward(z, lse, y, m)
+        else:
+            x, sx, sy, sxy, sd = _soft_forward(z, y, m, activation, need_sxy, need_sd)
+            ctx.save_for_backward(x, None, y, m)
         ctx.activation, ctx.fused, ctx.need = activation, fused, (need_sxy, need_sd)
         ctx.mark_non_differentiable(sy)
         return sx, sy, (sxy if need_sxy else sx.new_zeros(())), (sd if need_sd else sx.new_zeros(()))
 
     @staticmethod
     def backward(ctx, g_sx, g_sy, g_sxy, g_sd):
-        x, y, m = ctx.saved_tensors
+        first, lse, y, m = ctx.saved_tensors
         need_sxy, need_sd = ctx.need
-        a = g_sx if g_sx is not None else x.new_zeros(x.shape[:2])
+        a = (g_sx if g_sx is not None else first.new_zeros(first.shape[:2])).contiguous()
         b = g_sxy.contiguous() if (need_sxy and g_sxy is not None) else None
         e = g_sd.contiguous() if (need_sd and g_sd is not None) else None
-        grad = _kernel("soft_backward", ctx.fused)(x, y, m, a.contiguous(), b, e, ctx.activation)
+        if ctx.fused:
+            grad = _compiled("soft_backward")(first, lse, y, m, a, b, e, ctx.activation)
+        else:
+            grad = _soft_backward(first, y, m, a, b, e, ctx.activation)
         return grad, None, None, None, None, None, None
 
 
