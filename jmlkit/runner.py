@@ -965,6 +965,14 @@ def _print_list(notebooks: Sequence[Path]) -> None:
             print(f"    {name:<{width}} = {info['default']}{comment}")
 
 
+def _share_cores(jobs: int) -> None:
+    """Give each of the ``jobs`` kernels its share of the cores (kernels inherit the environment), so that parallel
+    notebooks do not oversubscribe the machine; a thread count the user set is kept."""
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+
+
 def main_run(argv: Sequence[str] | None = None) -> int:
     """Command line entry of ``jmlkit run``; returns the exit code.
 
@@ -1001,6 +1009,7 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         print(f"{len(runs)} run(s) -> {out}")
         return 0
 
+    _share_cores(args.jobs)
     results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
                             force=args.force, progress=args.progress)
     figures = collect_figures(results, args.figures)
