@@ -1,0 +1,49 @@
+"""Segmentation accuracy and calibration metrics, streaming and distributed.
+
+Streaming classes (``torchmetrics.Metric``: ``update``/``compute``/``reset``, correct under DDP):
+
+* :class:`SegmentationMetrics` -- Acc, mAcc, mIoU/mDice pooled over the data set (``_D``),
+  per image (``_I``) and per class over images (``_C``), worst-case mIoU, per-class IoU.
+* :class:`CalibrationMetrics` -- ECE (dataset and per image), RMSCE, MCE, adaptive ACE,
+  static class-wise SCE, Brier, NLL and the reliability table; optionally restricted to
+  the boundary band or the interior.
+* :class:`TopLabelCalibrationError` -- the top-label ECE alone (fast, tiny state).
+* :class:`BoundaryCalibration` -- calibration as a function of distance to the boundary.
+
+One-shot forms live in :mod:`jmlkit.metrics.functional`.
+
+Memory does not grow with the number of pixels: the state is a ``C x C`` confusion
+matrix, ``images x 3 x C`` per-image counts (for the ``_I``/``_C``/worst-case figures),
+a top-label histogram of ``fine_bins`` (10^4) bins, a ``C x n_bins`` class-wise histogram
+and ``images x 3`` per-image calibration errors. Sums are float64.
+
+Edge cases, defined everywhere (see :func:`~jmlkit.metrics.functional.segmentation_scores`
+and :func:`~jmlkit.metrics.functional.calibration_scores`): confidence 0 / 1 fall in the
+first / last bin; classes that never occur are NaN in the per-class vectors and left out of
+every mean; images with no valid pixel are left out of the per-image figures; a single pixel
+is a valid data set; with no valid pixel at all every figure is NaN and a ``UserWarning`` says why.
+Bad input raises ``ValueError`` (or ``TypeError`` for non-tensors) naming the argument.
+"""
+from jmlkit.metrics.calibration import BoundaryCalibration, CalibrationMetrics, TopLabelCalibrationError
+from jmlkit.metrics.functional import (
+    boundary_distance,
+    boundary_mask,
+    calibration_by_boundary_distance,
+    calibration_metrics,
+    segmentation_metrics,
+    top_label_calibration_error,
+)
+from jmlkit.metrics.segmentation import SegmentationMetrics
+
+__all__ = [
+    "SegmentationMetrics",
+    "CalibrationMetrics",
+    "TopLabelCalibrationError",
+    "BoundaryCalibration",
+    "segmentation_metrics",
+    "calibration_metrics",
+    "top_label_calibration_error",
+    "calibration_by_boundary_distance",
+    "boundary_mask",
+    "boundary_distance",
+]
