@@ -1,0 +1,436 @@
+"""Segmentation models: a small UNet for CPU classes and SMP architectures.
+
+Every model maps an image batch ``(B, C_in, H, W)`` to logits ``(B, K, H, W)``
+(``K = num_classes``, the same height and width as the input).
+
+* :class:`SmallUNet` is a plain UNet (BatchNorm, or GroupNorm with ``norm="group"`` so
+  that an image's output never depends on the rest of its batch) that trains in seconds on a CPU.
+* :func:`build_model` builds it or any architecture of
+  `segmentation-models-pytorch <https://github.com/qubvel-org/segmentation_models.pytorch>`_
+  (``unet``, ``unetplusplus``, ``fpn``, ``deeplabv3``, ``deeplabv3plus``,
+  ``segformer``, ``pspnet``, ``linknet``, ``manet``, ``pan``, ``upernet``, ``dpt``),
+  with randomly initialised encoders by default. Pretrained encoder weights are
+  taken from the local cache only: weights that are not there raise a
+  :class:`FileNotFoundError` at once instead of starting a download.
+* :data:`PRESETS` names the teacher and student models used by the recipes.
+
+Example:
+    >>> import torch
+    >>> from jmlkit.models import build_model
+    >>> model = build_model("small-unet", num_classes=3, in_channels=1, width=8, depth=2)
+    >>> model(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 3, 32, 32])
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "SMP_ARCHITECTURES",
+    "PRESETS",
+    "SmallUNet",
+    "build_model",
+    "build_preset",
+    "count_parameters",
+    "list_models",
+]
+
+#: Canonical SMP architecture names (lower case, as ``segmentation_models_pytorch.create_model`` spells them).
+SMP_ARCHITECTURES = (
+    "unet",
+    "unetplusplus",
+    "manet",
+    "linknet",
+    "fpn",
+    "pspnet",
+    "deeplabv3",
+    "deeplabv3plus",
+    "pan",
+    "upernet",
+    "segformer",
+    "dpt",
+)
+
+_SMALL_UNET_NAMES = ("smallunet", "small")
+
+#: Named models. Each entry is the keyword arguments of :func:`build_model` (without
+#: ``num_classes``/``in_channels``). The CPU pair (``teacher``/``student``) is what the
+#: quick recipes distil with; the ``smp-*`` pair is the GPU-sized one.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"arch": "small-unet", "width": 8, "depth": 2},
+    "student": {"arch": "small-unet", "width": 8, "depth": 3},
+    "small": {"arch": "small-unet", "width": 16, "depth": 3},
+    "teacher": {"arch": "small-unet", "width": 32, "depth": 3},
+    "smp-student": {"arch": "unet", "encoder": "resnet18"},
+    "smp-teacher": {"arch": "unet", "encoder": "resnet50"},
+    "unet-resnet18": {"arch": "unet", "encoder": "resnet18"},
+    "deeplabv3plus-resnet50": {"arch": "deeplabv3plus", "encoder": "resnet50"},
+    "segformer-mit_b0": {"arch": "segformer", "encoder": "mit_b0"},
+}
+
+
+def _norm_name(name: str) -> str:
+    key = name.lower().replace("+", "plus").replace("-", "").replace("_", "").strip()
+    if key.startswith("smp") and key != "smp":
+        key = key[3:]
+    return key
+
+
+def list_models() -> list[str]:
+    """Names accepted as ``arch`` by :func:`build_model`: architectures, then presets.
+
+    >>> "small-unet" in list_models() and "deeplabv3plus" in list_models() and "teacher" in list_models()
+    True
+    """
+    return ["small-unet", *SMP_ARCHITECTURES, *PRESETS]
+
+
+def _groups(channels: int) -> int:
+    for g in (8, 4, 2, 1):
+        if channels % g == 0:
+            return g
+    return 1  # pragma: no cover
+
+
+_NORMS = ("batch", "group", "none")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(_groups(channels), channels)
+    return nn.Identity()
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, dropout: float = 0.0, norm: str = "batch") -> None:
+        bias = norm == "none"
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=bias),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=bias),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class SmallUNet(nn.Module):
+    r"""A small UNet: ``depth`` down-sampling levels, widths ``width·2^l``, BatchNorm or GroupNorm.
+
+    Encoder level ``l`` (``0..depth``) is two 3×3 conv–norm–ReLU layers with
+    ``width·2^l`` channels, with 2×2 max-pooling between levels; the decoder upsamples
+    (nearest neighbour, to the skip's exact size, so any ``H, W`` work), concatenates the
+    skip connection and applies two more conv layers; a 1×1 conv gives the logits.
+
+    Args:
+        num_classes: number of output channels ``K``.
+        in_channels: number of input channels ``C_in``.
+        width: channels of the first level (``8`` or ``16`` train in seconds on a CPU).
+        depth: number of down-sampling steps (``H`` and ``W`` need not be divisible by ``2^depth``).
+        dropout: ``Dropout2d`` probability at the bottleneck (``0`` by default; note that
+            dropout draws random numbers during training).
+        norm: ``"batch"`` (BatchNorm: learns fastest; the default), ``"group"`` (GroupNorm: an
+            image's output never depends on the rest of its batch, so distributed training on CPU,
+            where BatchNorm cannot be synchronised, matches a single process exactly) or ``"none"``.
+
+    Shape:
+        input ``(B, C_in, H, W)`` → logits ``(B, K, H, W)``.
+
+    Example:
+        >>> import torch
+        >>> net = SmallUNet(num_classes=4, in_channels=3, width=8, depth=2)
+        >>> net(torch.randn(1, 3, 30, 30)).shape
+        torch.Size([1, 4, 30, 30])
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        *,
+        width: int = 16,
+        depth: int = 3,
+        dropout: float = 0.0,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if norm not in _NORMS:
+            raise ValueError(f"Expected `norm` to be one of {_NORMS}, but got {norm!r}.")
+        _check_pos_int("num_classes", num_classes)
+        _check_pos_int("in_channels", in_channels)
+        _check_pos_int("width", width)
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            raise ValueError(f"Expected `depth` to be a non-negative int, but got {depth!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"Expected `dropout` to be in [0, 1), but got {dropout!r}.")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.width = width
+        self.depth = depth
+        self.norm = norm
+        widths = [width * 2**level for level in range(depth + 1)]
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for level, w in enumerate(widths):
+            self.down.append(_DoubleConv(cin, w, dropout if level == depth else 0.0, norm))
+            cin = w
+        self.up = nn.ModuleList()
+        for level in range(depth - 1, -1, -1):
+            self.up.append(_DoubleConv(widths[level + 1] + widths[level], widths[level], norm=norm))
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Expected input of shape (B, {self.in_channels}, H, W), but got {tuple(x.shape)}."
+            )
+        skips = []
+        for level, block in enumerate(self.down):
+            if level > 0:
+                x = F.max_pool2d(x, 2, ceil_mode=True)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``.
+
+    >>> count_parameters(torch.nn.Linear(3, 2))
+    8
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _check_pos_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"Expected `{name}` to be a positive int, but got {value!r}.")
+
+
+# ----------------------------------------------------------------------------- pretrained weights
+
+
+def _is_weights_file(weights: str) -> bool:
+    return os.path.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
+
+
+def _load_state_file(path: str) -> dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Encoder weights file {path!r} does not exist.")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path, device="cpu")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    return dict(state)
+
+
+def _missing_weights_error(encoder: str, weights: str, where: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"Pretrained weights {weights!r} for encoder {encoder!r} are not in the local cache ({where}), "
+        "and jmlkit never downloads them during a run. Either train from scratch with "
+        "`encoder_weights=None`, download them once while online (e.g. `python -c \"import "
+        f"segmentation_models_pytorch as smp; smp.Unet('{encoder}', encoder_weights='{weights}')\"` "
+        "with HF_HUB_OFFLINE unset), or pass a local file as `encoder_weights='/path/to/encoder.pth'` "
+        "(a state dict of the encoder, .pth/.pt/.safetensors)."
+    )
+
+
+def _check_cached(encoder: str, weights: str) -> None:
+    """Raise FileNotFoundError unless the weights SMP would download are already cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if encoder.startswith("tu-"):
+        import timm
+
+        name = encoder[3:]
+        try:
+            cfg = timm.models.get_pretrained_cfg(name)
+        except Exception:  # noqa: BLE001 - unknown names: let SMP/timm raise their own error
+            cfg = None
+        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        if hub_id:
+            for filename in ("model.safetensors", "pytorch_model.bin"):
+                if isinstance(try_to_load_from_cache(hub_id, filename), str):
+                    return
+            raise _missing_weights_error(encoder, str(weights), f"Hugging Face hub cache, repo {hub_id!r}")
+        raise _missing_weights_error(encoder, str(weights), "no Hugging Face hub id known for it")
+
+    from segmentation_models_pytorch.encoders import encoders as smp_encoders
+
+    if encoder not in smp_encoders:
+        raise ValueError(
+            f"Expected `encoder` to be one of segmentation_models_pytorch's encoders "
+            f"(e.g. 'resnet18', 'resnet50', 'mit_b0', 'tu-<timm name>'), but got {encoder!r}."
+        )
+    settings = smp_encoders[encoder]["pretrained_settings"]
+    if weights not in settings:
+        raise ValueError(
+            f"Expected `encoder_weights` for encoder {encoder!r} to be None, a local file or one of "
+            f"{sorted(settings)}, but got {weights!r}."
+        )
+    repo_id, revision = settings[weights]["repo_id"], settings[weights].get("revision")
+    for filename in ("config.json", "model.safetensors"):
+        if not isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str):
+            raise _missing_weights_error(encoder, weights, f"Hugging Face hub cache, repo {repo_id!r}")
+
+
+@contextlib.contextmanager
+def _offline_hub():
+    """Make SMP's ``hf_hub_download`` calls local-only while building a model."""
+    import segmentation_models_pytorch.encoders as smp_enc
+
+    original = getattr(smp_enc, "hf_hub_download", None)
+    if original is None:  # pragma: no cover - other SMP versions
+        yield
+        return
+
+    def local_only(*args: Any, **kwargs: Any) -> Any:
+        kwargs["local_files_only"] = True
+        return original(*args, **kwargs)
+
+    smp_enc.hf_hub_download = local_only
+    try:
+        yield
+    finally:
+        smp_enc.hf_hub_download = original
+
+
+# ----------------------------------------------------------------------------- factory
+
+
+def build_model(
+    arch: str = "small-unet",
+    encoder: str | None = None,
+    num_classes: int | None = None,
+    in_channels: int = 3,
+    *,
+    encoder_weights: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a segmentation model that maps ``(B, in_channels, H, W)`` to logits ``(B, num_classes, H, W)``.
+
+    Args:
+        arch: ``"small-unet"`` (:class:`SmallUNet`), an SMP architecture (``"unet"``,
+            ``"fpn"``, ``"deeplabv3plus"`` or ``"deeplabv3+"``, ``"segformer"``, …; a ``"smp-"``
+            prefix is allowed), or a preset name from :data:`PRESETS` (``"teacher"``,
+            ``"student"``, ``"smp-student"``, …) whose settings ``kwargs`` may override.
+        encoder: SMP encoder name (``None``: ``"resnet18"``, or the preset's; ignored by the small UNet).
+        num_classes: number of classes ``K`` (required).
+        in_channels: input channels.
+        encoder_weights: ``None`` (random initialisation, the default), the name of SMP
+            pretrained weights (``"imagenet"``; used only if already in the local Hugging Face
+            cache, else :class:`FileNotFoundError`), or a path to a local state-dict file of the encoder.
+        **kwargs: further arguments of the architecture (``width``, ``depth``, ``dropout`` for
+            the small UNet; e.g. ``decoder_channels`` for SMP models).
+
+    Example:
+        >>> m = build_model("fpn", "resnet18", num_classes=5, in_channels=1)
+        >>> m(torch.zeros(1, 1, 64, 64)).shape
+        torch.Size([1, 5, 64, 64])
+        >>> build_model("student", num_classes=11, in_channels=1).width
+        8
+    """
+    if not isinstance(arch, str):
+        raise TypeError(f"Expected `arch` to be a str, but got {type(arch).__name__}.")
+    if num_classes is None:
+        raise ValueError("Expected `num_classes` to be a positive int, but got None.")
+    _check_pos_int("num_classes", num_classes)
+    _check_pos_int("in_channels", in_channels)
+    if arch in PRESETS:
+        settings = copy.deepcopy(PRESETS[arch])
+        preset_arch = settings.pop("arch")
+        preset_encoder = encoder if encoder is not None else settings.pop("encoder", None)
+        settings.pop("encoder", None)
+        settings.update(kwargs)
+        return build_model(
+            preset_arch,
+            preset_encoder,
+            num_classes,
+            in_channels,
+            encoder_weights=encoder_weights,
+            **settings,
+        )
+    key = _norm_name(arch)
+    if key in _SMALL_UNET_NAMES:
+        if encoder_weights is not None:
+            raise ValueError(
+                f"Expected `encoder_weights` to be None for arch 'small-unet' (it has no "
+                f"pretrained encoder), but got {encoder_weights!r}."
+            )
+        return SmallUNet(num_classes, in_channels, **kwargs)
+    if key not in SMP_ARCHITECTURES:
+        raise ValueError(f"Expected `arch` to be one of {list_models()}, but got {arch!r}.")
+    if encoder is None:
+        encoder = "resnet18"
+    if not isinstance(encoder, str):
+        raise TypeError(f"Expected `encoder` to be a str for arch {arch!r}, but got {encoder!r}.")
+
+    import segmentation_models_pytorch as smp
+
+    weights_file = None
+    hub_weights = None
+    if encoder_weights is not None:
+        if not isinstance(encoder_weights, str):
+            raise TypeError(
+                f"Expected `encoder_weights` to be None or a str, but got {type(encoder_weights).__name__}."
+            )
+        if _is_weights_file(encoder_weights):
+            weights_file = encoder_weights
+            _load_state_file(weights_file)  # fail early if missing
+        else:
+            _check_cached(encoder, encoder_weights)
+            hub_weights = encoder_weights
+    if weights_file is not None:
+        model = smp.create_model(key, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=num_classes, **kwargs)
+        model.encoder.load_state_dict(_load_state_file(weights_file))
+        if in_channels != 3:
+            model.encoder.set_in_channels(in_channels, pretrained=True)
+        return model
+    if encoder.startswith("tu-"):
+        if hub_weights is not None:
+            # timm reads HF_HUB_OFFLINE at call time through huggingface_hub; we checked the cache.
+            hub_weights = True  # type: ignore[assignment]
+    with _offline_hub():
+        try:
+            return smp.create_model(
+                key,
+                encoder_name=encoder,
+                encoder_weights=hub_weights,
+                in_channels=in_channels,
+                classes=num_classes,
+                **kwargs,
+            )
+        except KeyError as err:  # SMP reports unknown encoders with KeyError
+            raise ValueError(f"Expected `encoder` to be a valid SMP encoder name, but got {encoder!r}: {err}") from None
+
+
+def build_preset(name: str, *, num_classes: int, in_channels: int = 3, **overrides: Any) -> nn.Module:
+    """Build the named model of :data:`PRESETS` (``overrides`` replace its settings).
+
+    >>> build_preset("tiny", num_classes=2, in_channels=1).depth
+    2
+    """
+    if name not in PRESETS:
+        raise ValueError(f"Expected `name` to be one of {sorted(PRESETS)}, but got {name!r}.")
+    return build_model(name, num_classes=num_classes, in_channels=in_channels, **overrides)
