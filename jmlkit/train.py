@@ -281,7 +281,7 @@ class TrainConfig:
             batch_size=16,
             lr=3e-3,
         )
-        return cls.from_dict(_merge(base, overrides))
+        return cls.from_dict(_merge(_for_dataset(base, overrides), overrides))
 
     @classmethod
     def full(cls, **overrides: Any) -> TrainConfig:
@@ -301,13 +301,20 @@ class TrainConfig:
             lr=1e-3,
             eval_batch_size=128,
         )
-        return cls.from_dict(_merge(base, overrides))
+        return cls.from_dict(_merge(_for_dataset(base, overrides), overrides))
 
     @classmethod
     def from_profile(cls, profile: str, **overrides: Any) -> TrainConfig:
         """:meth:`quick` or :meth:`full` by name."""
         _choice("profile", profile, _PROFILES)
         return cls.quick(**overrides) if profile == "quick" else cls.full(**overrides)
+
+
+def _for_dataset(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile's ``dataset_kwargs`` belong to its data set: another data set starts from its own defaults."""
+    if overrides.get("dataset", base["dataset"]) != base["dataset"]:
+        return {**base, "dataset_kwargs": {}}
+    return base
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
