@@ -5,7 +5,8 @@
 Each round times every loss once, interleaved with cross-entropy, so that a slow spell of a shared machine hits
 all of them; the reported ratio is that of the fastest times over the rounds. Peak memory is the peak of the
 resident set on CPU (measured per loss in a fresh subprocess with ``--memory``) or ``torch.cuda.max_memory_allocated``
-on a GPU. ``--reference`` adds segmentation-models-pytorch's JaccardLoss, DiceLoss and LovaszLoss for scale.
+on a GPU (sampled every 0.5 ms, with glibc's mmap threshold lowered so that freed tensors leave the resident set;
+the gradient of the logits, which every loss must produce, is included). ``--reference`` adds segmentation-models-pytorch's JaccardLoss, DiceLoss and LovaszLoss for scale.
 """
 from __future__ import annotations
 
@@ -67,24 +68,42 @@ def time_once(fn, z, t, y, device) -> float:
 
 
 def peak_memory(name: str, args) -> float:
-    """Peak RSS growth (MB) of one forward + backward, in a fresh subprocess."""
+    """Peak resident-memory growth (MB) during one forward + backward, in a fresh subprocess."""
     cmd = [sys.executable, __file__, "--memory", name, "--shape", *map(str, args.shape), "--threads", str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    if args.no_validate:
+        cmd.append("--no-validate")
+    # glibc then serves every large tensor with mmap and returns it on free, so RSS follows live memory
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()
     return float(out[-1])
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def memory_main(name: str, args) -> None:
-    import resource
+    import threading
 
     device = torch.device("cpu")
     cases = make_cases(fused=False, reference=True, validate=not args.no_validate)
     cases["ce (hard)"] = ("hard", lambda z, t, y: F.cross_entropy(z, t))
     z, t, y = inputs(args.shape, device)
     zz = z.detach().requires_grad_()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base, peak, stop = _rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
     cases[name][1](zz, t, y).backward()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)
+    stop.set()
+    thread.join()
+    print(max(peak[0], _rss_mb()) - base)
 
 
 def main() -> None:

@@ -401,11 +401,11 @@ def region_loss(stats: Stats, score_fn: Callable[[Stats, float], Tensor], *, cla
 
 # --------------------------------------------------------------------------------------------- front door
 def prepare(logits: Tensor, target: Tensor, mask: Tensor | None, *, mode: str, ignore_index: int | None,
-            validate_args: bool) -> tuple[Tensor, Tensor]:
+            validate_args: bool, fused: bool = False) -> tuple[Tensor, Tensor]:
     """Check the inputs and bring binary targets to ``(B, 1, *spatial)``."""
     if validate_args:
         V.check_logits(logits, mode)
-        V.check_target(target, logits, mode, ignore_index, validate_values=True)
+        V.check_target(target, logits, mode, ignore_index, validate_values=True, fused=fused)
         V.check_mask(mask, logits)
     if mode == BINARY_MODE and target.ndim == logits.ndim - 1:
         target = target.unsqueeze(1)
@@ -424,7 +424,8 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
                         threshold=threshold, class_weights=class_weights, ignore_index=ignore_index)
     if classes is None:
         classes = "present" if mode == MULTICLASS_MODE else "all"
-    logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
+    logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args,
+                             fused=fused)
     stats = region_statistics(logits, target, mask, mode=mode, from_logits=from_logits, ignore_index=ignore_index,
                               need=need, fused=fused,
                               presence_threshold=threshold if classes == "present" else None)

@@ -1,6 +1,7 @@
 """Argument and tensor checks for the losses: errors that name the argument, what was expected and what was given."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,7 +87,7 @@ def check_logits(logits: Any, mode: str) -> None:
 
 
 def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int | None, *,
-                 validate_values: bool, sum_tol: float = 1e-3) -> None:
+                 validate_values: bool, sum_tol: float = 1e-3, fused: bool = False) -> None:
     """Shape, dtype and (when ``validate_values``) value checks of a hard or soft target."""
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"Expected argument `target` to be a torch.Tensor, but got {type(target).__name__}.")
@@ -117,17 +118,32 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
         raise ValueError(
             f"Expected argument `target` (probabilities) of shape {shape} like the logits, but got {tuple(target.shape)}.")
     if validate_values and target.numel():
-        lo, hi = torch.aminmax(target.detach())
+        lo, hi, err = soft_target_summary(target.detach(), multiclass=mode == MULTICLASS_MODE, fused=fused)
         if not (lo >= 0 and hi <= 1):
             raise ValueError(
                 f"Expected argument `target` (soft labels) with values in [0, 1], but got values in "
                 f"[{float(lo):.4g}, {float(hi):.4g}].")
-        if mode == MULTICLASS_MODE:
-            err = (target.detach().sum(1, dtype=torch.float32) - 1).abs().max()
-            if err > sum_tol:
-                raise ValueError(
-                    "Expected argument `target` (soft labels, multiclass) to sum to 1 over the class dimension 1, "
-                    f"but a pixel's sum is off by {float(err):.4g} (tolerance {sum_tol}).")
+        if err > sum_tol:
+            raise ValueError(
+                "Expected argument `target` (soft labels, multiclass) to sum to 1 over the class dimension 1, "
+                f"but a pixel's sum is off by {float(err):.4g} (tolerance {sum_tol}).")
+
+
+def _soft_target_summary(y: torch.Tensor, multiclass: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(min, max, largest |sum over classes - 1|) of a soft target; the last is 0 unless ``multiclass``."""
+    lo, hi = torch.aminmax(y)
+    err = (y.sum(1, dtype=torch.float32) - 1).abs().amax() if multiclass else y.new_zeros((), dtype=torch.float32)
+    return lo, hi, err
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_summary():
+    return torch.compile(_soft_target_summary, dynamic=False)
+
+
+def soft_target_summary(y: torch.Tensor, *, multiclass: bool, fused: bool = False):
+    """The numbers the soft-target checks need; ``fused`` reads the target once in a compiled kernel."""
+    return (_compiled_summary() if fused else _soft_target_summary)(y, multiclass)
 
 
 def check_mask(mask: Any, logits: torch.Tensor) -> None:
