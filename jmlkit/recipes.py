@@ -158,6 +158,10 @@ def profile_config(profile: str, **overrides: Any) -> TrainConfig:
         ValueError: Expected `profile` to be one of ('smoke', 'quick', 'full'), but got 'fast'.
     """
     options = json.loads(json.dumps(PROFILES[_check_profile(profile)]))
+    if overrides.get("dataset") not in (None, options["dataset"]):
+        options["dataset_kwargs"] = {}  # the profile's scene settings belong to DigitScenes
+        if overrides["dataset"] in ("voc", "cityscapes"):
+            options["eval_split"] = "val"  # their test labels are not public
     for key, value in overrides.items():
         if value is None:
             continue
@@ -865,9 +869,10 @@ def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: st
     return fig
 
 
-def target_panel(labels, num_classes: int, epsilon: float, *, kernel_size: int = 3, max_images: int = 2):
+def target_panel(labels, num_classes: int, epsilon: float, *, kernel_size: int = 3, max_images: int = 2,
+                 ignore_index: int | None = None):
     """What the network is asked to predict: the probability of the labelled class under hard labels,
-    uniform label smoothing and boundary label smoothing (one row per image).
+    uniform label smoothing and boundary label smoothing (one row per image; ``ignore_index`` pixels blank).
 
     Example:
         >>> import torch
@@ -885,16 +890,20 @@ def target_panel(labels, num_classes: int, epsilon: float, *, kernel_size: int =
         labels = labels[None]
     labels = labels[:max_images]
     rows = [
-        ("hard", T.one_hot(labels, num_classes)),
-        ("uniform LS", T.label_smoothing(labels, num_classes, epsilon)),
-        ("boundary LS", T.boundary_label_smoothing(labels, num_classes, epsilon, kernel_size=kernel_size)),
+        ("hard", T.one_hot(labels, num_classes, ignore_index=ignore_index)),
+        ("uniform LS", T.label_smoothing(labels, num_classes, epsilon, ignore_index=ignore_index)),
+        ("boundary LS", T.boundary_label_smoothing(labels, num_classes, epsilon, kernel_size=kernel_size,
+                                                   ignore_index=ignore_index)),
     ]
+    valid = rows[0][1].mask
+    shown = torch.where(valid, labels, torch.zeros_like(labels))
     fig = Figure(figsize=(9.5, 2.4 * labels.shape[0] + 0.3), layout="constrained")
     axes = np.asarray(fig.subplots(labels.shape[0], 4, squeeze=False))
     for r in range(labels.shape[0]):
-        axes[r, 0].imshow(labels[r].numpy(), cmap="tab20", vmin=0, vmax=19, interpolation="nearest")
+        axes[r, 0].imshow(np.ma.masked_where(~valid[r].numpy(), labels[r].numpy()), cmap="tab20", vmin=0, vmax=19,
+                          interpolation="nearest")
         for c, (name, st) in enumerate(rows, start=1):
-            p_y = st.soft[r].gather(0, labels[r][None]).squeeze(0).numpy()
+            p_y = np.ma.masked_where(~valid[r].numpy(), st.soft[r].gather(0, shown[r][None]).squeeze(0).numpy())
             im = axes[r, c].imshow(p_y, cmap="viridis", vmin=1 - epsilon, vmax=1.0, interpolation="nearest")
         for c, name in enumerate(["label"] + [f"{n}: p(y)" for n, _ in rows]):
             if r == 0:

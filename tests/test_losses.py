@@ -354,6 +354,20 @@ def test_module_rejects_unknown_option():
         L.get_loss("focal")
 
 
+def test_soft_target_sums_are_checked_on_valid_pixels_only():
+    """jmlkit.targets gives ignored pixels an all-zero soft vector: with the mask, that is not an error."""
+    from jmlkit.targets import label_smoothing
+
+    t = torch.randint(0, 3, (2, 4))
+    t[0, 0] = 255
+    soft, mask = label_smoothing(t, 3, 0.1, ignore_index=255)
+    z = torch.randn(2, 3, 4)
+    for fused in (False, True):
+        assert torch.isfinite(L.jaccard_metric_loss(z, soft, mask, fused=fused))
+    with pytest.raises(ValueError, match="sum to 1"):
+        L.jaccard_metric_loss(z, soft)
+
+
 def test_validation_can_be_switched_off():
     z = torch.randn(2, 3, 4)
     y = torch.full((2, 3, 4), 0.5)  # does not sum to 1: accepted without validation

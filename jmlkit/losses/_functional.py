@@ -405,8 +405,8 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None, *, mode: str, i
     """Check the inputs and bring binary targets to ``(B, 1, *spatial)``."""
     if validate_args:
         V.check_logits(logits, mode)
-        V.check_target(target, logits, mode, ignore_index, validate_values=True, fused=fused)
         V.check_mask(mask, logits)
+        V.check_target(target, logits, mode, ignore_index, validate_values=True, fused=fused, mask=mask)
     if mode == BINARY_MODE and target.ndim == logits.ndim - 1:
         target = target.unsqueeze(1)
     if mode != MULTICLASS_MODE and not target.is_floating_point() and ignore_index is None:

@@ -87,7 +87,8 @@ def check_logits(logits: Any, mode: str) -> None:
 
 
 def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int | None, *,
-                 validate_values: bool, sum_tol: float = 1e-3, fused: bool = False) -> None:
+                 validate_values: bool, sum_tol: float = 1e-3, fused: bool = False,
+                 mask: torch.Tensor | None = None) -> None:
     """Shape, dtype and (when ``validate_values``) value checks of a hard or soft target."""
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"Expected argument `target` to be a torch.Tensor, but got {type(target).__name__}.")
@@ -118,7 +119,7 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
         raise ValueError(
             f"Expected argument `target` (probabilities) of shape {shape} like the logits, but got {tuple(target.shape)}.")
     if validate_values and target.numel():
-        lo, hi, err = soft_target_summary(target.detach(), multiclass=mode == MULTICLASS_MODE, fused=fused)
+        lo, hi, err = soft_target_summary(target.detach(), mask, multiclass=mode == MULTICLASS_MODE, fused=fused)
         if not (lo >= 0 and hi <= 1):
             raise ValueError(
                 f"Expected argument `target` (soft labels) with values in [0, 1], but got values in "
@@ -129,11 +130,18 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
                 f"but a pixel's sum is off by {float(err):.4g} (tolerance {sum_tol}).")
 
 
-def _soft_target_summary(y: torch.Tensor, multiclass: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(min, max, largest |sum over classes - 1|) of a soft target; the last is 0 unless ``multiclass``."""
+def _soft_target_summary(y: torch.Tensor, mask: torch.Tensor | None,
+                         multiclass: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(min, max, largest |sum over classes - 1| over the pixels that count) of a soft target; the last is 0
+    unless ``multiclass``. Pixels outside ``mask`` may hold anything in [0, 1] (e.g. the zeros of
+    :mod:`jmlkit.targets` at ignored pixels)."""
     lo, hi = torch.aminmax(y)
-    err = (y.sum(1, dtype=torch.float32) - 1).abs().amax() if multiclass else y.new_zeros((), dtype=torch.float32)
-    return lo, hi, err
+    if not multiclass:
+        return lo, hi, y.new_zeros((), dtype=torch.float32)
+    off = (y.sum(1, dtype=torch.float32) - 1).abs()
+    if mask is not None:
+        off = off * mask
+    return lo, hi, off.amax()
 
 
 @functools.lru_cache(maxsize=None)
@@ -141,9 +149,11 @@ def _compiled_summary():
     return torch.compile(_soft_target_summary, dynamic=False)
 
 
-def soft_target_summary(y: torch.Tensor, *, multiclass: bool, fused: bool = False):
+def soft_target_summary(y: torch.Tensor, mask: torch.Tensor | None = None, *, multiclass: bool, fused: bool = False):
     """The numbers the soft-target checks need; ``fused`` reads the target once in a compiled kernel."""
-    return (_compiled_summary() if fused else _soft_target_summary)(y, multiclass)
+    if mask is not None and tuple(mask.shape) != (y.shape[0],) + tuple(y.shape[2:]):
+        mask = None  # a wrong mask is reported by check_mask
+    return (_compiled_summary() if fused else _soft_target_summary)(y, mask, multiclass)
 
 
 def check_mask(mask: Any, logits: torch.Tensor) -> None:
