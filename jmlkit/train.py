@@ -154,6 +154,7 @@ class TrainConfig:
     ssl_soft: bool = _opt(True, "soft (probabilities) or hard (one-hot) pseudo-labels (labels=ssl)")
     ssl_weight: float = _opt(1.0, "weight lambda of the unlabelled loss (labels=ssl)")
     ssl_temperature: float = _opt(1.0, "temperature of the pseudo-label softmax (labels=ssl)")
+    ssl_warmup: float = _opt(0.0, "fraction of all steps trained on the labelled data alone before pseudo-labels start (labels=ssl)")
     ema_decay: float = _opt(0.99, "EMA decay of the mean teacher (ssl_method=ema)")
     unlabeled_batch_size: int | None = _opt(None, "batch size of unlabelled data (default: batch_size)")
     # --- loss
@@ -207,7 +208,7 @@ class TrainConfig:
             raise ValueError(f"Expected `num_workers` to be a non-negative int, but got {self.num_workers!r}.")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"Expected `seed` to be a non-negative int, but got {self.seed!r}.")
-        for name in ("epsilon", "kd_label_weight", "ssl_threshold", "warmup"):
+        for name in ("epsilon", "kd_label_weight", "ssl_threshold", "warmup", "ssl_warmup"):
             _unit(name, getattr(self, name))
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ValueError(f"Expected `ema_decay` to be in [0, 1), but got {self.ema_decay!r}.")
@@ -1151,6 +1152,8 @@ def _fit(
         return loss_fn(logits, target, mask=mask)
 
     history: list[dict[str, Any]] = []
+    # pseudo-labels of a network that has not learnt anything yet are noise: start them after a warm-up
+    ssl_start = int(math.ceil(config.ssl_warmup * total_steps))
     l_iter = _Cycle(loader)
     u_iter = _Cycle(u_loader) if u_loader is not None else None
     step = 0
@@ -1162,7 +1165,7 @@ def _fit(
         for _ in bar:
             batch = l_iter.next()
             images = batch["image"].to(device, non_blocking=True)
-            if config.labels == "ssl":
+            if config.labels == "ssl" and step >= ssl_start:
                 assert u_iter is not None
                 u_images = u_iter.next()["image"].to(device, non_blocking=True)
                 weak = _weak_view(u_images, aug_gen)

@@ -180,6 +180,16 @@ def test_kd_with_zero_teacher_weight_equals_hard_labels(teacher):
         torch.testing.assert_close(p_kd, p_hard, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_ssl_before_its_warmup_is_labelled_training():
+    """Until ``ssl_warmup`` of the steps, a semi-supervised run is exactly a labelled-only run."""
+    hard = fit(tiny(labels="hard", labeled_fraction=0.5), progress=False)
+    ssl = fit(tiny(labels="ssl", labeled_fraction=0.5, ssl_warmup=1.0), progress=False)
+    torch.testing.assert_close(ssl.history.train_loss.tolist(), hard.history.train_loss.tolist(), rtol=1e-6, atol=1e-6)
+    assert math.isclose(ssl.metrics["mIoU_D"], hard.metrics["mIoU_D"], rel_tol=1e-6, abs_tol=1e-6)
+    started = fit(tiny(labels="ssl", labeled_fraction=0.5, ssl_warmup=0.0), progress=False)
+    assert started.history.train_loss.tolist() != hard.history.train_loss.tolist()
+
+
 def test_kd_teacher_from_run_folder(tmp_path):
     teacher_run = fit(tiny(epochs=1, out=str(tmp_path / "teacher")), progress=False)
     student = fit(tiny(labels="kd", teacher=str(teacher_run.run_dir), epochs=1, out=str(tmp_path / "kd")), progress=False)
