@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: env
-	$(PY) -m jmlkit run --profile quick --jobs 2 --out runs/quick --figures figures/quick
+	$(PY) -m jmlkit run --profile quick --jobs 2 --timeout 1200 --out runs/quick --figures figures/quick
 
 test: env
 	$(PY) -m pytest -n 2 --dist loadgroup

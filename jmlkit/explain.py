@@ -735,6 +735,28 @@ def _show_png(data: bytes) -> None:
     display(Image(data=data, format="png"))
 
 
+#: Environment variable that marks a batch run (set by ``jmlkit run`` and the test suite): no live front end.
+HEADLESS_ENV = "JMLKIT_HEADLESS"
+
+
+def headless() -> bool:
+    """True in batch runs (``JMLKIT_HEADLESS=1``), where widgets have no front end to talk to.
+
+    The explorers then return a note instead of a widget: with no front end, a widget only adds comm messages
+    to the kernel's traffic, and under papermill we saw a widget cell lose its reply now and then (the
+    notebook hung). The static figures of the same cells are drawn either way.
+    """
+    import os
+
+    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+def _headless_note(what: str) -> Any:
+    from IPython.display import Markdown
+
+    return Markdown(f"*Batch run: the {what} appears when this notebook is opened in JupyterLab.*")
+
+
 def curve_explorer(*, target: float = 0.3, grid: int = 201, losses: Sequence[str] = LOSSES, smooth: float = 0.0,
                    step: float = 0.01, dpi: int = 80) -> Any:
     """An ``ipywidgets.interactive`` with a slider for the target of :func:`plot_loss_curves`; display it.
@@ -742,6 +764,8 @@ def curve_explorer(*, target: float = 0.3, grid: int = 201, losses: Sequence[str
     One figure is built and updated in place on each move (see :func:`seconds_per_update` for the cost). The
     figure for the initial value is drawn when the widget is built, so a headless run renders it once.
     """
+    if headless():
+        return _headless_note("slider of the target")
     import ipywidgets as widgets
 
     plot = CurvePlot(loss_curves(target, grid=grid, losses=losses, smooth=smooth))
@@ -758,6 +782,8 @@ def surface_explorer(*, target: Sequence[float] = (0.3, 0.7), grid: int = 61, ar
                      losses: Sequence[str] = LOSSES, smooth: float = 0.0, step: float = 0.05, dpi: int = 80) -> Any:
     """An ``ipywidgets.interactive`` with two sliders (``y1``, ``y2``) for :func:`plot_loss_surfaces`; the maps
     update when a slider is released. The figure for the initial values is drawn when the widget is built."""
+    if headless():
+        return _headless_note("two sliders of the target")
     import ipywidgets as widgets
 
     def compute(y1: float, y2: float) -> SurfaceResult:

@@ -971,6 +971,7 @@ def _share_cores(jobs: int) -> None:
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
+    os.environ.setdefault("JMLKIT_HEADLESS", "1")  # no front end: notebooks skip their live widgets
 
 
 def main_run(argv: Sequence[str] | None = None) -> int:

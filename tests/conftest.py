@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("JMLKIT_HEADLESS", "1")  # notebooks executed by the tests have no widget front end
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -216,14 +216,22 @@ def test_figures_and_in_place_updates():
     assert len(E.plot_triangle(E.triangle_check(50)).axes) == 1
 
 
-def test_explorers_build_and_respond():
+def test_explorers_build_and_respond(monkeypatch):
     pytest.importorskip("ipywidgets")
+    monkeypatch.setenv(E.HEADLESS_ENV, "0")  # as in JupyterLab
     w = E.curve_explorer(target=0.3, grid=11)
     w.children[0].value = 0.6                      # a slider move runs the update without error
     assert w.children[0].value == 0.6
     s = E.surface_explorer(target=(0.3, 0.7), grid=7, arrow_grid=3)
     s.children[1].value = 0.2
     assert [c.description for c in s.children[:2]] == ["target y1", "target y2"]
+
+
+def test_explorers_are_notes_in_batch_runs(monkeypatch):
+    monkeypatch.setenv(E.HEADLESS_ENV, "1")
+    assert E.headless()
+    for note in (E.curve_explorer(target=0.3, grid=11), E.surface_explorer(target=(0.3, 0.7), grid=7)):
+        assert "JupyterLab" in note.data
 
 
 def test_seconds_per_update_reports_positive_times():
