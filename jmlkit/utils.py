@@ -75,10 +75,15 @@ def write_metrics(output_dir: str | os.PathLike, metrics: Mapping[str, Any], nam
 def save_figure(fig: Any, output_dir: str | os.PathLike, name: str, *, formats: tuple[str, ...] = ("png", "svg"),
                 dpi: int = 120) -> list[Path]:
     """Save a matplotlib figure as ``output_dir/name.png`` and ``.svg`` (the batch runner collects both)."""
+    import matplotlib
+
     out = output_folder(output_dir)
     paths = []
     for fmt in formats:
         path = out / f"{name}.{fmt}"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        # no date and fixed element ids: the same figure gives the same file, so reruns leave git clean
+        metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+        with matplotlib.rc_context({"svg.hashsalt": "jmlkit"}):
+            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
