@@ -347,6 +347,16 @@ def test_bad_input_names_the_argument(bad, exc, match):
         L.jaccard_metric_loss(args["logits"], args["target"], bad.get("mask"), **kwargs)
 
 
+@pytest.mark.parametrize("bad,exc,match", [b for b in BAD if "variant" not in b[0]])
+def test_compound_loss_checks_its_inputs(bad, exc, match):
+    """The region loss checks the inputs of both terms (the cross-entropy does not check them twice)."""
+    args = dict(logits=torch.randn(2, 3, 4), target=torch.randint(0, 3, (2, 4)))
+    kwargs = {k: v for k, v in bad.items() if k not in ("logits", "target", "mask")}
+    args.update({k: v for k, v in bad.items() if k in ("logits", "target")})
+    with pytest.raises(exc, match=match):
+        CompoundLoss("jml", **kwargs)(args["logits"], args["target"], bad.get("mask"))
+
+
 def test_module_rejects_unknown_option():
     with pytest.raises(TypeError, match="unknown option"):
         JaccardMetricLoss(reduction="mean")

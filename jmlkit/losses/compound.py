@@ -70,7 +70,9 @@ class CompoundLoss(nn.Module):
         V.check_number("ce_weight", ce_weight, low=0.0)
         V.check_number("region_weight", region_weight, low=0.0)
         self.ce_weight, self.region_weight = float(ce_weight), float(region_weight)
-        self.ce = CrossEntropyLoss(mode=mode, ignore_index=ignore_index, validate_args=validate_args)
+        # a named region loss checks the same logits, target and mask: the cross-entropy need not check them again
+        named = isinstance(region_loss, str) and self.region_weight > 0
+        self.ce = CrossEntropyLoss(mode=mode, ignore_index=ignore_index, validate_args=validate_args and not named)
         if isinstance(region_loss, str):
             region_loss = get_loss(region_loss, mode=mode, ignore_index=ignore_index, validate_args=validate_args,
                                    **region_options)
@@ -79,9 +81,9 @@ class CompoundLoss(nn.Module):
         self.region = region_loss
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-        loss = logits.sum() * 0.0
+        terms = []
+        if self.region_weight:  # first: it checks the inputs for both terms
+            terms.append(self.region_weight * self.region(logits, target, mask))
         if self.ce_weight:
-            loss = loss + self.ce_weight * self.ce(logits, target, mask)
-        if self.region_weight:
-            loss = loss + self.region_weight * self.region(logits, target, mask)
-        return loss
+            terms.append(self.ce_weight * self.ce(logits, target, mask))
+        return sum(terms[1:], terms[0]) if terms else logits.sum() * 0.0
