@@ -1,0 +1,188 @@
+"""Files that jmlkit writes: atomic writes, run folders and their completion marker, metrics and figures.
+
+Every file is written aside and renamed into place (:func:`atomic_write`), so a reader never sees a
+half-written file, even after ``kill -9``. A run folder is named ``<name>__seed<k>``
+(:func:`run_folder_name`, :func:`parse_run_folder_name`) and is *complete* only when its marker
+file :data:`DONE_FILE`, written last, says so (:func:`mark_done`, :func:`read_done`).
+
+Example:
+    >>> import tempfile, json
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = write_metrics(d, {"mIoU_D": 0.5, "ECE_D": float("nan")})
+    >>> json.loads((d / "metrics.json").read_text())
+    {'ECE_D': None, 'mIoU_D': 0.5}
+    >>> run_folder_name("ce_hard", 2), parse_run_folder_name("ce_hard__seed2")
+    ('ce_hard__seed2', ('ce_hard', 2))
+"""
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DONE_FILE",
+    "atomic_write",
+    "atomic_write_text",
+    "atomic_torch_save",
+    "jsonable",
+    "write_json",
+    "write_metrics",
+    "output_folder",
+    "save_figure",
+    "run_folder_name",
+    "parse_run_folder_name",
+    "mark_done",
+    "read_done",
+]
+
+#: The completion marker of a run folder, written last (JSON: at least ``{"hash": ...}``).
+DONE_FILE = "recipe.json"
+
+_RUN_NAME_RE = re.compile(r"^(?P<config>.+)__seed(?P<seed>\d+)$")
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
+
+    The folder is created if needed. An interrupted write leaves the old file (or none), never a
+    partial one, and no temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """:func:`atomic_write` of a text."""
+    return atomic_write(path, text)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through :func:`atomic_write`."""
+    import torch
+
+    buffer = _io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, buffer.getvalue())
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tensors, numpy values and data frames turned into JSON types; NaN becomes ``None``.
+
+    >>> import torch
+    >>> jsonable({"a": torch.tensor([1.0, 2.0]), "b": np.float32(0.5), "c": float("nan")})
+    {'a': [1.0, 2.0], 'b': 0.5, 'c': None}
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        torch = None
+    if torch is not None and isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = value.item() if value.numel() == 1 else value.tolist()
+        return jsonable(value)
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return jsonable(value.item())
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
+        return jsonable(value.to_dict(orient="list"))
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> Path:
+    """``data`` (through :func:`jsonable`) as indented JSON, atomically."""
+    return atomic_write(path, json.dumps(jsonable(data), indent=2, sort_keys=sort_keys))
+
+
+def write_metrics(output_dir: str | os.PathLike, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
+    """Write headline metrics as JSON (tensors and numpy scalars become numbers, NaN becomes null), atomically.
+
+    The batch runner reads ``metrics.json`` of each notebook run into its summary.
+    """
+    return write_json(Path(output_dir) / name, dict(metrics), sort_keys=True)
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Create (if needed) and return the folder as an absolute :class:`~pathlib.Path`."""
+    out = Path(path).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_figure(fig: Any, output_dir: str | os.PathLike, name: str, *, formats: tuple[str, ...] = ("png", "svg"),
+                dpi: int = 120) -> list[Path]:
+    """Save a matplotlib figure as ``output_dir/name.png`` and ``.svg`` (the batch runner collects both).
+
+    The files are reproducible: no date in the SVG and fixed element ids, so the same figure gives
+    the same bytes and a rerun leaves git clean.
+    """
+    import matplotlib
+
+    out = output_folder(output_dir)
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+        with matplotlib.rc_context({"svg.hashsalt": "jmlkit"}):
+            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        paths.append(path)
+    return paths
+
+
+def run_folder_name(name: str, seed: int) -> str:
+    """``<name>__seed<seed>``: the one naming of a training run's folder."""
+    from jmlkit._checks import check_int, check_str
+
+    check_str("name", name)
+    return f"{name}__seed{check_int('seed', seed, low=0)}"
+
+
+def parse_run_folder_name(name: str) -> tuple[str, int] | None:
+    """``(name, seed)`` of a folder named by :func:`run_folder_name`, else ``None``."""
+    match = _RUN_NAME_RE.match(str(name))
+    if match is None:
+        return None
+    return match["config"], int(match["seed"])
+
+
+def mark_done(folder: str | os.PathLike, **info: Any) -> Path:
+    """Write the completion marker of a run folder (last, atomically) with ``info`` in it."""
+    return write_json(Path(folder) / DONE_FILE, info)
+
+
+def read_done(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The completion marker's content, or ``None`` when the folder is not complete."""
+    try:
+        data = json.loads((Path(folder) / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

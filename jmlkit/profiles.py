@@ -1,0 +1,153 @@
+"""The one table of run profiles: ``smoke``, ``quick`` and ``full``.
+
+Every consumer reads :data:`PROFILES`: ``python -m jmlkit train --profile P``
+(:meth:`jmlkit.engine.TrainConfig.from_profile`), ``python -m jmlkit run --profile P`` (the
+``profile`` parameter it passes to each notebook) and the notebooks themselves (their recipes,
+seeds, sweep values, grid sizes). "quick" therefore means the same thing everywhere.
+
+=========  ===========================================================================  =============
+profile    training runs (digit scenes; :mod:`jmlkit.data`)                             seeds
+=========  ===========================================================================  =============
+``smoke``  16 one-digit scenes of 16×16 px, ``tiny`` UNet, 1 epoch: seconds (tests)     ``[seed]``
+``quick``  256 one-digit scenes of 16×16 px, ``small`` UNet, 20 epochs: 10–25 s a run  ``[seed]``
+``full``   1,000 scenes of 32×32 px (1–3 digits), ``small`` UNet, 15 epochs            ``[0, 1, 2]``
+=========  ===========================================================================  =============
+
+Each profile also holds the sweep values of the result notebooks (``epsilon`` in 02, labelled
+``fraction`` in 04), the teacher and student models of 03, the grid sizes of notebook 01's loss
+geometry (``lessons``) and the brain-slice settings of notebook 05 (``soft_labels``).
+
+Smoke and quick runs use one CPU thread each (``num_threads=1``): two notebooks side by side on
+two cores then do not fight over threads.
+
+Example:
+    >>> PROFILES["quick"]["train"]["model"], profile_seeds("full"), sweep_values("epsilon", "quick")
+    ('small', [0, 1, 2], [0.0, 0.1, 0.3])
+    >>> get_profile("fast")
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `profile` to be one of ('smoke', 'quick', 'full'), but got 'fast'.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from jmlkit._checks import check_choice, check_int, check_int_list
+
+__all__ = [
+    "PROFILES",
+    "PROFILE_NAMES",
+    "get_profile",
+    "train_options",
+    "profile_seeds",
+    "sweep_values",
+    "model_for",
+    "lesson_settings",
+    "soft_label_settings",
+]
+
+_DIGITS_16 = {"size": 16, "digit_size": [12, 16], "digits_per_scene": [1, 1], "in_channels": 3}
+_DIGITS_32 = {"size": 32, "digit_size": [12, 16], "in_channels": 3}
+
+#: The profiles. ``train``: :class:`~jmlkit.engine.TrainConfig` options of every training run;
+#: ``seeds``: the default seeds (``None``: the notebook's ``seed`` alone); ``sweeps``: default values
+#: of each sweep; ``models``: teacher and student of the distillation notebook; ``lessons``: grid
+#: sizes of notebook 01; ``soft_labels``: image size and schedule of notebook 05's brain slices.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "train": dict(dataset="digits", dataset_kwargs=_DIGITS_16, model="tiny", train_limit=16, eval_limit=8,
+                      epochs=1, batch_size=8, lr=3e-3, val_split=None, eval_batch_size=8, num_threads=1),
+        "seeds": None,
+        "sweeps": {"epsilon": [0.0, 0.2], "fraction": [0.25, 0.5]},
+        "models": {"teacher": "tiny", "student": "tiny"},
+        "lessons": dict(grid_1d=51, grid_2d=21, arrow_grid=7, race_steps=30, triples=300, timing_repeats=1),
+        "soft_labels": dict(size=32, model="tiny", epochs=1, batch_size=8, lr=1e-2, train_limit=16, eval_limit=8),
+    },
+    "quick": {
+        "train": dict(dataset="digits", dataset_kwargs=_DIGITS_16, model="small", train_limit=256, eval_limit=64,
+                      epochs=20, batch_size=16, lr=2e-3, val_split=None, num_threads=1),
+        "seeds": None,
+        "sweeps": {"epsilon": [0.0, 0.1, 0.3], "fraction": [1 / 16, 1 / 4]},
+        "models": {"teacher": "small", "student": "student"},
+        "lessons": dict(grid_1d=201, grid_2d=61, arrow_grid=11, race_steps=400, triples=10_000, timing_repeats=5),
+        "soft_labels": dict(size=48, model="tiny", epochs=30, batch_size=8, lr=1e-2, train_limit=None, eval_limit=None),
+    },
+    "full": {
+        "train": dict(dataset="digits", dataset_kwargs=_DIGITS_32, model="small", train_limit=None, eval_limit=None,
+                      epochs=15, batch_size=16, lr=2e-3, val_split=None, eval_batch_size=128),
+        "seeds": [0, 1, 2],
+        "sweeps": {"epsilon": [0.0, 0.05, 0.1, 0.2, 0.3], "fraction": [1 / 16, 1 / 8, 1 / 4]},
+        "models": {"teacher": "teacher", "student": "student"},
+        "lessons": dict(grid_1d=1001, grid_2d=121, arrow_grid=15, race_steps=2000, triples=200_000, timing_repeats=10),
+        "soft_labels": dict(size=64, model="small", epochs=120, batch_size=8, lr=3e-3, train_limit=None, eval_limit=None),
+    },
+}
+
+#: Profile names, lightest first.
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+
+
+def get_profile(profile: str) -> dict[str, Any]:
+    """A deep copy of one profile's table (so callers may change it freely)."""
+    check_choice("profile", profile, PROFILE_NAMES)
+    return copy.deepcopy(PROFILES[profile])
+
+
+def train_options(profile: str) -> dict[str, Any]:
+    """The :class:`~jmlkit.engine.TrainConfig` options of a profile (a copy)."""
+    return get_profile(profile)["train"]
+
+
+def profile_seeds(profile: str, seeds: Sequence[int] | int | None = None, *, seed: int = 0) -> list[int]:
+    """Seeds to run: ``seeds`` when given, else the profile's (``[0, 1, 2]`` in full, ``[seed]`` otherwise).
+
+    >>> profile_seeds("quick", seed=3), profile_seeds("full"), profile_seeds("full", [5])
+    ([3], [0, 1, 2], [5])
+    """
+    default = get_profile(profile)["seeds"]
+    if seeds is None:
+        seeds = [check_int("seed", seed, low=0)] if default is None else default
+    elif not isinstance(seeds, bool) and isinstance(seeds, int):
+        seeds = [seeds]
+    return check_int_list("seeds", seeds, low=0, unique=True)
+
+
+def sweep_values(name: str, profile: str, values: Sequence[float] | None = None) -> list[float]:
+    """``values`` when given, else the profile's default values of sweep ``name`` (``"epsilon"``, ``"fraction"``).
+
+    >>> sweep_values("epsilon", "full", [0.2])
+    [0.2]
+    """
+    sweeps = get_profile(profile)["sweeps"]
+    check_choice("name", name, tuple(sweeps))
+    out = list(sweeps[name] if values is None else values)
+    if not out:
+        raise ValueError(f"Expected a non-empty list of {name} values, but got {values!r}.")
+    return out
+
+
+def model_for(role: str, profile: str, model: str | None = None) -> str:
+    """``model`` when given, else the profile's ``"teacher"`` or ``"student"`` model of notebook 03.
+
+    >>> model_for("teacher", "quick"), model_for("student", "full"), model_for("student", "quick", "tiny")
+    ('small', 'student', 'tiny')
+    """
+    models = get_profile(profile)["models"]
+    check_choice("role", role, tuple(models))
+    return models[role] if model is None else model
+
+
+def lesson_settings(profile: str) -> dict[str, int]:
+    """Grid sizes, race length and number of random triples of notebook 01 in a profile.
+
+    >>> lesson_settings("smoke")["race_steps"]
+    30
+    """
+    return get_profile(profile)["lessons"]
+
+
+def soft_label_settings(profile: str) -> dict[str, Any]:
+    """Image size, model and schedule of notebook 05's brain-slice runs in a profile."""
+    return get_profile(profile)["soft_labels"]
