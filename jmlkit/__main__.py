@@ -24,9 +24,10 @@ Train a segmentation model with hard, smoothed (ls), distilled (kd), semi-superv
 soft labels, evaluate it on the test split and write the run folder OUT (config.json,
 history.csv, metrics.json with mIoU_D, ECE_D, ...; model.pt).
 
-Options start from the profile (--profile quick: a small UNet on 64x64 digit scenes, seconds
-per epoch on a CPU; full: SMP Unet-ResNet18 on all scenes, for a GPU), then a --config JSON
-file, then the options given here. Under `torchrun --nproc_per_node=N -m jmlkit train ...`
+Options start from the profile of jmlkit.profiles, the same table the notebooks use (--profile
+smoke: seconds, for tests; quick: a small UNet on 256 one-digit 16x16 scenes, 20 epochs; full: a
+small UNet on 1,000 32x32 scenes of 1-3 digits, 15 epochs), then a --config JSON file, then the
+options given here. Under `torchrun --nproc_per_node=N -m jmlkit train ...`
 the run uses DistributedDataParallel (gloo on CPU, NCCL on GPUs); only rank 0 writes.
 """
 
@@ -130,52 +131,42 @@ def _metavar(annotation: str) -> str:
 
 
 def _train_parser(prog: str = "python -m jmlkit train") -> argparse.ArgumentParser:
-    from jmlkit.train import TrainConfig
+    from jmlkit.engine.config import SECTIONS, TrainConfig
+    from jmlkit.engine.objectives import label_modes
+    from jmlkit.profiles import PROFILE_NAMES
 
     parser = argparse.ArgumentParser(
         prog=prog, description=_TRAIN_DESCRIPTION, epilog=_TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="preset of every default (default: quick)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
+                        help="profile of jmlkit.profiles that sets every default (default: quick)")
     parser.add_argument("--config", metavar="FILE", help="JSON file of TrainConfig options (e.g. a run's config.json)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    quick = TrainConfig.quick()
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    sections = {
-        "dataset": "data", "model": "model", "labels": "labels", "loss": "loss", "epochs": "optimisation", "seed": "runtime",
-    }
-    group = parser
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in sections:
-            title = sections[f.name]
-            group = groups.setdefault(title, parser.add_argument_group(title))
-        cast, is_bool = _field_type(str(f.type))
-        flag = "--" + f.name.replace("_", "-")
-        names = [flag]
-        if f.name == "out":
-            names.append("-o")
-        if f.name == "model":
-            names.append("--arch")
-        default = getattr(quick, f.name)
-        shown = json.dumps(default) if isinstance(default, dict) else default
-        help_text = f"{f.metadata.get('help', '')} (quick default: {shown})".replace("%", "%%")
-        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
-        if is_bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = cast
-            if "choices" in f.metadata:
-                kwargs["choices"] = f.metadata["choices"]
-            if "choices" not in f.metadata:
-                kwargs["metavar"] = _METAVARS.get(f.name) or _metavar(str(f.type))
-        group.add_argument(*names, **kwargs)
+    quick = TrainConfig.from_profile("quick")
+    for section in SECTIONS:  # one argument group per config section
+        group = parser.add_argument_group(section.title)
+        for f in dataclasses.fields(section):
+            cast, is_bool = _field_type(str(f.type))
+            names = ["--" + f.name.replace("_", "-")] + {"out": ["-o"], "model": ["--arch"]}.get(f.name, [])
+            default = getattr(quick, f.name)
+            shown = json.dumps(default) if isinstance(default, dict) else default
+            help_text = f"{f.metadata.get('help', '')} (quick default: {shown})".replace("%", "%%")
+            kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
+            if is_bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif "choices" in f.metadata or f.name == "labels":
+                kwargs.update(type=cast, choices=f.metadata.get("choices") or label_modes())
+            else:
+                kwargs.update(type=cast, metavar=_METAVARS.get(f.name) or _metavar(str(f.type)))
+            group.add_argument(*names, **kwargs)
     return parser
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jmlkit train``: parse options, run :func:`jmlkit.train.fit`, print the metrics."""
-    from jmlkit.train import TrainConfig, fit
+    """``python -m jmlkit train``: parse options, run :func:`jmlkit.engine.fit`, print the metrics."""
+    from jmlkit.engine import TrainConfig, fit
 
     parser = _train_parser()
     args = vars(parser.parse_args(list(argv) if argv is not None else None))
@@ -192,7 +183,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--config {config_file}: {err}")
     overrides.update(args)
     try:
-        config = TrainConfig.from_profile(profile, **overrides)
+        config = TrainConfig.from_profile(profile, keep_none=True, **overrides)
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     result = fit(config, progress=progress and not quiet)

@@ -1,5 +1,38 @@
-"""Training engine (being split into config, objectives, loop, evaluation, checkpoints, distributed)."""
-from jmlkit.engine.loop import *  # noqa: F401,F403
-from jmlkit.engine.loop import (LABEL_MODES, FitResult, Prediction, TrainConfig, evaluate, fit, load_checkpoint,  # noqa: F401
-                                load_run, lr_factor, make_dataset, make_loss, predict, save_checkpoint)
-from jmlkit.engine.loop import _resolve_device as resolve_device  # noqa: F401
+"""Training engine: one :func:`fit` for every label mode.
+
+============================  =====================================================================
+module                        owns
+============================  =====================================================================
+:mod:`~.config`               :class:`TrainConfig`, in sections (data, model, labels, loss,
+                              optimisation, runtime) whose fields carry their own checks
+:mod:`~.objectives`           one objective per label mode (:class:`Hard`, :class:`Smoothing`,
+                              :class:`Distillation`, :class:`SoftLabels`, :class:`SemiSupervised`),
+                              registered by name
+:mod:`~.loop`                 :func:`fit`: the loop, the run folder
+:mod:`~.evaluation`           :func:`evaluate` (accuracy + calibration), :func:`predict`
+:mod:`~.checkpoints`          ``model.pt`` and reading a run folder back
+:mod:`~.data`                 data sets by name, the labelled subset, loaders
+:mod:`~.optim`                loss by name, AdamW, the learning-rate schedule
+:mod:`~.distributed`          DistributedDataParallel under ``torchrun``
+:mod:`~.runtime`              device choice, threads, determinism, autocast, seeding
+============================  =====================================================================
+"""
+from jmlkit.engine.checkpoints import load_checkpoint, load_run, save_checkpoint
+from jmlkit.engine.config import SECTIONS, TrainConfig
+from jmlkit.engine.data import make_dataset
+from jmlkit.engine.evaluation import Prediction, evaluate, predict
+from jmlkit.engine.loop import FitResult, fit
+from jmlkit.engine.objectives import (OBJECTIVES, Distillation, Hard, Objective, ObjectiveContext, SemiSupervised,
+                                      Smoothing, SoftLabels, build_objective, label_modes, register_objective)
+from jmlkit.engine.optim import lr_factor, make_loss
+from jmlkit.engine.runtime import resolve_device
+
+#: The label modes known when jmlkit was imported (a registered objective adds one: :func:`label_modes`).
+LABEL_MODES = label_modes()
+
+__all__ = [
+    "TrainConfig", "SECTIONS", "fit", "FitResult", "evaluate", "predict", "Prediction",
+    "load_checkpoint", "save_checkpoint", "load_run", "make_dataset", "make_loss", "lr_factor", "resolve_device",
+    "Objective", "ObjectiveContext", "Hard", "Smoothing", "Distillation", "SoftLabels", "SemiSupervised",
+    "OBJECTIVES", "register_objective", "label_modes", "build_objective", "LABEL_MODES",
+]

@@ -1,49 +1,61 @@
-"""Tests of jmlkit.train: every label mode, determinism, KD == hard, run folders, evaluate/predict, CLI."""
+"""Tests of jmlkit.engine: config sections, objectives (what each feeds the loss), every label mode,
+determinism, run folders, evaluate/predict, the command line."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from jmlkit.train import (
+from jmlkit.engine import (
     LABEL_MODES,
+    OBJECTIVES,
+    SECTIONS,
     FitResult,
+    Hard,
+    ObjectiveContext,
     TrainConfig,
+    build_objective,
     evaluate,
     fit,
     load_checkpoint,
     load_run,
     lr_factor,
     predict,
+    register_objective,
 )
+from jmlkit.profiles import PROFILE_NAMES, PROFILES
 
-#: A run of a few seconds: 32 grey scenes of 32x32, the tiny UNet, one thread (xdist runs 2 workers).
+#: 32x32 grey scenes of one or two 16-px digits.
+SCENES = {"size": 32, "digit_size": 16, "digits_per_scene": [1, 2], "in_channels": 1, "blur": 0.0, "noise": 0.02}
+#: A run of a few seconds: 32 scenes, the tiny UNet, one thread (xdist runs 2 workers).
 TINY = dict(
     dataset="digits",
-    dataset_kwargs={"num_scenes": 32},  # merged into the quick profile's 32x32 grey scenes
+    dataset_kwargs={**SCENES, "num_scenes": 32},
     model="tiny",
     epochs=2,
     batch_size=8,
     lr=5e-3,
     val_split=None,
+    eval_limit=256,
     eval_batch_size=32,
     num_threads=1,
 )
 
 
 def tiny(**overrides) -> TrainConfig:
-    return TrainConfig.quick(**{**TINY, **overrides})
+    return TrainConfig(**{**TINY, **overrides})
 
 
 class _OneHotScenes(Dataset):
@@ -69,15 +81,44 @@ class _OneHotScenes(Dataset):
 # ----------------------------------------------------------------------------- config
 
 
-def test_config_roundtrip_and_profiles():
-    cfg = TrainConfig.quick(labels="kd", teacher="runs/t", loss_kwargs={"ce_weight": 0.5})
-    again = TrainConfig.from_dict(json.loads(cfg.to_json()))
-    assert again == cfg
-    assert TrainConfig.full().model == "unet-resnet18"
-    # *_kwargs overrides merge into the profile's
-    assert TrainConfig.quick(dataset_kwargs={"noise": 0.1}).dataset_kwargs == {**TrainConfig().dataset_kwargs, "noise": 0.1}
-    assert TrainConfig.quick() == TrainConfig()
-    assert TrainConfig.from_profile("quick") == TrainConfig.quick()
+def test_config_roundtrip_and_sections():
+    cfg = TrainConfig(labels="kd", teacher="runs/t", loss_kwargs={"ce_weight": 0.5})
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert TrainConfig.from_dict(cfg.sections()) == cfg  # the nested form reads back too
+    # every field belongs to exactly one section, in the flat order
+    names = [f.name for section in SECTIONS for f in dataclasses.fields(section)]
+    assert names == list(cfg.to_dict()) and len(set(names)) == len(names)
+    assert TrainConfig.section_of("kd_temperature") == "labels" and TrainConfig.section_of("lr") == "optimisation"
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_profile_is_read_from_the_one_table(profile):
+    cfg = TrainConfig.from_profile(profile)
+    for key, value in PROFILES[profile]["train"].items():
+        assert getattr(cfg, key) == value, key
+    # *_kwargs overrides merge into the profile's; None overrides keep the profile's value
+    merged = TrainConfig.from_profile(profile, dataset_kwargs={"noise": 0.1}, epochs=None)
+    assert merged.dataset_kwargs == {**PROFILES[profile]["train"]["dataset_kwargs"], "noise": 0.1}
+    assert merged.epochs == PROFILES[profile]["train"]["epochs"]
+    assert TrainConfig.from_profile(profile, keep_none=True, val_split=None).val_split is None
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_cli_profile_is_the_notebooks_profile(profile, monkeypatch):
+    """`jmlkit train --profile P` trains exactly what the notebooks' profile P trains."""
+    import jmlkit.engine
+    from jmlkit.__main__ import main
+
+    seen = []
+
+    def fake_fit(config, **kwargs):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(jmlkit.engine, "fit", fake_fit)
+    with pytest.raises(SystemExit):
+        main(["train", "--profile", profile, "--quiet"])
+    assert seen == [TrainConfig.from_profile(profile)]
 
 
 @pytest.mark.parametrize(
@@ -86,20 +127,30 @@ def test_config_roundtrip_and_profiles():
         (dict(labels="smooth"), ValueError, "`labels`"),
         (dict(epsilon=1.5), ValueError, "`epsilon`"),
         (dict(epochs=0), ValueError, "`epochs`"),
-        (dict(batch_size=2.5), ValueError, "`batch_size`"),
+        (dict(batch_size=2.5), TypeError, "`batch_size`"),
         (dict(schedule="step"), ValueError, "`schedule`"),
         (dict(ssl_method="meanteacher"), ValueError, "`ssl_method`"),
         (dict(labeled_fraction=0.0), ValueError, "`labeled_fraction`"),
         (dict(kd_temperature=0), ValueError, "`kd_temperature`"),
         (dict(lr=-1.0), ValueError, "`lr`"),
+        (dict(lr="0.1"), TypeError, "`lr`"),
         (dict(boundary_kernel=4), ValueError, "`boundary_kernel`"),
         (dict(dataset_kwargs=[1]), TypeError, "`dataset_kwargs`"),
         (dict(amp="yes"), TypeError, "`amp`"),
+        (dict(ignore_index=1.5), TypeError, "`ignore_index`"),
+        (dict(seed=-1), ValueError, "`seed`"),
     ],
 )
 def test_config_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         TrainConfig(**kwargs)
+
+
+def test_config_takes_numpy_and_tensor_scalars_as_plain_numbers():
+    cfg = TrainConfig(epochs=np.int64(3), lr=torch.tensor(0.01, dtype=torch.float64), epsilon=np.float32(0.25))
+    assert (cfg.epochs, cfg.lr, cfg.epsilon) == (3, 0.01, 0.25)
+    assert type(cfg.epochs) is int and type(cfg.lr) is float
+    json.dumps(cfg.to_dict())  # plain JSON
 
 
 def test_config_unknown_key():
@@ -116,6 +167,165 @@ def test_lr_schedule():
     cos = [lr_factor(s, total, warmup=0.0, schedule="cosine") for s in range(total)]
     assert cos[0] == 1.0 and math.isclose(cos[50], 0.5) and cos[-1] < 0.01
     assert lr_factor(50, total, warmup=0.0, schedule="constant") == 1.0
+
+
+# ----------------------------------------------------------------------------- objectives: what each feeds the loss
+
+
+class _RecordingLoss(nn.Module):
+    """Records every (logits, target, mask) it is called with; the loss is the mean logit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+
+    def forward(self, logits, target, mask=None):
+        self.calls.append((logits.detach(), target.detach(), None if mask is None else mask.detach()))
+        return logits.mean()
+
+
+K = 3
+
+
+def _batch(b: int = 2, h: int = 6, w: int = 8) -> dict:
+    g = torch.Generator().manual_seed(1)
+    labels = torch.zeros(b, h, w, dtype=torch.long)
+    labels[:, :, w // 2:] = 1  # a vertical edge between class 0 and class 1
+    labels[1, 0, 0] = 255
+    images = torch.randn(b, 1, h, w, generator=g)
+    soft = torch.softmax(torch.randn(b, K, h, w, generator=g), dim=1)
+    return {"image": images, "label": labels, "soft": soft}
+
+
+def _context(config: TrainConfig, loss: nn.Module, **kwargs) -> ObjectiveContext:
+    return ObjectiveContext(config, loss, num_classes=K, ignore_index=255, device=torch.device("cpu"), **kwargs)
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Conv2d(1, K, 1)
+
+
+def _one_hot(labels: torch.Tensor) -> torch.Tensor:
+    return nn.functional.one_hot(labels.clamp(max=K - 1), K).permute(0, 3, 1, 2).float()
+
+
+def test_hard_objective_feeds_the_labels():
+    loss, batch = _RecordingLoss(), _batch()
+    out, terms = build_objective(_context(TrainConfig(labels="hard"), loss))(_net(), batch, 0)
+    (logits, target, mask), = loss.calls
+    assert torch.equal(target, batch["label"]) and mask is None and terms == {}
+    torch.testing.assert_close(logits, _net()(batch["image"]))
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.5])
+def test_uniform_smoothing_objective_feeds_the_smoothed_target(eps):
+    loss, batch = _RecordingLoss(), _batch()
+    build_objective(_context(TrainConfig(labels="ls", epsilon=eps), loss))(_net(), batch, 0)
+    _, target, mask = loss.calls[0]
+    valid = batch["label"] != 255
+    expected = (1 - eps) * _one_hot(batch["label"]) + eps / K
+    torch.testing.assert_close(target.permute(0, 2, 3, 1)[valid], expected.permute(0, 2, 3, 1)[valid])
+    assert torch.equal(mask, valid)
+
+
+def test_boundary_smoothing_objective_smooths_only_the_edge():
+    loss, batch = _RecordingLoss(), _batch()
+    build_objective(_context(TrainConfig(labels="ls", smoothing="boundary", epsilon=0.5), loss))(_net(), batch, 0)
+    _, target, mask = loss.calls[0]
+    # with a 3x3 window, the two columns either side of the edge (x = 3, 4) are boundary pixels
+    smoothed = (target.max(dim=1).values < 1).float()
+    expected = torch.zeros_like(smoothed)
+    expected[:, :, 3:5] = 1
+    assert torch.equal(smoothed[0], expected[0])
+    edge = target[0, :, 2, 3]  # class 0 pixel on the edge: 0.5 one-hot + 0.5 / 3
+    torch.testing.assert_close(edge, torch.tensor([0.5 + 0.5 / 3, 0.5 / 3, 0.5 / 3]))
+
+
+@pytest.mark.parametrize("temperature, weight", [(1.0, 0.0), (2.0, 0.3), (4.0, 1.0)])
+def test_distillation_objective_feeds_the_teachers_probabilities(temperature, weight):
+    loss, batch = _RecordingLoss(), _batch()
+    torch.manual_seed(5)
+    teacher = nn.Conv2d(1, K, 1).eval()
+    cfg = TrainConfig(labels="kd", kd_temperature=temperature, kd_label_weight=weight)
+    build_objective(_context(cfg, loss, teacher=teacher))(_net(), batch, 0)
+    _, target, mask = loss.calls[0]
+    with torch.no_grad():
+        expected = (1 - weight) * torch.softmax(teacher(batch["image"]) / temperature, dim=1) + weight * _one_hot(batch["label"])
+    valid = batch["label"] != 255
+    torch.testing.assert_close(target.permute(0, 2, 3, 1)[valid], expected.permute(0, 2, 3, 1)[valid])
+    assert torch.equal(mask, valid)
+
+
+def test_soft_label_objective_feeds_the_data_sets_soft_labels():
+    loss, batch = _RecordingLoss(), _batch()
+    build_objective(_context(TrainConfig(labels="soft"), loss))(_net(), batch, 0)
+    _, target, mask = loss.calls[0]
+    assert torch.equal(target, batch["soft"]) and torch.equal(mask, batch["label"] != 255)
+
+
+class _Batches:
+    def __init__(self, batch):
+        self.batch = batch
+
+    def next(self):
+        return self.batch
+
+
+@pytest.mark.parametrize("soft, threshold", [(True, 0.5), (False, 0.6)])
+def test_semi_supervised_objective_feeds_pseudo_labels_of_the_weak_view(soft, threshold):
+    loss, batch, unlabeled = _RecordingLoss(), _batch(), _batch(b=3)
+    net = _net()
+    cfg = TrainConfig(labels="ssl", ssl_threshold=threshold, ssl_soft=soft, ssl_weight=0.7, ssl_temperature=0.5)
+    gen = torch.Generator().manual_seed(3)
+    objective = build_objective(_context(cfg, loss, model=net, generator=gen, total_steps=10))
+    objective.unlabeled = _Batches(unlabeled)
+    value, terms = objective(net, batch, 0)
+    (sup_logits, sup_target, sup_mask), (u_logits, pseudo, pseudo_mask) = loss.calls
+    assert torch.equal(sup_target, batch["label"]) and sup_mask is None  # the labelled part: hard labels
+    # independent weak view: per-image horizontal flips drawn first from the run's generator
+    flips = torch.rand(3, generator=torch.Generator().manual_seed(3)) < 0.5
+    weak = torch.stack([u.flip(-1) if f else u for u, f in zip(unlabeled["image"], flips)])
+    with torch.no_grad():
+        probs = torch.softmax(net(weak) / 0.5, dim=1)
+    expected_mask = probs.max(dim=1).values >= threshold
+    assert torch.equal(pseudo_mask, expected_mask)
+    expected = probs if soft else _one_hot(probs.argmax(dim=1))
+    torch.testing.assert_close(pseudo.permute(0, 2, 3, 1)[expected_mask], expected.permute(0, 2, 3, 1)[expected_mask])
+    assert u_logits.shape[0] == 3 and sup_logits.shape[0] == 2
+    assert value.item() == pytest.approx(sup_logits.mean().item() + 0.7 * u_logits.mean().item(), rel=1e-6)
+    assert terms["mask_ratio"] == pytest.approx(expected_mask.float().mean().item())
+
+
+def test_semi_supervised_objective_is_the_labelled_objective_before_its_warmup():
+    loss, batch = _RecordingLoss(), _batch()
+    cfg = TrainConfig(labels="ssl", ssl_warmup=0.5)
+    objective = build_objective(_context(cfg, loss, model=_net(), generator=torch.Generator(), total_steps=10))
+    objective.unlabeled = None  # never touched before step 5
+    _, terms = objective(_net(), batch, 4)
+    assert len(loss.calls) == 1 and terms == {}
+
+
+def test_a_new_label_mode_is_one_registered_class():
+    targets = []
+
+    @register_objective("background")
+    class Background(Hard):
+        """Trains on an all-background target (a test objective)."""
+
+        def target(self, batch, images):
+            targets.append(torch.zeros_like(self._labels(batch)))
+            return targets[-1], None
+
+    try:
+        result = fit(TrainConfig.from_profile("smoke", labels="background", loss="ce", epochs=3), progress=False)
+        assert len(targets) == result.metrics["steps"] > 0  # the loop asked the new objective every step
+        assert all(int(t.max()) == 0 for t in targets)
+        assert TrainConfig(labels="background").labels == "background"
+    finally:
+        OBJECTIVES.pop("background")
+    with pytest.raises(ValueError, match="`labels`"):
+        TrainConfig(labels="background")
 
 
 # ----------------------------------------------------------------------------- label modes
@@ -158,7 +368,7 @@ def test_every_label_mode_lowers_the_loss(overrides, teacher):
 
 
 def test_label_modes_listed():
-    assert LABEL_MODES == ("hard", "ls", "kd", "ssl", "soft")
+    assert LABEL_MODES == ("hard", "ls", "kd", "ssl", "soft") == tuple(OBJECTIVES)
 
 
 def test_same_seed_same_numbers():
@@ -237,22 +447,6 @@ def test_run_folder(tmp_path):
     torch.testing.assert_close(model(x), result.model.eval()(x))
 
 
-def test_interrupted_write_leaves_no_half_file(tmp_path, monkeypatch):
-    from jmlkit import train as T
-
-    target = tmp_path / "metrics.json"
-    T._atomic_write(target, '{"old": 1}')
-
-    def boom(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(T.os, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        T._atomic_write(target, '{"new": 2}')
-    assert json.loads(target.read_text()) == {"old": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
 # ----------------------------------------------------------------------------- evaluate / predict
 
 
@@ -299,7 +493,7 @@ def test_cli_train_as_documented(tmp_path):
     assert 0.0 <= metrics["mIoU_D"] <= 1.0 and 0.0 <= metrics["ECE_D"] <= 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["labels"] == "ls" and config["loss"] == "ce+jml" and config["epochs"] == 2
-    assert config["dataset_kwargs"] == {**TrainConfig.quick().dataset_kwargs, "size": 32, "digit_size": [10, 16]}
+    assert config["dataset_kwargs"] == {**PROFILES["quick"]["train"]["dataset_kwargs"], "size": 32, "digit_size": [10, 16]}
 
 
 def test_cli_config_file_and_errors(tmp_path, capsys):

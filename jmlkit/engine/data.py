@@ -1,0 +1,154 @@
+"""The data of a training run: data sets by name, limits, the labelled subset, and endless loaders."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from jmlkit.engine.config import TrainConfig
+from jmlkit.engine.distributed import DistInfo
+
+__all__ = ["make_dataset", "RunData", "run_data", "train_loader", "Cycle", "base_dataset", "num_classes_of"]
+
+
+def make_dataset(name: str, split: str, **kwargs: Any) -> Dataset:
+    """A data set by name and split, through :func:`jmlkit.data.get_dataset` (``"digits"``,
+    ``"brain"``, ``"voc"``, ``"cityscapes"``; ``kwargs`` go to its constructor).
+
+    >>> len(make_dataset("digits", "val", num_scenes=5, size=32, digit_size=12))
+    5
+    """
+    from jmlkit.data import get_dataset
+
+    return get_dataset(name, split, **kwargs)
+
+
+def base_dataset(data: Any) -> Any:
+    """The data set under any :class:`~torch.utils.data.Subset` or loader wrappers."""
+    while isinstance(data, (Subset, DataLoader)):
+        data = data.dataset
+    return data
+
+
+def num_classes_of(model: Any, data: Any) -> int | None:
+    """``num_classes`` of the data set (or its base) or of the model, if any says."""
+    from jmlkit.engine.distributed import unwrap
+
+    for obj in (data, getattr(data, "dataset", None), unwrap(model) if model is not None else None):
+        k = getattr(obj, "num_classes", None)
+        if isinstance(k, int):
+            return k
+    base = data
+    while isinstance(base, Subset) or isinstance(getattr(base, "dataset", None), Dataset):
+        base = base.dataset
+        k = getattr(base, "num_classes", None)
+        if isinstance(k, int):
+            return k
+    return None
+
+
+def _limit(data: Dataset, limit: int | None) -> Dataset:
+    if limit is None or limit >= len(data):
+        return data
+    return Subset(data, range(limit))
+
+
+def _labeled_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    if fraction >= 1.0:
+        return data, None
+    n = len(data)
+    k = max(1, int(round(fraction * n)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919)).tolist()
+    return Subset(data, sorted(perm[:k])), Subset(data, sorted(perm[k:])) if k < n else None
+
+
+@dataclass
+class RunData:
+    """The data sets of a run and what the loop needs to know about them."""
+
+    labeled: Dataset
+    unlabeled: Dataset | None
+    val: Dataset | None
+    eval: Dataset | None
+    num_classes: int
+    ignore_index: int | None
+    in_channels: int
+
+
+def run_data(config: TrainConfig, *, model: Any = None, objective_cls: Any = None, train_data: Dataset | None = None,
+             val_data: Dataset | None = None, eval_data: Dataset | None = None,
+             unlabeled_data: Dataset | None = None) -> RunData:
+    """Build (or take) the run's data sets: the labelled subset, the unlabelled data an objective
+    needs, the validation and evaluation splits; check the items fit the objective."""
+
+    def dataset(split: str | None, given: Dataset | None, limit: int | None) -> Dataset | None:
+        if given is not None:
+            return given
+        if split is None:
+            return None
+        return _limit(make_dataset(config.dataset, split, **config.dataset_kwargs), limit)
+
+    train_full = dataset(config.train_split, train_data, config.train_limit)
+    val_set = dataset(config.val_split, val_data, config.eval_limit)
+    eval_set = dataset(config.eval_split, eval_data, config.eval_limit)
+    labeled, rest = _labeled_split(train_full, config.labeled_fraction, config.seed)
+    unlabeled = None
+    if objective_cls is not None and objective_cls.needs_unlabeled:
+        unlabeled = unlabeled_data
+        if unlabeled is None and config.unlabeled_split is not None:
+            unlabeled = dataset(config.unlabeled_split, None, config.train_limit)
+        if unlabeled is None:
+            unlabeled = rest
+        if unlabeled is None or len(unlabeled) == 0:
+            raise ValueError(
+                f"Expected unlabelled data for labels={config.labels!r} (labeled_fraction < 1, `unlabeled_split` or "
+                f"`unlabeled_data`), but got none (labeled_fraction={config.labeled_fraction})."
+            )
+    base = base_dataset(train_full)
+    num_classes = num_classes_of(model, train_full)
+    if num_classes is None:
+        raise ValueError("Expected the training data set to have a `num_classes` attribute, but it has none.")
+    ignore_index = getattr(base, "ignore_index", config.ignore_index)
+    first = train_full[0]
+    if objective_cls is not None and objective_cls.needs_soft and "soft" not in first:
+        raise ValueError(f"Expected items with a 'soft' label for labels={config.labels!r}, but data set {type(base).__name__} has none.")
+    return RunData(labeled, unlabeled, val_set, eval_set, num_classes, ignore_index, int(first["image"].shape[0]))
+
+
+def train_loader(data: Dataset, batch_size: int, info: DistInfo, num_workers: int, seed: int) -> DataLoader:
+    """A shuffled loader of this rank's share of each global batch (the same order in one or N processes)."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    if batch_size % info.world_size:
+        raise ValueError(
+            f"Expected `batch_size` to be divisible by the number of processes ({info.world_size}), but got {batch_size}."
+        )
+    per_rank = batch_size // info.world_size
+    sampler = DistributedSampler(data, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=False)
+    drop_last = len(data) >= batch_size
+    return DataLoader(data, batch_size=per_rank, sampler=sampler, drop_last=drop_last, num_workers=num_workers)
+
+
+class Cycle:
+    """Endless iteration over a loader with a DistributedSampler, reshuffled on every pass."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+        self.passes = 0
+        self._it: Iterator | None = None
+
+    def next(self) -> Any:
+        while True:
+            if self._it is None:
+                sampler = self.loader.sampler
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(self.passes)
+                self.passes += 1
+                self._it = iter(self.loader)
+            try:
+                return next(self._it)
+            except StopIteration:
+                self._it = None

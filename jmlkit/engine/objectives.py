@@ -1,0 +1,364 @@
+r"""Objectives: one class per label mode, turning a batch into a loss and a dict of logged terms.
+
+The training loop knows nothing about label modes: every step it calls
+``loss, terms = objective(net, batch, step)``, back-propagates ``loss``, steps the optimiser and
+calls ``objective.after_step(model)``. What a label mode feeds the loss lives here:
+
+==================  ===============  ===============================================================
+objective           ``labels=``      target passed to the loss
+==================  ===============  ===============================================================
+:class:`Hard`       ``"hard"``       the int64 labels ``y`` (``ignore_index`` pixels do not count)
+:class:`Smoothing`  ``"ls"``         :func:`~jmlkit.targets.label_smoothing`
+                                     :math:`(1-\varepsilon)e_y + \varepsilon/K`, or
+                                     :func:`~jmlkit.targets.boundary_label_smoothing`
+                                     (``smoothing="boundary"``)
+:class:`Distillation` ``"kd"``       :func:`~jmlkit.targets.distillation_targets`
+                                     :math:`(1-w)\,\mathrm{softmax}(z_t/T) + w\,e_y` of a frozen teacher
+:class:`SoftLabels` ``"soft"``       the data set's own soft labels ``item["soft"]``
+:class:`SemiSupervised` ``"ssl"``    another objective on the labelled batch (:class:`Hard` by
+                                     default) plus :math:`\lambda\,` loss on
+                                     :func:`~jmlkit.targets.pseudo_labels` of an unlabelled batch
+                                     (FixMatch: the model's own prediction on a weak view, trained on
+                                     a strong view; ``"ema"``: a mean teacher's), pixels below the
+                                     confidence threshold masked out
+==================  ===============  ===============================================================
+
+A new label mode is one new class registered by name (:func:`register_objective`), with no edit
+to the loop; ``TrainConfig(labels=name)`` accepts it at once.
+
+Example:
+    >>> import torch
+    >>> from jmlkit.engine import TrainConfig
+    >>> from jmlkit.losses import get_loss
+    >>> ctx = ObjectiveContext(TrainConfig(labels="ls", epsilon=0.3), get_loss("jml"), num_classes=3,
+    ...                        ignore_index=255, device=torch.device("cpu"))
+    >>> obj = build_objective(ctx)
+    >>> type(obj).__name__
+    'Smoothing'
+    >>> target, mask = obj.target({"label": torch.tensor([[[0, 2]]])}, images=None)
+    >>> target[0, :, 0, 0].tolist()
+    [0.800000011920929, 0.10000000149011612, 0.10000000149011612]
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from jmlkit.engine.runtime import autocast
+
+__all__ = [
+    "Objective",
+    "ObjectiveContext",
+    "Hard",
+    "Smoothing",
+    "Distillation",
+    "SoftLabels",
+    "SemiSupervised",
+    "OBJECTIVES",
+    "register_objective",
+    "label_modes",
+    "build_objective",
+    "weak_view",
+    "strong_view",
+]
+
+#: Label mode name -> objective class (see :func:`register_objective`).
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator: make an :class:`Objective` subclass the label mode ``name``."""
+
+    def deco(cls: type[Objective]) -> type[Objective]:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Expected `name` to be a non-empty str, but got {name!r}.")
+        if not (isinstance(cls, type) and issubclass(cls, Objective)):
+            raise TypeError(f"Expected an Objective subclass, but got {cls!r}.")
+        cls.name = name
+        OBJECTIVES[name] = cls
+        return cls
+
+    return deco
+
+
+def label_modes() -> tuple[str, ...]:
+    """The registered label modes, in registration order."""
+    return tuple(OBJECTIVES)
+
+
+@dataclass
+class ObjectiveContext:
+    """What an objective may use: the run's config, loss, classes, device, and the models it needs.
+
+    Attributes:
+        config: the :class:`~jmlkit.engine.TrainConfig` of the run.
+        loss_fn: the loss module (``loss_fn(logits, target[, mask=mask])``).
+        num_classes, ignore_index: of the training data.
+        device: where batches go.
+        model: the trained model itself (not a DDP wrapper); the mean teacher copies it.
+        teacher: a frozen teacher model (distillation), on ``device`` in eval mode.
+        generator: the run's CPU generator for augmentations (semi-supervised views).
+        total_steps: optimisation steps of the whole run.
+    """
+
+    config: Any
+    loss_fn: nn.Module
+    num_classes: int
+    ignore_index: int | None
+    device: torch.device
+    model: nn.Module | None = None
+    teacher: nn.Module | None = None
+    generator: torch.Generator | None = None
+    total_steps: int = 0
+
+
+class Objective:
+    """Base class: a label mode. Subclasses give :meth:`target`; most keep :meth:`__call__`.
+
+    Class attributes:
+        name: the label mode (set by :func:`register_objective`).
+        terms: names of the extra logged terms that :meth:`__call__` returns (history columns).
+        needs_unlabeled: the run must provide unlabelled data.
+        needs_teacher: the run must provide a teacher model.
+        needs_soft: the data items must have a ``"soft"`` label.
+    """
+
+    name: ClassVar[str] = ""
+    terms: ClassVar[tuple[str, ...]] = ()
+    needs_unlabeled: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = False
+    needs_soft: ClassVar[bool] = False
+
+    def __init__(self, ctx: ObjectiveContext) -> None:
+        self.ctx = ctx
+
+    def target(self, batch: Mapping[str, Tensor], images: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The target and pixel mask (``None``: the loss's own ``ignore_index``) of a labelled batch."""
+        raise NotImplementedError
+
+    def loss(self, logits: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
+        """The loss of float32 logits against a target (and mask)."""
+        logits = logits.float()
+        if mask is None:
+            return self.ctx.loss_fn(logits, target)
+        return self.ctx.loss_fn(logits, target, mask=mask)
+
+    def __call__(self, net: nn.Module, batch: Mapping[str, Tensor], step: int) -> tuple[Tensor, dict[str, float]]:
+        """``(loss, terms)`` of one training batch; ``net`` is the (maybe DDP-wrapped) model."""
+        images = batch["image"].to(self.ctx.device, non_blocking=True)
+        target, mask = self.target(batch, images)
+        with autocast(self.ctx.device, self.ctx.config.amp):
+            logits = net(images)
+        return self.loss(logits, target, mask), {}
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimiser step (the mean teacher's update)."""
+
+    def _labels(self, batch: Mapping[str, Tensor]) -> Tensor:
+        return batch["label"].to(self.ctx.device, non_blocking=True).long()
+
+
+@register_objective("hard")
+class Hard(Objective):
+    """Hard labels as they are: the int64 label map goes to the loss."""
+
+    def target(self, batch, images):
+        return self._labels(batch), None
+
+
+@register_objective("ls")
+class Smoothing(Objective):
+    r"""Label smoothing: uniform :math:`(1-\varepsilon)e_y + \varepsilon/K`, or on class boundaries only."""
+
+    def target(self, batch, images):
+        from jmlkit import targets as T
+
+        cfg, ctx = self.ctx.config, self.ctx
+        labels = self._labels(batch)
+        if cfg.smoothing == "boundary":
+            st = T.boundary_label_smoothing(labels, ctx.num_classes, cfg.epsilon, kernel_size=cfg.boundary_kernel,
+                                            ignore_index=ctx.ignore_index)
+        else:
+            st = T.label_smoothing(labels, ctx.num_classes, cfg.epsilon, ignore_index=ctx.ignore_index)
+        return st.soft, st.mask
+
+
+@register_objective("kd")
+class Distillation(Objective):
+    r"""Knowledge distillation: the frozen teacher's :math:`\mathrm{softmax}(z_t/T)`, mixed with weight
+    :math:`w` with the one-hot label, is the student's target."""
+
+    needs_teacher = True
+
+    def target(self, batch, images):
+        from jmlkit import targets as T
+
+        cfg, ctx = self.ctx.config, self.ctx
+        if ctx.teacher is None:
+            raise ValueError("Expected a teacher model for labels='kd', but got None.")
+        labels = self._labels(batch)
+        with torch.no_grad(), autocast(ctx.device, cfg.amp):
+            t_logits = ctx.teacher(images)
+        if t_logits.shape[1] != ctx.num_classes:
+            raise ValueError(f"Expected the teacher to output {ctx.num_classes} classes, but it gives {t_logits.shape[1]}.")
+        st = T.distillation_targets(t_logits.float(), temperature=cfg.kd_temperature, target=labels,
+                                    label_weight=cfg.kd_label_weight, ignore_index=ctx.ignore_index)
+        return st.soft, st.mask
+
+
+@register_objective("ssl")
+class SemiSupervised(Objective):
+    r"""Another objective on labelled batches plus :math:`\lambda\cdot` loss on pseudo-labels of unlabelled ones.
+
+    FixMatch (``ssl_method="fixmatch"``): the model's own prediction on a weak view (flips) of an
+    unlabelled batch, thresholded at ``ssl_threshold``, is the target of its prediction on a strong
+    view (photometric jitter, noise, cut-out) of the same images. ``"ema"``: a mean teacher
+    (exponential moving average of the model's weights) predicts instead. Pseudo-labels start after
+    ``ssl_warmup`` of all steps; before that a step is the labelled objective alone.
+
+    Logged terms: ``sup_loss``, ``unsup_loss`` and ``mask_ratio`` (share of unlabelled pixels above
+    the threshold), summed over the steps after the warm-up and divided by the steps of the epoch.
+    """
+
+    terms = ("sup_loss", "unsup_loss", "mask_ratio")
+    needs_unlabeled = True
+
+    def __init__(self, ctx: ObjectiveContext, inner: Objective | None = None) -> None:
+        super().__init__(ctx)
+        self.inner = inner if inner is not None else Hard(ctx)
+        self.unlabeled: Any = None  # an endless iterator of unlabelled batches (``.next()``), set by the loop
+        self.start = int(math.ceil(ctx.config.ssl_warmup * ctx.total_steps))
+        self.ema: nn.Module | None = None
+        if ctx.config.ssl_method == "ema":
+            if ctx.model is None:
+                raise ValueError("Expected the model in the ObjectiveContext for ssl_method='ema', but got None.")
+            self.ema = copy.deepcopy(ctx.model).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+
+    def target(self, batch, images):
+        return self.inner.target(batch, images)
+
+    def pseudo_targets(self, u_images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(strong view, soft pseudo-labels, mask)`` of an unlabelled batch."""
+        from jmlkit import targets as T
+
+        cfg, ctx = self.ctx.config, self.ctx
+        weak = weak_view(u_images, ctx.generator)
+        strong = strong_view(weak, ctx.generator)
+        pseudo_model = self.ema if self.ema is not None else ctx.model
+        with torch.no_grad(), autocast(ctx.device, cfg.amp):
+            was = pseudo_model.training
+            pseudo_model.eval()
+            p_logits = pseudo_model(weak)
+            pseudo_model.train(was)
+        pseudo = T.pseudo_labels(p_logits.float(), threshold=cfg.ssl_threshold, soft=cfg.ssl_soft,
+                                 temperature=cfg.ssl_temperature)
+        return strong, pseudo.soft, pseudo.mask
+
+    def __call__(self, net, batch, step):
+        if step < self.start:  # pseudo-labels of a network that has learnt nothing yet are noise
+            return self.inner(net, batch, step)
+        cfg, ctx = self.ctx.config, self.ctx
+        images = batch["image"].to(ctx.device, non_blocking=True)
+        u_images = self.unlabeled.next()["image"].to(ctx.device, non_blocking=True)
+        strong, pseudo_soft, pseudo_mask = self.pseudo_targets(u_images)
+        with autocast(ctx.device, cfg.amp):
+            all_logits = net(torch.cat([images, strong]))
+        logits, u_logits = all_logits[: images.shape[0]], all_logits[images.shape[0]:]
+        target, mask = self.inner.target(batch, images)
+        sup = self.inner.loss(logits, target, mask)
+        unsup = self.inner.loss(u_logits, pseudo_soft, pseudo_mask)
+        loss = sup + cfg.ssl_weight * unsup
+        return loss, {"sup_loss": float(sup.detach()), "unsup_loss": float(unsup.detach()),
+                      "mask_ratio": float(pseudo_mask.float().mean())}
+
+    def after_step(self, model):
+        if self.ema is not None:
+            _ema_update(self.ema, model, self.ctx.config.ema_decay)
+
+
+@register_objective("soft")
+class SoftLabels(Objective):
+    """The data set's own soft labels (``item["soft"]``: coverage, annotator averages, tissue probabilities)."""
+
+    needs_soft = True
+
+    def target(self, batch, images):
+        labels = self._labels(batch)
+        soft = batch["soft"].to(self.ctx.device, non_blocking=True).float()
+        ii = self.ctx.ignore_index
+        mask = labels != ii if ii is not None else torch.ones_like(labels, dtype=torch.bool)
+        return soft, mask
+
+
+def build_objective(ctx: ObjectiveContext) -> Objective:
+    """The objective of ``ctx.config.labels``."""
+    name = ctx.config.labels
+    if name not in OBJECTIVES:
+        raise ValueError(f"Expected `labels` to be one of {label_modes()}, but got {name!r}.")
+    return OBJECTIVES[name](ctx)
+
+
+def resolve_teacher(config: Any, teacher: nn.Module | str | os.PathLike | None) -> nn.Module | None:
+    """The teacher of an objective that needs one: ``teacher`` (a model or a checkpoint path) or ``config.teacher``."""
+    cls = OBJECTIVES.get(config.labels)
+    if cls is None or not cls.needs_teacher:
+        return None
+    source = teacher if teacher is not None else config.teacher
+    if source is None:
+        raise ValueError(f"Expected a teacher for labels={config.labels!r} (`teacher=` model or `config.teacher` checkpoint path), but got None.")
+    if isinstance(source, nn.Module):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        from jmlkit.engine.checkpoints import load_checkpoint
+
+        return load_checkpoint(source)
+    raise TypeError(f"Expected `teacher` to be an nn.Module or a checkpoint path, but got {type(source).__name__}.")
+
+
+# ----------------------------------------------------------------------------- semi-supervised views
+
+
+def weak_view(images: Tensor, gen: torch.Generator | None) -> Tensor:
+    """Random horizontal flips (per image)."""
+    flip = torch.rand(images.shape[0], generator=gen) < 0.5
+    out = images.clone()
+    out[flip.to(images.device)] = out[flip.to(images.device)].flip(-1)
+    return out
+
+
+def strong_view(images: Tensor, gen: torch.Generator | None) -> Tensor:
+    """Photometric jitter (brightness, contrast), Gaussian noise and a cut-out square, per image.
+
+    Geometry is unchanged, so pseudo-labels of the weak view stay aligned with the strong view.
+    """
+    b, _, h, w = images.shape
+    dev = images.device
+    shape = (b, 1, 1, 1)
+    brightness = ((torch.rand(shape, generator=gen) - 0.5) * 0.6).to(dev)
+    contrast = (0.6 + 0.8 * torch.rand(shape, generator=gen)).to(dev)
+    noise = (0.1 * torch.randn(images.shape, generator=gen)).to(dev)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    out = (images - mean) * contrast + mean + brightness + noise
+    side = max(1, min(h, w) // 4)
+    ys = torch.randint(0, max(h - side, 0) + 1, (b,), generator=gen).tolist()
+    xs = torch.randint(0, max(w - side, 0) + 1, (b,), generator=gen).tolist()
+    for i, (y, x) in enumerate(zip(ys, xs)):
+        out[i, :, y : y + side, x : x + side] = 0.0
+    return out
+
+
+@torch.no_grad()
+def _ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)

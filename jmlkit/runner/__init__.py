@@ -1,0 +1,112 @@
+"""Batch runner for the jmlkit notebooks: ``jmlkit run`` (also ``python -m jmlkit run``).
+
+The runner executes parameterised notebooks with papermill, in parallel, and
+keeps going when one of them fails::
+
+    jmlkit run                                   # every notebook, quick profile
+    jmlkit run --profile smoke                   # every notebook, in seconds (tests)
+    jmlkit run 03 05 --profile full --jobs 2     # two notebooks, by number prefix
+    jmlkit run 01 -p seed=0,1,2 -p lr=1e-3       # a sweep of three runs
+
+Conventions (the contract between the runner and the notebooks):
+
+* **Notebooks** (:mod:`~jmlkit.runner.notebooks`). By default every ``notebooks/NN_*.ipynb``
+  (names starting with a digit), sorted. A notebook is named by a path, its file name, its stem,
+  or a unique prefix of its name (``03``). Each notebook has exactly one code cell tagged
+  ``parameters`` (see :func:`find_parameters_cell`), which declares ``profile``, ``seed`` and
+  ``output_dir`` among its parameters.
+* **Injected parameters** (:mod:`~jmlkit.runner.params`). Only parameters the notebook *declares*
+  are injected (papermill would otherwise warn and inject them anyway): ``profile`` (from
+  ``--profile``: one of :data:`jmlkit.profiles.PROFILE_NAMES`, ``smoke``, ``quick`` or ``full``,
+  the one profile table every notebook reads), ``output_dir`` (absolute path of the run folder)
+  and each ``-p name=value`` the notebook declares. A ``-p`` name that no selected notebook
+  declares is reported and ignored. Values are Python literals (``ast.literal_eval``) and fall
+  back to strings; a value with top-level commas is a grid (``seed=0,1,2``), and the runs are the
+  product over all grids.
+* **Runs** (:mod:`~jmlkit.runner.plan`). A run is one notebook with one parameter combination;
+  its folder is ``OUT/<stem>`` or, with ``-p`` overrides, ``OUT/<stem>__k=v,k2=v2`` (keys sorted).
+  The executed notebook is ``OUT/<run>/<stem>.ipynb``; the kernel runs with the *notebook's
+  folder* as working directory, as in Jupyter, so relative paths behave the same interactively
+  and in batch; notebooks write everything they produce under ``output_dir``. Kernels get
+  matplotlib's inline backend (a non-inline ``MPLBACKEND`` such as ``Agg`` is not passed on), so
+  executed notebooks keep their figures.
+* **Failure isolation** (:mod:`~jmlkit.runner.execute`). A failing notebook never stops the
+  others: its partially executed copy (with the traceback) is kept, its status is ``failed`` and
+  the exit code is 1. ``--timeout`` bounds the wall time of each run (the kernel is interrupted,
+  then killed). Ctrl-C interrupts the running kernels, writes the summary for what finished and
+  exits with 130.
+* **Resume.** ``OUT/<run>/run.json`` records the notebook, its sha256, the parameters, status and
+  timings. A rerun skips a run whose ``run.json`` says ``ok`` for the same notebook content and
+  parameters (``--force`` reruns); anything else is rerun from a fresh folder.
+* **Summary and figures** (:mod:`~jmlkit.runner.summary`). ``OUT/summary.csv`` has one row per
+  planned run (status, timings, injected parameters, ``m.<key>`` headline metrics from
+  ``OUT/<run>/metrics.json``); every ``*.png``/``*.svg`` of a *successful* run is copied to the
+  figures folder as ``<run>__<relative path with / -> __>``.
+
+Files are written with :func:`jmlkit.io.atomic_write_text`.
+
+Python API: :func:`plan_runs` builds the runs, :func:`run_notebooks` executes
+them, :func:`write_summary` and :func:`collect_figures` produce the outputs;
+:func:`main_run` (:mod:`~jmlkit.runner.cli`) is the command line.
+
+Example (pure planning, no kernel):
+
+>>> parse_assignments(["seed=0,1", "loss=ce+jml"])
+{'seed': [0, 1], 'loss': ['ce+jml']}
+>>> expand_grid({"seed": [0, 1], "loss": ["ce+jml"]})
+[{'seed': 0, 'loss': 'ce+jml'}, {'seed': 1, 'loss': 'ce+jml'}]
+>>> run_name("01_jaccard_losses", {"seed": 1, "loss": "ce+jml"})
+'01_jaccard_losses__loss=ce+jml,seed=1'
+>>> PROFILES
+('smoke', 'quick', 'full')
+"""
+from __future__ import annotations
+
+from jmlkit.profiles import PROFILE_NAMES
+from jmlkit.runner.cli import build_parser, main_run
+from jmlkit.runner.execute import run_notebooks
+from jmlkit.runner.notebooks import REQUIRED_PARAMETERS, check_notebook_clean, discover_notebooks, resolve_notebooks
+from jmlkit.runner.params import (
+    RUNNER_PARAMETERS,
+    expand_grid,
+    find_parameters_cell,
+    notebook_parameters,
+    parse_assignments,
+    parse_value,
+    run_name,
+)
+from jmlkit.runner.plan import METRICS_FILE, RUN_FILE, Run, RunResult, plan_runs
+from jmlkit.runner.summary import (
+    FIGURE_SUFFIXES,
+    FIXED_COLUMNS,
+    SUMMARY_FILE,
+    TAIL_COLUMNS,
+    collect_figures,
+    summary_rows,
+    write_summary,
+)
+
+#: The profiles ``--profile`` accepts: the names of :data:`jmlkit.profiles.PROFILES`.
+PROFILES = PROFILE_NAMES
+
+__all__ = [
+    "PROFILES",
+    "Run",
+    "RunResult",
+    "build_parser",
+    "check_notebook_clean",
+    "collect_figures",
+    "discover_notebooks",
+    "expand_grid",
+    "find_parameters_cell",
+    "main_run",
+    "notebook_parameters",
+    "parse_assignments",
+    "parse_value",
+    "plan_runs",
+    "resolve_notebooks",
+    "run_name",
+    "run_notebooks",
+    "summary_rows",
+    "write_summary",
+]

@@ -1,0 +1,138 @@
+"""The command line ``jmlkit run`` (also ``python -m jmlkit run``): :func:`build_parser` and :func:`main_run`.
+
+Exit code: 0 all ok, 1 some run failed, 2 usage error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jmlkit.profiles import PROFILE_NAMES
+from jmlkit.runner.execute import run_notebooks
+from jmlkit.runner.notebooks import resolve_notebooks
+from jmlkit.runner.params import notebook_parameters, parse_assignments
+from jmlkit.runner.plan import cached_result, plan_runs
+from jmlkit.runner.summary import SUMMARY_FILE, collect_figures, write_summary
+
+__all__ = ["build_parser", "main_run"]
+
+
+def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
+    """The ``jmlkit run`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Execute the jmlkit notebooks with papermill (in parallel, resumable), write "
+                    "OUT/summary.csv and collect the figures.",
+        epilog="Examples: `jmlkit run` (every notebook, quick profile); `jmlkit run 03 --profile full`; "
+               "`jmlkit run 01 -p seed=0,1,2 --jobs 3` (a sweep of 3 runs); `jmlkit run --profile smoke` "
+               "(every notebook in seconds). Exit code: 0 all ok, 1 some run failed, 2 usage error, "
+               "130 interrupted.",
+    )
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="notebook paths, names, stems or unique prefixes such as 03 (default: every "
+                             "NN_*.ipynb in --notebooks-dir)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
+                        help="value of each notebook's `profile` parameter, one of the profiles of "
+                             f"jmlkit.profiles: {', '.join(PROFILE_NAMES)} (default: %(default)s)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", dest="params",
+                        help="set a notebook parameter (a Python literal, else a string); a,b,c makes a grid and "
+                             "grids expand into their product; injected only into notebooks that declare NAME")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="notebooks executed at the same time (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder: one subfolder per run, plus summary.csv (default: runs/<profile>)")
+    parser.add_argument("--figures", default="figures", metavar="DIR",
+                        help="where the figures of successful runs are copied (default: %(default)s)")
+    parser.add_argument("--notebooks-dir", default=None, metavar="DIR",
+                        help="folder of the notebooks (default: ./notebooks, else the repository's)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="wall-time limit of each run; the run is then interrupted and failed (default: none)")
+    parser.add_argument("--kernel", default=None, metavar="NAME",
+                        help="Jupyter kernel (default: the notebook's kernelspec, else python3)")
+    parser.add_argument("--force", action="store_true", help="rerun runs that already finished ok")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and their parameters, then exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the planned runs, then exit")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="always show the progress bar (default: only on a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
+
+
+def _print_list(notebooks: Sequence[Path]) -> None:
+    for path in notebooks:
+        print(path.name)
+        params = notebook_parameters(path)
+        if not params:
+            print("    (no parameters cell)")
+        width = max((len(n) for n in params), default=0)
+        for name, info in params.items():
+            comment = f"  # {info['help']}" if info["help"] else ""
+            print(f"    {name:<{width}} = {info['default']}{comment}")
+
+
+def _share_cores(jobs: int) -> None:
+    """Give each of the ``jobs`` kernels its share of the cores (kernels inherit the environment), so that parallel
+    notebooks do not oversubscribe the machine; a thread count the user set is kept."""
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    os.environ.setdefault("JMLKIT_HEADLESS", "1")  # no front end: notebooks skip their live widgets
+
+
+def main_run(argv: Sequence[str] | None = None) -> int:
+    """Command line entry of ``jmlkit run``; returns the exit code.
+
+    ``argv`` are the arguments after ``run`` (a leading ``"run"`` is tolerated);
+    None reads ``sys.argv[1:]``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        argv = argv[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"argument -j/--jobs: expected a positive int, but got {args.jobs}")
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"argument --timeout: expected a positive number of seconds, but got {args.timeout:g}")
+
+    def warn(msg: str) -> None:
+        print(f"warning: {msg}", file=sys.stderr)
+
+    try:
+        notebooks = resolve_notebooks(args.notebooks, args.notebooks_dir)
+        if args.list:
+            _print_list(notebooks)
+            return 0
+        grid = parse_assignments(args.params)
+        out = Path(args.out) if args.out is not None else Path("runs") / args.profile
+        runs = plan_runs(notebooks, grid, profile=args.profile, out_dir=out, warn=warn)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.dry_run:
+        for run in runs:
+            state = "cached" if not args.force and cached_result(run) is not None else "run"
+            print(f"[{state}] {run.name}  {json.dumps(run.parameters, default=repr)}")
+        print(f"{len(runs)} run(s) -> {out}")
+        return 0
+
+    _share_cores(args.jobs)
+    results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
+                            force=args.force, progress=args.progress)
+    figures = collect_figures(results, args.figures)
+    summary = write_summary(results, out / SUMMARY_FILE)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "interrupted", "pending")}
+    n_cached = sum(r.cached for r in results)
+    print(f"{counts['ok']} ok ({n_cached} cached), {counts['failed']} failed"
+          + "".join(f", {counts[s]} {s}" for s in ("interrupted", "pending") if counts[s])
+          + f"; summary: {summary}; {len(figures)} figure(s) in {args.figures}")
+    for res in results:
+        if res.status == "failed":
+            print(f"FAILED {res.run.name}: {res.error}\n       see {res.run.executed_notebook}")
+    if counts["interrupted"] or counts["pending"]:
+        return 130
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,118 @@
+"""Jupyter kernels of the runner: their environment, and tracking them so ``--timeout`` and Ctrl-C can stop them.
+
+Each worker thread drives one kernel. The kernel manager registers itself under the thread that
+starts it (:func:`kernel_manager_class`); :func:`stop_worker` then interrupts that kernel (SIGINT),
+and kills it if it does not stop.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from jmlkit.runner.params import read_notebook
+from jmlkit.runner.plan import Run
+
+__all__ = ["kernel_env", "kernel_for", "kernel_manager_class", "release", "stop_reason", "stop_worker"]
+
+_KERNELS_LOCK = threading.Lock()
+_KERNELS: dict[int, Any] = {}        # worker thread id -> live kernel manager
+_STOP_REASONS: dict[int, str] = {}   # worker thread id -> "interrupt" | "timeout"
+_TRACKED_KM: Any = None
+
+
+class RunStopped(RuntimeError):
+    """The run was stopped before its kernel started."""
+
+
+def kernel_env() -> dict[str, str]:
+    """The kernel's environment: ours, minus a non-inline ``MPLBACKEND`` (e.g. the Makefile's ``Agg``).
+
+    Without it ipykernel selects matplotlib's inline backend, so executed notebooks show their figures.
+    """
+    env = dict(os.environ)
+    if not env.get("MPLBACKEND", "module://").startswith("module://"):
+        del env["MPLBACKEND"]
+    return env
+
+
+def kernel_for(run: Run, kernel_name: str | None) -> str:
+    """``kernel_name`` if given, else the notebook's kernelspec name, else ``python3``."""
+    if kernel_name:
+        return kernel_name
+    try:
+        spec = read_notebook(run.notebook).metadata.get("kernelspec", {})
+    except Exception:
+        spec = {}
+    return spec.get("name") or "python3"
+
+
+def kernel_manager_class():
+    """An ``AsyncKernelManager`` subclass that registers itself under the worker thread starting it."""
+    global _TRACKED_KM
+    if _TRACKED_KM is not None:
+        return _TRACKED_KM
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        """AsyncKernelManager that registers itself under the worker thread starting it."""
+
+        async def start_kernel(self, **kw):  # noqa: D102
+            ident = threading.get_ident()
+            with _KERNELS_LOCK:
+                reason = _STOP_REASONS.get(ident)
+                if reason is None:
+                    _KERNELS[ident] = self
+            if reason is not None:
+                raise RunStopped(f"run stopped ({reason}) before its kernel started")
+            if "env" not in kw:
+                kw["env"] = kernel_env()
+            return await super().start_kernel(**kw)
+
+    _TRACKED_KM = TrackedKernelManager
+    return _TRACKED_KM
+
+
+def stop_reason(ident: int) -> str | None:
+    """Why worker ``ident`` was asked to stop (``"interrupt"``, ``"timeout"``), or ``None``."""
+    with _KERNELS_LOCK:
+        return _STOP_REASONS.get(ident)
+
+
+def release(ident: int) -> None:
+    """Forget worker ``ident``'s kernel and stop request (its run has finished)."""
+    with _KERNELS_LOCK:
+        _KERNELS.pop(ident, None)
+        _STOP_REASONS.pop(ident, None)
+
+
+def _signal_kernel(ident: int, signum: int) -> bool:
+    with _KERNELS_LOCK:
+        km = _KERNELS.get(ident)
+    pid = getattr(getattr(km, "provisioner", None), "pid", None) if km is not None else None
+    if not pid:
+        return False
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
+
+
+def stop_worker(ident: int, reason: str, *, grace_s: float = 5.0) -> None:
+    """Interrupt the kernel of worker ``ident`` (SIGINT), then kill it if it does not stop."""
+    with _KERNELS_LOCK:
+        _STOP_REASONS.setdefault(ident, reason)
+
+    def escalate() -> None:
+        kill = getattr(signal, "SIGKILL", signal.SIGTERM)
+        for signum in (signal.SIGINT, signal.SIGINT, kill, kill):
+            with _KERNELS_LOCK:
+                if ident not in _STOP_REASONS:  # the worker has finished
+                    return
+            _signal_kernel(ident, signum)
+            time.sleep(grace_s)
+
+    threading.Thread(target=escalate, name=f"jmlkit-stop-{ident}", daemon=True).start()
