@@ -1,8 +1,13 @@
 """jmlkit: Jaccard Metric Losses for hard and soft labels.
 
 Submodules are imported lazily so that ``import jmlkit`` stays cheap:
-``jmlkit.losses``, ``jmlkit.targets``, ``jmlkit.metrics``, ``jmlkit.data``,
-``jmlkit.models``, ``jmlkit.train``, ``jmlkit.viz``, ``jmlkit.runner``.
+
+* the math: ``jmlkit.losses``, ``jmlkit.targets`` (soft-label builders), ``jmlkit.metrics``;
+* training: ``jmlkit.data``, ``jmlkit.models``, ``jmlkit.engine`` (config, objectives, ``fit``),
+  ``jmlkit.profiles`` (the one table of smoke/quick/full);
+* experiments and figures: ``jmlkit.experiments`` (run cache, recipes, tables), ``jmlkit.plot``,
+  ``jmlkit.lessons`` (notebook 01's loss geometry);
+* batch runs: ``jmlkit.runner``; files: ``jmlkit.io``.
 """
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("losses", "targets", "metrics", "data", "models", "train", "viz", "runner", "utils")
+_SUBMODULES = ("losses", "targets", "metrics", "data", "models", "engine", "profiles", "experiments", "plot", "lessons",
+               "runner", "io")
 
 
 def __getattr__(name: str):
