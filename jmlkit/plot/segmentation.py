@@ -1,107 +1,24 @@
-"""Plots of accuracy and calibration results.
+"""Segmentation figures: images with their targets and predictions, per-class IoU, soft predictions of one class,
+and the targets that label smoothing asks the network to predict.
 
-Every function takes what :mod:`jmlkit.metrics` produces (the dicts of ``compute()``, the
-reliability table, the per-distance table) and returns a :class:`matplotlib.figure.Figure`.
-Figures are created without pyplot (``matplotlib.figure.Figure``), so nothing is kept in a
-global registry, nothing is shown by itself and no backend is needed: in a notebook make
-the figure the last expression of a cell (or ``display(fig)``); in a batch run
-``fig.savefig(path)``. Functions drawing a single panel accept ``ax=`` to draw into an
-existing axes (the returned figure is then ``ax.figure``).
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (see :mod:`jmlkit.plot`).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Optional, Union
+from typing import Optional
 
+import matplotlib
 import numpy as np
-import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from torch import Tensor
 
-__all__ = [
-    "reliability_diagram",
-    "per_class_iou",
-    "segmentation_panel",
-    "calibration_vs_boundary_distance",
-]
+from ._common import GAP_COLOR, _to_numpy
 
-_GAP_COLOR = "#d62728"
-_BAR_COLOR = "#1f77b4"
-
-
-def _to_numpy(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().float().cpu().numpy()
-    return np.asarray(x)
-
-
-def _reliability_frame(data) -> tuple[pd.DataFrame, Optional[float]]:
-    if isinstance(data, pd.DataFrame):
-        df, ece = data, None
-    elif isinstance(data, Mapping) and "reliability" in data:
-        df, ece = data["reliability"], data.get("ECE_D")
-    else:
-        raise TypeError(
-            "Expected `data` to be a reliability table (DataFrame) or the dict of "
-            f"CalibrationMetrics.compute(), but got {type(data).__name__}."
-        )
-    need = {"lower", "upper", "count", "confidence", "accuracy"}
-    if not need <= set(df.columns):
-        raise ValueError(f"Expected a reliability table with columns {sorted(need)}, but got {list(df.columns)}.")
-    return df, ece
-
-
-def reliability_diagram(
-    data,
-    *,
-    title: Optional[str] = None,
-    log_counts: bool = True,
-    figsize: tuple[float, float] = (4.5, 5.5),
-) -> Figure:
-    """Reliability diagram: accuracy per confidence bin with the gap to the diagonal, and the counts.
-
-    Top panel: bars of the accuracy of each bin, red bars from the accuracy to the mean
-    confidence of the bin (the gap), and the diagonal of perfect calibration; the legend
-    gives the ECE when ``data`` is a ``CalibrationMetrics`` result. Bottom panel: the
-    number of pixels per bin (log scale by default). Empty bins are left blank.
-
-    Args:
-        data: ``CalibrationMetrics.compute()`` dict or its ``"reliability"`` DataFrame.
-        title: figure title.
-        log_counts: log scale for the counts.
-        figsize: figure size in inches.
-
-    Example:
-        >>> import jmlkit.metrics as M
-        >>> out = M.calibration_metrics(torch.full((1, 2, 4, 4), 0.5), torch.zeros(1, 4, 4, dtype=torch.long), 2)
-        >>> fig = reliability_diagram(out)
-        >>> [ax.get_ylabel() for ax in fig.axes]
-        ['accuracy', 'pixels']
-    """
-    df, ece = _reliability_frame(data)
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax, ax_n = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    lower, upper = df["lower"].to_numpy(float), df["upper"].to_numpy(float)
-    width, centre = upper - lower, (lower + upper) / 2
-    ok = df["count"].to_numpy() > 0
-    acc, conf = df["accuracy"].to_numpy(float), df["confidence"].to_numpy(float)
-    ax.bar(centre[ok], acc[ok], width=width[ok], color=_BAR_COLOR, edgecolor="black", linewidth=0.5, label="accuracy")
-    ax.bar(
-        centre[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], color=_GAP_COLOR, alpha=0.35,
-        edgecolor=_GAP_COLOR, hatch="//", linewidth=0.5, label="gap" if ece is None else f"gap (ECE {100 * ece:.2f}%)",
-    )
-    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect calibration")
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
-    ax.legend(loc="upper left", fontsize="small")
-    ax_n.bar(centre, df["count"].to_numpy(float), width=width, color="gray", edgecolor="black", linewidth=0.5)
-    if log_counts and ok.any():
-        ax_n.set_yscale("log")
-    ax_n.set(xlabel="confidence", ylabel="pixels", xlim=(0, 1))
-    if title:
-        fig.suptitle(title)
-    return fig
+__all__ = ["per_class_iou", "segmentation_panel", "plot_soft_predictions", "target_panel"]
 
 
 def _iou_vector(x) -> np.ndarray:
@@ -232,9 +149,7 @@ def segmentation_panel(
     n = min(max_images, tgt.shape[0])
     pred, conf = pr.argmax(1), pr.max(1)
     ignored = tgt == ignore_index if ignore_index is not None else np.zeros_like(tgt, dtype=bool)
-    base = ListedColormap(
-        [__import__("matplotlib").colormaps[cmap](i % 20) for i in range(num_classes)] + [(0.0, 0.0, 0.0, 1.0)]
-    )
+    base = ListedColormap([matplotlib.colormaps[cmap](i % 20) for i in range(num_classes)] + [(0.0, 0.0, 0.0, 1.0)])
     norm = BoundaryNorm(np.arange(num_classes + 2) - 0.5, base.N)
     fig = Figure(figsize=(11, 2.3 * n + (0.4 if title else 0)), layout="constrained")
     axes = np.asarray(fig.subplots(n, 5, squeeze=False))
@@ -249,7 +164,7 @@ def segmentation_panel(
         axes[r, 1].imshow(t_show, cmap=base, norm=norm, interpolation="nearest")
         axes[r, 2].imshow(pred[r], cmap=base, norm=norm, interpolation="nearest")
         c = axes[r, 3].imshow(conf[r], cmap="viridis", vmin=0, vmax=1)
-        axes[r, 4].imshow(err, cmap=ListedColormap(["white", "lightgray", _GAP_COLOR]),
+        axes[r, 4].imshow(err, cmap=ListedColormap(["white", "lightgray", GAP_COLOR]),
                           norm=BoundaryNorm([-0.25, 0.25, 0.75, 1.25], 3), interpolation="nearest")
         for j, name in enumerate(("image", "target", "prediction", "confidence", "error")):
             if r == 0:
@@ -267,56 +182,102 @@ def segmentation_panel(
     return fig
 
 
-def calibration_vs_boundary_distance(
-    data: Union[pd.DataFrame, Mapping[str, pd.DataFrame]],
+def plot_soft_predictions(
+    image: Tensor,
+    soft: Tensor,
+    probs: Mapping[str, Tensor],
     *,
-    title: Optional[str] = None,
-    figsize: tuple[float, float] = (8.5, 3.4),
+    class_index: int,
+    class_name: str | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """ECE, and accuracy against confidence, as functions of the distance to the nearest label change.
+    """One image: the input, the soft target of one class, and each run's predicted probability of
+    that class, on the same colour scale; the last row shows ``p - y`` per run.
 
     Args:
-        data: the table of :func:`jmlkit.metrics.calibration_by_boundary_distance` /
-            :class:`jmlkit.metrics.BoundaryCalibration`, or ``{label: table}`` to compare runs.
-            The last row (``max_distance + 1``) gathers all farther pixels and is labelled ``>max``.
+        image: ``(C_in, H, W)``.
+        soft: ``(K, H, W)`` soft labels.
+        probs: ``{label: (K, H, W)}`` predicted probabilities.
+        class_index: the class shown.
+        class_name: its name for the titles.
         title: figure title.
-        figsize: figure size in inches.
 
     Example:
-        >>> import jmlkit.metrics as M
-        >>> target = torch.eye(6, dtype=torch.long)[None]
-        >>> df = M.calibration_by_boundary_distance(torch.full((1, 2, 6, 6), 0.5), target, 2)
-        >>> fig = calibration_vs_boundary_distance(df)
-        >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
-        ('distance to boundary (px)', 'ECE')
+        >>> y = torch.softmax(torch.randn(3, 8, 8), 0)
+        >>> fig = plot_soft_predictions(torch.rand(1, 8, 8), y, {"a": y}, class_index=1)
+        >>> [ax.get_title() for ax in fig.axes[:3]]
+        ['image', 'target y (class 1)', 'p: a']
     """
-    runs = {"": data} if isinstance(data, pd.DataFrame) else dict(data)
-    if not runs or not all(isinstance(v, pd.DataFrame) for v in runs.values()):
-        raise TypeError("Expected `data` to be a per-distance DataFrame or a mapping of label -> DataFrame.")
-    for df in runs.values():
-        need = {"distance", "count", "ECE", "accuracy", "confidence"}
-        if not need <= set(df.columns):
-            raise ValueError(f"Expected columns {sorted(need)}, but got {list(df.columns)}.")
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax_e, ax_a = fig.subplots(1, 2)
-    for i, (label, df) in enumerate(runs.items()):
-        d = df["distance"].to_numpy()
-        color = f"C{i}"
-        ax_e.plot(d, df["ECE"].to_numpy(float), "o-", color=color, label=label or None)
-        ax_a.plot(d, df["accuracy"].to_numpy(float), "o-", color=color, label=f"{label} accuracy".strip())
-        ax_a.plot(d, df["confidence"].to_numpy(float), "s--", color=color, label=f"{label} confidence".strip())
-    d = next(iter(runs.values()))["distance"].to_numpy()
-    ticks = [str(int(x)) for x in d[:-1]] + [f">{int(d[-2])}" if len(d) > 1 else str(int(d[-1]))]
-    for ax in (ax_e, ax_a):
-        ax.set_xticks(d, ticks)
-        ax.set_xlabel("distance to boundary (px)")
-    ax_e.set_ylabel("ECE")
-    ax_e.set_ylim(bottom=0)
-    ax_a.set_ylabel("accuracy / confidence")
-    ax_a.set_ylim(0, 1.02)
-    ax_a.legend(fontsize="small")
-    if len(runs) > 1:
-        ax_e.legend(fontsize="small")
+    if not isinstance(probs, Mapping) or not probs:
+        raise ValueError("Expected `probs` to be a non-empty mapping label -> (K, H, W) probabilities.")
+    if soft.ndim != 3 or not 0 <= class_index < soft.shape[0]:
+        raise ValueError(f"Expected `soft` (K, H, W) and 0 <= class_index < K, but got shape {tuple(soft.shape)} "
+                         f"and class_index={class_index}.")
+    name = class_name or f"class {class_index}"
+    n = len(probs) + 2
+    fig = Figure(figsize=(2.3 * n, 4.6 + (0.3 if title else 0)), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    img = image.detach().float().cpu()
+    img = img[0] if img.ndim == 3 else img
+    y = soft[class_index].detach().float().cpu()
+    axes[0, 0].imshow(img.numpy(), cmap="gray")
+    axes[0, 0].set_title("image")
+    im = axes[0, 1].imshow(y.numpy(), cmap="magma", vmin=0, vmax=1)
+    axes[0, 1].set_title(f"target y ({name})")
+    band = ((y > 0.2) & (y < 0.8)).float().numpy()
+    axes[1, 1].imshow(band, cmap="gray_r", vmin=0, vmax=1)
+    axes[1, 1].set_title("band 0.2 < y < 0.8")
+    axes[1, 0].set_visible(False)
+    for j, (label, p) in enumerate(probs.items(), start=2):
+        pk = p[class_index].detach().float().cpu()
+        axes[0, j].imshow(pk.numpy(), cmap="magma", vmin=0, vmax=1)
+        axes[0, j].set_title(f"p: {label}")
+        err = axes[1, j].imshow((pk - y).numpy(), cmap="RdBu_r", vmin=-0.5, vmax=0.5)
+        axes[1, j].set_title(f"p - y: {label}")
+    for ax in axes.ravel():
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8, label="probability")
+    fig.colorbar(err, ax=axes[1, :].tolist(), shrink=0.8, label="p - y")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def target_panel(labels, num_classes: int, epsilon: float, *, kernel_size: int = 3, max_images: int = 2,
+                 ignore_index: int | None = None) -> Figure:
+    """What the network is asked to predict: the probability of the labelled class under hard labels,
+    uniform label smoothing and boundary label smoothing (one row per image; ``ignore_index`` pixels blank).
+
+    Example:
+        >>> fig = target_panel(torch.zeros(1, 8, 8, dtype=torch.long), 3, 0.2)
+        >>> [ax.get_title() for ax in fig.axes[:4]]
+        ['label', 'hard: p(y)', 'uniform LS: p(y)', 'boundary LS: p(y)']
+    """
+    from jmlkit import targets as T
+
+    labels = torch.as_tensor(labels).long()
+    if labels.ndim == 2:
+        labels = labels[None]
+    labels = labels[:max_images]
+    rows = [
+        ("hard", T.one_hot(labels, num_classes, ignore_index=ignore_index)),
+        ("uniform LS", T.label_smoothing(labels, num_classes, epsilon, ignore_index=ignore_index)),
+        ("boundary LS", T.boundary_label_smoothing(labels, num_classes, epsilon, kernel_size=kernel_size,
+                                                   ignore_index=ignore_index)),
+    ]
+    valid = rows[0][1].mask
+    shown = torch.where(valid, labels, torch.zeros_like(labels))
+    fig = Figure(figsize=(9.5, 2.4 * labels.shape[0] + 0.3), layout="constrained")
+    axes = np.asarray(fig.subplots(labels.shape[0], 4, squeeze=False))
+    for r in range(labels.shape[0]):
+        axes[r, 0].imshow(np.ma.masked_where(~valid[r].numpy(), labels[r].numpy()), cmap="tab20", vmin=0, vmax=19,
+                          interpolation="nearest")
+        for c, (name, st) in enumerate(rows, start=1):
+            p_y = np.ma.masked_where(~valid[r].numpy(), st.soft[r].gather(0, shown[r][None]).squeeze(0).numpy())
+            im = axes[r, c].imshow(p_y, cmap="viridis", vmin=1 - epsilon, vmax=1.0, interpolation="nearest")
+        for c, name in enumerate(["label"] + [f"{n}: p(y)" for n, _ in rows]):
+            if r == 0:
+                axes[r, c].set_title(name)
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="target probability of the labelled class")
     return fig

@@ -1,0 +1,81 @@
+"""Every figure of jmlkit, and the widgets of notebook 01.
+
+Each function takes what the metrics, the experiment tables or :mod:`jmlkit.lessons` produce and returns a
+:class:`matplotlib.figure.Figure`. Figures are created without pyplot (``matplotlib.figure.Figure``), so nothing is
+kept in a global registry, nothing is shown by itself and no backend is needed: in a notebook make the figure the
+last expression of a cell (or ``display(fig)``); in a batch run :func:`jmlkit.io.save_figure`. Functions drawing a
+single panel accept ``ax=`` to draw into an existing axes (the returned figure is then ``ax.figure``).
+
+==========================  ==========================================================================
+module                      figures
+==========================  ==========================================================================
+:mod:`.calibration`         :func:`reliability_diagram`, :func:`plot_reliability_grid`,
+                            :func:`calibration_vs_boundary_distance`, :func:`plot_per_class_calibration`,
+                            :func:`plot_tradeoff`, :func:`plot_soft_target_curves`,
+                            :func:`plot_band_histograms`
+:mod:`.segmentation`        :func:`segmentation_panel`, :func:`per_class_iou`, :func:`plot_soft_predictions`,
+                            :func:`target_panel`
+:mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`history_plot`
+:mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
+                            :func:`plot_triangle` (notebook 01)
+:mod:`.interactive`         :func:`curve_explorer`, :func:`surface_explorer`, :func:`render_png`,
+                            :func:`headless` (``ipywidgets`` is imported only when a widget is built)
+==========================  ==========================================================================
+
+Example:
+    >>> import jmlkit.plot as plot
+    >>> fig = plot.per_class_iou([0.5, 0.7], class_names=["bg", "digit"])
+    >>> fig.axes[0].get_ylabel()
+    'IoU'
+"""
+from __future__ import annotations
+
+from ._common import LABELS
+from .calibration import (
+    calibration_vs_boundary_distance,
+    plot_band_histograms,
+    plot_per_class_calibration,
+    plot_reliability_grid,
+    plot_soft_target_curves,
+    plot_tradeoff,
+    reliability_diagram,
+)
+from .interactive import HEADLESS_ENV, curve_explorer, headless, render_png, surface_explorer
+from .losses import LOSS_COLORS, CurvePlot, SurfacePlot, plot_loss_curves, plot_loss_surfaces, plot_race, plot_triangle
+from .runs import bar_chart, history_plot, sweep_plot
+from .segmentation import per_class_iou, plot_soft_predictions, segmentation_panel, target_panel
+
+__all__ = [
+    "LABELS",
+    "LOSS_COLORS",
+    "HEADLESS_ENV",
+    # calibration
+    "reliability_diagram",
+    "plot_reliability_grid",
+    "calibration_vs_boundary_distance",
+    "plot_per_class_calibration",
+    "plot_tradeoff",
+    "plot_soft_target_curves",
+    "plot_band_histograms",
+    # segmentation
+    "segmentation_panel",
+    "per_class_iou",
+    "plot_soft_predictions",
+    "target_panel",
+    # runs
+    "bar_chart",
+    "sweep_plot",
+    "history_plot",
+    # losses (notebook 01)
+    "CurvePlot",
+    "plot_loss_curves",
+    "SurfacePlot",
+    "plot_loss_surfaces",
+    "plot_race",
+    "plot_triangle",
+    # widgets
+    "headless",
+    "render_png",
+    "curve_explorer",
+    "surface_explorer",
+]

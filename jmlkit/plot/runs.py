@@ -1,0 +1,134 @@
+"""Figures of finished training runs: a configuration per bar, a sweep per line, the training histories.
+
+The tables are the summaries of the experiment recipes: one row per configuration (or per configuration and
+swept value) with ``<metric>_mean`` and ``<metric>_std`` columns. Known configuration names are shown by their
+display names (:data:`jmlkit.plot.LABELS`). Every function returns a :class:`matplotlib.figure.Figure` built
+without pyplot (see :mod:`jmlkit.plot`).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ._common import LABELS, _label
+
+__all__ = ["bar_chart", "sweep_plot", "history_plot"]
+
+
+def bar_chart(summary: pd.DataFrame, metrics: Sequence[str], *, key: str = "config", percent: bool = True,
+              title: str | None = None, reference: Mapping[str, float] | None = None) -> Figure:
+    """One panel per metric: a bar per configuration (mean over seeds) with ±std error bars.
+
+    Args:
+        summary: a summary table (one row per configuration, ``<metric>_mean`` and ``<metric>_std`` columns).
+        metrics: metric names (``<metric>_mean`` columns).
+        key: the column naming the bars.
+        percent: show values ×100.
+        title: figure title.
+        reference: ``{metric: value}`` drawn as a dashed horizontal line (e.g. the teacher's).
+
+    Example:
+        >>> s = pd.DataFrame({"config": ["a", "b"], "mIoU_D_mean": [0.5, 0.6], "mIoU_D_std": [float("nan")] * 2})
+        >>> [ax.get_title() for ax in bar_chart(s, ["mIoU_D"]).axes]
+        ['mIoU_D']
+    """
+    metrics = list(metrics)
+    for m in metrics:
+        if f"{m}_mean" not in summary.columns:
+            raise ValueError(f"Expected `{m}_mean` in the summary, but its columns are {list(summary.columns)}.")
+    scale = 100.0 if percent else 1.0
+    names = [_label(n, LABELS) for n in summary[key]]
+    fig = Figure(figsize=(2.2 + 0.55 * len(names) * len(metrics), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for i, (ax, m) in enumerate(zip(axes, metrics)):
+        mean = summary[f"{m}_mean"].to_numpy(float) * scale
+        std = np.nan_to_num(summary[f"{m}_std"].to_numpy(float) * scale)
+        x = np.arange(len(names))
+        ax.bar(x, mean, yerr=std, capsize=3, color=[f"C{j}" for j in range(len(names))], edgecolor="black",
+               linewidth=0.5)
+        for xi, v in zip(x, mean):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.1f}" if percent else f"{v:.3f}", (xi, v), ha="center", va="bottom",
+                            fontsize="x-small", xytext=(0, 2), textcoords="offset points")
+        if reference and m in reference and reference[m] is not None:
+            ax.axhline(reference[m] * scale, color="gray", linestyle="--", linewidth=1,
+                       label="reference" if i else "teacher")
+            if i == 0:
+                ax.legend(fontsize="small", loc="lower right")
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_title(m)
+        ax.set_ylabel(f"{m} (%)" if percent else m)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: str = "method", percent: bool = True,
+               logx: bool = False, title: str | None = None) -> Figure:
+    """One panel per metric: mean ± std against ``x`` (e.g. ``epsilon`` or ``fraction``), a line per ``hue``.
+
+    ``summary`` has one row per ``(hue, x)`` pair with ``<metric>_mean`` and ``<metric>_std`` columns.
+
+    Example:
+        >>> s = pd.DataFrame({"method": ["a", "a"], "epsilon": [0.0, 0.1], "ECE_D_mean": [0.1, 0.05],
+        ...                   "ECE_D_std": [float("nan")] * 2})
+        >>> sweep_plot(s, "epsilon", ["ECE_D"]).axes[0].get_xlabel()
+        'epsilon'
+    """
+    metrics = list(metrics)
+    scale = 100.0 if percent else 1.0
+    fig = Figure(figsize=(3.6 * len(metrics) + 0.6, 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, m in zip(axes, metrics):
+        for i, (name, part) in enumerate(summary.groupby(hue, sort=False)):
+            part = part.sort_values(x)
+            mean = part[f"{m}_mean"].to_numpy(float) * scale
+            std = np.nan_to_num(part[f"{m}_std"].to_numpy(float) * scale)
+            ax.errorbar(part[x].to_numpy(float), mean, yerr=std, marker="o", capsize=3, color=f"C{i}",
+                        label=_label(name, LABELS))
+        if logx:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(x)
+        ax.set_ylabel(f"{m} (%)" if percent else m)
+        ax.set_title(m)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def history_plot(runs: Mapping[str, str | os.PathLike], columns: Sequence[str], *, title: str | None = None) -> Figure:
+    """Training curves: one panel per ``history.csv`` column (e.g. ``train_loss``, ``mask_ratio``), a line per run.
+
+    Args:
+        runs: ``{label: run folder}``.
+        columns: history columns; a run without a column is left out of that panel.
+        title: figure title.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> pd.DataFrame({"epoch": [1, 2], "train_loss": [0.9, 0.5]}).to_csv(folder / "history.csv", index=False)
+        >>> [ax.get_title() for ax in history_plot({"run": folder}, ["train_loss"]).axes]
+        ['train_loss']
+    """
+    columns = list(columns)
+    fig = Figure(figsize=(3.8 * len(columns) + 0.4, 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(columns)))
+    for i, (label, folder) in enumerate(runs.items()):
+        history = pd.read_csv(Path(folder) / "history.csv")
+        for ax, col in zip(axes, columns):
+            if col in history.columns:
+                ax.plot(history["epoch"], history[col], marker=".", color=f"C{i}", label=_label(label, LABELS))
+    for ax, col in zip(axes, columns):
+        ax.set_xlabel("epoch")
+        ax.set_title(col)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,314 @@
+"""jmlkit.plot: every public function builds a Figure with the expected panels and artists from small inputs;
+the loss figures update in place; the widgets are notes in batch runs and import ipywidgets only when built."""
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import jmlkit.plot as plot  # noqa: E402
+from jmlkit import lessons  # noqa: E402
+from jmlkit.metrics import (  # noqa: E402
+    BoundaryCalibration,
+    CalibrationMetrics,
+    SegmentationMetrics,
+    calibration_by_boundary_distance,
+)
+from jmlkit.plot._common import _label, _reliability_frame  # noqa: E402
+
+C = 4
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, C, (2, 1, 4, 4), generator=g).float()
+    target = torch.nn.functional.interpolate(target, size=(16, 16)).squeeze(1).long()
+    target[0, :2] = 255
+    probs = (torch.randn(2, C, 16, 16, generator=g) + 3 * torch.nn.functional.one_hot(target.clamp(max=C - 1), C)
+             .permute(0, 3, 1, 2)).softmax(1)
+    return torch.rand(2, 3, 16, 16, generator=g), target, probs
+
+
+@pytest.fixture(scope="module")
+def calibration(batch):
+    _, target, probs = batch
+    m = CalibrationMetrics(C, ignore_index=255)
+    m.update(probs, target)
+    return m.compute()
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return pd.DataFrame({"notebook": ["02", "02", "03"], "config": ["ce_hard", "jml_ls", "kd_ce"],
+                         "mIoU_D_mean": [0.5, 0.6, 0.55], "mIoU_D_std": [0.01, np.nan, 0.02],
+                         "ECE_D_mean": [0.05, 0.03, 0.04], "ECE_D_std": [0.005, np.nan, 0.001]})
+
+
+def test_the_package_exports_every_figure_flat():
+    functions = {n for n in plot.__all__ if inspect.isfunction(getattr(plot, n))}
+    assert {"reliability_diagram", "per_class_iou", "segmentation_panel", "calibration_vs_boundary_distance",
+            "plot_reliability_grid", "plot_tradeoff", "plot_soft_target_curves", "plot_band_histograms",
+            "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "target_panel",
+            "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
+            "headless", "curve_explorer", "surface_explorer"} == functions
+    assert plot.LABELS["ce_ls"] == "CE + LS"
+
+
+def test_import_is_light_and_independent_of_the_old_modules():
+    code = ("import sys, jmlkit.plot; "
+            "print(sorted(m for m in ('ipywidgets', 'jmlkit.recipes', 'jmlkit.compare', 'jmlkit.viz', "
+            "'jmlkit.explain') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def test_label_joins_tuples_and_maps_known_names():
+    assert _label(("02", "ce_ls")) == "02 / ce_ls"
+    assert _label("ce_ls") == "ce_ls" and _label("ce_ls", plot.LABELS) == "CE + LS"
+    assert _label("mine", plot.LABELS) == "mine"
+
+
+def test_reliability_frame_accepts_every_form(calibration):
+    table = calibration["reliability"]
+    for data, ece in [(calibration, calibration["ECE_D"]), (table, None),
+                      ({"reliability": table.to_dict(orient="list"), "ECE_D": 0.1}, 0.1),
+                      (table.to_dict(orient="list"), None)]:
+        df, got = _reliability_frame(data)
+        assert isinstance(df, pd.DataFrame) and len(df) == len(table) and got == ece
+    with pytest.raises(TypeError, match="reliability"):
+        _reliability_frame([1, 2])
+    with pytest.raises(ValueError, match="columns"):
+        _reliability_frame(table.drop(columns="accuracy"))
+
+
+# --------------------------------------------------------------------------------------------- calibration
+def test_reliability_diagram(calibration, tmp_path):
+    n_bins = len(calibration["reliability"])
+    filled = int((calibration["reliability"]["count"] > 0).sum())
+    for data in (calibration, calibration["reliability"]):
+        fig = plot.reliability_diagram(data, title="t")
+        assert isinstance(fig, Figure) and len(fig.axes) == 2
+        assert fig.axes[0].get_ylabel() == "accuracy" and fig.axes[1].get_xlabel() == "confidence"
+        assert len(fig.axes[0].patches) == 2 * filled and len(fig.axes[1].patches) == n_bins
+    assert any("ECE" in t.get_text() for t in plot.reliability_diagram(calibration).axes[0].get_legend().get_texts())
+    fig.savefig(tmp_path / "rel.png")
+    assert (tmp_path / "rel.png").stat().st_size > 0
+    with pytest.raises(TypeError, match="reliability"):
+        plot.reliability_diagram([1, 2])
+
+
+def test_reliability_grid(calibration):
+    table = calibration["reliability"]
+    tables = {("02", "a"): {"reliability": table, "ECE_D": 0.05}, "b": table, "c": table.to_dict(orient="list")}
+    fig = plot.plot_reliability_grid(tables, ncols=2, title="grid")
+    assert len(fig.axes) == 4 and [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
+    assert fig.axes[0].get_title().startswith("02 / a\nECE 5.00%")
+    assert fig.axes[2].get_xlabel() == "confidence" and fig.axes[0].get_ylabel() == "accuracy"
+    filled = int((table["count"] > 0).sum())
+    assert all(len(ax.patches) == 2 * filled for ax in fig.axes[:3])
+    for bad in ({}, None):
+        with pytest.raises(ValueError):
+            plot.plot_reliability_grid(bad)
+    with pytest.raises(ValueError, match="ncols"):
+        plot.plot_reliability_grid({"a": table}, ncols=0)
+
+
+def test_calibration_vs_boundary_distance(batch):
+    _, target, probs = batch
+    df = calibration_by_boundary_distance(probs, target, C, max_distance=4, ignore_index=255)
+    m = BoundaryCalibration(C, max_distance=4, ignore_index=255)
+    m.update(probs, target)
+    fig = plot.calibration_vs_boundary_distance({"a": df, "b": m.compute()}, title="x")
+    ax_e, ax_a = fig.axes
+    assert ax_e.get_ylabel() == "ECE" and ax_a.get_ylabel() == "accuracy / confidence"
+    assert [t.get_text() for t in ax_e.get_xticklabels()][-1] == ">4"
+    assert len(ax_e.lines) == 2 and len(ax_a.lines) == 4
+    assert len(plot.calibration_vs_boundary_distance(df).axes[1].lines) == 2
+    with pytest.raises(TypeError):
+        plot.calibration_vs_boundary_distance(42)
+    with pytest.raises(ValueError, match="columns"):
+        plot.calibration_vs_boundary_distance(df.drop(columns="ECE"))
+
+
+def test_per_class_calibration():
+    pc = pd.DataFrame([{"config": cfg, "seed": s, "class": k, "class_name": f"c{k}", "ECE_class": 0.01 * (k + s)}
+                       for cfg in ("a", "b") for s in (0, 1) for k in range(5)])
+    fig = plot.plot_per_class_calibration(pc, title="pc")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * 5 and ax.get_ylabel() == "class-wise calibration error"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"c{k}" for k in range(5)]
+    assert plot.plot_per_class_calibration(pc, value="seed").axes[0].get_ylabel() == "seed"
+    with pytest.raises(ValueError, match="columns"):
+        plot.plot_per_class_calibration(pc.drop(columns="class_name"))
+
+
+def test_tradeoff(summary):
+    fig = plot.plot_tradeoff(summary, title="t")
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2 and len(ax.texts) == 3           # one error bar per notebook, a label per row
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("mIoU_D (%)", "ECE_D (%)")
+    assert len(plot.plot_tradeoff(summary, group=None, percent=False).axes[0].containers) == 1
+    with pytest.raises(ValueError, match="columns"):
+        plot.plot_tradeoff(summary, y="SCE_D")
+
+
+def test_soft_target_curves_and_band_histograms():
+    t = np.linspace(0.05, 0.95, 10)
+    curve = pd.DataFrame({"target": t, "predicted": t ** 2, "predicted_std": 0.1 + 0 * t, "count": [0] + [5] * 9})
+    fig = plot.plot_soft_target_curves({"a": curve, "b": curve}, title="c")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3 and len(ax.collections) == 2 and len(ax.lines[1].get_xdata()) == 9
+    assert ax.get_xlabel().startswith("target")
+    edges = np.linspace(0, 1, 11)
+    hist = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "density": np.arange(10.0)})
+    fig = plot.plot_band_histograms({"a": hist, "b": hist, "c": hist}, title="h")
+    assert len(fig.axes) == 3 and all(len(ax.patches) == 10 for ax in fig.axes)
+    assert fig.axes[0].get_ylabel() == "density"
+    for fn in (plot.plot_soft_target_curves, plot.plot_band_histograms):
+        with pytest.raises(ValueError):
+            fn({})
+
+
+# --------------------------------------------------------------------------------------------- segmentation
+def test_per_class_iou(batch):
+    _, target, probs = batch
+    m = SegmentationMetrics(C, ignore_index=255)
+    m.update(probs, target)
+    out = m.compute()
+    fig = plot.per_class_iou(out, class_names=list("abcd"), sort=True, title="IoU")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "IoU" and [t.get_text() for t in ax.get_xticklabels()] != []
+    assert len(ax.patches) == C
+    fig = plot.per_class_iou({"run1": out, "run2": out["IoU_per_class"] * 0.5})
+    assert len(fig.axes[0].patches) == 2 * C
+    with pytest.raises(ValueError, match="class_names"):
+        plot.per_class_iou(out, class_names=["a"])
+
+
+def test_segmentation_panel(batch):
+    image, target, probs = batch
+    fig = plot.segmentation_panel(image, target, probs, ignore_index=255, class_names=list("abcd"), title="panel")
+    assert len(fig.axes) == 2 * 5 + 1  # + colorbar
+    assert [a.get_title() for a in fig.axes[:5]] == ["image", "target", "prediction", "confidence", "error"]
+    assert all(len(a.images) == 1 for a in fig.axes[:10]) and len(fig.legends) == 1
+    fig = plot.segmentation_panel(image[0, 0], target[0], probs[0], max_images=1)
+    assert len(fig.axes) == 5 + 1
+    with pytest.raises(ValueError, match="same B, H, W"):
+        plot.segmentation_panel(image, target[:1], probs)
+
+
+def test_soft_predictions():
+    y = torch.softmax(torch.randn(3, 8, 8), 0)
+    fig = plot.plot_soft_predictions(torch.rand(1, 8, 8), y, {"a": y, "b": y}, class_index=1, title="t")
+    assert len(fig.axes) == 2 * 4 + 2                               # two rows of panels, two colour bars
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "target y (class 1)", "p: a", "p: b"]
+    assert not fig.axes[4].get_visible()
+    with pytest.raises(ValueError, match="class_index"):
+        plot.plot_soft_predictions(torch.rand(1, 8, 8), y, {"a": y}, class_index=3)
+    with pytest.raises(ValueError, match="probs"):
+        plot.plot_soft_predictions(torch.rand(1, 8, 8), y, {}, class_index=0)
+
+
+def test_target_panel():
+    labels = torch.zeros(3, 8, 8, dtype=torch.long)
+    labels[:, 2:6, 3:7] = 2
+    labels[1, 0, 0] = 255
+    fig = plot.target_panel(labels, 3, 0.2, ignore_index=255)
+    assert len(fig.axes) == 2 * 4 + 1                               # max_images=2 rows and a colour bar
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["label", "hard: p(y)", "uniform LS: p(y)",
+                                                         "boundary LS: p(y)"]
+    assert all(len(ax.images) == 1 for ax in fig.axes[:8])
+
+
+# --------------------------------------------------------------------------------------------- runs
+def test_bar_chart(summary):
+    fig = plot.bar_chart(summary, ["mIoU_D", "ECE_D"], title="bars", reference={"mIoU_D": 0.58, "ECE_D": None})
+    assert [ax.get_title() for ax in fig.axes] == ["mIoU_D", "ECE_D"]
+    assert all(len(ax.patches) == 3 for ax in fig.axes)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE, hard labels", "CE+JML + LS",
+                                                                      "KD, CE (= KL)"]
+    assert [ln.get_linestyle() for ln in fig.axes[0].lines].count("--") == 1     # the reference line
+    assert len(fig.axes[0].texts) == 3 and fig.axes[1].get_legend() is None
+    with pytest.raises(ValueError, match="summary"):
+        plot.bar_chart(summary, ["SCE_D"])
+
+
+def test_sweep_plot():
+    sw = pd.DataFrame({"method": ["jml_ls", "jml_ls", "ce", "ce"], "epsilon": [0.1, 0.0, 0.0, 0.1],
+                       "ECE_D_mean": [0.05, 0.04, 0.03, 0.02], "ECE_D_std": [0.01] * 4,
+                       "mIoU_D_mean": [0.5, 0.4, 0.3, 0.35], "mIoU_D_std": [np.nan] * 4})
+    fig = plot.sweep_plot(sw, "epsilon", ["ECE_D", "mIoU_D"], title="sweep")
+    assert len(fig.axes) == 2 and all(len(ax.containers) == 2 for ax in fig.axes)
+    assert fig.axes[0].get_xlabel() == "epsilon" and fig.axes[0].get_ylabel() == "ECE_D (%)"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["CE+JML + LS", "ce"]
+    assert plot.sweep_plot(sw.assign(epsilon=sw["epsilon"] + 0.1), "epsilon", ["ECE_D"], logx=True) \
+        .axes[0].get_xscale() == "log"
+
+
+def test_history_plot(tmp_path):
+    for i, name in enumerate(["kd_ce", "other"]):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0 - i / 10, 0.5, 0.3], "mask_ratio": [0.1, 0.2, 0.4]}) \
+            .to_csv(tmp_path / name / "history.csv", index=False)
+    fig = plot.history_plot({n: tmp_path / n for n in ["kd_ce", "other"]}, ["train_loss", "missing"], title="h")
+    assert [ax.get_title() for ax in fig.axes] == ["train_loss", "missing"]
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 0
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["KD, CE (= KL)", "other"]
+
+
+# --------------------------------------------------------------------------------------------- notebook 01
+def test_loss_figures_and_in_place_updates():
+    curves = lessons.loss_curves(0.3, grid=21)
+    curve_plot = plot.CurvePlot(curves)
+    assert len(curve_plot.ax.lines) == 2 * len(lessons.LOSSES) + 1
+    before = curve_plot.lines["jml1"].get_ydata().copy()
+    curve_plot.update(lessons.loss_curves(0.8, grid=21))
+    assert not (curve_plot.lines["jml1"].get_ydata() == before).all()
+    assert tuple(curve_plot.dots["jml1"].get_xdata()) == pytest.approx((0.8,))
+    assert plot.render_png(curve_plot.fig).startswith(b"\x89PNG")
+    assert len(plot.plot_loss_curves(curves).axes) == 1
+
+    surf = plot.SurfacePlot(lessons.loss_surfaces((0.3, 0.7), grid=11, arrow_grid=3))
+    assert len(surf.fig.axes) == 7                 # six maps and a colour bar
+    assert all(len(ax.images) == 1 and len(ax.collections) == 1 for ax in surf.fig.axes[:6])
+    surf.update(lessons.loss_surfaces((0.6, 0.2), grid=11, arrow_grid=3))
+    assert tuple(surf.circles["jml1"].get_xdata()) == pytest.approx((0.6,))
+    assert plot.render_png(surf.fig).startswith(b"\x89PNG")
+    fig = plot.plot_loss_surfaces(lessons.loss_surfaces((0.3, 0.7), grid=5, arrow_grid=2, losses=("ce", "jml1")))
+    assert len(fig.axes) == 3
+
+    fig = plot.plot_race(lessons.race(lessons.race_target(2, 4), losses=("ce", "jml1"), steps=2))
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 3
+    fig = plot.plot_triangle(lessons.triangle_check(50))
+    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == len(lessons.METRIC_LOSSES) + 1
+
+
+def test_explorers_build_and_respond(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setenv(plot.HEADLESS_ENV, "0")  # as in JupyterLab
+    assert not plot.headless()
+    w = plot.curve_explorer(target=0.3, grid=11)
+    w.children[0].value = 0.6                      # a slider move runs the update without error
+    assert w.children[0].value == 0.6
+    s = plot.surface_explorer(target=(0.3, 0.7), grid=7, arrow_grid=3)
+    s.children[1].value = 0.2
+    assert [c.description for c in s.children[:2]] == ["target y1", "target y2"]
+
+
+def test_explorers_are_notes_in_batch_runs(monkeypatch):
+    monkeypatch.setenv(plot.HEADLESS_ENV, "1")
+    assert plot.headless()
+    for note in (plot.curve_explorer(target=0.3, grid=11), plot.surface_explorer(target=(0.3, 0.7), grid=7)):
+        assert "JupyterLab" in note.data
