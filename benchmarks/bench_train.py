@@ -5,7 +5,7 @@
    64×64 RGB images, batch 16.
 2. Wall time of the quick label-smoothing comparison of notebook 02: CE with hard labels, CE + label
    smoothing, CE+SJL + smoothing, CE+JML + smoothing (ε = 0.1), trained from scratch in the quick profile
-   of :mod:`jmlkit.recipes`, the experiment a class runs live. Target: under 3 minutes on 2 cores.
+   of :mod:`jmlkit.profiles`, the experiment a class runs live. Target: under 3 minutes on 2 cores.
 
 Usage::
 
@@ -28,7 +28,7 @@ import torch
 
 from jmlkit.losses import get_loss
 from jmlkit.models import build_model, count_parameters
-from jmlkit.train import TrainConfig, fit
+from jmlkit.engine import TrainConfig, fit
 
 #: The four configurations of notebook 02's quick comparison (what a class runs live).
 COMPARISON = ("ce_hard", "ce_ls", "sjl_ls", "jml_ls")
@@ -80,16 +80,16 @@ def comparison(threads: int | None) -> dict:
     """Train the four configurations of the quick profile of notebook 02 from scratch, one after the other."""
     import tempfile
 
-    from jmlkit import recipes
+    from jmlkit import experiments
 
-    base = recipes.profile_config("quick") if threads is None else recipes.profile_config("quick", num_threads=threads)
-    configs = {k: v for k, v in recipes.smoothing_configs(base).items() if k in COMPARISON}
+    base = TrainConfig.from_profile("quick", num_threads=threads)  # None keeps the profile's
+    configs = {k: v for k, v in experiments.smoothing_configs(base).items() if k in COMPARISON}
     rows = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for name, config in configs.items():
             t = time.perf_counter()
-            table = recipes.run_configs({name: config}, seeds=[0], output_dir=tmp, force=True, verbose=False)
+            table = experiments.run_configs({name: config}, seeds=[0], output_dir=tmp, force=True, verbose=False)
             row = table.iloc[0]
             rows.append({"config": name, "wall_s": time.perf_counter() - t, "mIoU_D": float(row["mIoU_D"]),
                          "ECE_D": float(row["ECE_D"])})

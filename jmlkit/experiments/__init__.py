@@ -1,0 +1,50 @@
+"""Experiments: the run cache, the recipes of each result notebook, and the tables and findings that report them.
+
+=============================================  ==================================================================
+module                                         what
+=============================================  ==================================================================
+:mod:`~jmlkit.experiments.runs`                run cache (:func:`config_hash`, :func:`run_configs`), finding and
+                                               loading finished runs (:func:`find_runs`, :func:`load_metrics`)
+:mod:`~jmlkit.experiments.evaluation`          finished runs evaluated again: reliability tables (one table,
+                                               one pooling), calibration near boundaries, per class, soft labels
+:mod:`~jmlkit.experiments.soft`                errors of predictions against soft labels (:class:`SoftLabelStats`)
+:mod:`~jmlkit.experiments.recipes`             the configurations of notebooks 02–06 and their sweeps
+:mod:`~jmlkit.experiments.tables`              mean ± std over seeds, comparisons in words, each notebook's findings
+=============================================  ==================================================================
+
+Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values, models) in
+:mod:`jmlkit.profiles`; run-folder names and the completion marker in :mod:`jmlkit.io`.
+"""
+from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, examples,
+                                           load_model, mean_boundary_tables, pool_reliability, reliability_table,
+                                           reliability_tables)
+from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, RunSource, calibration_runs, distillation_configs,
+                                        epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
+                                        soft_label_configs, ssl_configs, sweep, train_teacher)
+from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
+                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
+                                     run_metrics)
+from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
+from jmlkit.experiments.tables import (boundary_table, calibration_findings, calibration_headline, compare,
+                                       distillation_findings, format_table, headline, per_class_means,
+                                       per_config_means, skipped_note, smoothing_findings, soft_label_findings,
+                                       source_note, ssl_findings, ssl_headline, summarize)
+
+__all__ = [
+    # runs
+    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "load_runs", "run_metrics",
+    "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
+    # evaluation
+    "load_model", "eval_dataset", "examples", "reliability_table", "pool_reliability", "reliability_tables",
+    "boundary_calibration", "evaluate_run", "evaluate_runs", "mean_boundary_tables",
+    # soft-label errors
+    "SoftLabelStats", "soft_label_metrics",
+    # recipes
+    "LABELS", "label", "smoothing_configs", "sweep", "epsilon_sweep", "train_teacher", "distillation_configs",
+    "ssl_configs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
+    "calibration_runs",
+    # tables and findings
+    "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
+    "smoothing_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
+    "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
+]

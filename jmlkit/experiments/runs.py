@@ -1,0 +1,498 @@
+r"""The run cache: train named configurations × seeds once, find finished runs again, read them back.
+
+Every run lives in its own folder, named by :func:`jmlkit.io.run_folder_name`::
+
+    output_dir/runs/<name>__seed<k>/
+        config.json   history.csv   metrics.json   model.pt     (written by jmlkit.engine.fit)
+        recipe.json   {"hash", "seed", "wall_time_s", "finished"}   (jmlkit.io.mark_done, written last)
+
+The completion marker (:data:`jmlkit.io.DONE_FILE`) holds :func:`config_hash` of the configuration
+(everything that changes the numbers; not the output folder, device or thread count). A rerun with
+the same configuration reuses the folder instead of training again, and so does *another*
+notebook: before training, :func:`run_config` also looks for a finished run with the same hash
+under ``output_dir/runs/`` (another name) and, when ``output_dir`` is a notebook's folder (its name
+starts with the notebook number, ``02_label_smoothing``), in the sibling notebook folders
+(``output_dir/../NN_*/runs/*``: the other notebooks of the same batch run or of
+``runs/interactive``), and copies it over.
+
+Two tables of runs, both one row per run folder:
+
+* :func:`run_configs` / :func:`load_runs` (one notebook's own runs): ``config``, ``seed``,
+  ``cached``, ``run_dir`` and every scalar metric;
+* :func:`find_runs` (every notebook of a batch folder): ``notebook``, ``config``, ``seed``,
+  ``run``, ``path``, ``has_model`` and a few config fields; :func:`load_metrics` adds the metrics.
+
+Example:
+    >>> import tempfile
+    >>> base = TrainConfig.from_profile("smoke")
+    >>> configs = {"ce": base.replace(loss="ce"), "jml_ls": base.replace(labels="ls", loss="jml")}
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     runs = run_configs(configs, seeds=[0], output_dir=out, verbose=False)
+    ...     again = run_configs(configs, seeds=[0], output_dir=out, verbose=False)
+    >>> runs[["config", "seed", "cached"]].values.tolist()
+    [['ce', 0, False], ['jml_ls', 0, False]]
+    >>> again["cached"].tolist()
+    [True, True]
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jmlkit._checks import check_int, check_int_list, check_type
+from jmlkit.engine import TrainConfig
+from jmlkit.io import DONE_FILE, atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name
+
+__all__ = [
+    "HASH_EXCLUDE",
+    "config_hash",
+    "run_dir_for",
+    "run_config",
+    "run_configs",
+    "load_runs",
+    "run_metrics",
+    "notebook_status",
+    "resolve_results_dir",
+    "find_runs",
+    "load_metrics",
+    "first_configs",
+]
+
+#: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
+HASH_EXCLUDE = ("out", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_NOTEBOOK_DIR_RE = re.compile(r"^\d+_")
+_RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.pt")
+_CONFIG_COLUMNS = ("dataset", "labels", "loss", "epsilon", "model", "epochs")
+
+
+# ============================================================================ hashing and folders
+
+
+def config_hash(config: TrainConfig) -> str:
+    """A 16-hex-digit hash of everything in ``config`` that changes a run's numbers.
+
+    Left out: :data:`HASH_EXCLUDE` (output folder, device, threads...). A distillation teacher
+    given as a run folder made by the run cache counts by *its* hash, not its path, so the same
+    teacher trained into another folder gives the same student hash.
+
+    Example:
+        >>> a = TrainConfig(seed=0, out="/tmp/a")
+        >>> config_hash(a) == config_hash(a.replace(out="/tmp/b", num_threads=1))
+        True
+        >>> config_hash(a) == config_hash(a.replace(seed=1))
+        False
+    """
+    check_type("config", config, TrainConfig)
+    data = config.to_dict()
+    for key in HASH_EXCLUDE:
+        data.pop(key, None)
+    if data.get("teacher"):
+        data["teacher"] = _teacher_key(data["teacher"])
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _teacher_key(teacher: str) -> str:
+    path = Path(teacher)
+    folder = path if path.is_dir() else path.parent
+    done = read_done(folder)
+    if done is not None and "hash" in done:
+        return f"run:{done['hash']}"
+    return f"path:{path.resolve()}"
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or "__" in name:
+        raise ValueError(
+            "Expected a config name of letters, digits and '._+-' (no '__', not starting with a symbol), "
+            f"but got {name!r}."
+        )
+    return name
+
+
+def run_dir_for(output_dir: str | os.PathLike, name: str, seed: int) -> Path:
+    """``output_dir/runs/<name>__seed<seed>``: where :func:`run_config` keeps a run.
+
+    Example:
+        >>> run_dir_for("out", "ce_hard", 2).as_posix()
+        'out/runs/ce_hard__seed2'
+    """
+    return Path(output_dir) / "runs" / run_folder_name(_check_name(name), seed)
+
+
+def _finished(folder: Path, digest: str) -> bool:
+    done = read_done(folder)
+    return (done is not None and done.get("hash") == digest and (folder / "metrics.json").is_file()
+            and (folder / "model.pt").is_file())
+
+
+def _find_elsewhere(output_dir: Path, digest: str, exclude: Path) -> Path | None:
+    """A finished run with this hash in ``output_dir`` or in the ``runs/`` folders of its sibling notebook
+    output folders (names starting with digits and ``_``, like ``03_distillation``)."""
+    roots = [output_dir]
+    parent = output_dir.parent
+    if _NOTEBOOK_DIR_RE.match(output_dir.name) and parent.is_dir():
+        roots += sorted(p for p in parent.iterdir() if p.is_dir() and p != output_dir and _NOTEBOOK_DIR_RE.match(p.name))
+    for root in roots:
+        runs = root / "runs"
+        if not runs.is_dir():
+            continue
+        for folder in sorted(runs.iterdir()):
+            if folder.resolve() != exclude.resolve() and folder.is_dir() and _finished(folder, digest):
+                return folder
+    return None
+
+
+def _copy_run(src: Path, dst: Path, config: TrainConfig) -> None:
+    """Copy a finished run to ``dst`` (built aside, then renamed into place), with ``config``'s ``out``."""
+    tmp = dst.with_name(f".{dst.name}.copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in _RUN_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, tmp / name)
+    atomic_write_text(tmp / "config.json", config.to_json())
+    mark_done(tmp, **(read_done(src) or {}), copied_from=str(src.resolve()))
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+# ============================================================================ running
+
+
+def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            out[key] = float(value)
+        elif value is None:
+            out[key] = float("nan")
+    return out
+
+
+def run_config(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    force: bool = False,
+    reuse: bool = True,
+    progress: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """Train ``config`` into ``run_dir`` unless a finished run with the same :func:`config_hash` exists.
+
+    Args:
+        config: what to train (its ``out`` is replaced by ``run_dir``).
+        run_dir: the run folder.
+        force: train even if a finished run exists.
+        reuse: also look for a finished run with the same hash under ``output_dir/runs/`` and in the
+            sibling notebook folders (``output_dir/../NN_*/runs/*``) and copy it into ``run_dir``.
+        progress: progress bars of :func:`jmlkit.engine.fit`.
+
+    Returns:
+        ``(metrics, cached)``: the run's ``metrics.json`` and whether it was reused.
+    """
+    from jmlkit.engine import fit
+
+    check_type("config", config, TrainConfig)
+    run_dir = Path(run_dir).resolve()
+    config = config.replace(out=str(run_dir), save_checkpoint=True)
+    digest = config_hash(config)
+    if not force:
+        if _finished(run_dir, digest):
+            return run_metrics(run_dir), True
+        if reuse:
+            source = _find_elsewhere(run_dir.parent.parent, digest, run_dir)
+            if source is not None:
+                _copy_run(source, run_dir, config)
+                return run_metrics(run_dir), True
+    (run_dir / DONE_FILE).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    result = fit(config, progress=progress)
+    mark_done(run_dir, hash=digest, seed=config.seed, wall_time_s=time.perf_counter() - t0,
+              finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return result.metrics, False
+
+
+def run_configs(
+    configs: Mapping[str, TrainConfig],
+    *,
+    seeds: Sequence[int] | int = (0,),
+    output_dir: str | os.PathLike,
+    force: bool = False,
+    reuse: bool = True,
+    progress: bool = False,
+    verbose: bool = True,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Train every named configuration with every seed (cached, see :func:`run_config`).
+
+    Args:
+        configs: ``{name: TrainConfig}``; names become folder names (letters, digits, ``._+-``).
+            Each config's own ``seed`` is replaced by the seeds.
+        seeds: seeds to run each configuration with.
+        output_dir: runs go to ``output_dir/runs/<name>__seed<k>/``.
+        force: retrain finished runs.
+        reuse: reuse finished runs of sibling output folders (other notebooks).
+        progress: per-epoch progress bars.
+        verbose: print one line per run (trained or reused, time, mIoU_D, ECE_D).
+        extra: ``{name: {column: value}}`` added to that configuration's rows (e.g. an epsilon).
+
+    Returns:
+        A tidy DataFrame, one row per run in the order of ``configs`` then ``seeds``: ``config``,
+        ``seed``, the ``extra`` columns, ``cached``, ``run_dir``, every scalar metric and ``epoch_time_s``
+        (mean wall time of a training epoch, without data set creation and evaluation).
+    """
+    if not isinstance(configs, Mapping) or not configs:
+        raise ValueError(f"Expected `configs` to be a non-empty dict of name -> TrainConfig, but got {configs!r}.")
+    for name, cfg in configs.items():
+        _check_name(name)
+        check_type(f"configs[{name!r}]", cfg, TrainConfig)
+    seeds = check_int_list("seeds", [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds,
+                           low=0, unique=True)
+    if output_dir is None:
+        raise ValueError("Expected `output_dir` to be a folder path, but got None.")
+    extra = dict(extra or {})
+    unknown = sorted(set(extra) - set(configs))
+    if unknown:
+        raise ValueError(f"Expected `extra` keys among the config names {sorted(configs)}, but got {unknown}.")
+    rows = []
+    for name, cfg in configs.items():
+        for seed in seeds:
+            run_dir = run_dir_for(output_dir, name, seed)
+            t0 = time.perf_counter()
+            metrics, cached = run_config(cfg.replace(seed=seed), run_dir, force=force, reuse=reuse, progress=progress)
+            scalars = _scalar_metrics(metrics)
+            history = run_dir / "history.csv"
+            if history.is_file():
+                epoch_times = pd.read_csv(history).get("time_s")
+                if epoch_times is not None and len(epoch_times):
+                    scalars["epoch_time_s"] = float(epoch_times.mean())
+            if verbose:
+                what = "reused" if cached else f"trained in {time.perf_counter() - t0:.1f} s"
+                print(f"{name} (seed {seed}): {what}; mIoU_D {scalars.get('mIoU_D', float('nan')):.3f}, "
+                      f"ECE_D {scalars.get('ECE_D', float('nan')):.3f}", flush=True)
+            rows.append({"config": name, "seed": seed, **dict(extra.get(name, {})), "cached": cached,
+                         "run_dir": str(run_dir.resolve()), **scalars})
+    return pd.DataFrame(rows)
+
+
+# ============================================================================ reading runs back
+
+
+def run_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``metrics.json`` of a run folder (scalars, per-class lists and the reliability table as a dict)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a finished run folder with metrics.json, but {str(path)!r} does not exist.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
+    """The tidy table of every finished run under ``output_dir/runs/`` (e.g. another notebook's).
+
+    Columns as :func:`run_configs` (``config``, ``seed``, ``cached`` = True, ``run_dir``, metrics),
+    plus ``labels``, ``loss``, ``epsilon``, ``smoothing``, ``model`` from each ``config.json``.
+    """
+    runs = Path(output_dir) / "runs"
+    rows = []
+    if runs.is_dir():
+        for folder in sorted(runs.iterdir()):
+            parsed = parse_run_folder_name(folder.name)
+            if parsed is None or read_done(folder) is None or not (folder / "metrics.json").is_file():
+                continue
+            cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+            rows.append({"config": parsed[0], "seed": parsed[1], "cached": True, "run_dir": str(folder.resolve()),
+                         **{k: cfg.get(k) for k in ("labels", "loss", "epsilon", "smoothing", "model")},
+                         **_scalar_metrics(run_metrics(folder))})
+    return pd.DataFrame(rows)
+
+
+def notebook_status(root: str | os.PathLike) -> dict[str, str]:
+    """Status of each notebook run of a batch folder, from the runner's ``<root>/<run>/run.json``.
+
+    ``{"02_label_smoothing": "ok", "05_soft_labels": "running", ...}``; folders without a
+    ``run.json`` (interactive runs) are not listed.
+    """
+    root = Path(root)
+    out: dict[str, str] = {}
+    if not root.is_dir():
+        return out
+    for record in sorted(root.glob("*/run.json")):
+        try:
+            status = json.loads(record.read_text(encoding="utf-8")).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = "unreadable"
+        out[record.parent.name] = str(status)
+    return out
+
+
+def resolve_results_dir(
+    results_dir: str | os.PathLike | None,
+    output_dir: str | os.PathLike,
+    profile: str = "quick",
+    *,
+    exclude: str | os.PathLike | None = None,
+) -> Path | None:
+    """The folder to read runs from: ``results_dir`` when given, else the first of
+    ``Path(output_dir).parent`` (the batch folder when the runner injected ``output_dir``) and
+    ``../runs/<profile>`` that holds a finished run (``exclude``: a folder whose runs do not count,
+    e.g. the notebook's own ``output_dir``). ``None`` when neither holds one.
+    """
+    if results_dir is not None:
+        return Path(results_dir)
+    for candidate in (Path(output_dir).parent, Path("..") / "runs" / str(profile)):
+        if len(find_runs(candidate, exclude=exclude)):
+            return candidate
+    return None
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "metrics.json").is_file()
+
+
+def find_runs(
+    root: str | os.PathLike,
+    *,
+    notebooks: Sequence[str] | None = None,
+    exclude: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    only_finished: bool = True,
+    max_depth: int = 3,
+) -> pd.DataFrame:
+    """Every finished run folder under ``root``, one row each.
+
+    A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>`` and holds ``config.json``
+    and ``metrics.json`` (:func:`jmlkit.engine.fit` writes ``metrics.json`` last, so a folder with it
+    is complete).
+
+    Args:
+        root: a batch folder (``OUT``), one notebook's ``output_dir``, or its ``runs`` folder.
+        notebooks: keep only these notebook stems (or prefixes such as ``"02"``).
+        exclude: folders whose runs are left out (e.g. the calling notebook's own ``output_dir``).
+        only_finished: leave out the notebooks whose runner ``run.json`` does not say ``ok``
+            (still running, failed); notebooks without ``run.json`` always count.
+        max_depth: how deep below ``root`` to look; the default 3 finds ``root/<notebook>/runs/<run>``
+            but not runs nested deeper (e.g. an exercise's ``<notebook>/exercise/runs/<run>``).
+
+    Returns:
+        DataFrame with columns ``notebook`` (the first folder below ``root``, or ``root``'s own
+        name), ``config``, ``seed``, ``run`` (folder name), ``path``, ``has_model`` and the
+        config fields ``dataset, labels, loss, epsilon, model, epochs``; sorted by notebook, then
+        configurations in the order they finished (the notebook's own order: main comparison
+        first, sweeps after), then seed. Empty (with these columns) when nothing is found.
+    """
+    root = Path(root)
+    columns = ["notebook", "config", "seed", "run", "path", "has_model", *_CONFIG_COLUMNS]
+    max_depth = check_int("max_depth", max_depth, low=1)
+    if not root.is_dir():
+        return pd.DataFrame(columns=columns)
+    if exclude is None:
+        excluded: list[Path] = []
+    elif isinstance(exclude, (str, os.PathLike)):
+        excluded = [Path(exclude).resolve()]
+    else:
+        excluded = [Path(e).resolve() for e in exclude]
+    status = notebook_status(root) if only_finished else {}
+    rows = []
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir())
+        except OSError:
+            continue
+        for child in children:
+            resolved = child.resolve()
+            if any(resolved == e or e in resolved.parents for e in excluded):
+                continue
+            parsed = parse_run_folder_name(child.name)
+            if parsed is not None and folder.name == "runs" and _is_run_dir(child):
+                rel = child.relative_to(root).parts
+                here = root.resolve()
+                if len(rel) > 1 and rel[0] != "runs":
+                    notebook = rel[0]
+                else:  # root is one notebook's output_dir, or its runs/ folder
+                    notebook = here.parent.name if here.name == "runs" and len(rel) == 1 else here.name
+                if only_finished and status.get(notebook, "ok") != "ok":
+                    continue
+                rows.append(_run_row(child, notebook, *parsed))
+            elif depth + 1 < max_depth:
+                stack.append((child, depth + 1))
+    df = pd.DataFrame(rows, columns=columns)
+    if notebooks is not None:
+        wanted = [str(n) for n in notebooks]
+        df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted))]
+    # configurations in the order they were trained (first metrics.json of each), then seeds
+    finished = df["path"].map(lambda p: (Path(p) / "metrics.json").stat().st_mtime)
+    order = finished.groupby([df["notebook"], df["config"]]).transform("min")
+    df = df.assign(_order=order).sort_values(["notebook", "_order", "config", "seed"], kind="stable")
+    return df.drop(columns="_order").reset_index(drop=True)
+
+
+def _run_row(path: Path, notebook: str, config: str, seed: int) -> dict[str, Any]:
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cfg = {}
+    row = {"notebook": notebook, "config": config, "seed": seed, "run": path.name, "path": str(path),
+           "has_model": (path / "model.pt").is_file()}
+    for key in _CONFIG_COLUMNS:
+        row[key] = cfg.get(key)
+    return row
+
+
+def _check_runs(runs: Any) -> pd.DataFrame:
+    """A table of runs with a ``path`` column (``run_dir``, the column of :func:`run_configs` tables, also works)."""
+    if isinstance(runs, pd.DataFrame) and "path" not in runs.columns and "run_dir" in runs.columns:
+        runs = runs.assign(path=runs["run_dir"])
+    if not isinstance(runs, pd.DataFrame) or "path" not in runs.columns:
+        raise TypeError("Expected `runs` to be the DataFrame of find_runs() (or of run_configs()), "
+                        f"but got {type(runs).__name__}.")
+    return runs
+
+
+def load_metrics(runs: pd.DataFrame, *, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """``runs`` (of :func:`find_runs` or :func:`run_configs`) joined with the scalar metrics of each ``metrics.json``.
+
+    Every numeric top-level value becomes a column (``mIoU_D``, ``ECE_D``, ``train_time_s``...);
+    lists and tables (``IoU_per_class``, ``reliability``) are left out, except the keys named in
+    ``extra``, which are kept as objects.
+    """
+    runs = _check_runs(runs)
+    records = []
+    for path in runs["path"]:
+        metrics = run_metrics(path)
+        rec = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rec.update({k: metrics.get(k) for k in extra})
+        records.append(rec)
+    return pd.concat([runs.reset_index(drop=True), pd.DataFrame(records)], axis=1)
+
+
+def first_configs(runs: pd.DataFrame, n: int, *, by: str = "notebook") -> pd.DataFrame:
+    """The runs of the first ``n`` configurations (in table order) of each ``by`` group, all seeds.
+
+    >>> runs = pd.DataFrame({"notebook": ["a", "a", "a", "b"], "config": ["x", "x", "y", "z"], "seed": [0, 1, 0, 0]})
+    >>> first_configs(runs, 1)[["notebook", "config", "seed"]].values.tolist()
+    [['a', 'x', 0], ['a', 'x', 1], ['b', 'z', 0]]
+    """
+    n = check_int("n", n, low=1)
+    if not isinstance(runs, pd.DataFrame) or "config" not in runs.columns:
+        raise TypeError("Expected `runs` to be a DataFrame with a `config` column.")
+    if by not in runs.columns:
+        keep = set(list(dict.fromkeys(runs["config"]))[:n])
+        return runs[runs["config"].isin(keep)]
+    mask = runs.groupby(by, sort=False)["config"].transform(lambda c: c.isin(list(dict.fromkeys(c))[:n]))
+    return runs[mask.astype(bool)]

@@ -1,0 +1,471 @@
+r"""Tables of runs: mean ± std over seeds, comparisons in words, and the findings of notebooks 02–06.
+
+:func:`summarize` reduces a tidy table of runs (one row per run) to ``<metric>_mean``,
+``<metric>_std`` (sample standard deviation over seeds, NaN for one seed) and ``n_seeds`` per
+configuration; :func:`format_table` prints ``mean ± std``; :func:`headline` flattens means into
+the ``metrics.json`` of a notebook; :func:`compare` writes one sentence about two configurations.
+
+The *findings* functions write the "What we saw" section of each result notebook from its tables,
+as Markdown: they pick the winners and word the results, so the notebooks only display them.
+
+=================================  ========  ================================================
+function                           notebook  reads
+=================================  ========  ================================================
+:func:`smoothing_findings`         02        the comparison, the ε sweep, ECE near boundaries
+:func:`distillation_findings`      03        the students and the teacher's metrics
+:func:`ssl_findings`               04        the methods × labelled fractions
+:func:`soft_label_findings`        05        soft-label errors of each loss
+:func:`calibration_findings`       06        every notebook's runs, boundary and class tables
+=================================  ========  ================================================
+
+Example:
+    >>> runs = pd.DataFrame({"config": ["a", "a", "b"], "seed": [0, 1, 0], "mIoU_D": [0.5, 0.7, 0.4]})
+    >>> summarize(runs, "mIoU_D")
+      config  n_seeds  mIoU_D_mean  mIoU_D_std
+    0      a        2          0.6    0.141421
+    1      b        1          0.4         NaN
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jmlkit.experiments.recipes import LABELS, label
+
+__all__ = [
+    "summarize",
+    "format_table",
+    "headline",
+    "compare",
+    "per_config_means",
+    "per_class_means",
+    "smoothing_findings",
+    "distillation_findings",
+    "ssl_headline",
+    "ssl_findings",
+    "soft_label_findings",
+    "source_note",
+    "skipped_note",
+    "boundary_table",
+    "calibration_headline",
+    "calibration_findings",
+]
+
+
+# ============================================================================ summaries
+
+
+def _metric_list(runs: pd.DataFrame, metrics: Sequence[str] | str | None) -> list[str]:
+    if metrics is None:
+        skip = {"seed", "cached", "epochs", "steps", "n_images", "n_pixels", "train_time_s", "epoch_time_s"}
+        return [c for c in runs.columns if pd.api.types.is_float_dtype(runs[c]) and c not in skip]
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    missing = [m for m in metrics if m not in runs.columns]
+    if missing:
+        raise ValueError(f"Expected metric columns among {list(runs.columns)}, but got unknown {missing}.")
+    return list(metrics)
+
+
+def summarize(runs: pd.DataFrame, metrics: Sequence[str] | str | None = None, *, by: str | Sequence[str] = "config") -> pd.DataFrame:
+    r"""Mean and standard deviation over seeds, per configuration.
+
+    Args:
+        runs: a tidy table of runs (one row per run, e.g. :func:`~jmlkit.experiments.run_configs`).
+        metrics: metric columns (default: every float column).
+        by: grouping column(s); groups keep the order in which they first appear.
+
+    Returns:
+        One row per group: the ``by`` columns, ``n_seeds``, then ``<metric>_mean`` and
+        ``<metric>_std`` for each metric (``std`` is the sample standard deviation,
+        :math:`\sqrt{\sum (x-\bar x)^2/(n-1)}`, NaN for a single seed).
+    """
+    if not isinstance(runs, pd.DataFrame):
+        raise TypeError(f"Expected `runs` to be a pandas DataFrame, but got {type(runs).__name__}.")
+    keys = [by] if isinstance(by, str) else list(by)
+    missing = [k for k in keys if k not in runs.columns]
+    if missing:
+        raise ValueError(f"Expected grouping columns among {list(runs.columns)}, but got unknown {missing}.")
+    names = _metric_list(runs, metrics)
+    grouped = runs.groupby(keys, sort=False, dropna=False)
+    out = grouped.size().rename("n_seeds").reset_index()
+    for m in names:
+        stats = grouped[m].agg(["mean", "std"]).reset_index(drop=True)
+        out[f"{m}_mean"] = stats["mean"].to_numpy()
+        out[f"{m}_std"] = stats["std"].to_numpy()
+    return out
+
+
+def format_table(summary: pd.DataFrame, metrics: Sequence[str] | str, *, percent: bool = True, digits: int = 1,
+                 index: str | Sequence[str] = "config") -> pd.DataFrame:
+    """``mean ± std`` strings (only ``mean`` for one seed) of a :func:`summarize` table, for display.
+
+    Example:
+        >>> s = pd.DataFrame({"config": ["a"], "n_seeds": [2], "mIoU_D_mean": [0.6], "mIoU_D_std": [0.1414]})
+        >>> format_table(s, ["mIoU_D"])
+                mIoU_D
+        config
+        a       60.0 ± 14.1
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    scale = 100.0 if percent else 1.0
+    table = summary.set_index(index)
+    out = pd.DataFrame(index=table.index)
+    for m in metrics:
+        if f"{m}_mean" not in table.columns:
+            raise ValueError(f"Expected `{m}_mean` in the summary, but its columns are {list(summary.columns)}.")
+        mean, std = table[f"{m}_mean"] * scale, table[f"{m}_std"] * scale
+        out[m] = [f"{a:.{digits}f}" if not np.isfinite(b) else f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(mean, std)]
+    return out
+
+
+def headline(summary: pd.DataFrame, metrics: Sequence[str], *, key: str = "config", prefix: str = "") -> dict[str, float]:
+    """Flat ``{"<prefix><metric>.<config>": mean}`` dict for :func:`jmlkit.io.write_metrics`.
+
+    Example:
+        >>> s = pd.DataFrame({"config": ["ce"], "n_seeds": [1], "ECE_D_mean": [0.05], "ECE_D_std": [float("nan")]})
+        >>> headline(s, ["ECE_D"])
+        {'ECE_D.ce': 0.05}
+    """
+    out = {}
+    for _, row in summary.iterrows():
+        for m in metrics:
+            value = row[f"{m}_mean"]
+            out[f"{prefix}{m}.{row[key]}"] = None if value is None or not math.isfinite(float(value)) else float(value)
+    return out
+
+
+def compare(summary: pd.DataFrame, a: str, b: str, metric: str, *, key: str = "config", percent: bool = True,
+            digits: int = 1) -> str:
+    """A sentence comparing two configurations on one metric, written from the numbers.
+
+    Equal when the means agree to ``digits`` decimals (of percent); "within one standard deviation
+    over seeds" when the difference is no larger than the larger of the two standard deviations.
+
+    Example:
+        >>> s = pd.DataFrame({"config": ["a", "b"], "n_seeds": [1, 1], "ECE_D_mean": [0.02, 0.05],
+        ...                   "ECE_D_std": [float("nan")] * 2})
+        >>> compare(s, "a", "b", "ECE_D")
+        'a has a lower ECE_D than b (2.0 vs 5.0)'
+    """
+    table = summary.set_index(key)
+    for name in (a, b):
+        if name not in table.index:
+            raise ValueError(f"Expected `{name}` among the configurations {list(table.index)}, but it is not there.")
+    scale = 100.0 if percent else 1.0
+    ma, mb = float(table.at[a, f"{metric}_mean"]), float(table.at[b, f"{metric}_mean"])
+    sa, sb = float(table.at[a, f"{metric}_std"]), float(table.at[b, f"{metric}_std"])
+
+    def fmt(m: float, s: float) -> str:
+        return f"{m * scale:.{digits}f}" + (f" ± {s * scale:.{digits}f}" if math.isfinite(s) else "")
+
+    if round(ma * scale, digits) == round(mb * scale, digits):
+        text = f"{label(a)} and {label(b)} have the same {metric} ({fmt(ma, sa)})"
+    else:
+        rel = "higher" if ma > mb else "lower"
+        text = f"{label(a)} has a {rel} {metric} than {label(b)} ({fmt(ma, sa)} vs {fmt(mb, sb)})"
+    if math.isfinite(sa) and math.isfinite(sb) and abs(ma - mb) <= max(sa, sb):
+        text += ", within one standard deviation over seeds"
+    return text
+
+
+def per_config_means(table: pd.DataFrame, on: Sequence[str], columns: Sequence[str], *,
+                     by: str = "config") -> dict[Any, pd.DataFrame]:
+    """``{config: table of the mean of columns over seeds, per on-row}`` (e.g. the bins of a curve).
+
+    >>> t = pd.DataFrame({"config": ["a", "a"], "seed": [0, 1], "bin": [0, 0], "p": [0.2, 0.4]})
+    >>> per_config_means(t, ["bin"], ["p"])["a"].values.tolist()
+    [[0.0, 0.30000000000000004]]
+    """
+    return {c: g.groupby(list(on), as_index=False)[list(columns)].mean() for c, g in table.groupby(by, sort=False)}
+
+
+def per_class_means(metrics: pd.DataFrame, column: str = "IoU_per_class", *, by: str = "config") -> dict[Any, np.ndarray]:
+    """``{config: mean over seeds of a per-class list column}`` (of :func:`~jmlkit.experiments.load_metrics` with ``extra``).
+
+    >>> t = pd.DataFrame({"config": ["a", "a"], "IoU_per_class": [[0.5, 1.0], [0.7, 0.0]]})
+    >>> per_class_means(t)["a"].tolist()
+    [0.6, 0.5]
+    """
+    return {c: np.mean(np.array(g[column].tolist(), dtype=float), axis=0) for c, g in metrics.groupby(by, sort=False)}
+
+
+# ============================================================================ 02: label smoothing
+
+
+def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, boundary: Mapping[str, pd.DataFrame], *,
+                       profile: str, seeds: Sequence[int], config: Any, epsilon: float) -> str:
+    """The findings of notebook 02 (Markdown bullets).
+
+    Args:
+        summary: :func:`summarize` of the five configurations of ``smoothing_configs`` (with
+            ``mIoU_D``, ``ECE_D``, ``SCE_D``, ``Confidence`` and ``Acc``).
+        sweep_summary: :func:`summarize` of the ε sweep, ``by=["method", "epsilon"]``; the ``jml``
+            method is reported when present, else the first one.
+        boundary: ``{config: boundary_calibration table}`` of at least ``ce_hard`` and ``jml_ls``;
+            the first row is the boundary, the last the pixels far from it.
+        profile, seeds, config, epsilon: the setting (``config``: the base TrainConfig).
+
+    Winners: the highest ``mIoU_D`` and the lowest ``ECE_D`` of ``summary``; the ε with the lowest
+    ``ECE_D`` in the sweep.
+    """
+    s_ = summary.set_index("config")
+    best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
+    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
+    (edge, far), (edge_j, far_j) = ((boundary[n]["ECE"].iloc[0], boundary[n]["ECE"].iloc[-1]) for n in ("ce_hard", "jml_ls"))
+    swept_method = "jml" if "jml" in set(sweep_summary["method"]) else sweep_summary["method"].iloc[0]
+    jml_sweep = sweep_summary[sweep_summary["method"] == swept_method].set_index("epsilon")
+    best_eps = jml_sweep["ECE_D_mean"].idxmin()
+    eps, miou, ece = jml_sweep.index, jml_sweep["mIoU_D_mean"].to_numpy(), jml_sweep["ECE_D_mean"].to_numpy()
+    c = lambda a, b, m: compare(summary, a, b, m)  # noqa: E731
+    return f'''* **Setting**: {profile} profile, seeds {seeds}, model `{config.model}`, {config.epochs} epochs, ε = {epsilon}.
+* **Accuracy**: the highest mIoU_D comes from {LABELS[best]} ({100 * s_.at[best, "mIoU_D_mean"]:.1f}%).
+  {c("ce_ls", "ce_hard", "mIoU_D")}; {c("jml_ls", "ce_ls", "mIoU_D")}.
+* **Calibration**: the lowest ECE_D comes from {LABELS[calib]}. {c("ce_ls", "ce_hard", "ECE_D")};
+  {c("jml_ls", "sjl_ls", "ECE_D")}; {c("jml_ls", "ce_ls", "ECE_D")};
+  {c("jml_bls", "jml_ls", "ECE_D")}.
+* **Over- or under-confident?** Hard-label CE has a mean confidence of {100 * s_.at["ce_hard", "Confidence_mean"]:.1f}% for
+  a pixel accuracy of {100 * s_.at["ce_hard", "Acc_mean"]:.1f}%, so it is
+  {"over" if s_.at["ce_hard", "Confidence_mean"] > s_.at["ce_hard", "Acc_mean"] else "under"}-confident on average;
+  CE+JML + LS: {100 * s_.at["jml_ls", "Confidence_mean"]:.1f}% for {100 * s_.at["jml_ls", "Acc_mean"]:.1f}%.
+* **Class-wise calibration**: {c("jml_ls", "sjl_ls", "SCE_D")}.
+* **Near boundaries**: for hard-label CE, the ECE of pixels right at a boundary is {100 * edge:.1f}% against
+  {100 * far:.1f}% far from any boundary ({"higher" if edge > far else "not higher"} at the boundary); for CE+JML + LS
+  it is {100 * edge_j:.1f}% against {100 * far_j:.1f}%, so {"lower" if edge_j < edge else "not lower"} than hard-label CE
+  right at the boundary.
+* **ε sweep** ({LABELS.get(swept_method + "_ls", swept_method)}): mIoU_D goes from {100 * miou[0]:.1f}% at ε = {eps[0]:g} to
+  {100 * miou[-1]:.1f}% at ε = {eps[-1]:g}; ECE_D goes from {100 * ece[0]:.1f}% at ε = {eps[0]:g} to
+  {100 * ece[-1]:.1f}% at ε = {eps[-1]:g}; the lowest is at ε = {best_eps:g}.'''
+
+
+# ============================================================================ 03: distillation
+
+
+def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, Any], *, profile: str,
+                          seeds: Sequence[int], teacher: Any, student: Any, temperature: float,
+                          teacher_epsilon: float | None = None) -> str:
+    """The findings of notebook 03 (Markdown bullets).
+
+    Args:
+        summary: :func:`summarize` of the four students of ``distillation_configs``.
+        teacher_metrics: the teacher's ``metrics.json`` (``mIoU_D``, ``ECE_D``).
+        profile, seeds, temperature: the setting; ``teacher`` and ``student``: their TrainConfigs
+            (model, epochs); ``teacher_epsilon``: the teacher's label smoothing as the notebook
+            set it (default: ``teacher.epsilon``).
+
+    Winners: the student with the highest ``mIoU_D`` and the one with the lowest ``ECE_D``; the gap
+    is the teacher's ``mIoU_D`` minus the hard-label student's.
+    """
+    best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
+    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
+    gap = teacher_metrics["mIoU_D"] - summary.set_index("config").at["hard_ce", "mIoU_D_mean"]
+    teacher_epsilon = teacher.epsilon if teacher_epsilon is None else teacher_epsilon
+    c = lambda a, b, m: compare(summary, a, b, m)  # noqa: E731
+    return f'''* **Setting**: {profile} profile, teacher `{teacher.model}` ({teacher.epochs} epochs, LS ε = {teacher_epsilon}),
+  students `{student.model}` ({student.epochs} epochs), T = {temperature}, student seeds {seeds}.
+* **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%; it is
+  {abs(100 * gap):.1f} points {"above" if gap > 0 else "below"} the hard-label student in mIoU_D{"" if profile == "full" else
+  " (students of the " + profile + " profile are small and trained briefly)"}.
+* **Accuracy**: the best student by mIoU_D is {LABELS[best]}. {c("kd_ce", "hard_ce", "mIoU_D")};
+  {c("kd_jml", "kd_ce", "mIoU_D")}; {c("kd_ce+jml", "kd_ce", "mIoU_D")};
+  {c("kd_ce+jml", "hard_ce", "mIoU_D")}.
+* **Calibration**: the best calibrated student is {LABELS[calib]}. {c("kd_jml", "kd_ce", "ECE_D")};
+  {c("kd_ce", "hard_ce", "ECE_D")}; {c("kd_ce+jml", "hard_ce", "ECE_D")}.'''
+
+
+# ============================================================================ 04: semi-supervised
+
+_SSL_METHODS = ("labeled_only", "pseudo_hard_ce", "pseudo_soft_jml")
+
+
+def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Sequence[float]) -> dict[str, float]:
+    """``{"<metric>.<method>_f<fraction>": mean}`` of ``mIoU_D`` and ``ECE_D`` for notebook 04's ``metrics.json``.
+
+    >>> s = pd.DataFrame({"method": ["a"], "fraction": [0.25], "mIoU_D_mean": [0.5], "ECE_D_mean": [0.1]})
+    >>> ssl_headline(s, ["a"], [0.25])
+    {'mIoU_D.a_f0.25': 0.5, 'ECE_D.a_f0.25': 0.1}
+    """
+    table = summary.set_index(["method", "fraction"])
+    return {f"{m}.{method}_f{f:g}": float(table.at[(method, f), f"{m}_mean"]) for method in methods for f in fractions
+            for m in ("mIoU_D", "ECE_D")}
+
+
+def _ssl_line(table: pd.DataFrame, f: float) -> str:
+    lo, hard, soft = (table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS)
+    e_lo, e_hard, e_soft = (table.at[(m, f), "ECE_D_mean"] for m in _SSL_METHODS)
+    scores = {"labelled only": lo, "hard pseudo-labels": hard, "soft pseudo-labels": soft}
+    top = [k for k, v in scores.items() if round(100 * v, 1) == round(100 * max(scores.values()), 1)]
+    best = top[0] if len(top) == 1 else "a tie between " + " and ".join(top)
+    return (f"* **Fraction {f:g}**: mIoU_D {100 * lo:.1f}% labelled only, {100 * hard:.1f}% with hard pseudo-labels "
+            f"({100 * (hard - lo):+.1f}), {100 * soft:.1f}% with soft pseudo-labels and JML ({100 * (soft - lo):+.1f}); "
+            f"best: {best}. ECE_D {100 * e_lo:.1f}%, {100 * e_hard:.1f}%, {100 * e_soft:.1f}%.")
+
+
+def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: str, seeds: Sequence[int],
+                 config: Any) -> str:
+    """The findings of notebook 04 (Markdown bullets, one per labelled fraction).
+
+    Args:
+        summary: :func:`summarize` of ``labeled_fraction_sweep`` over ``ssl_configs``,
+            ``by=["method", "fraction"]``, with ``mIoU_D``, ``ECE_D`` and ``epoch_time_s``.
+        fractions: the labelled fractions, in the order to report them.
+        profile, seeds, config: the setting (``config``: the base TrainConfig).
+
+    Winner of a fraction: the method with the highest ``mIoU_D`` (rounded to 0.1 %; equal values
+    are "a tie between" them). Self-training "helped" at a fraction when the better of the two
+    pseudo-label methods beats the labelled-only model.
+    """
+    table = summary.set_index(["method", "fraction"])
+    gains = {f: max(table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS[1:])
+             - table.at[("labeled_only", f), "mIoU_D_mean"] for f in fractions}
+    if all(g <= 0 for g in gains.values()):
+        verdict = ("* **Here self-training did not help** at any fraction. Starting from a randomly initialised model, the first "
+                   "pseudo-labels are mostly wrong and the model learns its own mistakes (confirmation bias); practical "
+                   "recipes first train on the labelled images alone, or weigh the unlabelled loss down (`ssl_weight`). "
+                   "`jmlkit.train` has no such warm-up option yet.")
+    else:
+        helped = [f"{f:g}" for f, g in gains.items() if g > 0]
+        verdict = f"* **Self-training helped** (in mIoU_D) at fraction(s) {', '.join(helped)}."
+    t_lo, t_soft = (summary[summary["method"] == m]["epoch_time_s_mean"].mean() for m in ("labeled_only", "pseudo_soft_jml"))
+    return "\n".join([f"* **Setting**: {profile} profile, model `{config.model}`, {config.epochs} epochs, seeds {seeds}."]
+                     + [_ssl_line(table, f) for f in fractions] + [verdict]
+                     + [f"* **Cost**: a semi-supervised training epoch took {t_soft / t_lo:.1f}× the time of a labelled-only one "
+                        f"({t_soft:.2f} s vs {t_lo:.2f} s, same number of steps)."])
+
+
+# ============================================================================ 05: soft labels of the data
+
+
+def soft_label_findings(summary: pd.DataFrame, losses: Sequence[str], *, profile: str, seeds: Sequence[int],
+                        epochs: int, n_test: int) -> str:
+    """The findings of notebook 05 (Markdown), from the soft-label errors of the ``<loss>_soft`` runs.
+
+    Args:
+        summary: :func:`summarize` of the runs joined with their soft-label errors (``MAE_band``,
+            ``extreme_band``, ``slope_band``, ``soft_mIoU``, ``mIoU_D``, ``ECE_D``).
+        losses: the losses trained, in the order to report them.
+        profile, seeds, epochs, n_test: the setting (``n_test``: number of test slices).
+
+    With both ``jml`` and ``sjl``, the SJL counts as biased towards 0/1 when its share of extreme
+    band predictions is more than 5 points and its band error more than 1 point above the JML's.
+    """
+    s = summary.set_index("config")
+
+    def val(cfg: str, metric: str, scale: float = 100) -> float:
+        return s.loc[f"{cfg}_soft", f"{metric}_mean"] * scale
+
+    lines = [f"*Profile `{profile}`, {len(seeds)} seed(s), {epochs} epochs on {n_test} test slices.*", ""]
+    for c in losses:
+        lines.append(f"- **{c.upper()}**: mean |p - y| at partial-volume entries {val(c, 'MAE_band'):.1f}%, "
+                     f"{val(c, 'extreme_band'):.1f}% of them pushed below 0.1 or above 0.9 (slope {val(c, 'slope_band', 1):.2f}); "
+                     f"soft mIoU {val(c, 'soft_mIoU'):.1f}%, hard mIoU {val(c, 'mIoU_D'):.1f}%, ECE {val(c, 'ECE_D'):.1f}%.")
+    if {"jml", "sjl"} <= set(losses):
+        lines.append("")
+        if val("sjl", "extreme_band") > val("jml", "extreme_band") + 5 and val("sjl", "MAE_band") > val("jml", "MAE_band") + 1:
+            lines.append(f"As the theory says, the SJL pushed partial-volume predictions to 0/1 "
+                         f"({val('sjl', 'extreme_band'):.0f}% vs {val('jml', 'extreme_band'):.0f}% for the JML) and missed the soft "
+                         f"labels by more ({val('sjl', 'MAE_band'):.1f}% vs {val('jml', 'MAE_band'):.1f}% mean |p - y| in the band).")
+        else:
+            lines.append(f"In this run the SJL did **not** clearly show its bias towards 0/1 (extreme predictions "
+                         f"{val('sjl', 'extreme_band'):.1f}% vs {val('jml', 'extreme_band'):.1f}% for the JML, mean |p - y| "
+                         f"{val('sjl', 'MAE_band'):.1f}% vs {val('jml', 'MAE_band'):.1f}%); with so little training the "
+                         "networks may not have fitted the soft labels yet: try the quick or full profile.")
+        if val("sjl", "ECE_D") < val("jml", "ECE_D"):
+            lines.append(f"Note the ECE against the hard label: the SJL looks *better* calibrated ({val('sjl', 'ECE_D'):.1f}% vs "
+                         f"{val('jml', 'ECE_D'):.1f}%). The hard label is the argmax of the soft one, so a network that predicts "
+                         "hard labels is 'calibrated' against it; against the soft target it is not. Which calibration you "
+                         "want depends on what the probabilities are used for.")
+    if "ce" in losses and "jml" in losses:
+        ranked = sorted(losses, key=lambda c: val(c, "MAE_band"))
+        lines.append("Ranked by mean |p - y| in the band (lower is better): "
+                     + " < ".join(f"{c.upper()} {val(c, 'MAE_band'):.1f}%" for c in ranked)
+                     + ". Cross-entropy is also minimised at p = y, so it should sit near the JML, not near the SJL.")
+    return "\n".join(lines)
+
+
+# ============================================================================ 06: calibration of every run
+
+
+def source_note(source: str, runs: pd.DataFrame, skipped: Mapping[str, str]) -> str:
+    """Where notebook 06's runs come from, in one Markdown line.
+
+    >>> source_note("the runs in `x`", pd.DataFrame({"notebook": ["02", "02", "03"]}), {"04": "failed"})
+    "**Source:** the runs in `x`. 3 runs of 2 notebook(s); left out (not finished): {'04': 'failed'}."
+    """
+    return (f"**Source:** {source}. {len(runs)} runs of {runs['notebook'].nunique()} notebook(s)"
+            + (f"; left out (not finished): {dict(skipped)}" if skipped else "") + ".")
+
+
+def skipped_note(skipped: pd.DataFrame) -> str:
+    """The runs :func:`~jmlkit.experiments.evaluate_runs` left out, in one Markdown line ("" when none)."""
+    if not len(skipped):
+        return ""
+    return (f"*Left out below ({len(skipped)} runs whose model could not be rebuilt):* "
+            + ", ".join(f"`{r.notebook} {r.config} seed {r.seed}`" for r in skipped.itertuples()))
+
+
+def _near_far(boundary: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    near = boundary[boundary["distance"] == 1].groupby(["notebook", "config"], sort=False)["ECE"].mean()
+    far = boundary[boundary["distance"] == boundary["distance"].max()].groupby(["notebook", "config"], sort=False)["ECE"].mean()
+    return near, far
+
+
+def boundary_table(boundary: pd.DataFrame) -> pd.DataFrame:
+    """ECE at the boundary (distance 1) and far from it (the pooled last distance), mean over seeds,
+    per notebook and configuration, in % (rounded to 0.01), and their ratio.
+
+    ``boundary``: the ``"boundary"`` table of :func:`~jmlkit.experiments.evaluate_runs`.
+    """
+    near, far = _near_far(boundary)
+    return pd.DataFrame({"ECE at boundary (%)": 100 * near, "ECE far away (%)": 100 * far,
+                         "ratio": near / far}).round(2)
+
+
+def calibration_headline(runs: pd.DataFrame, summary: pd.DataFrame, boundary: pd.DataFrame, *,
+                         trained_here: bool) -> dict[str, float]:
+    """The ``metrics.json`` of notebook 06: ``n_runs``, ``n_notebooks``, ``trained_here``, the lowest and
+    highest ``ECE_D`` of any configuration, and the mean ECE at the boundary and far from it."""
+    near, far = _near_far(boundary)
+    return {"n_runs": len(runs), "n_notebooks": runs["notebook"].nunique(), "trained_here": int(trained_here),
+            "ECE_D_best": summary["ECE_D_mean"].min(), "ECE_D_worst": summary["ECE_D_mean"].max(),
+            "ECE_boundary_mean": near.mean(), "ECE_far_mean": far.mean()}
+
+
+def calibration_findings(summary: pd.DataFrame, boundary: pd.DataFrame, per_class: pd.DataFrame, *, source: str,
+                         n_runs: int) -> str:
+    """The findings of notebook 06 (Markdown).
+
+    Args:
+        summary: :func:`summarize` of every run, ``by=["notebook", "config"]`` (``ECE_D``, ``mIoU_D``).
+        boundary, per_class: the tables of :func:`~jmlkit.experiments.evaluate_runs`.
+        source: where the runs come from (:func:`~jmlkit.experiments.calibration_runs`).
+        n_runs: the number of runs.
+
+    Per notebook, the configurations with the lowest and highest ``ECE_D``; miscalibration
+    "concentrates at boundaries" when the ECE at distance 1 is more than 1.2× the far ECE for more
+    than half the configurations; the class with the largest class-wise error, counted over configurations.
+    """
+    n_seeds = int(summary["n_seeds"].max())
+    lines = [f"*Source: {source}; {n_runs} runs, up to {n_seeds} seed(s) per configuration"
+             + (" (single seeds: differences below a point or two may be noise)." if n_seeds == 1 else ".") + "*", ""]
+    for nb, rows in summary.groupby("notebook", sort=False):
+        rows = rows.sort_values("ECE_D_mean")
+        lo, hi = rows.iloc[0], rows.iloc[-1]
+        lines.append(f"- **{nb}**: lowest ECE `{lo['config']}` {100 * lo['ECE_D_mean']:.2f}% (mIoU {100 * lo['mIoU_D_mean']:.1f}%), "
+                     f"highest `{hi['config']}` {100 * hi['ECE_D_mean']:.2f}% (mIoU {100 * hi['mIoU_D_mean']:.1f}%).")
+    near, far = _near_far(boundary)
+    ratio = near / far
+    more = int((ratio > 1.2).sum())
+    lines.append(f"- At the boundary the ECE was more than 1.2x its value far from it for {more} of {len(ratio)} configurations "
+                 f"(median ratio {ratio.median():.1f}x): " + ("miscalibration concentrates at boundaries, as expected."
+                 if more > len(ratio) / 2 else "here miscalibration did *not* clearly concentrate at the boundary."))
+    means = per_class.groupby(["notebook", "config", "class_name"], sort=False)["ECE_class"].mean()
+    worst = means.groupby(["notebook", "config"], sort=False).idxmax().map(lambda key: key[-1])
+    worst_counts = worst.value_counts()
+    lines.append(f"- The class with the largest class-wise calibration error was most often `{worst_counts.index[0]}` "
+                 f"({worst_counts.iloc[0]} of {len(worst)} configurations).")
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""The run cache of jmlkit.experiments (hashing, reuse, copies between notebooks), finding and loading runs, and the
+recipes that train through it. Tiny runs (smoke profile, one epoch of 8 scenes), about half a minute in all."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jmlkit import experiments as ex
+from jmlkit.engine import TrainConfig
+from jmlkit.io import DONE_FILE, read_done
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A run of about a second: 8 scenes of 16x16, the tiny UNet, one epoch."""
+    return TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny):
+    """Two configurations x two seeds in a notebook folder, trained once for the whole module."""
+    out = tmp_path_factory.mktemp("batch") / "02_label_smoothing"
+    configs = {"ce": tiny.replace(loss="ce"), "jml_ls": tiny.replace(labels="ls", loss="jml")}
+    runs = ex.run_configs(configs, seeds=[0, 1], output_dir=out, verbose=False)
+    return out, configs, runs
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, match", [
+    (lambda: ex.run_dir_for("out", "a__b", 0), "config name"),
+    (lambda: ex.run_dir_for("out", "a/b", 0), "config name"),
+    (lambda: ex.run_dir_for("out", "a", -1), "`seed`"),
+    (lambda: ex.run_configs({}, seeds=[0], output_dir="x"), "`configs`"),
+    (lambda: ex.run_configs({"a": TrainConfig()}, seeds=[0, 0], output_dir="x"), "without repeats"),
+    (lambda: ex.run_configs({"a": TrainConfig()}, seeds=[0], output_dir=None), "`output_dir`"),
+    (lambda: ex.run_configs({"a": TrainConfig()}, seeds=[0], output_dir="x", extra={"b": {}}), "`extra`"),
+    (lambda: ex.epsilon_sweep({"a": TrainConfig()}, [1.5], seeds=0, output_dir="x"), "`epsilons`"),
+    (lambda: ex.labeled_fraction_sweep({"a": TrainConfig()}, [0.0], seeds=0, output_dir="x"), "`fractions`"),
+    (lambda: ex.sweep({"a": TrainConfig()}, "nope", [1], seeds=0, output_dir="x"), "`field`"),
+    (lambda: ex.sweep({"a": TrainConfig()}, "lr", [], seeds=0, output_dir="x"), "`values`"),
+    (lambda: ex.find_runs(".", max_depth=0), "`max_depth`"),
+    (lambda: ex.first_configs(pd.DataFrame({"config": ["a"]}), 0), "`n`"),
+])
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_types_raise_type_error(tmp_path):
+    with pytest.raises(TypeError, match="TrainConfig"):
+        ex.run_configs({"a": {"loss": "ce"}}, seeds=[0], output_dir=tmp_path)
+    with pytest.raises(TypeError, match="`seeds`"):
+        ex.run_configs({"a": TrainConfig()}, seeds="0", output_dir=tmp_path)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        ex.config_hash({"seed": 0})
+    with pytest.raises(TypeError, match="find_runs"):
+        ex.load_metrics(pd.DataFrame({"config": ["a"]}))
+    with pytest.raises(TypeError, match="`config` column"):
+        ex.first_configs([1], 1)
+
+
+# --------------------------------------------------------------------------- hashing
+def test_config_hash_ignores_output_and_runtime_options():
+    cfg = TrainConfig(seed=0)
+    assert ex.config_hash(cfg) == ex.config_hash(cfg.replace(out="/elsewhere", num_threads=1, device="cpu"))
+    assert ex.config_hash(cfg) != ex.config_hash(cfg.replace(epsilon=0.2))
+    assert len(ex.config_hash(cfg)) == 16 and set(ex.HASH_EXCLUDE) >= {"out", "device", "num_threads"}
+
+
+def test_teacher_hash_follows_the_teacher_run(finished, tiny):
+    out, _, _ = finished
+    teacher_dir = out / "runs" / "ce__seed0"
+    copy_dir = out.parent / "03_distillation" / "runs" / "teacher_copy__seed0"
+    copy_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(teacher_dir, copy_dir, dirs_exist_ok=True)
+    a = ex.distillation_configs(tiny, teacher_dir)["kd_jml"]
+    b = ex.distillation_configs(tiny, copy_dir)["kd_jml"]
+    assert ex.config_hash(a) == ex.config_hash(b)
+    c = ex.distillation_configs(tiny, out / "runs" / "jml_ls__seed0")["kd_jml"]
+    assert ex.config_hash(a) != ex.config_hash(c)
+
+
+# --------------------------------------------------------------------------- running and caching
+def test_run_configs_writes_the_run_layout(finished):
+    out, configs, runs = finished
+    assert list(runs["config"]) == ["ce", "ce", "jml_ls", "jml_ls"]
+    assert list(runs["seed"]) == [0, 1, 0, 1]
+    assert not runs["cached"].any()
+    for name in configs:
+        for seed in (0, 1):
+            folder = out / "runs" / f"{name}__seed{seed}"
+            for file in ("config.json", "metrics.json", "model.pt", DONE_FILE, "history.csv"):
+                assert (folder / file).is_file(), folder / file
+            assert json.loads((folder / "config.json").read_text())["seed"] == seed
+            done = read_done(folder)
+            assert done["hash"] == ex.config_hash(configs[name].replace(seed=seed)) and done["seed"] == seed
+    assert {"mIoU_D", "ECE_D", "SCE_D", "run_dir", "epoch_time_s"} <= set(runs.columns)
+
+
+def test_rerun_reuses_finished_runs(finished):
+    out, configs, runs = finished
+    stamp = (out / "runs" / "ce__seed0" / "model.pt").stat().st_mtime_ns
+    again = ex.run_configs(configs, seeds=[0, 1], output_dir=out, verbose=False)
+    assert again["cached"].all()
+    assert (out / "runs" / "ce__seed0" / "model.pt").stat().st_mtime_ns == stamp
+    pd.testing.assert_series_equal(again["mIoU_D"], runs["mIoU_D"])
+
+
+def test_changed_config_retrains(finished, tmp_path):
+    _, configs, _ = finished
+    other = tmp_path / "changed"
+    first = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=other, verbose=False, reuse=False)
+    changed = ex.run_configs({"ce": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=other, verbose=False)
+    assert not first["cached"].item() and not changed["cached"].item()
+    assert json.loads((other / "runs" / "ce__seed0" / "config.json").read_text())["lr"] == 1e-3
+
+
+def test_an_unfinished_run_is_trained_again(finished, tmp_path):
+    _, configs, _ = finished
+    ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
+    (tmp_path / "runs" / "ce__seed0" / DONE_FILE).unlink()  # killed before the marker was written
+    again = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
+    assert not again["cached"].item() and read_done(tmp_path / "runs" / "ce__seed0") is not None
+
+
+def test_another_notebook_reuses_a_sibling_run(finished):
+    out, configs, runs = finished
+    sibling = out.parent / "03_distillation"
+    reused = ex.run_configs({"hard_ce": configs["ce"]}, seeds=[1], output_dir=sibling, verbose=False)
+    assert reused["cached"].item()
+    folder = sibling / "runs" / "hard_ce__seed1"
+    assert (folder / "model.pt").is_file()
+    assert json.loads((folder / "config.json").read_text())["out"] == str(folder.resolve())
+    assert read_done(folder)["copied_from"] == str((out / "runs" / "ce__seed1").resolve())
+    assert reused["mIoU_D"].item() == runs.query("config == 'ce' and seed == 1")["mIoU_D"].item()
+    assert not list(folder.parent.glob(".*"))  # nothing left of the copy's temporary folder
+
+
+def test_unrelated_sibling_folders_are_not_searched(finished):
+    out, configs, _ = finished
+    fresh = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=out.parent / "scratch", verbose=False)
+    assert not fresh["cached"].item()
+
+
+# --------------------------------------------------------------------------- recipes that train
+def test_epsilon_sweep_reuses_same_configuration(finished):
+    out, configs, _ = finished
+    swept = ex.epsilon_sweep({"jml": configs["jml_ls"]}, [0.1], seeds=[0], output_dir=out, verbose=False)
+    # labels="ls", epsilon=0.1 is exactly the jml_ls run: found by hash and copied, not retrained
+    assert swept[["config", "method", "epsilon", "cached"]].values.tolist() == [["jml_e0.1", "jml", 0.1, True]]
+
+
+def test_train_teacher_and_labeled_fraction_sweep(finished, tiny):
+    out, configs, _ = finished
+    run_dir, metrics = ex.train_teacher(configs["ce"], output_dir=out, seed=0, verbose=False)
+    assert run_dir.name == "teacher__seed0" and metrics == ex.run_metrics(run_dir)
+    swept = ex.labeled_fraction_sweep({"lo": tiny.replace(loss="ce")}, [0.5], seeds=0, output_dir=out, verbose=False)
+    assert swept[["config", "method", "fraction"]].values.tolist() == [["lo_f0.5", "lo", 0.5]]
+    assert json.loads((out / "runs" / "lo_f0.5__seed0" / "config.json").read_text())["labeled_fraction"] == 0.5
+
+
+# --------------------------------------------------------------------------- loading runs back
+def test_load_runs_and_run_metrics(finished):
+    out, _, runs = finished
+    table = ex.load_runs(out)
+    assert {"ce", "jml_ls"} <= set(table["config"]) and table["cached"].all()
+    assert set(table.query("config == 'jml_ls'")["labels"]) == {"ls"}
+    assert ex.load_runs(out / "missing").empty
+    metrics = ex.run_metrics(runs["run_dir"].iloc[0])
+    assert metrics["mIoU_D"] == runs["mIoU_D"].iloc[0] and "reliability" in metrics
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        ex.run_metrics(out)
+
+
+@pytest.fixture(scope="module")
+def batch(finished, tiny) -> Path:
+    """A batch folder like `jmlkit run` leaves: a finished notebook, one still running, one without run.json."""
+    out, configs, _ = finished
+    root = out.parent
+    ex.run_configs({"x": tiny.replace(loss="ce", lr=1e-3)}, seeds=[0], output_dir=root / "04_semi_supervised", verbose=False)
+    for nb, status in (("02_label_smoothing", "ok"), ("04_semi_supervised", "running")):
+        (root / nb / "run.json").write_text(json.dumps({"status": status}))
+    (root / "02_label_smoothing" / "figures").mkdir(exist_ok=True)  # not a run folder
+    (root / "02_label_smoothing" / "runs" / "broken__seed0").mkdir(exist_ok=True)  # no metrics.json: unfinished
+    nested = root / "04_semi_supervised" / "exercise" / "runs"  # an exercise's runs: too deep, not compared
+    shutil.copytree(out / "runs" / "ce__seed0", nested / "ce__seed0", dirs_exist_ok=True)
+    return root
+
+
+def test_find_runs_layout_status_and_filters(batch):
+    runs = ex.find_runs(batch, notebooks=["02"])
+    main = runs[runs["config"].isin(["ce", "jml_ls"])]
+    assert [tuple(r) for r in main[["notebook", "config", "seed"]].itertuples(index=False)] == [
+        ("02_label_smoothing", "ce", 0), ("02_label_smoothing", "ce", 1),
+        ("02_label_smoothing", "jml_ls", 0), ("02_label_smoothing", "jml_ls", 1)]
+    assert runs["has_model"].all() and set(runs["dataset"]) == {"digits"}
+    # the notebook whose batch run is still going is left out, unless asked for
+    assert "04_semi_supervised" not in set(ex.find_runs(batch)["notebook"])
+    unfinished = ex.find_runs(batch, only_finished=False)
+    assert unfinished.loc[unfinished["notebook"] == "04_semi_supervised", "config"].tolist() == ["x"]
+    assert len(ex.find_runs(batch, exclude=batch / "02_label_smoothing", notebooks=["02"])) == 0
+    # one notebook's output_dir, or its runs folder, name the notebook after that folder
+    assert set(ex.find_runs(batch / "02_label_smoothing")["notebook"]) == {"02_label_smoothing"}
+    assert set(ex.find_runs(batch / "02_label_smoothing" / "runs")["notebook"]) == {"02_label_smoothing"}
+    empty = ex.find_runs(batch / "missing")
+    assert empty.empty and "path" in empty.columns
+    assert ex.notebook_status(batch) == {"02_label_smoothing": "ok", "04_semi_supervised": "running"}
+    assert ex.notebook_status(batch / "missing") == {}
+
+
+def test_resolve_results_dir(batch, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ex.resolve_results_dir("given", batch / "06_calibration") == Path("given")
+    assert ex.resolve_results_dir(None, batch / "06_calibration") == batch
+    assert ex.resolve_results_dir(None, tmp_path / "alone" / "06_calibration") is None
+
+
+def test_load_metrics_and_first_configs(batch, finished):
+    _, _, own = finished
+    runs = ex.find_runs(batch, notebooks=["02"])
+    metrics = ex.load_metrics(runs, extra=["IoU_per_class"])
+    assert {"mIoU_D", "ECE_D", "train_time_s"} <= set(metrics.columns)
+    assert "reliability" not in metrics.columns and isinstance(metrics["IoU_per_class"][0], list)
+    # a run_configs table (run_dir column, no notebook column) works wherever find_runs' table does
+    assert ex.load_metrics(own[["config", "seed", "run_dir"]])["ECE_D"].tolist() == own["ECE_D"].tolist()
+    assert ex.first_configs(runs, 1)["config"].unique().tolist() == ["ce"]
+    assert ex.first_configs(own, 1)["config"].unique().tolist() == ["ce"]
+
+
+def test_calibration_runs_reads_the_batch_or_trains_the_fallback(batch, tmp_path, monkeypatch):
+    found = ex.calibration_runs(None, batch / "06_calibration", "smoke", notebooks=["02", "04"])
+    assert not found.trained_here and found.skipped == {"04_semi_supervised": "running"}
+    assert set(found.runs["notebook"]) == {"02_label_smoothing"}
+    assert found.source == f"the finished runs in `{batch.resolve()}`"
+    monkeypatch.chdir(tmp_path)  # no ../runs/smoke here either
+    alone = tmp_path / "alone" / "06_calibration"
+    trained = ex.calibration_runs(None, alone, "smoke")
+    assert trained.trained_here and trained.source.startswith("runs trained here (profile `smoke`)")
+    assert sorted(trained.runs["config"]) == sorted(ex.CALIBRATION_FALLBACK)
+    assert set(trained.runs["notebook"]) == {"06_calibration (trained here)"}
