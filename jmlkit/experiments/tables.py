@@ -325,8 +325,8 @@ def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: 
     if all(g <= 0 for g in gains.values()):
         verdict = ("* **Here self-training did not help** at any fraction. Starting from a randomly initialised model, the first "
                    "pseudo-labels are mostly wrong and the model learns its own mistakes (confirmation bias); practical "
-                   "recipes first train on the labelled images alone, or weigh the unlabelled loss down (`ssl_weight`). "
-                   "`jmlkit.train` has no such warm-up option yet.")
+                   "recipes first train on the labelled images alone (this notebook does, for a share `ssl_warmup` of the "
+                   "steps) or weigh the unlabelled loss down (`ssl_weight`); here neither was enough.")
     else:
         helped = [f"{f:g}" for f, g in gains.items() if g > 0]
         verdict = f"* **Self-training helped** (in mIoU_D) at fraction(s) {', '.join(helped)}."

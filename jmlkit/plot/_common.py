@@ -9,26 +9,12 @@ import pandas as pd
 import torch
 
 #: Display names of the recipe configurations (figure labels).
-LABELS: dict[str, str] = {
-    "ce_hard": "CE, hard labels",
-    "ce_ls": "CE + LS",
-    "sjl_ls": "CE+SJL + LS",
-    "jml_ls": "CE+JML + LS",
-    "jml_bls": "CE+JML + boundary LS",
-    "hard_ce": "hard labels, CE",
-    "kd_ce": "KD, CE (= KL)",
-    "kd_jml": "KD, JML",
-    "kd_ce+jml": "KD, CE+JML",
-    "labeled_only": "labelled only (CE)",
-    "pseudo_hard_ce": "hard pseudo-labels (CE)",
-    "pseudo_soft_jml": "soft pseudo-labels (CE+JML)",
-}
+from jmlkit.experiments.recipes import LABELS  # noqa: E402  (display names of the recipes' configurations)
 
 #: The colours of a reliability diagram: accuracy bars and the gap to the diagonal.
 BAR_COLOR = "#1f77b4"
 GAP_COLOR = "#d62728"
 
-RELIABILITY_COLUMNS = ("lower", "upper", "count", "confidence", "accuracy")
 
 
 def _label(key: Any, names: Optional[Mapping[str, str]] = None) -> str:
@@ -47,26 +33,18 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _reliability_frame(data: Any) -> tuple[pd.DataFrame, Optional[float]]:
-    """``(table, ECE or None)`` of a reliability table given as a DataFrame, its dict-of-lists form (what
-    ``metrics.json`` stores) or a dict holding it under ``"reliability"`` (``CalibrationMetrics.compute()``, a
-    pooled table of several runs) with the ECE under ``"ECE_D"``."""
-    if isinstance(data, pd.DataFrame):
-        table, ece = data, None
-    elif isinstance(data, Mapping) and "reliability" in data:
-        table, ece = data["reliability"], data.get("ECE_D")
-    elif isinstance(data, Mapping) and set(RELIABILITY_COLUMNS) <= set(data):
-        table, ece = data, None
-    else:
+    """``(table, ECE or None)`` of anything :func:`jmlkit.experiments.reliability_table` accepts (a DataFrame, the
+    dict-of-lists form of ``metrics.json``, or a dict holding it under ``"reliability"`` with the ECE under
+    ``"ECE_D"``: ``CalibrationMetrics.compute()``, a pooled table of several runs)."""
+    from jmlkit.experiments.evaluation import reliability_table
+
+    if not isinstance(data, (pd.DataFrame, Mapping)):
         raise TypeError(
             "Expected `data` to be a reliability table (DataFrame) or the dict of "
             f"CalibrationMetrics.compute(), but got {type(data).__name__}."
         )
-    if not isinstance(table, pd.DataFrame):
-        table = pd.DataFrame(dict(table))
-    if not set(RELIABILITY_COLUMNS) <= set(table.columns):
-        raise ValueError(f"Expected a reliability table with columns {sorted(RELIABILITY_COLUMNS)}, "
-                         f"but got {list(table.columns)}.")
-    return table, ece
+    ece = data.get("ECE_D") if isinstance(data, Mapping) and "reliability" in data else None
+    return reliability_table(data), ece
 
 
 def _reliability_bars(ax: Any, table: pd.DataFrame, *, linewidth: float, gap_label: Optional[str] = None) -> None:
