@@ -45,6 +45,7 @@ __all__ = [
     "check_mapping",
     "check_int_list",
     "check_type",
+    "check_callable",
 ]
 
 
@@ -65,13 +66,22 @@ def _unwrap_scalar(value: Any) -> Any:
     return value
 
 
+def _number_text(value: float) -> str:
+    """A bound as written: ``3``, ``0.5``, ``1e-06``; ``:g`` alone would print ``1e+06`` for an int and round
+    ``1/3`` to six digits."""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def _bounds_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{_number_text(low)}, {_number_text(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {_number_text(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {_number_text(high)}"
     return ""
 
 
@@ -135,23 +145,37 @@ def check_real(name: str, value: Any, *, low: float | None = None, high: float |
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
-    """``value`` if it is one of ``choices`` (a :class:`ValueError` listing them otherwise).
+    """The entry of ``choices`` equal to ``value`` (a :class:`ValueError` listing them otherwise).
 
+    The entry itself is returned, so a numpy string or a 0-d tensor comes back as the plain python value.
+    ``bool`` never matches an int (``True`` is not the choice ``1``) nor an int a ``bool``.
+
+    >>> import numpy as np
     >>> check_choice("schedule", "poly", ("poly", "cosine"))
     'poly'
+    >>> check_choice("in_channels", np.int64(3), (1, 3)), type(check_choice("in_channels", np.int64(3), (1, 3)))
+    (3, <class 'int'>)
     >>> check_choice("schedule", "step", ("poly", "cosine"))
     Traceback (most recent call last):
     ...
     ValueError: Expected `schedule` to be one of ('poly', 'cosine'), but got 'step'.
+    >>> check_choice("in_channels", True, (1, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `in_channels` to be one of (1, 3), but got True.
     """
     choices = tuple(choices)
-    try:
-        ok = value in choices
-    except Exception:  # unhashable or odd comparisons
-        ok = False
-    if not ok:
-        raise ValueError(f"Expected `{name}` to be one of {choices}, but got {value!r}.")
-    return value
+    plain = _unwrap_scalar(value)
+    for choice in choices:
+        if isinstance(choice, bool) != isinstance(plain, bool):
+            continue
+        try:
+            equal = choice == plain
+        except Exception:  # odd comparisons
+            continue
+        if equal is True:  # not an array of element-wise results
+            return choice
+    raise ValueError(f"Expected `{name}` to be one of {choices}, but got {value!r}.")
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -231,4 +255,21 @@ def check_type(name: str, value: Any, types: type | Sequence[type], *, what: str
     if not isinstance(value, types):
         expected = what or " or ".join(t.__name__ for t in types)
         raise TypeError(f"Expected `{name}` to be {expected}, but got {_describe(value)}.")
+    return value
+
+
+def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` if it is callable; ``optional=True`` lets ``None`` through.
+
+    >>> check_callable("transform", None, optional=True) is None
+    True
+    >>> check_callable("transform", 3, optional=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: Expected `transform` to be callable or None, but got 3 (int).
+    """
+    if value is None and optional:
+        return None
+    if not callable(value):
+        raise TypeError(f"Expected `{name}` to be callable{' or None' if optional else ''}, but got {_describe(value)}.")
     return value

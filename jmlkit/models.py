@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from jmlkit._checks import check_choice, check_int, check_real, check_str
+
 __all__ = [
     "SMP_ARCHITECTURES",
     "PRESETS",
@@ -167,15 +169,12 @@ class SmallUNet(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if norm not in _NORMS:
-            raise ValueError(f"Expected `norm` to be one of {_NORMS}, but got {norm!r}.")
-        _check_pos_int("num_classes", num_classes)
-        _check_pos_int("in_channels", in_channels)
-        _check_pos_int("width", width)
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-            raise ValueError(f"Expected `depth` to be a non-negative int, but got {depth!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"Expected `dropout` to be in [0, 1), but got {dropout!r}.")
+        norm = check_choice("norm", norm, _NORMS)
+        num_classes = check_int("num_classes", num_classes, low=1)
+        in_channels = check_int("in_channels", in_channels, low=1)
+        width = check_int("width", width, low=1)
+        depth = check_int("depth", depth, low=0)
+        dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.width = width
@@ -218,11 +217,6 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
     8
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _check_pos_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"Expected `{name}` to be a positive int, but got {value!r}.")
 
 
 # ----------------------------------------------------------------------------- pretrained weights
@@ -351,12 +345,11 @@ def build_model(
         >>> build_model("student", num_classes=11, in_channels=1).width
         8
     """
-    if not isinstance(arch, str):
-        raise TypeError(f"Expected `arch` to be a str, but got {type(arch).__name__}.")
-    if num_classes is None:
-        raise ValueError("Expected `num_classes` to be a positive int, but got None.")
-    _check_pos_int("num_classes", num_classes)
-    _check_pos_int("in_channels", in_channels)
+    arch = check_str("arch", arch)
+    num_classes = check_int("num_classes", num_classes, low=1)  # None (not given) is a TypeError
+    in_channels = check_int("in_channels", in_channels, low=1)
+    encoder = check_str("encoder", encoder, optional=True)
+    encoder_weights = check_str("encoder_weights", encoder_weights, optional=True)
     if arch in PRESETS:
         settings = copy.deepcopy(PRESETS[arch])
         preset_arch = settings.pop("arch")
@@ -383,18 +376,12 @@ def build_model(
         raise ValueError(f"Expected `arch` to be one of {list_models()}, but got {arch!r}.")
     if encoder is None:
         encoder = "resnet18"
-    if not isinstance(encoder, str):
-        raise TypeError(f"Expected `encoder` to be a str for arch {arch!r}, but got {encoder!r}.")
 
     import segmentation_models_pytorch as smp
 
     weights_file = None
     hub_weights = None
     if encoder_weights is not None:
-        if not isinstance(encoder_weights, str):
-            raise TypeError(
-                f"Expected `encoder_weights` to be None or a str, but got {type(encoder_weights).__name__}."
-            )
         if _is_weights_file(encoder_weights):
             weights_file = encoder_weights
             _load_state_file(weights_file)  # fail early if missing
@@ -431,6 +418,5 @@ def build_preset(name: str, *, num_classes: int, in_channels: int = 3, **overrid
     >>> build_preset("tiny", num_classes=2, in_channels=1).depth
     2
     """
-    if name not in PRESETS:
-        raise ValueError(f"Expected `name` to be one of {sorted(PRESETS)}, but got {name!r}.")
+    name = check_choice("name", name, sorted(PRESETS))
     return build_model(name, num_classes=num_classes, in_channels=in_channels, **overrides)

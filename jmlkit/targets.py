@@ -30,13 +30,15 @@ builder                          soft label at a valid pixel with class :math:`y
 """
 from __future__ import annotations
 
-import numbers
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from jmlkit._checks import check_bool, check_choice, check_ignore_index, check_int, check_real, check_type
 
 __all__ = [
     "SoftTarget",
@@ -75,73 +77,22 @@ class SoftTarget(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------
-# argument validation (errors name the argument, what was expected and what was given)
+# checks: the numbers and options through jmlkit._checks; here the dtype, the kernel and the tensors
+# (errors name the argument, what was expected and what was given)
 # --------------------------------------------------------------------------------------------
+_num_classes = functools.partial(check_int, "num_classes", low=1)
+_temperature = functools.partial(check_real, "temperature", low=0.0, low_open=True)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_num_classes(num_classes) -> int:
-    if not _is_int(num_classes):
-        raise TypeError(
-            f"Expected `num_classes` to be a positive int, but got {num_classes!r} "
-            f"of type {type(num_classes).__name__}."
-        )
-    if num_classes < 1:
-        raise ValueError(f"Expected `num_classes` to be a positive int, but got {num_classes}.")
-    return int(num_classes)
-
-
-def _check_unit_interval(value, name: str) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1 and value.is_floating_point():
-        value = value.item()
-    if not _is_real(value):
-        raise TypeError(
-            f"Expected `{name}` to be a float in [0, 1], but got {value!r} of type {type(value).__name__}."
-        )
-    if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
-        raise ValueError(f"Expected `{name}` to be a float in [0, 1], but got {value}.")
-    return float(value)
-
-
-def _check_temperature(temperature) -> float:
-    if isinstance(temperature, Tensor) and temperature.numel() == 1 and temperature.is_floating_point():
-        temperature = temperature.item()
-    if not _is_real(temperature):
-        raise TypeError(
-            f"Expected `temperature` to be a positive float, but got {temperature!r} "
-            f"of type {type(temperature).__name__}."
-        )
-    if not (0.0 < float(temperature) < float("inf")):
-        raise ValueError(f"Expected `temperature` to be a positive float, but got {temperature}.")
-    return float(temperature)
-
-
-def _check_ignore_index(ignore_index) -> int | None:
-    if ignore_index is not None and not _is_int(ignore_index):
-        raise TypeError(
-            f"Expected `ignore_index` to be None or an int, but got {ignore_index!r} "
-            f"of type {type(ignore_index).__name__}."
-        )
-    return None if ignore_index is None else int(ignore_index)
+def _unit(name: str, value) -> float:
+    return check_real(name, value, low=0.0, high=1.0)
 
 
 def _check_float_dtype(dtype) -> torch.dtype:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"Expected `dtype` to be a floating torch.dtype, but got {dtype!r}.")
+    check_type("dtype", dtype, torch.dtype, what="a floating torch.dtype")
+    if not dtype.is_floating_point:
+        raise ValueError(f"Expected `dtype` to be a floating torch.dtype, but got {dtype!r}.")
     return dtype
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"Expected `{name}` to be a bool, but got {value!r} of type {type(value).__name__}.")
-    return value
 
 
 def _check_labels(target, name: str, *, min_spatial: int = 1, max_spatial: int | None = None) -> Tensor:
@@ -220,12 +171,10 @@ def _check_kernel_size(kernel_size, n_spatial: int) -> tuple[int, ...]:
             f"Expected `kernel_size` to be an int or a sequence of {n_spatial} ints (one per spatial dim), "
             f"but got {kernel_size!r}."
         )
-    for k in sizes:
-        if not _is_int(k):
-            raise TypeError(f"Expected `kernel_size` to be an odd int >= 3, but got {kernel_size!r}.")
-        if k < 3 or k % 2 == 0:
-            raise ValueError(f"Expected `kernel_size` to be an odd int >= 3, but got {kernel_size!r}.")
-    return tuple(int(k) for k in sizes)
+    sizes = tuple(check_int("kernel_size", k) for k in sizes)
+    if any(k < 3 or k % 2 == 0 for k in sizes):
+        raise ValueError(f"Expected `kernel_size` to be an odd int >= 3, but got {kernel_size!r}.")
+    return sizes
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +233,8 @@ def one_hot(
 
     Raises:
         TypeError: ``target`` is not an integer tensor, or an option has the wrong type.
-        ValueError: ``target`` has no spatial dim, or holds a value that is neither a class nor ``ignore_index``.
+        ValueError: ``target`` has no spatial dim, or holds a value that is neither a class nor ``ignore_index``,
+            or an option has a wrong value (``num_classes < 1``, an integer ``dtype``).
 
     Example:
         >>> import torch
@@ -297,8 +247,8 @@ def one_hot(
         tensor([[ True,  True, False]])
     """
     target = _check_labels(target, "target")
-    num_classes = _check_num_classes(num_classes)
-    ignore_index = _check_ignore_index(ignore_index)
+    num_classes = _num_classes(num_classes)
+    ignore_index = check_ignore_index(ignore_index)
     dtype = _check_float_dtype(dtype)
     valid = _check_label_range(target, num_classes, ignore_index, "target")
     return SoftTarget(_scatter_one_hot(target, valid, num_classes, dtype), valid)
@@ -341,9 +291,9 @@ def label_smoothing(
         tensor([[ True,  True, False]])
     """
     target = _check_labels(target, "target")
-    num_classes = _check_num_classes(num_classes)
-    epsilon = _check_unit_interval(epsilon, "epsilon")
-    ignore_index = _check_ignore_index(ignore_index)
+    num_classes = _num_classes(num_classes)
+    epsilon = _unit("epsilon", epsilon)
+    ignore_index = check_ignore_index(ignore_index)
     dtype = _check_float_dtype(dtype)
     valid = _check_label_range(target, num_classes, ignore_index, "target")
     soft = _scatter_one_hot(target, valid, num_classes, dtype)
@@ -416,12 +366,11 @@ def boundary_label_smoothing(
         tensor([0.8500, 0.1500, 0.0000])
     """
     target = _check_labels(target, "target", min_spatial=1, max_spatial=3)
-    num_classes = _check_num_classes(num_classes)
-    epsilon = _check_unit_interval(epsilon, "epsilon")
+    num_classes = _num_classes(num_classes)
+    epsilon = _unit("epsilon", epsilon)
     kernel = _check_kernel_size(kernel_size, target.ndim - 1)
-    ignore_index = _check_ignore_index(ignore_index)
-    if spread not in _SPREADS:
-        raise ValueError(f"Expected `spread` to be one of {_SPREADS}, but got {spread!r}.")
+    ignore_index = check_ignore_index(ignore_index)
+    spread = check_choice("spread", spread, _SPREADS)
     dtype = _check_float_dtype(dtype)
     valid = _check_label_range(target, num_classes, ignore_index, "target")
 
@@ -495,9 +444,9 @@ def distillation_targets(
         tensor([[ True, False]])
     """
     teacher_logits = _check_logits(teacher_logits)
-    temperature = _check_temperature(temperature)
-    label_weight = _check_unit_interval(label_weight, "label_weight")
-    ignore_index = _check_ignore_index(ignore_index)
+    temperature = _temperature(temperature)
+    label_weight = _unit("label_weight", label_weight)
+    ignore_index = check_ignore_index(ignore_index)
     num_classes = teacher_logits.shape[1]
     out_dtype = teacher_logits.dtype
 
@@ -567,9 +516,9 @@ def pseudo_labels(
         tensor([[ True, False]])
     """
     teacher_logits = _check_logits(teacher_logits)
-    threshold = _check_unit_interval(threshold, "threshold")
-    soft = _check_bool(soft, "soft")
-    temperature = _check_temperature(temperature)
+    threshold = _unit("threshold", threshold)
+    soft = check_bool("soft", soft)
+    temperature = _temperature(temperature)
     spatial_shape = (teacher_logits.shape[0], *teacher_logits.shape[2:])
     if mask is not None:
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
@@ -662,8 +611,8 @@ def average_annotators(
         )
     if not annotators:
         raise ValueError(f"Expected `masks` to hold at least one annotator, but got shape {tuple(masks.shape)}.")
-    num_classes = _check_num_classes(num_classes)
-    ignore_index = _check_ignore_index(ignore_index)
+    num_classes = _num_classes(num_classes)
+    ignore_index = check_ignore_index(ignore_index)
     dtype = _check_float_dtype(dtype)
 
     ref = annotators[0]

@@ -327,11 +327,60 @@ def test_two_views_are_pixel_aligned():
 
 
 def test_transform_bad_arguments():
-    with pytest.raises(ValueError, match="p"):
+    with pytest.raises(ValueError, match=r"Expected `p` to be a number in \[0, 1\], but got 1.5\."):
         T.RandomHorizontalFlip(p=1.5)
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(ValueError, match=r"`scale` = \(low, high\) with low <= high"):
         T.RandomScaleCrop(8, scale=(2.0, 1.0))
-    with pytest.raises(TypeError, match="transforms"):
+    with pytest.raises(TypeError, match=r"Expected `transforms\[0\]` to be callable, but got 1 \(int\)\."):
         T.Compose([1])
     with pytest.raises(ValueError, match="image"):
         T.RandomHorizontalFlip(p=1.0)({"image": torch.zeros(4, 4)})
+    with pytest.raises(TypeError, match=r"Expected `ignore_index` to be an int, but got 1.5 \(float\)\."):
+        T.Cutout(ignore_index=1.5)
+    with pytest.raises(TypeError, match=r"Expected `ignore_index` to be an int"):
+        T.RandomScaleCrop(8, ignore_index=None)
+    with pytest.raises(TypeError, match=r"Expected `size` to be an int, but got 8.0 \(float\)\."):
+        T.Resize(8.0)
+    with pytest.raises(ValueError, match=r"`size` to be an int or a pair \(height, width\)"):
+        T.Resize((8, 8, 8))
+    with pytest.raises(ValueError, match=r"Expected `size` to be an int >= 1, but got 0\."):
+        T.Resize((8, 0))
+    with pytest.raises(TypeError, match=r"Expected `sigma` to be a real number, but got 'wide' \(str\)\."):
+        T.GaussianBlur("wide")
+    with pytest.raises(ValueError, match=r"`scale` to be a number in \[1e-06, 1\], but got 2.0\."):
+        T.RandomResizedCrop(8, scale=(0.5, 2.0))
+
+
+def test_size_and_range_options():
+    assert T.check_size("size", 8) == (8, 8) and T.check_size("size", [4, np.int64(6)]) == (4, 6)
+    assert T.check_size("size", torch.tensor(5)) == (5, 5)
+    assert T.check_range("scale", 0.5, low=0.0) == (0.5, 0.5)
+    assert T.check_range("scale", (np.float32(0.5), torch.tensor(2.0)), low=0.0) == (0.5, 2.0)
+    assert T.check_range("n", (1, np.int64(3)), low=1, integer=True) == (1, 3)
+    with pytest.raises(TypeError, match=r"`n` to be an int, but got 1.5"):
+        T.check_range("n", (1.5, 3), low=1, integer=True)
+    with pytest.raises(ValueError, match=r"`n` to be an int >= 1, but got 0"):
+        T.check_range("n", 0, low=1, integer=True)
+    with pytest.raises(ValueError, match=r"`scale` to be a number or a pair"):
+        T.check_range("scale", (0.1, 0.2, 0.3), low=0.0)
+    with pytest.raises(ValueError, match=r"Expected `scale` to be a finite number >= 0, but got inf\."):
+        T.check_range("scale", float("inf"), low=0.0)
+
+
+def test_dataset_bad_argument_types(tmp_path):
+    with pytest.raises(TypeError, match=r"Expected `transform` to be callable or None, but got 3 \(int\)\."):
+        DigitScenes("val", transform=3, **SMALL)
+    with pytest.raises(TypeError, match=r"Expected `transform` to be callable or None"):
+        BrainTissueSlices("val", size=32, transform="flip")
+    with pytest.raises(TypeError, match=r"Expected `split` to be a str, but got 1 \(int\)\."):
+        SegmentationFolder(tmp_path, split=1)
+    with pytest.raises(ValueError, match=r"Expected `split` to be a non-empty str"):
+        SegmentationFolder(tmp_path, split="")
+    with pytest.raises(ValueError, match=r"Expected `in_channels` to be one of \(1, 3\), but got True\."):
+        DigitScenes("val", in_channels=True, **SMALL)
+    with pytest.raises(TypeError, match=r"Expected `noise` to be a real number, but got None"):
+        BrainTissueSlices("val", size=32, noise=None)
+    with pytest.raises(TypeError, match=r"Expected `batch_size` to be an int, but got 2.0 \(float\)\."):
+        make_loader(DigitScenes("val", **SMALL), 2.0)
+    with pytest.raises(ValueError, match=r"Expected `name` to be one of \('digits', 'brain', 'voc', 'cityscapes'\)"):
+        get_dataset("mnist")

@@ -1,6 +1,8 @@
 """Properties the papers prove: metric axioms, the semimetric counterexample, and the minimiser at a soft target."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -95,12 +97,67 @@ def test_minimiser_is_the_soft_target():
     assert err["sjl"] > 0.3, err
 
 
-def test_soft_jaccard_is_lower_away_from_the_target():
-    """The bias in one line: with y = (0.5, 0.5) the soft Jaccard loss prefers a sharper prediction than y."""
-    y = torch.tensor([[[0.5], [0.5]]])
-    kw = dict(classes="all", smooth=0.0, from_logits=False)
-    at_target = L.soft_jaccard_loss(y, y, **kw).item()
-    sharper = L.soft_jaccard_loss(torch.tensor([[[0.9], [0.1]]]), y, **kw).item()
-    assert at_target == pytest.approx(2 / 3)
-    assert L.jaccard_metric_loss(y, y, **kw).item() == pytest.approx(0.0)
-    assert sharper < at_target + 0.2  # no longer minimal at the target (the loss is flat-to-decreasing towards a vertex)
+# One pixel, two classes, classes="all", no smoothing: each loss in closed form, in exact fractions.
+def sjl_closed_form(x, y) -> Fraction:
+    """Soft Jaccard loss ``1 - mean_c x_c y_c / (x_c + y_c - x_c y_c)``."""
+    return 1 - sum(a * b / (a + b - a * b) for a, b in zip(x, y)) / len(x)
+
+
+def jml_closed_form(x, y) -> Fraction:
+    """Jaccard metric loss ``1 - mean_c I_c / U_c``; on one pixel ``I_c = min(x_c, y_c)``, ``U_c = max(x_c, y_c)``."""
+    return 1 - sum(min(a, b) / max(a, b) for a, b in zip(x, y)) / len(x)
+
+
+def pixel_loss(fn, x, y) -> float:
+    """The loss of jmlkit on the probabilities ``x`` of one pixel against the soft target ``y`` (float64)."""
+    x, y = (torch.tensor([float(v) for v in v_], dtype=torch.float64).view(1, -1, 1) for v_ in (x, y))
+    return fn(x, y, classes="all", smooth=0.0, from_logits=False).item()
+
+
+def edge(u) -> tuple:
+    """The point ``(u, 1 - u)`` of the probability simplex of two classes."""
+    return (u, 1 - u)
+
+
+def test_soft_jaccard_is_not_minimised_at_a_soft_target():
+    """For y = (0.3, 0.7) the soft Jaccard loss is lower at a sharper prediction than at y itself.
+
+    On the edge x = (u, 1 - u): SJL = 1 - (0.3u / (0.7u + 0.3) + 0.7(1 - u) / (1 - 0.3u)) / 2, whose derivative
+    vanishes where 0.3 / (0.7u + 0.3) = 0.7 / (1 - 0.3u), i.e. at u* = 9/58 ~ 0.155 (sharper than u = 0.3).
+    """
+    y = edge(Fraction(3, 10))
+    at_target = sjl_closed_form(y, y)
+    sharper = edge(Fraction(1, 5))
+    at_sharper = sjl_closed_form(sharper, y)
+    best = sjl_closed_form(edge(Fraction(9, 58)), y)
+    # by hand: 1 - (3/17 + 7/13)/2, 1 - (3/22 + 28/47)/2, 1 - (9/79 + 49/79)/2
+    assert (at_target, at_sharper, best) == (Fraction(142, 221), Fraction(1311, 2068), Fraction(50, 79))
+    assert best < at_sharper < at_target  # 0.6329 < 0.6339 < 0.6425
+    assert pixel_loss(L.soft_jaccard_loss, y, y) == pytest.approx(float(at_target), abs=1e-12)
+    assert pixel_loss(L.soft_jaccard_loss, sharper, y) == pytest.approx(float(at_sharper), abs=1e-12)
+    assert pixel_loss(L.soft_jaccard_loss, edge(Fraction(9, 58)), y) == pytest.approx(float(best), abs=1e-12)
+    grid = [pixel_loss(L.soft_jaccard_loss, edge(u), y) for u in np.linspace(0.0, 1.0, 201)]
+    assert min(grid) >= float(best) - 1e-12
+    # the Jaccard metric loss is 0 exactly at y (11/48 at the sharper prediction) and positive elsewhere
+    assert pixel_loss(L.jaccard_metric_loss, y, y) == 0.0
+    assert jml_closed_form(sharper, y) == Fraction(11, 48)
+    assert pixel_loss(L.jaccard_metric_loss, sharper, y) == pytest.approx(11 / 48, abs=1e-12)
+    assert all(pixel_loss(L.jaccard_metric_loss, edge(u), y) > 0 for u in np.linspace(0.0, 1.0, 201) if abs(u - 0.3) > 1e-9)
+
+
+def test_soft_jaccard_at_the_uniform_target():
+    """For y = (0.5, 0.5) the soft Jaccard loss is 2/3 at x = y and 150/209 ~ 0.718 (higher) at x = (0.9, 0.1):
+    this symmetric target does not show the bias (on the edge x = (u, 1 - u) the loss is 1 - mean of
+    x_c / (x_c + 1), concave terms whose sum is largest at u = 1/2). The JML is 0 at y and 28/45 at (0.9, 0.1)."""
+    y = edge(Fraction(1, 2))
+    x = (Fraction(9, 10), Fraction(1, 10))
+    assert sjl_closed_form(y, y) == Fraction(2, 3)
+    assert sjl_closed_form(x, y) == Fraction(150, 209)  # 1 - (9/19 + 1/11)/2
+    assert jml_closed_form(x, y) == Fraction(28, 45)  # 1 - (5/9 + 1/5)/2
+    assert pixel_loss(L.soft_jaccard_loss, y, y) == pytest.approx(2 / 3, abs=1e-12)
+    assert pixel_loss(L.soft_jaccard_loss, x, y) == pytest.approx(150 / 209, abs=1e-12)
+    assert pixel_loss(L.jaccard_metric_loss, y, y) == 0.0
+    assert pixel_loss(L.jaccard_metric_loss, x, y) == pytest.approx(28 / 45, abs=1e-12)
+    others = [u for u in np.linspace(0.0, 1.0, 201) if abs(u - 0.5) > 1e-9]
+    assert all(pixel_loss(L.soft_jaccard_loss, edge(u), y) > 2 / 3 for u in others)
+    assert all(pixel_loss(L.jaccard_metric_loss, edge(u), y) > 0 for u in others)

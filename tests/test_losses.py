@@ -329,11 +329,21 @@ BAD = [
     (dict(classes="some"), ValueError, "`classes`"),
     (dict(classes=[0, 9]), ValueError, r"indices in \[0, 2\]"),
     (dict(aggregate="pixel"), ValueError, "`aggregate`"),
-    (dict(smooth=-1.0), ValueError, "`smooth`"),
-    (dict(gamma=0), ValueError, "`gamma`"),
+    (dict(aggregate=["batch"]), TypeError, r"`aggregate` to be one of \('batch', 'image', 'class'\) or a mapping"),
+    (dict(aggregate={}), ValueError, "`aggregate` to be a non-empty mapping"),
+    (dict(aggregate={"batch": -1.0}), ValueError, r"Expected `aggregate\['batch'\]` to be a number >= 0, but got -1.0"),
+    (dict(classes=[0.5]), TypeError, r"Expected `classes\[0\]` to be an int, but got 0.5 \(float\)"),
+    (dict(classes=2), TypeError, "`classes` to be 'present', 'all', None or a list of class indices"),
+    (dict(smooth=-1.0), ValueError, r"Expected `smooth` to be a number >= 0, but got -1.0\."),
+    (dict(smooth="1"), TypeError, r"Expected `smooth` to be a real number, but got '1' \(str\)\."),
+    (dict(gamma=0), ValueError, r"Expected `gamma` to be a number > 0, but got 0.0\."),
+    (dict(threshold=1.5), ValueError, r"Expected `threshold` to be a number in \[0, 1\], but got 1.5\."),
     (dict(class_weights=[1.0, 2.0]), ValueError, "3 entries"),
-    (dict(ignore_index=1.5), TypeError, "`ignore_index`"),
-    (dict(variant=3), ValueError, "`variant` to be 1 or 2"),
+    (dict(class_weights=2.0), TypeError, "`class_weights` to be None or a sequence or tensor"),
+    (dict(ignore_index=1.5), TypeError, r"Expected `ignore_index` to be None or an int, but got 1.5 \(float\)\."),
+    (dict(ignore_index=True), TypeError, r"Expected `ignore_index` to be None or an int, but got True \(bool\)\."),
+    (dict(variant=3), ValueError, r"Expected `variant` to be one of \(1, 2\), but got 3\."),
+    (dict(variant=1.0), TypeError, r"Expected `variant` to be an int, but got 1.0 \(float\)\."),
     (dict(mode="binary"), ValueError, r"\(B, 1, \*spatial\)"),
 ]
 
@@ -382,3 +392,78 @@ def test_validation_can_be_switched_off():
     z = torch.randn(2, 3, 4)
     y = torch.full((2, 3, 4), 0.5)  # does not sum to 1: accepted without validation
     assert torch.isfinite(L.jaccard_metric_loss(z, y, validate_args=False))
+    # the options are checked whatever validate_args (it is about the tensors)
+    with pytest.raises(ValueError, match="`smooth`"):
+        L.jaccard_metric_loss(z, y, validate_args=False, smooth=-1.0)
+    with pytest.raises(TypeError, match="`ignore_index`"):
+        L.lovasz_softmax_loss(z, torch.zeros(2, 4, dtype=torch.long), validate_args=False, ignore_index=0.5)
+
+
+def test_modules_check_their_options_at_construction():
+    with pytest.raises(ValueError, match=r"Expected `variant` to be one of \(1, 2\), but got 3\."):
+        JaccardMetricLoss(variant=3)
+    with pytest.raises(ValueError, match=r"Expected `alpha` to be a number >= 0, but got -1.0\."):
+        TverskyMetricLoss(alpha=-1.0)
+    with pytest.raises(TypeError, match=r"Expected `beta` to be a real number, but got 'x' \(str\)\."):
+        TverskyMetricLoss(beta="x")
+    with pytest.raises(TypeError, match="`ignore_index` to be None or an int"):
+        LovaszSoftmaxLoss(ignore_index=1.5)
+    with pytest.raises(ValueError, match=r"`classes` to be one of \('present', 'all'\)"):
+        LovaszSoftmaxLoss(classes="some")
+    with pytest.raises(ValueError, match="`mode` to be one of"):
+        L.CrossEntropyLoss(mode="softmax")
+    with pytest.raises(ValueError, match=r"Expected `ce_weight` to be a number >= 0, but got -0.5\."):
+        CompoundLoss("jml", ce_weight=-0.5)
+    with pytest.raises(TypeError, match="`region_loss` to be a loss name or a callable"):
+        CompoundLoss(3)
+
+
+def test_loss_names():
+    assert L.LOSS_NAMES == ("ce", "jml", "jml1", "jml2", "dml", "sjl", "lovasz")
+    assert isinstance(L.get_loss(" CE + JML "), CompoundLoss)
+    assert isinstance(CompoundLoss("Lovasz").region, LovaszSoftmaxLoss)
+    assert CompoundLoss("jml2").region.options["variant"] == 2
+    with pytest.raises(ValueError, match=r"Expected `region_loss` to be one of \('jml', 'jml1', 'jml2', 'dml', 'sjl', "
+                                         r"'lovasz'\), but got 'ce'\."):
+        CompoundLoss("ce")
+    with pytest.raises(ValueError, match=r"Expected `name` to be one of .* or 'ce\+<region loss>', but got 'ce\+ce'\."):
+        L.get_loss("ce+ce")
+    with pytest.raises(TypeError, match=r"Expected `name` to be a str, but got 3 \(int\)\."):
+        L.get_loss(3)
+
+
+def test_public_names():
+    assert sorted(L.__all__) == sorted([
+        "BINARY_MODE", "MULTICLASS_MODE", "MULTILABEL_MODE", "LOSS_NAMES",
+        "JaccardMetricLoss", "DiceSemimetricLoss", "TverskyMetricLoss", "SoftJaccardLoss", "LovaszSoftmaxLoss",
+        "CompoundLoss", "CrossEntropyLoss",
+        "jaccard_metric_loss", "dice_semimetric_loss", "tversky_metric_loss", "soft_jaccard_loss",
+        "lovasz_softmax_loss", "compound_loss", "soft_cross_entropy", "region_statistics", "get_loss"])
+    assert all(hasattr(L, name) for name in L.__all__)
+
+
+def test_the_loss_modules_do_not_import_each_other_in_a_cycle():
+    """Every import between the modules of jmlkit.losses, at the top or inside a function, goes one way."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(L.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module:
+                    deps.add(node.module.split(".")[0])
+                elif node.level == 1:
+                    deps.update(a.name for a in node.names)
+                elif (node.module or "").startswith("jmlkit.losses."):
+                    deps.add(node.module.split(".")[2])
+        graph[path.stem] = deps - {path.stem}
+    assert "registry" not in graph["compound"] and "compound" in graph["registry"]
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph.get(start, ()))
+
+    cycles = [m for m in graph if m != "__init__" and reaches(m, m)]
+    assert not cycles, {m: graph[m] for m in cycles}

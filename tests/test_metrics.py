@@ -451,13 +451,36 @@ def test_segmentation_bad_input(preds, target, match):
         (lambda: CalibrationMetrics(3, n_bins=0), "n_bins"),
         (lambda: CalibrationMetrics(3, region="edges"), "region"),
         (lambda: CalibrationMetrics(3, boundary_width=0), "boundary_width"),
-        (lambda: CalibrationMetrics(3, ignore_index=1.5), "ignore_index"),
         (lambda: TopLabelCalibrationError(3, norm="l3"), "norm"),
         (lambda: BoundaryCalibration(3, max_distance=0), "max_distance"),
+        (lambda: CalibrationMetrics(3, fine_bins=0), r"Expected `fine_bins` to be an int >= 1, but got 0\."),
+        (lambda: boundary_mask(TARGET, width=0), r"Expected `width` to be an int >= 1, but got 0\."),
+        (lambda: segmentation_metrics(PROBS, TARGET, 3, present="pred"), "`present` to be one of"),
     ],
 )
 def test_bad_arguments(factory, match):
     with pytest.raises(ValueError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize(
+    "factory,match",
+    [
+        (lambda: SegmentationMetrics(3, ignore_index=1.5), r"Expected `ignore_index` to be None or an int, but got 1.5 \(float\)\."),
+        (lambda: CalibrationMetrics(3, ignore_index=1.5), r"Expected `ignore_index` to be None or an int, but got 1.5 \(float\)\."),
+        (lambda: TopLabelCalibrationError(3, ignore_index="255"), "`ignore_index` to be None or an int"),
+        (lambda: BoundaryCalibration(3, ignore_index=True), "`ignore_index` to be None or an int"),
+        (lambda: segmentation_metrics(PROBS, TARGET, 3, ignore_index=1.5), "`ignore_index` to be None or an int"),
+        (lambda: calibration_metrics(PROBS, TARGET, 3, ignore_index=1.5), "`ignore_index` to be None or an int"),
+        (lambda: SegmentationMetrics(3.0), r"Expected `num_classes` to be an int, but got 3.0 \(float\)\."),
+        (lambda: CalibrationMetrics(3, n_bins=1.5), "`n_bins` to be an int"),
+        (lambda: CalibrationMetrics(3, boundary_width="3"), "`boundary_width` to be an int"),
+        (lambda: boundary_distance(TARGET, max_distance=2.0), "`max_distance` to be an int"),
+    ],
+)
+def test_bad_argument_types(factory, match):
+    """A wrong type is a TypeError (``ignore_index=1.5`` too, as in the losses and the targets)."""
+    with pytest.raises(TypeError, match=match):
         factory()
 
 

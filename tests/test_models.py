@@ -6,6 +6,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +49,31 @@ def test_small_unet_backward():
 def test_small_unet_rejects_bad_arguments(kwargs, err):
     with pytest.raises(ValueError, match=err):
         SmallUNet(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, err",
+    [
+        (dict(num_classes=3.0), r"Expected `num_classes` to be an int, but got 3.0 \(float\)\."),
+        (dict(num_classes=3, depth=True), r"Expected `depth` to be an int, but got True \(bool\)\."),
+        (dict(num_classes=3, dropout="0.1"), r"Expected `dropout` to be a real number, but got '0.1' \(str\)\."),
+    ],
+)
+def test_small_unet_rejects_bad_argument_types(kwargs, err):
+    with pytest.raises(TypeError, match=err):
+        SmallUNet(**kwargs)
+
+
+def test_small_unet_takes_numpy_and_0d_tensor_numbers():
+    torch.manual_seed(0)
+    plain = SmallUNet(num_classes=3, in_channels=1, width=4, depth=2, dropout=0.25)
+    torch.manual_seed(0)
+    other = SmallUNet(num_classes=np.int64(3), in_channels=torch.tensor(1), width=np.int32(4), depth=torch.tensor(2),
+                      dropout=np.float64(0.25))
+    assert (other.num_classes, other.in_channels, other.width, other.depth) == (3, 1, 4, 2)
+    assert all(type(v) is int for v in (other.num_classes, other.in_channels, other.width, other.depth))
+    for a, b in zip(plain.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_small_unet_rejects_wrong_input_channels():
@@ -107,7 +133,10 @@ def test_same_seed_same_init():
     [
         (("resnet",), dict(num_classes=2), ValueError, "arch"),
         (("unet", "not-an-encoder"), dict(num_classes=2), ValueError, "encoder"),
-        (("unet",), dict(num_classes=None), ValueError, "num_classes"),
+        (("unet",), dict(num_classes=None), TypeError, r"Expected `num_classes` to be an int, but got None"),
+        (("small-unet",), dict(num_classes=2.0), TypeError, r"Expected `num_classes` to be an int, but got 2.0 \(float\)"),
+        (("unet", 18), dict(num_classes=2), TypeError, r"Expected `encoder` to be a str or None, but got 18 \(int\)"),
+        (("unet", "resnet18"), dict(num_classes=2, encoder_weights=1), TypeError, r"`encoder_weights` to be a str or None"),
         (("unet",), dict(num_classes=2, in_channels=0), ValueError, "in_channels"),
         ((3,), dict(num_classes=2), TypeError, "arch"),
         (("small-unet",), dict(num_classes=2, encoder_weights="imagenet"), ValueError, "encoder_weights"),

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from . import transforms
 from .brain import BrainTissueSlices
-from .digits import SPLIT_FRACTIONS, DigitScenes, digit_pool
+from .digits import SPLIT_FRACTIONS, SPLITS, DigitScenes, digit_pool
 from .folders import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_TO_TRAIN_ID, VOC_CLASSES, SegmentationFolder
 from .loading import DATASETS, get_dataset, make_loader
-
-SPLITS = ("train", "val", "test", "unlabeled")
 
 __all__ = [
     "DigitScenes", "digit_pool", "SPLIT_FRACTIONS", "SPLITS",

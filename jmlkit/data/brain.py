@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ._checks import SPLITS, check_choice, check_float, check_int
-from .digits import _seed_for
+from jmlkit._checks import check_callable, check_choice, check_int, check_real
+
+from .digits import SPLITS, _seed_for
 
 __all__ = ["BrainTissueSlices", "mni152_files"]
 
@@ -139,13 +140,11 @@ class BrainTissueSlices(Dataset):
         self.size = check_int("size", size, low=8, high=512)
         self.block_size = check_int("block_size", block_size, low=1)
         self.gap = check_int("gap", gap, low=0, high=self.block_size - 1)
-        self.min_brain_fraction = check_float("min_brain_fraction", min_brain_fraction, low=0.0, high=1.0)
-        self.noise = check_float("noise", noise, low=0.0)
+        self.min_brain_fraction = check_real("min_brain_fraction", min_brain_fraction, low=0.0, high=1.0)
+        self.noise = check_real("noise", noise, low=0.0)
         self.seed = check_int("seed", seed, low=0)
         self.in_channels = check_choice("in_channels", in_channels, (1, 3))
-        if transform is not None and not callable(transform):
-            raise TypeError(f"Expected `transform` to be callable or None, but got {type(transform).__name__}.")
-        self.transform = transform
+        self.transform = check_callable("transform", transform, optional=True)
 
         t1, soft, fraction = _axial_slices(self.size)
         self.slice_ids = self.split_slices(split, size=self.size, block_size=self.block_size, gap=self.gap,

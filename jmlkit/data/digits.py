@@ -28,11 +28,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._checks import SPLITS, check_choice, check_float, check_int, check_range
+from jmlkit._checks import check_callable, check_choice, check_int, check_real
+
 from ._ops import gaussian_blur as _gaussian_blur
+from .transforms import check_range
 
-__all__ = ["DigitScenes", "digit_pool", "SPLIT_FRACTIONS"]
+__all__ = ["DigitScenes", "digit_pool", "SPLIT_FRACTIONS", "SPLITS"]
 
+#: The splits of the data sets with generated splits (digit scenes, brain slices).
+SPLITS = ("train", "val", "test", "unlabeled")
 #: Share of the 1,797 source digits given to each split (stratified by digit class).
 SPLIT_FRACTIONS = {"train": 0.5, "val": 0.1, "test": 0.2, "unlabeled": 0.2}
 _SPLIT_SEED = 20230127  # fixed: the assignment of source digits to splits never depends on `seed`
@@ -153,14 +157,14 @@ class DigitScenes(Dataset):
     ) -> None:
         self.split = check_choice("split", split, SPLITS)
         if num_scenes is None:
-            num_scenes = _DEFAULT_NUM_SCENES[split]
+            num_scenes = _DEFAULT_NUM_SCENES[self.split]
         self.num_scenes = check_int("num_scenes", num_scenes, low=1)
         self.size = check_int("size", size, low=8)
         self.digits_per_scene = check_range("digits_per_scene", digits_per_scene, low=1, integer=True)
         self.digit_size = check_range("digit_size", digit_size, low=2, integer=True, high=self.size)
         self.seed = check_int("seed", seed, low=0)
-        self.noise = check_float("noise", noise, low=0.0)
-        self.blur = check_float("blur", blur, low=0.0)
+        self.noise = check_real("noise", noise, low=0.0)
+        self.blur = check_real("blur", blur, low=0.0)
         self.in_channels = check_choice("in_channels", in_channels, (1, 3))
         self.placement = check_choice("placement", placement, ("grid", "free"))
         if placement == "grid" and (self.size // self.digit_size[1]) ** 2 < self.digits_per_scene[1]:
@@ -169,9 +173,7 @@ class DigitScenes(Dataset):
                 f"Expected `digits_per_scene` max <= {cells ** 2} (the {cells}x{cells} grid of cells of side "
                 f"digit_size max = {self.digit_size[1]} that fits in size = {self.size}) with placement='grid', "
                 f"but got {self.digits_per_scene[1]}; use smaller digits, a larger canvas or placement='free'.")
-        if transform is not None and not callable(transform):
-            raise TypeError(f"Expected `transform` to be callable or None, but got {type(transform).__name__}.")
-        self.transform = transform
+        self.transform = check_callable("transform", transform, optional=True)
         self._render()
 
     # ------------------------------------------------------------------ generation

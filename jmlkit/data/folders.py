@@ -27,7 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._checks import check_choice, check_size
+from jmlkit._checks import check_callable, check_choice, check_str
+
+from .transforms import check_size
 
 __all__ = ["SegmentationFolder", "VOC_CLASSES", "CITYSCAPES_CLASSES", "CITYSCAPES_LABEL_TO_TRAIN_ID",
            "voc_colormap", "save_voc_label", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -140,13 +142,9 @@ class SegmentationFolder(Dataset):
     def __init__(self, root: str | os.PathLike, *, layout: str = "voc", split: str = "train",
                  transform: Callable | None = None, size: int | tuple[int, int] | None = None) -> None:
         self.layout = check_choice("layout", layout, ("voc", "cityscapes"))
-        if not isinstance(split, str) or not split:
-            raise ValueError(f"Expected `split` to be a non-empty string, but got {split!r}.")
-        self.split = split
+        self.split = check_str("split", split)
         self.size = None if size is None else check_size("size", size)
-        if transform is not None and not callable(transform):
-            raise TypeError(f"Expected `transform` to be callable or None, but got {type(transform).__name__}.")
-        self.transform = transform
+        self.transform = check_callable("transform", transform, optional=True)
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"Data set folder `root` = {str(root)!r} does not exist or is not a folder.")

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._checks import check_int
+from jmlkit._checks import check_choice, check_int
 
 __all__ = ["DATASETS", "get_dataset", "make_loader"]
 
@@ -23,6 +23,7 @@ def get_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
     >>> type(ds).__name__, len(ds), ds.num_classes
     ('DigitScenes', 2, 11)
     """
+    name = check_choice("name", name, DATASETS)
     if name == "digits":
         from .digits import DigitScenes
 
@@ -31,13 +32,11 @@ def get_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
         from .brain import BrainTissueSlices
 
         return BrainTissueSlices(split, **kwargs)
-    if name in ("voc", "cityscapes"):
-        from .folders import SegmentationFolder
+    from .folders import SegmentationFolder  # "voc" or "cityscapes"
 
-        if "root" not in kwargs:
-            raise TypeError(f"get_dataset({name!r}, ...) needs `root=`, the folder that holds the data set.")
-        return SegmentationFolder(kwargs.pop("root"), layout=name, split=split, **kwargs)
-    raise ValueError(f"Expected `name` to be one of {DATASETS}, but got {name!r}.")
+    if "root" not in kwargs:
+        raise TypeError(f"get_dataset({name!r}, ...) needs `root=`, the folder that holds the data set.")
+    return SegmentationFolder(kwargs.pop("root"), layout=name, split=split, **kwargs)
 
 
 def make_loader(

@@ -30,7 +30,8 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_float, check_int, check_range, check_size
+from jmlkit._checks import check_callable, check_int, check_real
+
 from ._ops import gaussian_blur
 
 __all__ = [
@@ -39,6 +40,44 @@ __all__ = [
 ]
 
 Item = dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------ option checks
+def check_size(name: str, value: Any) -> tuple[int, int]:
+    """An image size: ``s`` or ``(h, w)``, positive ints, as ``(h, w)``.
+
+    >>> check_size("size", 32), check_size("size", (24, 32))
+    ((32, 32), (24, 32))
+    """
+    if not isinstance(value, (tuple, list)):
+        value = check_int(name, value, low=1)
+        return value, value
+    if len(value) != 2:
+        raise ValueError(f"Expected `{name}` to be an int or a pair (height, width), but got {value!r}.")
+    return check_int(name, value[0], low=1), check_int(name, value[1], low=1)
+
+
+def check_range(name: str, value: Any, *, low: float, high: float | None = None,
+                integer: bool = False) -> tuple[Any, Any]:
+    """A range of draws: ``v`` or ``(lo, hi)`` with ``low <= lo <= hi (<= high)``, as ``(lo, hi)`` (ints with
+    ``integer=True``, else floats).
+
+    >>> check_range("scale", (0.5, 2), low=0.0), check_range("digits", 3, low=1, integer=True)
+    ((0.5, 2.0), (3, 3))
+    >>> check_range("scale", (2.0, 0.5), low=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `scale` = (low, high) with low <= high, but got (2.0, 0.5).
+    """
+    check = check_int if integer else check_real
+    if not isinstance(value, (tuple, list)):  # one number (checked below)
+        value = (value, value)
+    elif len(value) != 2:
+        raise ValueError(f"Expected `{name}` to be a number or a pair (low, high), but got {value!r}.")
+    lo, hi = (check(name, v, low=low, high=high) for v in value)
+    if lo > hi:
+        raise ValueError(f"Expected `{name}` = (low, high) with low <= high, but got {tuple(value)!r}.")
+    return lo, hi
 
 
 def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
@@ -101,10 +140,7 @@ class Compose:
     """
 
     def __init__(self, transforms: Sequence[Callable]) -> None:
-        for i, t in enumerate(transforms):
-            if not callable(t):
-                raise TypeError(f"Expected `transforms[{i}]` to be callable, but got {type(t).__name__}.")
-        self.transforms = list(transforms)
+        self.transforms = [check_callable(f"transforms[{i}]", t) for i, t in enumerate(transforms)]
 
     def __call__(self, item: Item, generator: torch.Generator | None = None) -> Item:
         for t in self.transforms:
@@ -123,7 +159,7 @@ class _Random:
     """Base: apply ``_apply`` with probability ``p``."""
 
     def __init__(self, p: float) -> None:
-        self.p = check_float("p", p, low=0.0, high=1.0)
+        self.p = check_real("p", p, low=0.0, high=1.0)
 
     def __call__(self, item: Item, generator: torch.Generator | None = None) -> Item:
         if self.p < 1.0 and torch.rand((), generator=generator).item() >= self.p:
@@ -208,7 +244,7 @@ class RandomScaleCrop(_Random):
         self.size = None if size is None else check_size("size", size)
         self.scale = check_range("scale", scale, low=1e-3)
         self.ignore_index = check_int("ignore_index", ignore_index)
-        self.fill = check_float("fill", fill)
+        self.fill = check_real("fill", fill)
 
     def _apply(self, item: Item, generator: torch.Generator | None) -> Item:
         H, W = _image(item).shape[-2:]
@@ -230,9 +266,9 @@ class ColorJitter(_Random):
     def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, *,
                  p: float = 1.0) -> None:
         super().__init__(p)
-        self.brightness = check_float("brightness", brightness, low=0.0)
-        self.contrast = check_float("contrast", contrast, low=0.0, high=1.0)
-        self.saturation = check_float("saturation", saturation, low=0.0, high=1.0)
+        self.brightness = check_real("brightness", brightness, low=0.0)
+        self.contrast = check_real("contrast", contrast, low=0.0, high=1.0)
+        self.saturation = check_real("saturation", saturation, low=0.0, high=1.0)
 
     def _apply(self, item: Item, generator: torch.Generator | None) -> Item:
         x = _image(item)
@@ -265,7 +301,7 @@ class GaussianNoise(_Random):
 
     def __init__(self, std: float = 0.05, *, p: float = 1.0) -> None:
         super().__init__(p)
-        self.std = check_float("std", std, low=0.0)
+        self.std = check_real("std", std, low=0.0)
 
     def _apply(self, item: Item, generator: torch.Generator | None) -> Item:
         x = _image(item)
@@ -282,7 +318,7 @@ class Cutout(_Random):
                  mark_ignore: bool = False, ignore_index: int = 255, p: float = 0.5) -> None:
         super().__init__(p)
         self.size = check_range("size", size, low=0.0, high=1.0)
-        self.fill = check_float("fill", fill)
+        self.fill = check_real("fill", fill)
         self.mark_ignore = bool(mark_ignore)
         self.ignore_index = check_int("ignore_index", ignore_index)
 

@@ -38,7 +38,9 @@ REGION_ARGS_DOC = """
         sync_distributed: under ``torch.distributed``, all-reduce the statistics so the loss is that of the
             global batch; gradients flow through each rank's own part and are scaled by the world size, so that
             DDP's gradient average equals the single-process gradient.
-        validate_args: check shapes, dtypes and values (costs a few passes over the target; switch off for speed).
+        validate_args: check the shapes, dtypes and values of the tensors (costs a few passes over the target;
+            switch off for speed). The options are checked whatever its value (numpy and 0-d tensor numbers are
+            accepted for the numbers).
         fused: use ``torch.compile``-d kernels (a one-off compile of some seconds per shape, then faster).
 
     Returns:
@@ -51,6 +53,8 @@ class RegionLossBase(nn.Module):
 
     function: Any = None
     extra_defaults: dict[str, Any] = {}
+    #: Checks of the options in :attr:`extra_defaults`, ``name -> check(value)`` (run at construction).
+    extra_checks: dict[str, Any] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -60,9 +64,12 @@ class RegionLossBase(nn.Module):
             raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; expected some of {sorted(allowed)}.")
         self.options = {**allowed, **kwargs}
         o = self.options
+        # checked here to fail at construction; the options are kept as given (the function checks them per call)
         V.check_options(mode=o["mode"], classes=o["classes"], aggregate=o["aggregate"], smooth=o["smooth"],
                         gamma=o["gamma"], threshold=o["threshold"], class_weights=o["class_weights"],
                         ignore_index=o["ignore_index"])
+        for name, check in self.extra_checks.items():
+            check(o[name])
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         return type(self).function(logits, target, mask, **self.options)

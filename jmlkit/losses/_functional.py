@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from jmlkit._checks import check_choice, check_ignore_index
+
 from . import _validation as V
-from .constants import BINARY_MODE, MULTICLASS_MODE
+from .constants import BINARY_MODE, MODES, MULTICLASS_MODE
 
 _EPS = 1e-7
 Stats = dict[str, Tensor]
@@ -305,9 +307,9 @@ def _class_weights(class_weights: Any, C: int, ref: Tensor) -> Tensor:
         return ref.new_ones(C)
     w = torch.as_tensor(class_weights, dtype=ref.dtype, device=ref.device).flatten()
     if w.numel() != C:
-        raise ValueError(f"Expected argument `class_weights` with {C} entries (one per class), but got {w.numel()}.")
+        raise ValueError(f"Expected `class_weights` with {C} entries (one per class), but got {w.numel()}.")
     if bool((w < 0).any()):
-        raise ValueError("Expected argument `class_weights` to be non-negative, but got a negative weight.")
+        raise ValueError("Expected `class_weights` to be non-negative, but got a negative weight.")
     return w
 
 
@@ -322,7 +324,7 @@ def _class_selection(classes: Any, stats: Stats, C: int) -> Tensor:
     else:
         idx = torch.as_tensor(classes, dtype=torch.long, device=device)
         if bool(((idx < 0) | (idx >= C)).any()):
-            raise ValueError(f"Expected argument `classes` to hold indices in [0, {C - 1}], but got {idx.tolist()}.")
+            raise ValueError(f"Expected `classes` to hold indices in [0, {C - 1}], but got {idx.tolist()}.")
         sel = torch.zeros(B, C, dtype=torch.bool, device=device)
         sel[:, idx] = True
     return sel & (stats["valid"] > 0).unsqueeze(1)
@@ -418,10 +420,14 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
                         mode: str, from_logits: bool, classes: Any, aggregate: Any, smooth: float,
                         log_loss: bool, gamma: float, class_weights: Any, ignore_index: int | None,
                         threshold: float, sync_distributed: bool, validate_args: bool, fused: bool) -> Tensor:
-    """Shared body of every region loss function (see :func:`jmlkit.losses.jaccard_metric_loss`)."""
-    if validate_args:
-        V.check_options(mode=mode, classes=classes, aggregate=aggregate, smooth=smooth, gamma=gamma,
+    """Shared body of every region loss function (see :func:`jmlkit.losses.jaccard_metric_loss`).
+
+    The options are checked (and numpy or 0-d tensor numbers made python numbers) on every call, whatever
+    ``validate_args``: that costs microseconds; ``validate_args`` switches off the checks of the tensors."""
+    o = V.check_options(mode=mode, classes=classes, aggregate=aggregate, smooth=smooth, gamma=gamma,
                         threshold=threshold, class_weights=class_weights, ignore_index=ignore_index)
+    mode, classes, aggregate, smooth, gamma = o["mode"], o["classes"], o["aggregate"], o["smooth"], o["gamma"]
+    threshold, class_weights, ignore_index = o["threshold"], o["class_weights"], o["ignore_index"]
     if classes is None:
         classes = "present" if mode == MULTICLASS_MODE else "all"
     logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args,
@@ -430,7 +436,7 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
                               need=need, fused=fused,
                               presence_threshold=threshold if classes == "present" else None)
     if validate_args and not bool(torch.isfinite(stats["sx"]).all()):
-        raise ValueError("Expected argument `logits` to be finite, but it holds NaN or Inf values.")
+        raise ValueError("Expected `logits` to be finite, but it holds NaN or Inf values.")
     return region_loss(stats, score_fn, classes=classes, aggregate=aggregate, smooth=smooth, log_loss=log_loss,
                        gamma=gamma, class_weights=class_weights, sync_distributed=sync_distributed)
 
@@ -446,6 +452,8 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     >>> round(float(soft_cross_entropy(logits, torch.tensor([[0, 1, 1]]))), 4)     # log 2
     0.6931
     """
+    mode = check_choice("mode", mode, MODES)
+    ignore_index = check_ignore_index(ignore_index)
     logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
     B, C = logits.shape[:2]
     z = logits.reshape(B, C, -1)

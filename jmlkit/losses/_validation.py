@@ -1,88 +1,96 @@
-"""Argument and tensor checks for the losses: errors that name the argument, what was expected and what was given."""
+"""The losses' own contracts, built on :mod:`jmlkit._checks`: their options (``classes``, ``aggregate``, the
+numbers of a region loss) and their tensors (logits, targets, masks). Errors name the argument, what was expected
+and what was given; a wrong type is a :class:`TypeError`, a wrong value a :class:`ValueError`."""
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+
+from jmlkit._checks import check_choice, check_ignore_index, check_int, check_int_list, check_real, check_type
 
 from .constants import AGGREGATIONS, MODES, MULTICLASS_MODE
 
-
-def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"Expected argument `{name}` to be one of {tuple(choices)}, but got {value!r}.")
+_CLASSES_TEXT = "'present', 'all', None or a list of class indices"
 
 
-def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Expected argument `{name}` to be a number, but got {type(value).__name__} {value!r}.")
-    bad = (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high)
-    if bad or value != value:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        bracket = "(" if low_open else "["
-        raise ValueError(f"Expected argument `{name}` in {bracket}{lo}, {hi}], but got {value!r}.")
-    return float(value)
-
-
-def check_options(*, mode: str, classes: Any, aggregate: Any, smooth: float, gamma: float,
-                  threshold: float, class_weights: Any, ignore_index: Any) -> None:
-    check_choice("mode", mode, MODES)
-    if not (classes is None or classes in ("present", "all") or _is_index_list(classes)):
-        raise ValueError(
-            "Expected argument `classes` to be 'present', 'all', None or a list of class indices, "
-            f"but got {classes!r}.")
-    normalise_aggregate(aggregate)
-    check_number("smooth", smooth, low=0.0)
-    check_number("gamma", gamma, low=0.0, low_open=True)
-    check_number("threshold", threshold, low=0.0, high=1.0)
-    if class_weights is not None and not isinstance(class_weights, (torch.Tensor, Sequence)):
-        raise TypeError(
-            f"Expected argument `class_weights` to be a sequence or tensor of C weights, but got {type(class_weights).__name__}.")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"Expected argument `ignore_index` to be an int or None, but got {ignore_index!r}.")
-
-
-def _is_index_list(classes: Any) -> bool:
+# --------------------------------------------------------------------------------------------- options
+def check_classes(classes: Any) -> Any:
+    """``"present"``, ``"all"``, ``None`` or class indices: a non-empty sequence of ints ``>= 0`` (returned as a
+    list of python ints) or a 1-d integer tensor (returned as it is)."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        return check_choice("classes", classes, ("present", "all"))
     if isinstance(classes, torch.Tensor):
-        return classes.dtype in (torch.int64, torch.int32) and classes.ndim == 1
-    return isinstance(classes, Sequence) and not isinstance(classes, str) and len(classes) > 0 and all(
-        isinstance(c, int) and not isinstance(c, bool) for c in classes)
+        if classes.is_floating_point() or classes.is_complex() or classes.dtype == torch.bool:
+            raise TypeError(f"Expected `classes` to be {_CLASSES_TEXT}, but got a tensor of dtype {classes.dtype}.")
+        if classes.ndim != 1:
+            raise ValueError(f"Expected `classes` as a 1-d tensor of class indices, but got shape {tuple(classes.shape)}.")
+        return classes
+    check_type("classes", classes, (Sequence, np.ndarray), what=_CLASSES_TEXT)
+    return check_int_list("classes", classes, low=0)
 
 
 def normalise_aggregate(aggregate: Any) -> dict[str, float]:
     """``"batch"`` -> ``{"batch": 1.0}``; a mapping is checked and returned as a dict of floats."""
+    check_type("aggregate", aggregate, (str, Mapping), what=f"one of {AGGREGATIONS} or a mapping of them to weights")
     if isinstance(aggregate, str):
-        check_choice("aggregate", aggregate, AGGREGATIONS)
-        return {aggregate: 1.0}
-    if isinstance(aggregate, Mapping) and aggregate:
-        out = {}
-        for key, weight in aggregate.items():
-            check_choice("aggregate", key, AGGREGATIONS)
-            out[key] = check_number(f"aggregate[{key!r}]", weight, low=0.0)
-        return out
-    raise ValueError(
-        f"Expected argument `aggregate` to be one of {AGGREGATIONS} or a non-empty mapping of them to weights, "
-        f"but got {aggregate!r}.")
+        return {check_choice("aggregate", aggregate, AGGREGATIONS): 1.0}
+    if not aggregate:
+        raise ValueError(f"Expected `aggregate` to be a non-empty mapping of {AGGREGATIONS} to weights, but got {{}}.")
+    return {check_choice("aggregate", key, AGGREGATIONS): check_real(f"aggregate[{key!r}]", weight, low=0.0)
+            for key, weight in aggregate.items()}
 
 
+def check_class_weights(class_weights: Any) -> Any:
+    """``None`` or ``C`` weights (a sequence, array or tensor; their number and sign are checked against ``C``
+    where the loss knows it)."""
+    if class_weights is not None:
+        check_type("class_weights", class_weights, (torch.Tensor, np.ndarray, Sequence),
+                   what="None or a sequence or tensor of C weights")
+        if isinstance(class_weights, str):
+            raise TypeError(f"Expected `class_weights` to be None or a sequence or tensor of C weights, "
+                            f"but got {class_weights!r} (str).")
+    return class_weights
+
+
+def check_options(*, mode: Any, classes: Any, aggregate: Any, smooth: Any, gamma: Any, threshold: Any,
+                  class_weights: Any, ignore_index: Any) -> dict[str, Any]:
+    """The options shared by the region losses, checked and in plain python types (``aggregate`` as a dict)."""
+    return dict(
+        mode=check_choice("mode", mode, MODES),
+        classes=check_classes(classes),
+        aggregate=normalise_aggregate(aggregate),
+        smooth=check_real("smooth", smooth, low=0.0),
+        gamma=check_real("gamma", gamma, low=0.0, low_open=True),
+        threshold=check_real("threshold", threshold, low=0.0, high=1.0),
+        class_weights=check_class_weights(class_weights),
+        ignore_index=check_ignore_index(ignore_index),
+    )
+
+
+def check_variant(variant: Any) -> int:
+    """The variant of the Jaccard metric loss: 1 or 2."""
+    return check_choice("variant", check_int("variant", variant), (1, 2))
+
+
+# --------------------------------------------------------------------------------------------- tensors
 def check_logits(logits: Any, mode: str) -> None:
     if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"Expected argument `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
+        raise TypeError(f"Expected `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
     if not logits.is_floating_point():
-        raise TypeError(f"Expected argument `logits` to be a floating-point tensor, but got dtype {logits.dtype}.")
+        raise TypeError(f"Expected `logits` to be a floating-point tensor, but got dtype {logits.dtype}.")
     if logits.ndim < 2:
-        raise ValueError(
-            f"Expected argument `logits` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
+        raise ValueError(f"Expected `logits` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
     if mode == "binary" and logits.shape[1] != 1:
-        raise ValueError(
-            f"Expected argument `logits` of shape (B, 1, *spatial) in binary mode, but got {tuple(logits.shape)}.")
+        raise ValueError(f"Expected `logits` of shape (B, 1, *spatial) in binary mode, but got {tuple(logits.shape)}.")
     if mode == MULTICLASS_MODE and logits.shape[1] < 2:
         raise ValueError(
-            "Expected argument `logits` with C >= 2 channels in multiclass mode (use mode='binary' for one channel), "
+            "Expected `logits` with C >= 2 channels in multiclass mode (use mode='binary' for one channel), "
             f"but got shape {tuple(logits.shape)}.")
 
 
@@ -91,18 +99,18 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
                  mask: torch.Tensor | None = None) -> None:
     """Shape, dtype and (when ``validate_values``) value checks of a hard or soft target."""
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"Expected argument `target` to be a torch.Tensor, but got {type(target).__name__}.")
+        raise TypeError(f"Expected `target` to be a torch.Tensor, but got {type(target).__name__}.")
     shape = tuple(logits.shape)
     hard_shape = (shape[0],) + shape[2:]
     if target.dtype == torch.bool or not target.is_floating_point():
         if target.is_complex():
-            raise TypeError(f"Expected argument `target` to be an integer or float tensor, but got {target.dtype}.")
+            raise TypeError(f"Expected `target` to be an integer or float tensor, but got {target.dtype}.")
         ok_shapes = [hard_shape] if mode == MULTICLASS_MODE else [hard_shape, shape]
         if mode == "multilabel":
             ok_shapes = [shape]
         if tuple(target.shape) not in ok_shapes:
             raise ValueError(
-                f"Expected argument `target` (class indices) of shape {' or '.join(map(str, ok_shapes))} "
+                f"Expected `target` (class indices) of shape {' or '.join(map(str, ok_shapes))} "
                 f"for logits of shape {shape}, but got {tuple(target.shape)}.")
         if validate_values and target.numel():
             high = shape[1] - 1 if mode == MULTICLASS_MODE else 1
@@ -112,21 +120,21 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
                 if lo < 0 or hi > high:
                     extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
                     raise ValueError(
-                        f"Expected argument `target` values in [0, {high}]{extra}, but got values in [{lo}, {hi}].")
+                        f"Expected `target` values in [0, {high}]{extra}, but got values in [{lo}, {hi}].")
         return
     ok_shapes = [shape] if mode != "binary" else [shape, hard_shape]
     if tuple(target.shape) not in ok_shapes:
         raise ValueError(
-            f"Expected argument `target` (probabilities) of shape {shape} like the logits, but got {tuple(target.shape)}.")
+            f"Expected `target` (probabilities) of shape {shape} like the logits, but got {tuple(target.shape)}.")
     if validate_values and target.numel():
         lo, hi, err = soft_target_summary(target.detach(), mask, multiclass=mode == MULTICLASS_MODE, fused=fused)
         if not (lo >= 0 and hi <= 1):
             raise ValueError(
-                f"Expected argument `target` (soft labels) with values in [0, 1], but got values in "
+                f"Expected `target` (soft labels) with values in [0, 1], but got values in "
                 f"[{float(lo):.4g}, {float(hi):.4g}].")
         if err > sum_tol:
             raise ValueError(
-                "Expected argument `target` (soft labels, multiclass) to sum to 1 over the class dimension 1, "
+                "Expected `target` (soft labels, multiclass) to sum to 1 over the class dimension 1, "
                 f"but a pixel's sum is off by {float(err):.4g} (tolerance {sum_tol}).")
 
 
@@ -161,7 +169,7 @@ def check_mask(mask: Any, logits: torch.Tensor) -> None:
         return
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         got = type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"dtype {mask.dtype}"
-        raise TypeError(f"Expected argument `mask` to be a bool tensor (True = pixel counts), but got {got}.")
+        raise TypeError(f"Expected `mask` to be a bool tensor (True = pixel counts), but got {got}.")
     expected = (logits.shape[0],) + tuple(logits.shape[2:])
     if tuple(mask.shape) != expected:
-        raise ValueError(f"Expected argument `mask` of shape {expected}, but got {tuple(mask.shape)}.")
+        raise ValueError(f"Expected `mask` of shape {expected}, but got {tuple(mask.shape)}.")

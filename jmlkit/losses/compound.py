@@ -5,9 +5,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from . import _validation as V
+from jmlkit._checks import check_choice, check_ignore_index, check_real
+
 from ._functional import soft_cross_entropy
-from .constants import MULTICLASS_MODE
+from ._names import build_region_loss
+from .constants import MODES, MULTICLASS_MODE
 
 
 class CrossEntropyLoss(nn.Module):
@@ -24,6 +26,8 @@ class CrossEntropyLoss(nn.Module):
     def __init__(self, *, mode: str = MULTICLASS_MODE, ignore_index: int | None = None,
                  validate_args: bool = True) -> None:
         super().__init__()
+        check_choice("mode", mode, MODES)  # at construction; the options are kept as given
+        check_ignore_index(ignore_index)
         self.options = dict(mode=mode, ignore_index=ignore_index, validate_args=validate_args)
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -65,19 +69,16 @@ class CompoundLoss(nn.Module):
                  mode: str = MULTICLASS_MODE, ignore_index: int | None = None, validate_args: bool = True,
                  **region_options: Any) -> None:
         super().__init__()
-        from .registry import get_loss
-
-        V.check_number("ce_weight", ce_weight, low=0.0)
-        V.check_number("region_weight", region_weight, low=0.0)
-        self.ce_weight, self.region_weight = float(ce_weight), float(region_weight)
+        self.ce_weight = check_real("ce_weight", ce_weight, low=0.0)
+        self.region_weight = check_real("region_weight", region_weight, low=0.0)
+        if not (isinstance(region_loss, str) or callable(region_loss)):
+            raise TypeError(f"Expected `region_loss` to be a loss name or a callable, but got {region_loss!r}.")
         # a named region loss checks the same logits, target and mask: the cross-entropy need not check them again
         named = isinstance(region_loss, str) and self.region_weight > 0
         self.ce = CrossEntropyLoss(mode=mode, ignore_index=ignore_index, validate_args=validate_args and not named)
         if isinstance(region_loss, str):
-            region_loss = get_loss(region_loss, mode=mode, ignore_index=ignore_index, validate_args=validate_args,
-                                   **region_options)
-        elif not callable(region_loss):
-            raise TypeError(f"Expected argument `region_loss` to be a loss name or a callable, but got {region_loss!r}.")
+            region_loss = build_region_loss(region_loss, mode=mode, ignore_index=ignore_index,
+                                            validate_args=validate_args, **region_options)
         self.region = region_loss
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -16,12 +16,19 @@ The Tversky form :math:`T = I / (I + \\alpha\\,FP + \\beta\\,FN)` with :math:`FP
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from torch import Tensor
 
+from jmlkit._checks import check_real
+
 from ._base import REGION_ARGS_DOC, REGION_DEFAULTS, RegionLossBase
 from ._functional import compute_region_loss, ratio
+
+
+_check_alpha = functools.partial(check_real, "alpha", low=0.0)
+_check_beta = functools.partial(check_real, "beta", low=0.0)
 
 
 def _dml_score(s: dict, smooth: float) -> Tensor:
@@ -70,12 +77,9 @@ def tversky_metric_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         >>> bool(torch.isclose(a, b))
         True
     """
-    for name, v in (("alpha", alpha), ("beta", beta)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ValueError(f"Expected argument `{name}` to be a non-negative number, but got {v!r}.")
+    alpha, beta = _check_alpha(alpha), _check_beta(beta)
     o = {**REGION_DEFAULTS, **options}
-    return compute_region_loss(logits, target, mask, _tversky_score(float(alpha), float(beta)),
-                               ("sx", "sy", "sd"), **o)
+    return compute_region_loss(logits, target, mask, _tversky_score(alpha, beta), ("sx", "sy", "sd"), **o)
 
 
 class DiceSemimetricLoss(RegionLossBase):
@@ -103,3 +107,4 @@ class TverskyMetricLoss(RegionLossBase):
 
     function = staticmethod(tversky_metric_loss)
     extra_defaults = {"alpha": 1.0, "beta": 1.0}
+    extra_checks = {"alpha": _check_alpha, "beta": _check_beta}

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ._base import REGION_ARGS_DOC, REGION_DEFAULTS, RegionLossBase
 from ._functional import compute_region_loss, ratio
+from ._validation import check_variant
 
 
 def _jml1_score(s: dict, smooth: float) -> Tensor:
@@ -53,8 +54,7 @@ def jaccard_metric_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         >>> loss = jaccard_metric_loss(logits, soft, classes="all", smooth=0.0)
         >>> loss.backward()
     """
-    if variant not in (1, 2):
-        raise ValueError(f"Expected argument `variant` to be 1 or 2, but got {variant!r}.")
+    variant = check_variant(variant)
     o = {**REGION_DEFAULTS, **options}
     score, need = (_jml1_score, ("sx", "sy", "sd")) if variant == 1 else (_jml2_score, ("sxy", "sd"))
     return compute_region_loss(logits, target, mask, score, need, **o)
@@ -90,6 +90,7 @@ class JaccardMetricLoss(RegionLossBase):
 
     function = staticmethod(jaccard_metric_loss)
     extra_defaults = {"variant": 1}
+    extra_checks = {"variant": check_variant}
 
 
 class SoftJaccardLoss(RegionLossBase):

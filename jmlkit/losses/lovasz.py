@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from jmlkit._checks import check_choice, check_ignore_index
+
 from . import _validation as V
 from .constants import BINARY_MODE, MULTICLASS_MODE
 
@@ -48,6 +50,12 @@ def _lovasz_flat(probs: Tensor, labels: Tensor, classes: Any) -> Tensor:
     return torch.stack(losses).mean()
 
 
+def _check_options(mode: Any, classes: Any, ignore_index: Any) -> tuple[str, Any, int | None]:
+    """``mode`` (multiclass or binary), ``classes`` (``None`` counts as ``"present"``) and ``ignore_index``."""
+    return (check_choice("mode", mode, (MULTICLASS_MODE, BINARY_MODE)), V.check_classes(classes),
+            check_ignore_index(ignore_index))
+
+
 def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
                         mode: str = MULTICLASS_MODE, from_logits: bool = True, classes: Any = "present",
                         per_image: bool = False, ignore_index: int | None = None,
@@ -59,7 +67,7 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
             hinge-free extension on the sigmoid probability).
         target: class indices ``(B, *spatial)``. A float (soft) target raises ``ValueError``.
         mask: optional bool ``(B, *spatial)``, ``False`` pixels left out.
-        classes: ``"present"``, ``"all"`` or a list of class indices.
+        classes: ``"present"`` (also ``None``), ``"all"`` or a list of class indices.
         per_image: compute the loss per image and average (otherwise over the whole batch).
         ignore_index: class index to leave out.
 
@@ -71,18 +79,16 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         0.0003
         >>> loss.backward()
     """
+    mode, classes, ignore_index = _check_options(mode, classes, ignore_index)
     if validate_args:
-        V.check_choice("mode", mode, (MULTICLASS_MODE, BINARY_MODE))
         V.check_logits(logits, mode)
         if isinstance(target, Tensor) and target.is_floating_point():
             raise ValueError(
-                "Expected argument `target` to hold class indices (an integer tensor) for the Lovász-Softmax loss, "
+                "Expected `target` to hold class indices (an integer tensor) for the Lovász-Softmax loss, "
                 f"but got a {target.dtype} (soft) target; the Lovász extension is defined for hard labels only. "
                 "Use JaccardMetricLoss for soft labels.")
         V.check_target(target, logits, mode, ignore_index, validate_values=True)
         V.check_mask(mask, logits)
-        if not (classes in ("present", "all") or V._is_index_list(classes)):
-            raise ValueError(f"Expected argument `classes` to be 'present', 'all' or a list of indices, but got {classes!r}.")
     B, C = logits.shape[:2]
     z = logits.reshape(B, C, -1).float() if logits.dtype in (torch.float16, torch.bfloat16) else logits.reshape(B, C, -1)
     t = target.reshape(B, -1).long()
@@ -114,7 +120,7 @@ class LovaszSoftmaxLoss(nn.Module):
     def __init__(self, *, mode: str = MULTICLASS_MODE, from_logits: bool = True, classes: Any = "present",
                  per_image: bool = False, ignore_index: int | None = None, validate_args: bool = True) -> None:
         super().__init__()
-        V.check_choice("mode", mode, (MULTICLASS_MODE, BINARY_MODE))
+        _check_options(mode, classes, ignore_index)  # at construction; the options are kept as given
         self.options = dict(mode=mode, from_logits=from_logits, classes=classes, per_image=per_image,
                             ignore_index=ignore_index, validate_args=validate_args)
 

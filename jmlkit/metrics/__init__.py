@@ -22,7 +22,8 @@ and :func:`~jmlkit.metrics.functional.calibration_scores`): confidence 0 / 1 fal
 first / last bin; classes that never occur are NaN in the per-class vectors and left out of
 every mean; images with no valid pixel are left out of the per-image figures; a single pixel
 is a valid data set; with no valid pixel at all every figure is NaN and a ``UserWarning`` says why.
-Bad input raises ``ValueError`` (or ``TypeError`` for non-tensors) naming the argument.
+Bad input raises ``ValueError`` (``TypeError`` for a wrong type: a non-tensor, ``ignore_index=1.5``,
+``n_bins=2.5``) naming the argument; numbers may also be numpy scalars or 0-d tensors.
 """
 from jmlkit.metrics.calibration import BoundaryCalibration, CalibrationMetrics, TopLabelCalibrationError
 from jmlkit.metrics.functional import (

@@ -15,11 +15,11 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from jmlkit._checks import check_choice, check_ignore_index, check_int
 from jmlkit.metrics.functional import (
     DEFAULT_FINE_BINS,
+    _NORMS,
     Region,
-    _check_ignore_index,
-    _check_int,
     _check_region,
     _ece_from_hist,
     boundary_distance_stats,
@@ -96,13 +96,11 @@ class CalibrationMetrics(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_int("num_classes", num_classes, 2)
-        _check_int("n_bins", n_bins, 1)
-        _check_int("fine_bins", fine_bins, 1)
-        _check_ignore_index(ignore_index)
-        _check_region(region, boundary_width)
-        self.num_classes, self.n_bins = int(num_classes), int(n_bins)
-        self.ignore_index, self.region, self.boundary_width = ignore_index, region, int(boundary_width)
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.n_bins = check_int("n_bins", n_bins, low=1)
+        fine_bins = check_int("fine_bins", fine_bins, low=1)
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.region, self.boundary_width = _check_region(region, boundary_width)
         self.from_logits, self.classwise, self.validate_args = bool(from_logits), bool(classwise), bool(validate_args)
         self.fine_bins = fine_bins_for(self.n_bins, fine_bins)
         f64 = torch.float64
@@ -168,13 +166,11 @@ class TopLabelCalibrationError(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_int("num_classes", num_classes, 2)
-        _check_int("n_bins", n_bins, 1)
-        _check_ignore_index(ignore_index)
-        if norm not in ("l1", "l2", "max"):
-            raise ValueError(f"Expected `norm` to be one of 'l1', 'l2', 'max', but got {norm!r}.")
-        self.num_classes, self.n_bins, self.norm = int(num_classes), int(n_bins), norm
-        self.ignore_index, self.from_logits, self.validate_args = ignore_index, bool(from_logits), bool(validate_args)
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.n_bins = check_int("n_bins", n_bins, low=1)
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.norm = check_choice("norm", norm, _NORMS)
+        self.from_logits, self.validate_args = bool(from_logits), bool(validate_args)
         self.add_state("top", default=torch.zeros(self.n_bins, 3, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, probs: Tensor, target: Tensor) -> None:
@@ -224,12 +220,11 @@ class BoundaryCalibration(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_int("num_classes", num_classes, 2)
-        _check_int("n_bins", n_bins, 1)
-        _check_int("max_distance", max_distance, 1)
-        _check_ignore_index(ignore_index)
-        self.num_classes, self.n_bins, self.max_distance = int(num_classes), int(n_bins), int(max_distance)
-        self.ignore_index, self.from_logits, self.validate_args = ignore_index, bool(from_logits), bool(validate_args)
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.n_bins = check_int("n_bins", n_bins, low=1)
+        self.max_distance = check_int("max_distance", max_distance, low=1)
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.from_logits, self.validate_args = bool(from_logits), bool(validate_args)
         default = torch.zeros(self.max_distance + 1, self.n_bins, 3, dtype=torch.float64)
         self.add_state("hist", default=default, dist_reduce_fx="sum")
 

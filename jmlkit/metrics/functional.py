@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from jmlkit._checks import check_choice, check_ignore_index, check_int, check_real
+
 __all__ = [
     "DEFAULT_FINE_BINS",
     "NLL_EPS",
@@ -73,22 +75,16 @@ Present = Literal["union", "target"]
 
 
 # --------------------------------------------------------------------------------------
-# argument and tensor validation
+# argument checks (jmlkit._checks) and the metrics' tensor contracts
 # --------------------------------------------------------------------------------------
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"Expected `{name}` to be an int >= {minimum}, but got {value!r}.")
+_REGIONS = ("all", "boundary", "interior")
+_PRESENTS = ("union", "target")
+_NORMS = ("l1", "l2", "max")
 
 
-def _check_ignore_index(ignore_index) -> None:
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
-        raise ValueError(f"Expected `ignore_index` to be None or an int, but got {ignore_index!r}.")
-
-
-def _check_region(region, boundary_width) -> None:
-    if region not in ("all", "boundary", "interior"):
-        raise ValueError(f"Expected `region` to be one of 'all', 'boundary', 'interior', but got {region!r}.")
-    _check_int("boundary_width", boundary_width, 1)
+def _check_region(region, boundary_width) -> tuple[str, int]:
+    """``(region, boundary_width)`` checked: a region of :data:`Region` and a band half-width >= 1."""
+    return check_choice("region", region, _REGIONS), check_int("boundary_width", boundary_width, low=1)
 
 
 def _check_target(target, num_classes: int, ignore_index: Optional[int], validate: bool) -> None:
@@ -189,7 +185,7 @@ def boundary_mask(target: Tensor, width: int = 3) -> Tensor:
         >>> boundary_mask(t, width=1).int()
         tensor([[[0, 0, 1, 1, 0, 0]]], dtype=torch.int32)
     """
-    _check_int("width", width, 1)
+    width = check_int("width", width, low=1)
     _spatial_check(target)
     t = target.unsqueeze(1).to(torch.float32)
     return (_pool(t, width) != -_pool(-t, width)).squeeze(1)
@@ -212,7 +208,7 @@ def boundary_distance(target: Tensor, max_distance: int = 10) -> Tensor:
         >>> boundary_distance(torch.tensor([[0, 0, 0, 1, 1]]).unsqueeze(0), max_distance=2)
         tensor([[[3, 2, 1, 1, 2]]])
     """
-    _check_int("max_distance", max_distance, 1)
+    max_distance = check_int("max_distance", max_distance, low=1)
     _spatial_check(target)
     t = target.unsqueeze(1).to(torch.float32)
     hi, lo = t, -t
@@ -226,7 +222,7 @@ def boundary_distance(target: Tensor, max_distance: int = 10) -> Tensor:
 
 def region_mask(target: Tensor, region: Region = "all", boundary_width: int = 3) -> Optional[Tensor]:
     """Mask of the pixels measured for ``region`` ('all' -> None, 'boundary', 'interior')."""
-    _check_region(region, boundary_width)
+    region, boundary_width = _check_region(region, boundary_width)
     if region == "all":
         return None
     band = boundary_mask(target, boundary_width)
@@ -298,8 +294,8 @@ def segmentation_stats(
                 [2, 1],
                 [1, 2]])
     """
-    _check_int("num_classes", num_classes, 2)
-    _check_ignore_index(ignore_index)
+    num_classes = check_int("num_classes", num_classes, low=2)
+    ignore_index = check_ignore_index(ignore_index)
     _check_target(target, num_classes, ignore_index, validate_args)
     labels = _pred_labels(preds, target, num_classes, validate_args)
     B, C = target.shape[0], num_classes
@@ -377,10 +373,8 @@ def segmentation_scores(
         >>> s["Acc"], s["mIoU_D"], s["mDice_D"]
         (0.75, 0.58333..., 0.73333...)
     """
-    if present not in ("union", "target"):
-        raise ValueError(f"Expected `present` to be 'union' or 'target', but got {present!r}.")
-    if not 0.0 < worst_fraction <= 1.0:
-        raise ValueError(f"Expected `worst_fraction` in (0, 1], but got {worst_fraction!r}.")
+    present = check_choice("present", present, _PRESENTS)
+    worst_fraction = check_real("worst_fraction", worst_fraction, low=0.0, high=1.0, low_open=True)
     cm = confmat.double()
     tp = cm.diagonal()
     t_count, p_count = cm.sum(1), cm.sum(0)
@@ -454,12 +448,14 @@ def segmentation_metrics(
 # --------------------------------------------------------------------------------------
 def fine_bins_for(n_bins: int, fine_bins: int = DEFAULT_FINE_BINS) -> int:
     """Number of fine bins actually used: the smallest multiple of ``n_bins`` >= ``fine_bins``."""
+    n_bins, fine_bins = check_int("n_bins", n_bins, low=1), check_int("fine_bins", fine_bins, low=1)
     return n_bins * max(1, math.ceil(fine_bins / n_bins))
 
 
 def _prepare_probs(probs, target, num_classes, ignore_index, from_logits, validate, mask=None):
-    """Validate and flatten. Returns probs3 (B, C, S) float32/64, t (B, S) int64, valid (B, S) bool or None."""
-    _check_ignore_index(ignore_index)
+    """Validate and flatten. Returns probs3 (B, C, S) float32/64, t (B, S) int64, valid (B, S) bool or None.
+
+    ``num_classes`` and ``ignore_index`` are checked by the caller."""
     _check_target(target, num_classes, ignore_index, validate)
     _check_probs_shape("probs", probs, target, num_classes)
     B = target.shape[0]
@@ -574,9 +570,10 @@ def calibration_stats(
     probabilities (range and sum checks, max, and with ``classwise`` the class-wise binning);
     everything else is per pixel. Sums are accumulated in float64.
     """
-    _check_int("num_classes", num_classes, 2)
-    _check_int("n_bins", n_bins, 1)
-    _check_int("fine_bins", fine_bins, 1)
+    num_classes = check_int("num_classes", num_classes, low=2)
+    n_bins = check_int("n_bins", n_bins, low=1)
+    fine_bins = check_int("fine_bins", fine_bins, low=1)
+    ignore_index = check_ignore_index(ignore_index)
     p3, t, valid = _prepare_probs(probs, target, num_classes, ignore_index, from_logits, validate_args, mask)
     B, C, S = p3.shape
     fb = fine_bins_for(n_bins, fine_bins)
@@ -660,6 +657,7 @@ def reliability_table(top: Tensor, n_bins: int) -> pd.DataFrame:
     ``accuracy``, ``gap`` (= accuracy - confidence). Empty bins have ``count`` 0 and NaN
     confidence, accuracy and gap.
     """
+    n_bins = check_int("n_bins", n_bins, low=1)
     h = top.double().cpu().view(n_bins, -1, 3).sum(1)
     count, s_conf, s_acc = h.unbind(-1)
     total = float(count.sum())
@@ -720,6 +718,7 @@ def calibration_scores(
     contribute (and are skipped by the max); an image with no valid pixel is left out of
     ``ECE_I``/``SCE_I``. Without any valid pixel all figures are NaN (with a ``UserWarning``).
     """
+    n_bins = check_int("n_bins", n_bins, low=1)
     top = top.double()
     total = float(top[:, 0].sum())
     nan = float("nan")
@@ -775,7 +774,7 @@ def calibration_metrics(
         >>> round(m["ECE_D"], 4), round(m["Brier"], 4)
         (0.35, 0.37)
     """
-    _check_region(region, boundary_width)
+    region, boundary_width = _check_region(region, boundary_width)
     mask = region_mask(target, region, boundary_width) if region != "all" else None
     st = calibration_stats(
         probs, target, num_classes, n_bins=n_bins, fine_bins=fine_bins, ignore_index=ignore_index,
@@ -802,8 +801,7 @@ def top_label_calibration_error(
         >>> top_label_calibration_error(probs, torch.tensor([[0, 1]]), 2, n_bins=10)
         0.35
     """
-    if norm not in ("l1", "l2", "max"):
-        raise ValueError(f"Expected `norm` to be one of 'l1', 'l2', 'max', but got {norm!r}.")
+    norm = check_choice("norm", norm, _NORMS)
     st = calibration_stats(
         probs, target, num_classes, n_bins=n_bins, fine_bins=n_bins, ignore_index=ignore_index,
         from_logits=from_logits, classwise=False, scores=False, per_image=False, validate_args=validate_args,
@@ -825,9 +823,10 @@ def boundary_distance_stats(
     validate_args: bool = True,
 ) -> Tensor:
     """(max_distance + 1, n_bins, 3) float64 top-label histogram per boundary distance 1..max_distance+1."""
-    _check_int("num_classes", num_classes, 2)
-    _check_int("n_bins", n_bins, 1)
-    _check_int("max_distance", max_distance, 1)
+    num_classes = check_int("num_classes", num_classes, low=2)
+    n_bins = check_int("n_bins", n_bins, low=1)
+    max_distance = check_int("max_distance", max_distance, low=1)
+    ignore_index = check_ignore_index(ignore_index)
     p3, t, valid = _prepare_probs(probs, target, num_classes, ignore_index, from_logits, validate_args)
     B = t.shape[0]
     dist = boundary_distance(target, max_distance).reshape(B, -1) - 1

@@ -8,10 +8,10 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from jmlkit._checks import check_choice, check_ignore_index, check_int
 from jmlkit.metrics.functional import (
+    _PRESENTS,
     Present,
-    _check_ignore_index,
-    _check_int,
     segmentation_scores,
     segmentation_stats,
 )
@@ -65,13 +65,9 @@ class SegmentationMetrics(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_int("num_classes", num_classes, 2)
-        _check_ignore_index(ignore_index)
-        if present not in ("union", "target"):
-            raise ValueError(f"Expected `present` to be 'union' or 'target', but got {present!r}.")
-        self.num_classes = int(num_classes)
-        self.ignore_index = ignore_index
-        self.present = present
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.present = check_choice("present", present, _PRESENTS)
         self.per_image = bool(per_image)
         self.validate_args = bool(validate_args)
         C = self.num_classes

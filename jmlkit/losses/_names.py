@@ -1,0 +1,36 @@
+"""Region losses by name: the one table behind :class:`~jmlkit.losses.CompoundLoss` and
+:func:`~jmlkit.losses.get_loss` (it imports neither, so they do not import each other)."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from jmlkit._checks import check_choice, check_str
+
+from .dice import DiceSemimetricLoss
+from .jaccard import JaccardMetricLoss, SoftJaccardLoss
+from .lovasz import LovaszSoftmaxLoss
+
+#: The options the Lovász-Softmax loss takes; the other region-loss options are dropped for it.
+LOVASZ_KEYS = frozenset({"mode", "from_logits", "classes", "per_image", "ignore_index", "validate_args"})
+
+#: Region loss name -> builder taking the loss options as keywords.
+REGION_LOSSES = {
+    "jml": lambda **kw: JaccardMetricLoss(**kw),
+    "jml1": lambda **kw: JaccardMetricLoss(variant=1, **kw),
+    "jml2": lambda **kw: JaccardMetricLoss(variant=2, **kw),
+    "dml": lambda **kw: DiceSemimetricLoss(**kw),
+    "sjl": lambda **kw: SoftJaccardLoss(**kw),
+    "lovasz": lambda **kw: LovaszSoftmaxLoss(**{k: v for k, v in kw.items() if k in LOVASZ_KEYS}),
+}
+
+
+def loss_key(name: Any, arg: str = "name") -> str:
+    """``name`` as a table key: stripped, lower case, without spaces (``" CE + JML"`` -> ``"ce+jml"``)."""
+    return check_str(arg, name).strip().lower().replace(" ", "")
+
+
+def build_region_loss(name: Any, **options: Any) -> nn.Module:
+    """The region loss called ``name`` (a key of :data:`REGION_LOSSES`) with ``options``."""
+    return REGION_LOSSES[check_choice("region_loss", loss_key(name, "region_loss"), tuple(REGION_LOSSES))](**options)
