@@ -16,19 +16,10 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from jmlkit._checks import check_choice, check_ignore_index, check_int
-from jmlkit.metrics.functional import (
-    DEFAULT_FINE_BINS,
-    _NORMS,
-    Region,
-    _check_region,
-    _ece_from_hist,
-    boundary_distance_stats,
-    boundary_distance_table,
-    calibration_scores,
-    calibration_stats,
-    fine_bins_for,
-    region_mask,
-)
+from jmlkit.metrics.functional._common import _NORMS, DEFAULT_FINE_BINS, Region, _check_region
+from jmlkit.metrics.functional.calibration import (_ece_from_hist, boundary_distance_stats, boundary_distance_table,
+                                                   calibration_scores, calibration_stats, fine_bins_for)
+from jmlkit.metrics.functional.regions import region_mask
 
 __all__ = ["CalibrationMetrics", "TopLabelCalibrationError", "BoundaryCalibration"]
 

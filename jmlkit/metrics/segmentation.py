@@ -9,12 +9,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from jmlkit._checks import check_choice, check_ignore_index, check_int
-from jmlkit.metrics.functional import (
-    _PRESENTS,
-    Present,
-    segmentation_scores,
-    segmentation_stats,
-)
+from jmlkit.metrics.functional._common import _PRESENTS, Present
+from jmlkit.metrics.functional.segmentation import segmentation_scores, segmentation_stats
 
 __all__ = ["SegmentationMetrics"]
 

@@ -1,0 +1,91 @@
+"""Constants, argument checks and tensor contracts shared by the functional metrics."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor
+
+from jmlkit._checks import check_choice, check_int
+
+#: Target number of fine confidence bins used for the adaptive (equal-mass) ACE.
+DEFAULT_FINE_BINS = 10_000
+#: Lower clamp of the probability of the true class in the NLL: ``-log(max(p_y, NLL_EPS))``.
+NLL_EPS = 1e-12
+#: Tolerance of the "probabilities sum to one" check: ``|sum_k p_k - 1| <= SUM_ATOL``.
+SUM_ATOL = 1e-3
+
+Region = Literal["all", "boundary", "interior"]
+Present = Literal["union", "target"]
+
+
+# --------------------------------------------------------------------------------------
+# argument checks (jmlkit._checks) and the metrics' tensor contracts
+# --------------------------------------------------------------------------------------
+_REGIONS = ("all", "boundary", "interior")
+_PRESENTS = ("union", "target")
+_NORMS = ("l1", "l2", "max")
+
+
+def _check_region(region, boundary_width) -> tuple[str, int]:
+    """``(region, boundary_width)`` checked: a region of :data:`Region` and a band half-width >= 1."""
+    return check_choice("region", region, _REGIONS), check_int("boundary_width", boundary_width, low=1)
+
+
+def _check_target(target, num_classes: int, ignore_index: Optional[int], validate: bool) -> None:
+    if not isinstance(target, Tensor):
+        raise TypeError(f"Expected `target` to be a torch.Tensor, but got {type(target).__name__}.")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise ValueError(
+            f"Expected `target` to hold integer class indices (e.g. torch.int64) of shape (B, *spatial), "
+            f"but got dtype {target.dtype}."
+        )
+    if target.ndim < 1:
+        raise ValueError(f"Expected `target` of shape (B, *spatial), but got a 0-d tensor.")
+    if validate and target.numel():
+        lo, hi = (int(v) for v in torch.aminmax(target))
+        if (lo < 0 or hi >= num_classes) and ignore_index is not None:  # look again without the ignored pixels
+            lo, hi = (int(v) for v in torch.aminmax(target.masked_fill(target == ignore_index, 0)))
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            extra = "" if ignore_index is None else f" or `ignore_index`={ignore_index}"
+            raise ValueError(
+                f"Expected `target` values in [0, {num_classes - 1}] (num_classes={num_classes}){extra}, "
+                f"but found {bad}."
+            )
+
+
+def _check_probs_shape(name: str, probs, target: Tensor, num_classes: int) -> None:
+    if not isinstance(probs, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(probs).__name__}.")
+    if not probs.is_floating_point():
+        raise ValueError(f"Expected `{name}` to be a floating-point tensor, but got dtype {probs.dtype}.")
+    expected = (target.shape[0], num_classes, *target.shape[1:])
+    if tuple(probs.shape) != expected:
+        raise ValueError(
+            f"Expected `{name}` of shape (B, C, *spatial) = {expected} to match `target` of shape "
+            f"{tuple(target.shape)} with num_classes={num_classes}, but got {tuple(probs.shape)}."
+        )
+
+
+def _check_probs_values(probs3: Tensor, valid: Tensor) -> None:
+    """probs3 (B, C, S) float32, valid (B, S) bool."""
+    if not probs3.numel():
+        return
+    lo, hi = torch.aminmax(probs3)
+    lo, hi = float(lo), float(hi)
+    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+        raise ValueError(
+            f"Expected `probs` to be probabilities in [0, 1] (pass from_logits=True for logits), "
+            f"but got values in [{lo:.4g}, {hi:.4g}]."
+        )
+    lo, hi = (float(v) for v in torch.aminmax(probs3.sum(1)))
+    if lo >= 1.0 - SUM_ATOL and hi <= 1.0 + SUM_ATOL:
+        return
+    dev = (probs3.sum(1) - 1.0).abs().masked_fill_(~valid, 0.0)  # ignored pixels may hold anything
+    worst = float(dev.max())
+    if worst > SUM_ATOL:
+        raise ValueError(
+            f"Expected `probs` to sum to 1 over the class dimension (dim 1) within {SUM_ATOL}, "
+            f"but found a pixel whose sum is off by {worst:.4g}. Pass from_logits=True for logits."
+        )

@@ -1,0 +1,225 @@
+"""Segmentation accuracy in two steps: per-batch statistics, then the scores (Acc, mIoU^D/I/C, mDice, ...)."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from jmlkit._checks import check_choice, check_ignore_index, check_int, check_real
+from jmlkit.metrics.functional._common import Present, _PRESENTS, _check_probs_shape, _check_target
+
+# --------------------------------------------------------------------------------------
+# segmentation accuracy
+# --------------------------------------------------------------------------------------
+def _pred_labels(preds: Tensor, target: Tensor, num_classes: int, validate: bool) -> Tensor:
+    if not isinstance(preds, Tensor):
+        raise TypeError(f"Expected `preds` to be a torch.Tensor, but got {type(preds).__name__}.")
+    if preds.ndim == target.ndim + 1:
+        _check_probs_shape("preds", preds, target, num_classes)
+        return preds.argmax(dim=1)
+    if preds.ndim == target.ndim:
+        if preds.is_floating_point() or preds.dtype == torch.bool:
+            raise ValueError(
+                f"Expected `preds` of shape (B, *spatial) to hold integer class indices, but got dtype "
+                f"{preds.dtype}; pass scores of shape (B, C, *spatial) instead."
+            )
+        if preds.shape != target.shape:
+            raise ValueError(
+                f"Expected `preds` of shape {tuple(target.shape)} (the shape of `target`), "
+                f"but got {tuple(preds.shape)}."
+            )
+        if validate and preds.numel():
+            lo, hi = int(preds.min()), int(preds.max())
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(
+                    f"Expected `preds` class indices in [0, {num_classes - 1}], but found {lo if lo < 0 else hi}."
+                )
+        return preds
+    raise ValueError(
+        f"Expected `preds` of shape (B, C, *spatial) or (B, *spatial) for `target` of shape "
+        f"{tuple(target.shape)}, but got {tuple(preds.shape)}."
+    )
+
+
+def segmentation_stats(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    *,
+    ignore_index: Optional[int] = None,
+    validate_args: bool = True,
+) -> tuple[Tensor, Tensor]:
+    r"""Confusion matrix and per-image per-class counts of one batch.
+
+    Args:
+        preds: scores (probabilities or logits) ``(B, C, *spatial)``, or class indices ``(B, *spatial)``.
+        target: class indices ``(B, *spatial)``; ``ignore_index`` pixels are left out.
+        num_classes: number of classes ``C``.
+        ignore_index: label value to leave out.
+        validate_args: check shapes, dtypes and value ranges.
+
+    Returns:
+        ``(confmat, per_image)``: ``confmat`` int64 ``(C, C)`` with rows = target and
+        columns = prediction; ``per_image`` int64 ``(B, 3, C)`` holding, per image and class,
+        the true positives, the target pixel count and the predicted pixel count.
+
+    Example:
+        >>> cm, per_image = segmentation_stats(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]), 2)
+        >>> cm
+        tensor([[1, 1],
+                [0, 1]])
+        >>> per_image[0]
+        tensor([[1, 1],
+                [2, 1],
+                [1, 2]])
+    """
+    num_classes = check_int("num_classes", num_classes, low=2)
+    ignore_index = check_ignore_index(ignore_index)
+    _check_target(target, num_classes, ignore_index, validate_args)
+    labels = _pred_labels(preds, target, num_classes, validate_args)
+    B, C = target.shape[0], num_classes
+    t = target.reshape(B, -1).long()
+    p = labels.reshape(B, -1).long()
+    valid = None if ignore_index is None else t != ignore_index
+    dev = target.device
+    if B * C * C <= 2**22:
+        key = (torch.arange(B, device=dev).unsqueeze(1) * C + t) * C + p
+        n = B * C * C
+        if valid is not None:
+            key = key.masked_fill(~valid, n)
+        per = torch.bincount(key.reshape(-1), minlength=n + 1)[:n].view(B, C, C)
+        confmat = per.sum(0)
+        per_image = torch.stack([per.diagonal(dim1=1, dim2=2), per.sum(2), per.sum(1)], dim=1)
+    else:  # large C: avoid a (B, C, C) histogram
+        img = torch.arange(B, device=dev).unsqueeze(1) * C
+        n = B * C
+        k_t, k_p = img + t, img + p
+        k_c = (t * C + p).reshape(-1)
+        hit = p == t
+        if valid is not None:
+            k_t, k_p = k_t.masked_fill(~valid, n), k_p.masked_fill(~valid, n)
+            k_c = k_c.masked_fill(~valid.reshape(-1), C * C)
+            hit = hit & valid
+        tp = torch.bincount(k_t.masked_fill(~hit, n).reshape(-1), minlength=n + 1)[:n]
+        tc = torch.bincount(k_t.reshape(-1), minlength=n + 1)[:n]
+        pc = torch.bincount(k_p.reshape(-1), minlength=n + 1)[:n]
+        confmat = torch.bincount(k_c, minlength=C * C + 1)[: C * C].view(C, C)
+        per_image = torch.stack([tp.view(B, C), tc.view(B, C), pc.view(B, C)], dim=1)
+    return confmat, per_image
+
+
+def _nanmean(x: Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else float("nan")
+
+
+def segmentation_scores(
+    confmat: Tensor,
+    per_image: Tensor,
+    *,
+    present: Present = "union",
+    worst_fraction: float = 0.05,
+) -> dict:
+    r"""Accuracy figures from accumulated :func:`segmentation_stats`.
+
+    With :math:`TP, FP, FN` counted over the dataset (``_D``), per image (``_I``) or per
+    image then averaged per class (``_C``):
+
+    .. math::
+        \mathrm{IoU} = \frac{TP}{TP+FP+FN}, \qquad \mathrm{Dice} = \frac{2\,TP}{2\,TP+FP+FN}.
+
+    * ``Acc`` = :math:`\sum_c TP_c / N`; ``mAcc_D`` = mean over classes of the recall
+      :math:`TP_c / (TP_c + FN_c)`, over classes present in the target.
+    * ``mIoU_D``/``mDice_D``: per-class scores from the dataset confusion matrix,
+      averaged over the classes that occur (``TP+FP+FN > 0``: in the target or the prediction).
+      ``IoU_per_class``/``Dice_per_class`` hold NaN for classes that never occur.
+    * ``mIoU_I``/``mDice_I``: per image, average over the classes *present* in that image,
+      then average over images. ``mIoU_C``/``mDice_C``: per class, average over the images
+      in which it is *present*, then average over classes. ``present="union"`` (default)
+      means in the target or the prediction (a false-positive class scores 0), ``"target"``
+      means in the target only (Wang et al.).
+    * ``mIoU_I_worst5``: mean of the per-image mIoU over the worst ``ceil(5 %)`` of images
+      (at least one image).
+
+    Edge cases: an image whose pixels are all ignored (or that has no present class) is
+    left out of the ``_I`` and worst-case figures and of ``n_images``; classes that never
+    occur are left out of the means. When there is no valid pixel at all every figure is
+    NaN (with a ``UserWarning``), since there is nothing to measure.
+
+    Example:
+        >>> cm, per = segmentation_stats(torch.tensor([[0, 1, 1, 1]]), torch.tensor([[0, 1, 0, 1]]), 2)
+        >>> s = segmentation_scores(cm, per)
+        >>> s["Acc"], s["mIoU_D"], s["mDice_D"]
+        (0.75, 0.58333..., 0.73333...)
+    """
+    present = check_choice("present", present, _PRESENTS)
+    worst_fraction = check_real("worst_fraction", worst_fraction, low=0.0, high=1.0, low_open=True)
+    cm = confmat.double()
+    tp = cm.diagonal()
+    t_count, p_count = cm.sum(1), cm.sum(0)
+    total = float(cm.sum())
+    union = t_count + p_count - tp
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=cm.device)
+    iou_c = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    dice_c = torch.where(union > 0, 2 * tp / (t_count + p_count).clamp(min=1), nan)
+    acc_c = torch.where(t_count > 0, tp / t_count.clamp(min=1), nan)
+    out: dict = {}
+    if total == 0:
+        warnings.warn("SegmentationMetrics: no valid pixel was seen; every figure is NaN.", UserWarning, stacklevel=2)
+    out["Acc"] = float(tp.sum() / total) if total > 0 else float("nan")
+    out["mAcc_D"] = _nanmean(acc_c)
+    out["mIoU_D"] = _nanmean(iou_c)
+    out["mDice_D"] = _nanmean(dice_c)
+
+    per = per_image.double()
+    i_tp, i_t, i_p = per[:, 0], per[:, 1], per[:, 2]
+    i_union = i_t + i_p - i_tp
+    pres = (i_union > 0) if present == "union" else (i_t > 0)
+    i_iou = torch.where(pres, i_tp / i_union.clamp(min=1), nan)
+    i_dice = torch.where(pres, 2 * i_tp / (i_t + i_p).clamp(min=1), nan)
+    n_pres = pres.sum(1)
+    img_ok = (n_pres > 0) & (i_t.sum(1) > 0)
+    img_iou = torch.where(img_ok, torch.nansum(i_iou, 1) / n_pres.clamp(min=1), nan)
+    img_dice = torch.where(img_ok, torch.nansum(i_dice, 1) / n_pres.clamp(min=1), nan)
+    out["mIoU_I"] = _nanmean(img_iou)
+    out["mDice_I"] = _nanmean(img_dice)
+    i_iou_c = i_iou.masked_fill(~img_ok.unsqueeze(1), float("nan"))
+    i_dice_c = i_dice.masked_fill(~img_ok.unsqueeze(1), float("nan"))
+    out["mIoU_C"] = _nanmean(torch.nanmean(i_iou_c, 0)) if i_iou_c.numel() else float("nan")
+    out["mDice_C"] = _nanmean(torch.nanmean(i_dice_c, 0)) if i_dice_c.numel() else float("nan")
+    vals = img_iou[img_ok]
+    if vals.numel():
+        k = max(1, math.ceil(worst_fraction * vals.numel()))
+        out["mIoU_I_worst5"] = float(torch.sort(vals).values[:k].mean())
+    else:
+        out["mIoU_I_worst5"] = float("nan")
+    out["n_images"] = int(img_ok.sum())
+    out["n_pixels"] = int(total)
+    out["IoU_per_class"] = iou_c.float()
+    out["Dice_per_class"] = dice_c.float()
+    out["Acc_per_class"] = acc_c.float()
+    return out
+
+
+def segmentation_metrics(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    *,
+    ignore_index: Optional[int] = None,
+    present: Present = "union",
+    validate_args: bool = True,
+) -> dict:
+    """One-shot :class:`~jmlkit.metrics.SegmentationMetrics` (see :func:`segmentation_scores`).
+
+    Example:
+        >>> preds = torch.tensor([[[0, 1], [1, 1]]])
+        >>> target = torch.tensor([[[0, 1], [0, 1]]])
+        >>> round(segmentation_metrics(preds, target, 2)["mIoU_I"], 4)
+        0.5833
+    """
+    cm, per = segmentation_stats(preds, target, num_classes, ignore_index=ignore_index, validate_args=validate_args)
+    return segmentation_scores(cm, per, present=present)
