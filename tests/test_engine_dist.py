@@ -19,7 +19,9 @@ pytestmark = [
 ]
 
 ARGS = [
-    "--dataset", "digits", "--dataset-kwargs", '{"size": 32, "digit_size": [10, 16], "num_scenes": 32}',
+    "--dataset", "digits", "--dataset-kwargs",
+    '{"size": 32, "digit_size": [10, 16], "num_scenes": 32, "digits_per_scene": [1, 2], "in_channels": 1, "blur": 0.0, "noise": 0.02}',
+    "--train-limit", "none", "--eval-limit", "256",
     "--model", "tiny", "--model-kwargs", "norm=group", "--epochs", "2", "--batch-size", "8", "--lr", "0.005",
     "--val-split", "val", "--eval-batch-size", "8",
     "--num-threads", "1", "--no-progress", "--quiet",
