@@ -49,12 +49,10 @@ import torch
 from torch import Tensor
 
 from jmlkit._checks import check_choice, check_int, check_real
-from jmlkit.losses import (dice_semimetric_loss, jaccard_metric_loss, lovasz_softmax_loss, region_statistics,
-                           soft_cross_entropy, soft_jaccard_loss)
+from jmlkit.losses import (REGION_SCORES, dice_semimetric_loss, jaccard_metric_loss, lovasz_softmax_loss,
+                           region_statistics, soft_cross_entropy, soft_jaccard_loss)
 # The per-(image, class) scores the region losses apply to their statistics before averaging over images and
 # classes; the loss functions themselves only return the average.
-from jmlkit.losses.dice import _dml_score
-from jmlkit.losses.jaccard import _jml1_score, _jml2_score, _sjl_score
 
 __all__ = [
     "LOSSES", "METRIC_LOSSES", "LOSS_LABELS", "pointwise_losses",
@@ -75,9 +73,7 @@ LOSS_LABELS: dict[str, str] = {
     "dml": "Dice semimetric (DML)",
     "lovasz": "Lovász (rounded target)",
 }
-_REGION_SCORES: dict[str, Callable[[dict, float], Tensor]] = {
-    "jml1": _jml1_score, "jml2": _jml2_score, "dml": _dml_score, "sjl": _sjl_score,
-}
+_REGION_SCORES: dict[str, Callable[[dict, float], Tensor]] = {k: REGION_SCORES[k] for k in ("jml1", "jml2", "dml", "sjl")}
 _CE_EPS = 1e-7
 
 

@@ -16,6 +16,7 @@ function                       module                         what
 """
 from ._functional import region_statistics, soft_cross_entropy
 from .compound import CompoundLoss, CrossEntropyLoss, compound_loss
+from ._names import REGION_SCORES
 from .constants import BINARY_MODE, MULTICLASS_MODE, MULTILABEL_MODE
 from .dice import DiceSemimetricLoss, TverskyMetricLoss, dice_semimetric_loss, tversky_metric_loss
 from .jaccard import JaccardMetricLoss, SoftJaccardLoss, jaccard_metric_loss, soft_jaccard_loss
@@ -27,5 +28,5 @@ __all__ = [
     "JaccardMetricLoss", "DiceSemimetricLoss", "TverskyMetricLoss", "SoftJaccardLoss", "LovaszSoftmaxLoss",
     "CompoundLoss", "CrossEntropyLoss",
     "jaccard_metric_loss", "dice_semimetric_loss", "tversky_metric_loss", "soft_jaccard_loss",
-    "lovasz_softmax_loss", "compound_loss", "soft_cross_entropy", "region_statistics", "get_loss",
+    "lovasz_softmax_loss", "compound_loss", "soft_cross_entropy", "region_statistics", "REGION_SCORES", "get_loss",
 ]

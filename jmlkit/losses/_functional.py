@@ -17,7 +17,7 @@ The formulas on top of the statistics (``(B, C)`` tensors) use ordinary autograd
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch

@@ -8,8 +8,8 @@ from torch import nn
 
 from jmlkit._checks import check_choice, check_str
 
-from .dice import DiceSemimetricLoss
-from .jaccard import JaccardMetricLoss, SoftJaccardLoss
+from .dice import DiceSemimetricLoss, _dml_score
+from .jaccard import JaccardMetricLoss, SoftJaccardLoss, _jml1_score, _jml2_score, _sjl_score
 from .lovasz import LovaszSoftmaxLoss
 
 #: The options the Lovász-Softmax loss takes; the other region-loss options are dropped for it.
@@ -24,6 +24,13 @@ REGION_LOSSES = {
     "sjl": lambda **kw: SoftJaccardLoss(**kw),
     "lovasz": lambda **kw: LovaszSoftmaxLoss(**{k: v for k, v in kw.items() if k in LOVASZ_KEYS}),
 }
+
+
+#: Region loss name -> its per-class score ``score(stats, smooth)`` of the four sums of
+#: :func:`~jmlkit.losses.region_statistics` (``sx``, ``sy``, ``sxy``, ``sd``: sums of x, y, x·y, |x − y|
+#: per image and class); the loss is ``1 - score``, reduced over the selected classes. Exposed for teaching and
+#: analysis code that needs the loss of every element of a batch at once (notebook 01's loss maps).
+REGION_SCORES = {"jml": _jml1_score, "jml1": _jml1_score, "jml2": _jml2_score, "dml": _dml_score, "sjl": _sjl_score}
 
 
 def loss_key(name: Any, arg: str = "name") -> str:

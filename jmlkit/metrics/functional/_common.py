@@ -16,14 +16,16 @@ NLL_EPS = 1e-12
 SUM_ATOL = 1e-3
 
 Region = Literal["all", "boundary", "interior"]
-Present = Literal["union", "target"]
+#: Which classes of an image enter its ``_I``/``_C`` means: ``"target"`` (classes of the image's ground truth,
+#: Wang et al. NeurIPS 2023; the default) or ``"union"`` (ground truth or prediction: stricter).
+Present = Literal["target", "union"]
 
 
 # --------------------------------------------------------------------------------------
 # argument checks (jmlkit._checks) and the metrics' tensor contracts
 # --------------------------------------------------------------------------------------
 _REGIONS = ("all", "boundary", "interior")
-_PRESENTS = ("union", "target")
+_PRESENTS = ("target", "union")
 _NORMS = ("l1", "l2", "max")
 
 
@@ -41,7 +43,7 @@ def _check_target(target, num_classes: int, ignore_index: Optional[int], validat
             f"but got dtype {target.dtype}."
         )
     if target.ndim < 1:
-        raise ValueError(f"Expected `target` of shape (B, *spatial), but got a 0-d tensor.")
+        raise ValueError("Expected `target` of shape (B, *spatial), but got a 0-d tensor.")
     if validate and target.numel():
         lo, hi = (int(v) for v in torch.aminmax(target))
         if (lo < 0 or hi >= num_classes) and ignore_index is not None:  # look again without the ignored pixels
