@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss, confusion_matrix, log_loss
 from torchmetrics.classification import MulticlassCalibrationError, MulticlassJaccardIndex
+from torchmetrics.functional.segmentation import mean_iou as tm_mean_iou
 
 from jmlkit.metrics import (
     BoundaryCalibration,
@@ -22,6 +23,7 @@ from jmlkit.metrics import (
     segmentation_metrics,
     top_label_calibration_error,
 )
+from jmlkit.metrics.functional import segmentation_scores, segmentation_stats
 
 C = 5
 IGN = 255
@@ -44,12 +46,32 @@ def make_batches(seed=0, n_batches=3, B=4, H=9, W=11, C=C, ignore=True, sharp=2.
     return out
 
 
+def make_sparse_batches(seed=0, n_batches=3, B=4, H=9, W=11, C=C, k=2, ignore=False, sharp=2.0):
+    """Like :func:`make_batches`, but each target holds at most ``k`` of the ``C`` classes, so the noisy
+    predictions hold classes their target lacks (where ``present="target"`` and ``"union"`` differ)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        subset = torch.stack([torch.randperm(C, generator=g)[:k] for _ in range(B)])  # (B, k)
+        coarse = torch.randint(0, k, (B, 1, 3, 3), generator=g).float()
+        idx = torch.nn.functional.interpolate(coarse, size=(H, W), mode="nearest").squeeze(1).long()
+        target = subset.gather(1, idx.reshape(B, -1)).reshape(B, H, W)
+        if ignore:
+            target[torch.rand(B, H, W, generator=g) < 0.1] = IGN
+        logits = sharp * torch.randn(B, C, H, W, generator=g)
+        logits += 2.0 * torch.nn.functional.one_hot(target.clamp(max=C - 1), C).permute(0, 3, 1, 2)
+        out.append((logits.softmax(1), target))
+    return out
+
+
 # ------------------------------------------------------------------ numpy references
 def np_valid(target, ignore=IGN):
     return target != ignore
 
 
-def np_seg_reference(batches, C, present="union", ignore=IGN):
+def np_seg_reference(batches, C, present="target", ignore=IGN):
+    """Per-image loops. ``present="target"`` (Wang et al.): an image averages the classes of its target;
+    ``"union"``: the classes of its target or its prediction."""
     imgs = []
     for probs, target in batches:
         pred = probs.argmax(1).numpy()
@@ -164,9 +186,11 @@ def test_segmentation_vs_torchmetrics_and_sklearn(seg_batches):
     assert out["n_pixels"] == int(v.sum())
 
 
-@pytest.mark.parametrize("present", ["union", "target"])
-def test_segmentation_image_and_class_variants_vs_numpy(seg_batches, present):
-    batches = list(seg_batches)
+@pytest.mark.parametrize("data", ["dense", "sparse"])
+@pytest.mark.parametrize("present", ["target", "union"])
+def test_segmentation_image_and_class_variants_vs_numpy(seg_batches, present, data):
+    """Both definitions against per-image numpy loops; "sparse" targets hold 2 of the 5 classes each."""
+    batches = list(seg_batches) if data == "dense" else make_sparse_batches(seed=7, n_batches=3, ignore=True)
     probs, target = batches[0]
     target = target.clone()
     target[1] = IGN  # an image whose pixels are all ignored
@@ -178,6 +202,91 @@ def test_segmentation_image_and_class_variants_vs_numpy(seg_batches, present):
     for key, val in ref.items():
         assert out[key] == pytest.approx(val, abs=1e-10), key
     assert out["n_images"] == sum(b[1].shape[0] for b in batches) - 1
+
+
+@pytest.mark.parametrize("present", ["target", "union"])
+def test_segmentation_per_image_vs_torchmetrics_mean_iou(present):
+    """Per-image, per-class IoU from torchmetrics' ``segmentation.mean_iou`` (-1 where the class is in neither
+    the target nor the prediction); the classes each image averages are picked here from its target
+    (``"target"``, Wang et al.) or from target and prediction (``"union"``)."""
+    batches = make_sparse_batches(seed=6, n_batches=3, k=2)
+    m = SegmentationMetrics(C, present=present)
+    ious, in_target = [], []
+    for probs, target in batches:
+        m.update(probs, target)
+        pred = probs.argmax(1)
+        ious.append(tm_mean_iou(pred, target, num_classes=C, per_class=True, input_format="index").double())
+        in_target.append(torch.nn.functional.one_hot(target, C).amax((1, 2)).bool())
+    iou, in_target = torch.cat(ious), torch.cat(in_target)
+    in_union = iou >= 0
+    assert (in_union & ~in_target).any()  # predictions hold classes their target lacks: the options differ here
+    held = in_target if present == "target" else in_union
+    dice = 2 * iou / (1 + iou)
+    img_iou = (iou * held).sum(1) / held.sum(1)
+    img_dice = (dice * held).sum(1) / held.sum(1)
+    if present == "union":  # torchmetrics' own per-image mean is the union definition
+        tm_img = torch.cat([tm_mean_iou(p.argmax(1), t, num_classes=C, input_format="index") for p, t in batches])
+        torch.testing.assert_close(img_iou, tm_img.double(), rtol=0, atol=1e-6)
+    out = m.compute()
+    assert out["mIoU_I"] == pytest.approx(float(img_iou.mean()), abs=1e-6)
+    assert out["mDice_I"] == pytest.approx(float(img_dice.mean()), abs=1e-6)
+    cls = [c for c in range(C) if held[:, c].any()]
+    assert out["mIoU_C"] == pytest.approx(float(np.mean([iou[held[:, c], c].mean() for c in cls])), abs=1e-6)
+    assert out["mDice_C"] == pytest.approx(float(np.mean([dice[held[:, c], c].mean() for c in cls])), abs=1e-6)
+    k = max(1, math.ceil(0.05 * len(img_iou)))
+    assert out["mIoU_I_worst5"] == pytest.approx(float(img_iou.sort().values[:k].mean()), abs=1e-6)
+
+
+# Hand example: a prediction holding a class its target lacks. C = 3, two 2x2 images.
+HAND_TARGET = torch.tensor([[[0, 0], [1, 1]], [[2, 2], [2, 0]]])
+HAND_PREDS = torch.tensor([[[0, 2], [1, 1]], [[2, 2], [0, 0]]])
+# Image A: target {0, 1}; the prediction also holds class 2 (one pixel of true class 0).
+#   class 0: TP 1, FP 0, FN 1 -> IoU 1/2, Dice 2/3;   class 1: TP 2, FP 0, FN 0 -> IoU 1, Dice 1;
+#   class 2: TP 0, FP 1, FN 0 -> IoU 0, Dice 0 (absent from the target).
+#   "target": IoU (1/2 + 1)/2 = 3/4,      Dice (2/3 + 1)/2 = 5/6
+#   "union":  IoU (1/2 + 1 + 0)/3 = 1/2,  Dice (2/3 + 1 + 0)/3 = 5/9
+# Image B: target {0, 2}, prediction {0, 2}: the same under both definitions.
+#   class 0: TP 1, FP 1, FN 0 -> IoU 1/2, Dice 2/3;   class 2: TP 2, FP 0, FN 1 -> IoU 2/3, Dice 4/5
+#   IoU (1/2 + 2/3)/2 = 7/12,  Dice (2/3 + 4/5)/2 = 11/15
+# mIoU_I:  "target" (3/4 + 7/12)/2 = 2/3      "union" (1/2 + 7/12)/2 = 13/24
+# mDice_I: "target" (5/6 + 11/15)/2 = 47/60   "union" (5/9 + 11/15)/2 = 29/45
+# mIoU_C (per class over the images holding it, then over classes):
+#   "target": c0 (1/2 + 1/2)/2 = 1/2, c1 (A) 1, c2 (B only) 2/3       -> (1/2 + 1 + 2/3)/3 = 13/18
+#   "union":  c0 1/2, c1 1, c2 (A and B) (0 + 2/3)/2 = 1/3            -> (1/2 + 1 + 1/3)/3 = 11/18
+# mDice_C: "target" (2/3 + 1 + 4/5)/3 = 37/45; "union" c2 (0 + 4/5)/2 = 2/5 -> (2/3 + 1 + 2/5)/3 = 31/45
+# mIoU_I_worst5 (ceil(5 % x 2) = 1 image): "target" min(3/4, 7/12) = 7/12; "union" min(1/2, 7/12) = 1/2
+# mIoU_D (pooled; no `present`): c0 TP 2 / (3 + 3 - 2), c1 2/2, c2 2 / (3 + 3 - 2) -> (1/2 + 1 + 1/2)/3 = 2/3
+HAND = {
+    "target": {"mIoU_I": 2 / 3, "mDice_I": 47 / 60, "mIoU_C": 13 / 18, "mDice_C": 37 / 45, "mIoU_I_worst5": 7 / 12},
+    "union": {"mIoU_I": 13 / 24, "mDice_I": 29 / 45, "mIoU_C": 11 / 18, "mDice_C": 31 / 45, "mIoU_I_worst5": 1 / 2},
+}
+
+
+@pytest.mark.parametrize("present", ["target", "union"])
+def test_false_positive_class_hand_computed(present):
+    one_shot = segmentation_metrics(HAND_PREDS, HAND_TARGET, 3, present=present)
+    streaming = SegmentationMetrics(3, present=present)
+    for i in range(2):  # one image per update
+        streaming.update(HAND_PREDS[i : i + 1], HAND_TARGET[i : i + 1])
+    probs = torch.nn.functional.one_hot(HAND_PREDS, 3).permute(0, 3, 1, 2).float()
+    from_probs = segmentation_metrics(probs, HAND_TARGET, 3, present=present)
+    for out in (one_shot, streaming.compute(), from_probs):
+        for key, val in HAND[present].items():
+            assert out[key] == pytest.approx(val, abs=1e-12), key
+        assert out["mIoU_D"] == pytest.approx(2 / 3, abs=1e-12)
+        assert out["n_images"] == 2
+
+
+def test_default_present_is_target_wang_et_al():
+    """Every entry point defaults to Wang et al.'s definition (classes of each image's target)."""
+    assert SegmentationMetrics(3).present == "target"
+    m = SegmentationMetrics(3)
+    m.update(HAND_PREDS, HAND_TARGET)
+    outs = [m.compute(), segmentation_metrics(HAND_PREDS, HAND_TARGET, 3),
+            segmentation_scores(*segmentation_stats(HAND_PREDS, HAND_TARGET, 3))]
+    for out in outs:
+        for key, val in HAND["target"].items():
+            assert out[key] == pytest.approx(val, abs=1e-12), key
 
 
 def test_segmentation_pred_forms_agree(seg_batches):

@@ -24,12 +24,14 @@ def _data():
     target = torch.randint(0, C, (5, 8, 8), generator=g)
     target[target == 3] = torch.where(torch.rand(int((target == 3).sum()), generator=g) < 0.5, 3, IGN)
     target[4] = IGN  # rank 1 holds an image whose pixels are all ignored
+    target[0][target[0] == 2] = 0  # image 0's target lacks class 2, which its prediction holds
     return probs, target
 
 
 def _metrics():
     return [
-        SegmentationMetrics(C, ignore_index=IGN),
+        SegmentationMetrics(C, ignore_index=IGN),  # present="target" (Wang et al.), the default
+        SegmentationMetrics(C, ignore_index=IGN, present="union"),
         CalibrationMetrics(C, ignore_index=IGN, n_bins=10),
         CalibrationMetrics(C, ignore_index=IGN, region="boundary", boundary_width=1),
         BoundaryCalibration(C, ignore_index=IGN, max_distance=3),
@@ -88,6 +90,8 @@ def test_two_gloo_processes_equal_one_process():
     for m in metrics:
         m.update(probs, target)
     single = _flatten([m.compute() for m in metrics])
+    for key in ("mIoU_I", "mIoU_C", "mDice_I"):  # the data tells the two definitions apart
+        assert single[f"0.{key}"] != pytest.approx(single[f"1.{key}"], abs=1e-6), key
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

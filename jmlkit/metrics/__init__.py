@@ -4,6 +4,15 @@ Streaming classes (``torchmetrics.Metric``: ``update``/``compute``/``reset``, co
 
 * :class:`SegmentationMetrics` -- Acc, mAcc, mIoU/mDice pooled over the data set (``_D``),
   per image (``_I``) and per class over images (``_C``), worst-case mIoU, per-class IoU.
+  By default (``present="target"``) these follow Wang et al., "Revisiting Evaluation Metrics for
+  Semantic Segmentation" (NeurIPS 2023, arXiv:2310.19252) and their reference code (zifuwanggg/JDTLosses,
+  ``metrics/miouic_metric.py``): ``mIoU_I`` averages, per image, the IoU of the classes present in that
+  image's ground truth, then averages over images; ``mIoU_C`` averages, per class, its IoU over the
+  images whose ground truth holds it, then over classes; ``mDice_I``/``mDice_C`` likewise with Dice, and
+  ``mIoU_I_worst5`` ranks those per-image means. A class predicted in an image whose ground truth lacks
+  it counts in none of these means (its pixels still lower the IoU of the classes they cover, and
+  ``mIoU_D``). ``present="union"`` is the stricter variant: the classes of the ground truth or the
+  prediction, so such a false-positive class counts with IoU 0.
 * :class:`CalibrationMetrics` -- ECE (dataset and per image), RMSCE, MCE, adaptive ACE,
   static class-wise SCE, Brier, NLL and the reliability table; optionally restricted to
   the boundary band or the interior.

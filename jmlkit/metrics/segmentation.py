@@ -25,6 +25,11 @@ class SegmentationMetrics(Metric):
     ``mIoU_I``, ``mIoU_C``, ``mDice_D``, ``mDice_I``, ``mDice_C``, ``mIoU_I_worst5``,
     ``IoU_per_class``, ``Dice_per_class``, ``Acc_per_class``, ``n_images``, ``n_pixels``.
 
+    ``mIoU_I`` averages, per image, the IoU of the classes present in that image's ground truth, then
+    averages over images; ``mIoU_C`` averages, per class, its IoU over the images whose ground truth holds
+    it, then over classes (``mDice_I``/``mDice_C`` alike with Dice). That is Wang et al.'s definition and
+    the default ``present="target"``; ``present="union"`` also counts classes that are only predicted.
+
     State: the ``(C, C)`` confusion matrix (summed across processes) and a ``(images, 3, C)``
     table of per-image true positives, target counts and predicted counts (concatenated
     across processes). Memory is ``O(C^2 + images x C)`` whatever the number of pixels.
@@ -32,8 +37,14 @@ class SegmentationMetrics(Metric):
     Args:
         num_classes: number of classes ``C >= 2``.
         ignore_index: label value whose pixels are left out.
-        present: which classes count as present in an image for the ``_I``/``_C`` figures:
-            ``"union"`` (in the target or the prediction; default) or ``"target"``.
+        present: which classes of an image enter the ``_I``/``_C`` figures (``mIoU_I``, ``mDice_I``,
+            ``mIoU_C``, ``mDice_C``) and the worst-case ``mIoU_I_worst5``: ``"target"`` (default) the
+            classes of that image's ground truth, Wang et al.'s definition (NeurIPS 2023, arXiv:2310.19252,
+            and their reference code zifuwanggg/JDTLosses ``metrics/miouic_metric.py``): a class predicted
+            but absent from the ground truth enters no mean of that image, nor that class's mean over images
+            (its pixels still lower the IoU of the classes they cover, and ``mIoU_D``); ``"union"`` the
+            classes of the ground truth or the prediction, a stricter variant where such a false-positive
+            class counts with IoU 0. ``_D`` figures do not depend on it.
         per_image: keep the per-image table (set False to save memory: ``_I``, ``_C`` and
             worst-case figures are then NaN).
         validate_args: check shapes, dtypes and class ranges on every update.
@@ -55,7 +66,7 @@ class SegmentationMetrics(Metric):
         num_classes: int,
         *,
         ignore_index: Optional[int] = None,
-        present: Present = "union",
+        present: Present = "target",
         per_image: bool = True,
         validate_args: bool = True,
         **kwargs,

@@ -24,8 +24,10 @@ References
 ----------
 Wang, Blaschko et al., "Revisiting Evaluation Metrics for Semantic Segmentation:
 Optimization and Evaluation of Fine-grained Intersection over Union", NeurIPS 2023
-(the ``_D``, ``_I``, ``_C`` variants). Guo et al., "On Calibration of Modern Neural
-Networks", ICML 2017 (ECE, MCE). Nixon et al., "Measuring Calibration in Deep
+(the ``_D``, ``_I``, ``_C`` variants; by default, ``present="target"``, ``_I``/``_C``
+average over the classes of each image's ground truth as the paper does, see
+:mod:`jmlkit.metrics.functional.segmentation`). Guo et al., "On Calibration of Modern
+Neural Networks", ICML 2017 (ECE, MCE). Nixon et al., "Measuring Calibration in Deep
 Learning", CVPR-W 2019 (static class-wise SCE, adaptive ACE).
 """
 from __future__ import annotations

@@ -1,4 +1,40 @@
-"""Segmentation accuracy in two steps: per-batch statistics, then the scores (Acc, mIoU^D/I/C, mDice, ...)."""
+r"""Segmentation accuracy in two steps: per-batch statistics, then the scores (Acc, mIoU^D/I/C, mDice, ...).
+
+Fine-grained mIoUs (Wang, Berman, Rannen-Triki, Torr, Tuia, Tuytelaars, Van Gool, Yu & Blaschko,
+"Revisiting Evaluation Metrics for Semantic Segmentation: Optimization and Evaluation of Fine-grained
+Intersection over Union", NeurIPS 2023, arXiv:2310.19252). With :math:`\mathcal{C}_i` the classes that
+count in image :math:`i` and :math:`\mathrm{IoU}_{i,c} = TP_{i,c} / (TP_{i,c} + FP_{i,c} + FN_{i,c})`
+counted on that image alone:
+
+.. math::
+    \mathrm{mIoU}^I = \frac{1}{|I|} \sum_i \frac{1}{|\mathcal{C}_i|} \sum_{c \in \mathcal{C}_i} \mathrm{IoU}_{i,c},
+    \qquad
+    \mathrm{mIoU}^C = \frac{1}{|C'|} \sum_{c \in C'} \frac{1}{|I_c|} \sum_{i \in I_c} \mathrm{IoU}_{i,c},
+
+where :math:`I_c = \{i : c \in \mathcal{C}_i\}` are the images that hold class :math:`c` and :math:`C'` the
+classes held by at least one image. The ``present`` argument chooses :math:`\mathcal{C}_i`:
+
+* ``present="target"`` (**default, Wang et al.**): the classes of image :math:`i`'s *ground truth*
+  (:math:`TP_{i,c} + FN_{i,c} > 0`). This is what the authors' reference code does
+  (zifuwanggg/JDTLosses at af6c1f6, ``metrics/miouic_metric.py``, ``mIoUICMetric.add``: for more than two classes
+  ``classes = all_classes[torch.amax(label_i, dim=1) > 0.5]``, i.e. from the label only, and
+  :math:`\mathrm{IoU}_{i,c}` is appended to class :math:`c`'s list only for those classes). A class
+  that is *predicted* in an image whose ground truth lacks it (a false-positive class) therefore enters
+  neither that image's mean nor class :math:`c`'s list of images. Its pixels still cost: each is a
+  false negative of the ground-truth class it covers, lowering that class's :math:`\mathrm{IoU}_{i,c}`, and it
+  is a false positive in the dataset-level ``mIoU_D``.
+* ``present="union"`` (stricter, not the paper's): the classes of the ground truth *or* the prediction
+  (:math:`TP + FP + FN > 0`); a false-positive class counts in the image's mean (and in the class's list)
+  with IoU 0.
+
+``mDice_I``/``mDice_C`` use the same :math:`\mathcal{C}_i` with :math:`\mathrm{Dice} = 2TP / (2TP + FP + FN)`,
+and the worst-case ``mIoU_I_worst5`` ranks the per-image means of the same choice.
+
+Not reproduced from the reference code: for ``num_classes == 2`` it scores the foreground class alone
+(an image whose label and prediction show a single class scores 1); here both classes are averaged like
+any other ``C``. And it keeps ``max(1, floor(q n))`` worst images where ``mIoU_I_worst5`` keeps
+``max(1, ceil(q n))`` (the same up to 20 images, and whenever ``q n`` is whole).
+"""
 from __future__ import annotations
 
 import math
@@ -120,7 +156,7 @@ def segmentation_scores(
     confmat: Tensor,
     per_image: Tensor,
     *,
-    present: Present = "union",
+    present: Present = "target",
     worst_fraction: float = 0.05,
 ) -> dict:
     r"""Accuracy figures from accumulated :func:`segmentation_stats`.
@@ -138,11 +174,28 @@ def segmentation_scores(
       ``IoU_per_class``/``Dice_per_class`` hold NaN for classes that never occur.
     * ``mIoU_I``/``mDice_I``: per image, average over the classes *present* in that image,
       then average over images. ``mIoU_C``/``mDice_C``: per class, average over the images
-      in which it is *present*, then average over classes. ``present="union"`` (default)
-      means in the target or the prediction (a false-positive class scores 0), ``"target"``
-      means in the target only (Wang et al.).
-    * ``mIoU_I_worst5``: mean of the per-image mIoU over the worst ``ceil(5 %)`` of images
-      (at least one image).
+      in which it is *present*, then average over classes (classes present in no image are left out).
+    * ``mIoU_I_worst5``: mean of the per-image mIoU (same ``present``) over the worst
+      ``ceil(worst_fraction x images)`` images (at least one image).
+
+    Which classes are *present* in an image is ``present``:
+
+    * ``"target"`` (default): the classes of that image's ground truth, as Wang et al. (NeurIPS 2023,
+      arXiv:2310.19252) define mIoU^I/mIoU^C and as their reference code computes them (zifuwanggg/JDTLosses,
+      ``metrics/miouic_metric.py``). A class predicted in an image whose ground truth lacks it enters no
+      mean for that image, nor the list of images of that class; its pixels still lower the IoU of the
+      ground-truth classes they cover (as false negatives) and count in ``mIoU_D``.
+    * ``"union"``: the classes of the ground truth or the prediction (stricter): such a false-positive
+      class counts with IoU (and Dice) 0 in the image's mean and in that class's mean over images.
+
+    ``_D`` figures, ``Acc`` and the per-class vectors do not depend on ``present``. See the module
+    docstring for the formulas and the reference code's binary (``C = 2``) special case, not reproduced here.
+
+    Args:
+        confmat: ``(C, C)`` confusion matrix (rows = target) from :func:`segmentation_stats`, summed over batches.
+        per_image: ``(images, 3, C)`` per-image counts from :func:`segmentation_stats`, concatenated over batches.
+        present: ``"target"`` (default, Wang et al.) or ``"union"``, see above.
+        worst_fraction: fraction of images averaged by ``mIoU_I_worst5``, in ``(0, 1]``.
 
     Edge cases: an image whose pixels are all ignored (or that has no present class) is
     left out of the ``_I`` and worst-case figures and of ``n_images``; classes that never
@@ -210,10 +263,13 @@ def segmentation_metrics(
     num_classes: int,
     *,
     ignore_index: Optional[int] = None,
-    present: Present = "union",
+    present: Present = "target",
     validate_args: bool = True,
 ) -> dict:
     """One-shot :class:`~jmlkit.metrics.SegmentationMetrics` (see :func:`segmentation_scores`).
+
+    ``present="target"`` (default) gives Wang et al.'s mIoU^I/mIoU^C (an image averages the classes of its
+    ground truth); ``present="union"`` also counts, with IoU 0, a class predicted but absent from the ground truth.
 
     Example:
         >>> preds = torch.tensor([[[0, 1], [1, 1]]])
