@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st_
 
 from jmlkit.targets import (
+    SmoothingShares,
     SoftTarget,
     average_annotators,
     boundary_label_smoothing,
@@ -18,6 +19,7 @@ from jmlkit.targets import (
     label_smoothing,
     one_hot,
     pseudo_labels,
+    smoothing_shares,
 )
 
 IGNORE = 255
@@ -51,8 +53,10 @@ def assert_simplex(st: SoftTarget, num_classes: int | None = None):
 # ------------------------------------------------------------------ brute-force references
 
 
-def np_boundary_reference(y: np.ndarray, num_classes: int, eps: float, k, ignore, spread: str) -> np.ndarray:
-    """Pixel-by-pixel loop: classes in the window cut at the border, ignore not a class."""
+def np_boundary_reference(y: np.ndarray, num_classes: int, eps: float, k, ignore, spread: str,
+                          near_ignore: str) -> np.ndarray:
+    """Pixel-by-pixel loop: classes in the window cut at the border, ignore not a class; with
+    ``near_ignore="keep"`` a window holding an ignored pixel leaves the pixel one-hot."""
     spatial = y.shape[1:]
     ks = (k,) * len(spatial) if isinstance(k, int) else tuple(k)
     out = np.zeros((y.shape[0], num_classes, *spatial))
@@ -62,10 +66,12 @@ def np_boundary_reference(y: np.ndarray, num_classes: int, eps: float, k, ignore
             if ignore is not None and c == ignore:
                 continue
             window = tuple(slice(max(0, i - kk // 2), i + kk // 2 + 1) for i, kk in zip(idx, ks))
-            present = set(np.unique(y[(b, *window)]).tolist()) - {ignore}
+            in_window = set(np.unique(y[(b, *window)]).tolist())
+            present = in_window - {ignore}
+            touches_ignore = ignore is not None and ignore in in_window
             vec = np.zeros(num_classes)
             vec[c] = 1.0
-            if len(present) > 1:
+            if len(present) > 1 and not (near_ignore == "keep" and touches_ignore):
                 if spread == "uniform":
                     u = np.full(num_classes, 1.0 / num_classes)
                 else:
@@ -156,6 +162,7 @@ def test_label_smoothing_accepts_tensor_epsilon_and_keeps_device_dtype():
 # ------------------------------------------------------------------ boundary_label_smoothing
 
 
+@pytest.mark.parametrize("near_ignore", ["keep", "smooth"])
 @pytest.mark.parametrize("spread", ["uniform", "neighbourhood"])
 @pytest.mark.parametrize(
     "shape,k,ignore",
@@ -169,13 +176,14 @@ def test_label_smoothing_accepts_tensor_epsilon_and_keeps_device_dtype():
         ((2, 17), 5, IGNORE),
     ],
 )
-def test_boundary_label_smoothing_matches_brute_force(shape, k, ignore, spread):
+def test_boundary_label_smoothing_matches_brute_force(shape, k, ignore, spread, near_ignore):
     C, eps = 4, 0.3
     y = random_labels(shape, C, seed=sum(shape), ignore_index=ignore, p_ignore=0.15)
-    st = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=ignore, spread=spread, dtype=torch.float64)
+    st = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=ignore, spread=spread,
+                                  near_ignore=near_ignore, dtype=torch.float64)
     assert_simplex(st, C)
-    ref = np_boundary_reference(y.numpy(), C, eps, k, ignore, spread)
-    np.testing.assert_allclose(st.soft.numpy(), ref, atol=1e-12)
+    ref = np_boundary_reference(y.numpy(), C, eps, k, ignore, spread, near_ignore)
+    np.testing.assert_allclose(st.soft.numpy(), ref, atol=1e-12, rtol=0)
     valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else y != ignore
     assert torch.equal(st.mask, valid)
 
@@ -188,15 +196,18 @@ def test_boundary_label_smoothing_matches_brute_force(shape, k, ignore, spread):
     k=st_.sampled_from([3, 5]),
     eps=st_.floats(0.0, 1.0),
     spread=st_.sampled_from(["uniform", "neighbourhood"]),
+    near_ignore=st_.sampled_from(["keep", "smooth"]),
 )
-def test_boundary_label_smoothing_property(data, n_spatial, num_classes, k, eps, spread):
+def test_boundary_label_smoothing_property(data, n_spatial, num_classes, k, eps, spread, near_ignore):
     """Tiny random maps of any rank (values drawn freely, ignore included) agree with the loop."""
     shape = (data.draw(st_.integers(1, 2)), *data.draw(st_.lists(st_.integers(1, 5), min_size=n_spatial, max_size=n_spatial)))
     flat = data.draw(st_.lists(st_.sampled_from([*range(num_classes), -1]), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
     y = torch.tensor(flat, dtype=torch.long).reshape(shape)
-    out = boundary_label_smoothing(y, num_classes, eps, kernel_size=k, ignore_index=-1, spread=spread, dtype=torch.float64)
+    out = boundary_label_smoothing(y, num_classes, eps, kernel_size=k, ignore_index=-1, spread=spread,
+                                   near_ignore=near_ignore, dtype=torch.float64)
     assert_simplex(out, num_classes)
-    np.testing.assert_allclose(out.soft.numpy(), np_boundary_reference(y.numpy(), num_classes, eps, k, -1, spread), atol=1e-12)
+    ref = np_boundary_reference(y.numpy(), num_classes, eps, k, -1, spread, near_ignore)
+    np.testing.assert_allclose(out.soft.numpy(), ref, atol=1e-12, rtol=0)
 
 
 def test_boundary_label_smoothing_touches_only_boundary_pixels():
@@ -205,7 +216,7 @@ def test_boundary_label_smoothing_touches_only_boundary_pixels():
     st = boundary_label_smoothing(y, C, 0.2, ignore_index=IGNORE)
     oh = one_hot(y, C, ignore_index=IGNORE)
     changed = (st.soft != oh.soft).any(1)
-    ref = np_boundary_reference(y.numpy(), C, 0.2, 3, IGNORE, "uniform")
+    ref = np_boundary_reference(y.numpy(), C, 0.2, 3, IGNORE, "uniform", "keep")
     expected = torch.from_numpy((ref != oh.soft.double().numpy()).any(1))
     assert torch.equal(changed, expected)
     assert changed.any() and (~changed & st.mask).any(), "the test map must have interiors and boundaries"
@@ -228,6 +239,302 @@ def test_boundary_label_smoothing_edge_cases():
     torch.testing.assert_close(st.soft[0, :, 0].T, torch.tensor([[0.75, 0.25], [0.25, 0.75]]))
     # empty batch
     assert boundary_label_smoothing(torch.zeros(0, 4, 4, dtype=torch.long), 3, 0.1).soft.shape == (0, 3, 4, 4)
+
+
+# ------------------------------------------------------------------ boundary_label_smoothing: the authors' definition
+
+
+def labels_with_ignore_regions(shape, num_classes, *, seed, ignore_index=IGNORE, blobs=2, p_single=0.03):
+    """Blocky random labels with ignored boxes (blobs) and scattered single ignored pixels."""
+    y = random_labels(shape, num_classes, seed=seed)
+    rng = np.random.default_rng(seed)
+    spatial = shape[1:]
+    for b in range(shape[0]):
+        for _ in range(blobs):
+            sides = [int(rng.integers(1, max(2, s // 3) + 1)) for s in spatial]
+            starts = [int(rng.integers(0, s - side + 1)) for s, side in zip(spatial, sides)]
+            y[(b, *(slice(a, a + side) for a, side in zip(starts, sides)))] = ignore_index
+    singles = torch.from_numpy(rng.random(tuple(shape)) < p_single)
+    y[singles] = ignore_index
+    return y
+
+
+def np_window_all(x: np.ndarray, ks: tuple[int, ...], pad_value: bool) -> np.ndarray:
+    """All-of over the centred window (``pad_value`` outside the image): erosion with True padding."""
+    padded = np.pad(x, [(k // 2, k // 2) for k in ks], constant_values=pad_value)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, ks)
+    return windows.all(axis=tuple(range(x.ndim, x.ndim + len(ks))))
+
+
+def erosion_reference(y: np.ndarray, num_classes: int, eps: float, k, ignore) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' boundary label smoothing written with per-class erosions.
+
+    A pixel of class c is a boundary pixel when it is not in the k-window erosion of the mask of c (the image
+    border padded as "in the class", so the border is not a boundary); a pixel whose window holds an ignored
+    pixel (the dilation of the ignore mask) is not smoothed. Smoothed: (1 - eps) one-hot + eps / C.
+    """
+    ks = (k,) * (y.ndim - 1) if isinstance(k, int) else tuple(k)
+    valid = y != ignore
+    soft = np.zeros((y.shape[0], num_classes, *y.shape[1:]))
+    for b in range(y.shape[0]):
+        near_ignore = ~np_window_all(valid[b], ks, pad_value=True)  # dilation of the ignore mask
+        smoothed = np.zeros(y.shape[1:], dtype=bool)
+        for c in range(num_classes):
+            member = y[b] == c
+            smoothed |= member & ~np_window_all(member, ks, pad_value=True)
+        smoothed &= ~near_ignore
+        for c in range(num_classes):
+            member = y[b] == c
+            soft[b, c] = np.where(member, 1.0, 0.0)
+            soft[b, c] = np.where(smoothed, (1 - eps) * soft[b, c] + eps / num_classes, soft[b, c])
+        soft[b, :, ~valid[b]] = 0.0
+    return soft, valid
+
+
+def authors_formulation(y: torch.Tensor, num_classes: int, eps: float, k: int, ignore) -> torch.Tensor:
+    """The recipe as the reference code states it (2-D): a one-hot map with an extra channel for ignored
+    pixels; a pixel is on a boundary where its one-hot differs from the window's min-pool (padding never
+    wins), unless the max-pool of the ignore channel is set; there, eps / C is added to every channel."""
+    y = torch.where(y == ignore, num_classes, y)
+    onehot = F.one_hot(y, num_classes + 1).movedim(-1, 1).double()
+    classes, ignored = onehot[:, :-1], onehot[:, -1:]
+    window_min = -F.max_pool2d(-classes, k, stride=1, padding=k // 2)
+    near_ignored = F.max_pool2d(ignored, k, stride=1, padding=k // 2)[:, 0] > 0
+    boundary = (classes != window_min).any(1) & ~near_ignored
+    soft = torch.where(boundary[:, None], (1 - eps) * onehot + eps / num_classes, onehot)
+    return soft[:, :-1]
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize(
+    "shape,k",
+    [((2, 16, 19), 3), ((2, 16, 19), 5), ((1, 23, 9), 7), ((2, 6, 9, 8), 3), ((1, 7, 8, 9), 5),
+     ((1, 6, 10, 9), (3, 5, 3)), ((3, 40), 3)],
+)
+def test_bls_default_is_the_erosion_definition(shape, k, eps):
+    C = 4
+    y = labels_with_ignore_regions(shape, C, seed=sum(shape) + int(10 * eps))
+    assert (y == IGNORE).any() and (y != IGNORE).any()
+    st = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=IGNORE, dtype=torch.float64)
+    assert_simplex(st, C)
+    ref_soft, ref_valid = erosion_reference(y.numpy(), C, eps, k, IGNORE)
+    np.testing.assert_allclose(st.soft.numpy(), ref_soft, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(st.mask.numpy(), ref_valid)
+    # the test maps hold all three kinds of valid pixel: interior, smoothed, and next to ignore with a boundary
+    smoothed = (st.soft != one_hot(y, C, ignore_index=IGNORE, dtype=torch.float64).soft).any(1)
+    old = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=IGNORE, near_ignore="smooth",
+                                   dtype=torch.float64)
+    old_smoothed = (old.soft != one_hot(y, C, ignore_index=IGNORE, dtype=torch.float64).soft).any(1)
+    assert smoothed.any() and (st.mask & ~smoothed).any()
+    assert (old_smoothed & ~smoothed).any(), "the ignore rule must matter on these maps"
+    assert not (smoothed & ~old_smoothed).any(), "the paper's rule only removes smoothed pixels"
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("seed", range(3))
+def test_bls_default_matches_the_authors_formulation(seed, k):
+    C = 5
+    y = labels_with_ignore_regions((2, 21, 17), C, seed=seed)
+    st = boundary_label_smoothing(y, C, kernel_size=k, ignore_index=IGNORE, dtype=torch.float64)
+    ref = authors_formulation(y, C, 0.5, k, IGNORE)
+    torch.testing.assert_close(st.soft, ref, atol=1e-12, rtol=0)
+
+
+def test_bls_defaults_are_the_papers_and_positional_order_works():
+    y = labels_with_ignore_regions((2, 12, 12), 3, seed=4)
+    default = boundary_label_smoothing(y, 3, ignore_index=IGNORE)
+    explicit = boundary_label_smoothing(y, 3, 0.5, kernel_size=3, ignore_index=IGNORE, spread="uniform",
+                                        near_ignore="keep")
+    assert torch.equal(default.soft, explicit.soft) and torch.equal(default.mask, explicit.mask)
+    # epsilon is still the third positional argument
+    positional = boundary_label_smoothing(y, 3, 0.2, ignore_index=IGNORE)
+    keyword = boundary_label_smoothing(y, 3, epsilon=0.2, ignore_index=IGNORE)
+    assert torch.equal(positional.soft, keyword.soft)
+    assert not torch.equal(positional.soft, default.soft)
+
+
+def test_bls_near_ignore_hand_example():
+    #                  0  1  2  3    4     5  6
+    y = torch.tensor([[0, 0, 1, 1, IGNORE, 1, 0]])
+    keep = boundary_label_smoothing(y, 2, ignore_index=IGNORE).soft[0, 0]  # the class-0 channel
+    smooth = boundary_label_smoothing(y, 2, ignore_index=IGNORE, near_ignore="smooth").soft[0, 0]
+    # eps = 0.5, C = 2: a smoothed pixel holds 0.75 of its class and 0.25 of the other. Pixels 1|2 form an
+    # edge away from the ignored pixel: smoothed both ways. Pixel 5 (class 1, window {ignore, 1, 0}) is kept
+    # one-hot by the paper's rule, smoothed by the old one; pixel 3 (window {1, 1, ignore}) holds no other
+    # class and is one-hot either way; pixel 6 (window {1, 0}, cut at the border) is smoothed either way.
+    torch.testing.assert_close(keep, torch.tensor([1.0, 0.75, 0.25, 0.0, 0.0, 0.0, 0.75]))
+    torch.testing.assert_close(smooth, torch.tensor([1.0, 0.75, 0.25, 0.0, 0.0, 0.25, 0.75]))
+
+
+# ------------------------------------------------------------------ smoothing_shares
+
+
+def brute_force_shares(y: np.ndarray, C: int, eps: float, k, ignore, background, smoothing, near_ignore):
+    """Pixel loop: decide each pixel, build its soft vector, add it up per class."""
+    spatial = y.shape[1:]
+    ks = (k,) * len(spatial) if isinstance(k, int) else tuple(k)
+    pixels, smoothed = np.zeros(C, int), np.zeros(C, int)
+    target_mass, floor_mass = np.zeros(C), np.zeros(C)
+    for b in range(y.shape[0]):
+        for idx in itertools.product(*(range(s) for s in spatial)):
+            c = y[(b, *idx)]
+            if ignore is not None and c == ignore:
+                continue
+            if smoothing == "uniform":
+                smooth = True
+            else:
+                window = y[(b, *(slice(max(0, i - kk // 2), i + kk // 2 + 1) for i, kk in zip(idx, ks)))]
+                others = {int(v) for v in np.unique(window)} - {int(c), ignore}
+                touches = ignore is not None and bool((window == ignore).any())
+                smooth = bool(others) and not (near_ignore == "keep" and touches)
+            pixels[c] += 1
+            vec = np.zeros(C)
+            vec[c] = 1.0
+            if smooth:
+                smoothed[c] += 1
+                vec = (1 - eps) * vec + eps / C
+                for other in range(C):
+                    if other != c:
+                        floor_mass[other] += eps / C
+            target_mass += vec
+    objects = np.array([background is None or c != background for c in range(C)])
+    return pixels, smoothed, target_mass, floor_mass, objects
+
+
+@pytest.mark.parametrize(
+    "shape,k,background,smoothing,near_ignore",
+    [
+        ((2, 12, 14), 3, 0, "boundary", "keep"),
+        ((2, 12, 14), 5, None, "boundary", "keep"),
+        ((1, 13, 11), 3, 2, "boundary", "smooth"),
+        ((2, 5, 7, 6), 3, 0, "boundary", "keep"),
+        ((1, 5, 6, 7), (3, 5, 3), None, "boundary", "smooth"),
+        ((3, 30), 5, 1, "boundary", "keep"),
+        ((2, 9, 10), 3, 0, "uniform", "keep"),
+        ((1, 3, 4, 5, 2), 3, None, "uniform", "keep"),  # uniform smoothing takes any number of spatial dims
+    ],
+)
+@pytest.mark.parametrize("eps", [0.2, 0.5])
+def test_smoothing_shares_matches_brute_force(shape, k, background, smoothing, near_ignore, eps):
+    C = 4
+    if len(shape) - 1 <= 3:
+        y = labels_with_ignore_regions(shape, C, seed=sum(shape), p_single=0.04)
+    else:
+        y = random_labels(shape, C, seed=1, ignore_index=IGNORE, p_ignore=0.1, blocky=False)
+    got = smoothing_shares(y, C, epsilon=eps, kernel_size=k, ignore_index=IGNORE, background=background,
+                           smoothing=smoothing, near_ignore=near_ignore)
+    n, s, mass, floor, objects = brute_force_shares(y.numpy(), C, eps, k, IGNORE, background, smoothing, near_ignore)
+    df = got.per_class
+    assert list(df.columns) == ["class", "object", "pixels", "smoothed", "share_smoothed", "target_mass",
+                                "floor_mass", "floor_share"]
+    np.testing.assert_array_equal(df["class"], np.arange(C))
+    np.testing.assert_array_equal(df["object"], objects)
+    np.testing.assert_array_equal(df["pixels"], n)
+    np.testing.assert_array_equal(df["smoothed"], s)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(df["share_smoothed"], s / n)
+    np.testing.assert_allclose(df["target_mass"], mass, rtol=1e-12)
+    np.testing.assert_allclose(df["floor_mass"], floor, rtol=1e-12)
+    np.testing.assert_allclose(df["floor_share"], floor / mass, rtol=1e-12)
+    assert got.pixels == n.sum() and got.smoothed_pixels == s.sum()
+    assert got.object_pixels == n[objects].sum() and got.smoothed_object_pixels == s[objects].sum()
+    assert got.object_share_smoothed == pytest.approx(s[objects].sum() / n[objects].sum())
+    assert got.floor_share == pytest.approx(floor.sum() / n.sum())
+    assert got.smoothing == smoothing and got.epsilon == eps and got.background == background
+    if smoothing == "uniform":
+        assert got.object_share_smoothed == 1.0 and got.kernel_size is None
+    else:
+        assert 0 < got.object_share_smoothed < 1
+        assert got.kernel_size == ((k,) * (len(shape) - 1) if isinstance(k, int) else tuple(k))
+        # the same pixels and the same mass as the builder it describes
+        st = boundary_label_smoothing(y, C, eps, kernel_size=k, ignore_index=IGNORE, near_ignore=near_ignore,
+                                      dtype=torch.float64)
+        np.testing.assert_allclose(df["target_mass"], st.soft.sum(dim=[0, *range(2, st.soft.ndim)]).numpy(), rtol=1e-12)
+        changed = (st.soft != one_hot(y, C, ignore_index=IGNORE, dtype=torch.float64).soft).any(1)
+        assert int(changed.sum()) == got.smoothed_pixels
+    assert isinstance(got.summary(), str)
+
+
+def test_smoothing_shares_hand_count_square():
+    # background 0 around a 3x3 object of class 1 in a 7x7 scene; eps = 0.5, k = 3, C = 2 (eps / C = 0.25)
+    y = torch.zeros(1, 7, 7, dtype=torch.long)
+    y[0, 2:5, 2:5] = 1
+    got = smoothing_shares(y, 2)
+    assert isinstance(got, SmoothingShares)
+    assert (got.pixels, got.object_pixels, got.smoothed_object_pixels, got.smoothed_pixels) == (49, 9, 8, 24)
+    assert got.object_share_smoothed == pytest.approx(8 / 9)
+    df = got.per_class.set_index("class")
+    assert df.loc[0, "pixels"] == 40 and df.loc[0, "smoothed"] == 16  # the ring around the object
+    assert df.loc[1, "target_mass"] == pytest.approx(1 + 8 * 0.75 + 16 * 0.25)  # 11
+    assert df.loc[1, "floor_mass"] == pytest.approx(16 * 0.25)
+    assert df.loc[1, "floor_share"] == pytest.approx(4 / 11)
+    assert df.loc[0, "target_mass"] == pytest.approx(24 + 16 * 0.75 + 8 * 0.25)  # 38
+    assert df.loc[0, "floor_share"] == pytest.approx(2 / 38)
+    assert got.floor_share == pytest.approx((4 + 2) / 49)
+    # a 5x5 window reaches 2 pixels: the whole object and, in this small scene, the whole background
+    wide = smoothing_shares(y, 2, kernel_size=5)
+    assert wide.object_share_smoothed == 1.0 and wide.per_class.loc[0, "smoothed"] == 40
+    # uniform smoothing: everything
+    uni = smoothing_shares(y, 2, smoothing="uniform").per_class.set_index("class")
+    assert uni.loc[1, "floor_mass"] == pytest.approx(40 * 0.25)
+    assert uni.loc[1, "target_mass"] == pytest.approx(9 * 0.75 + 10)
+
+
+def test_smoothing_shares_hand_count_with_ignore():
+    #                  0  1  2  3  4  5    6     7  8
+    y = torch.tensor([[1, 1, 1, 1, 2, 2, IGNORE, 0, 0]])
+    # smoothed: 3 and 4 (the 1|2 edge); 5 and 7 touch the ignored pixel; eps / C = 1/6
+    got = smoothing_shares(y, 3, ignore_index=IGNORE, background=None)
+    df = got.per_class.set_index("class")
+    assert df["pixels"].tolist() == [2, 4, 2] and df["smoothed"].tolist() == [0, 1, 1]
+    assert got.object_pixels == 8 and got.object_share_smoothed == pytest.approx(2 / 8)
+    np.testing.assert_allclose(df["target_mass"], [2 + 2 / 6, 4 - 0.5 + 2 / 6, 2 - 0.5 + 2 / 6])
+    np.testing.assert_allclose(df["floor_mass"], [2 / 6, 1 / 6, 1 / 6])
+    np.testing.assert_allclose(df["floor_share"], [1 / 7, 1 / 23, 1 / 11])
+    assert df["object"].all()
+    # class 0 as background: the objects are classes 1 and 2
+    bg = smoothing_shares(y, 3, ignore_index=IGNORE)
+    assert bg.object_pixels == 6 and bg.object_share_smoothed == pytest.approx(2 / 6)
+    assert bg.per_class["object"].tolist() == [False, True, True]
+
+
+def test_smoothing_shares_edge_cases():
+    # a class absent from the batch: all its target mass is floor
+    y = torch.tensor([[[0, 0, 1, 1]]])
+    df = smoothing_shares(y, 3).per_class.set_index("class")
+    assert df.loc[2, "pixels"] == 0 and df.loc[2, "floor_share"] == 1.0
+    assert np.isnan(df.loc[2, "share_smoothed"])
+    # no object pixels, no smoothing at all
+    bg_only = smoothing_shares(torch.zeros(1, 4, 4, dtype=torch.long), 2)
+    assert np.isnan(bg_only.object_share_smoothed) and bg_only.smoothed_pixels == 0 and bg_only.floor_share == 0
+    assert np.isnan(bg_only.per_class.loc[1, "floor_share"])  # 0 / 0
+    assert "smooths" in bg_only.summary()
+    # eps = 0: the band is reported, its floor is 0
+    zero = smoothing_shares(y, 2, epsilon=0.0)
+    assert zero.smoothed_pixels == 2 and zero.floor_share == 0.0
+    # numpy input; everything ignored; an empty batch
+    assert smoothing_shares(y.numpy(), 2).smoothed_pixels == 2
+    none = smoothing_shares(torch.full((1, 3, 3), IGNORE), 2, ignore_index=IGNORE)
+    assert none.pixels == 0 and np.isnan(none.object_share_smoothed) and np.isnan(none.floor_share)
+    assert smoothing_shares(torch.zeros(0, 4, 4, dtype=torch.long), 2).pixels == 0
+
+
+def test_masking_not_a_zero_vector_is_what_ignores_a_pixel():
+    """The docs' claim: for the Jaccard metric loss a zero target vector does not ignore a pixel; the mask does."""
+    from jmlkit.losses import jaccard_metric_loss
+
+    y = torch.tensor([[0, 0, 1, IGNORE, 1, 2, IGNORE, 2]])
+    logits = torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(0))
+    st = boundary_label_smoothing(y, 3, ignore_index=IGNORE)
+    keep = st.mask[0]
+    masked = jaccard_metric_loss(logits, st.soft, st.mask, classes="all")
+    dropped = jaccard_metric_loss(logits[..., keep], st.soft[..., keep], classes="all")
+    # the loss refuses an unmasked zero vector (not a probability vector); without that check it would count
+    unmasked = jaccard_metric_loss(logits, st.soft, classes="all", validate_args=False)
+    with pytest.raises(ValueError, match="sum to 1"):
+        jaccard_metric_loss(logits, st.soft, classes="all")
+    torch.testing.assert_close(masked, dropped)
+    assert unmasked > masked + 1e-3
 
 
 # ------------------------------------------------------------------ distillation_targets
@@ -401,6 +708,21 @@ BAD_INPUTS = [
      r"`kernel_size` to be an int or a sequence of 2 ints .* but got \(3, 3, 3\)"),
     (lambda: boundary_label_smoothing(Y[None], 3, 0.1, spread="gaussian"), ValueError,
      r"`spread` to be one of \('uniform', 'neighbourhood'\), but got 'gaussian'"),
+    (lambda: boundary_label_smoothing(Y[None], 3, near_ignore="drop"), ValueError,
+     r"`near_ignore` to be one of \('keep', 'smooth'\), but got 'drop'"),
+    (lambda: smoothing_shares(Y[None], 3, smoothing="gaussian"), ValueError,
+     r"`smoothing` to be one of \('boundary', 'uniform'\), but got 'gaussian'"),
+    (lambda: smoothing_shares(Y[None], 3, background=3), ValueError, r"Expected `background` to be an int in \[0, 2\], but got 3\."),
+    (lambda: smoothing_shares(Y[None], 3, background=1.0), TypeError, r"Expected `background` to be an int or None, but got 1.0"),
+    (lambda: smoothing_shares(Y[None], 3, epsilon=1.5), ValueError, r"Expected `epsilon` to be a number in \[0, 1\], but got 1.5\."),
+    (lambda: smoothing_shares(Y[None], 3, kernel_size=2), ValueError, r"`kernel_size` to be an odd int >= 3, but got 2"),
+    (lambda: smoothing_shares(Y[None], 3, near_ignore=None), ValueError, r"`near_ignore` to be one of"),
+    (lambda: smoothing_shares(Y[None].float(), 3), TypeError, r"`labels` to hold integer class indices"),
+    (lambda: smoothing_shares([[0, 1]], 3), TypeError, r"`labels` to be a torch.Tensor"),
+    (lambda: smoothing_shares(Y[None], 2), ValueError, r"`labels` values in \[0, 1\], but got max 2"),
+    (lambda: smoothing_shares(torch.zeros(1, 2, 2, 2, 2, dtype=torch.long), 3), ValueError,
+     r"`labels` of shape \(B, \*spatial\) with 1 to 3 spatial dims"),
+    (lambda: smoothing_shares(Y[None], 3, 0.5), TypeError, r"positional"),
     (lambda: boundary_label_smoothing(torch.zeros(1, 2, 2, 2, 2, dtype=torch.long), 3, 0.1), ValueError,
      r"`target` of shape \(B, \*spatial\) with 1 to 3 spatial dims, but got shape \(1, 2, 2, 2, 2\)"),
     (lambda: boundary_label_smoothing(Y[None], 2, 0.1), ValueError, r"`target` values in \[0, 1\], but got max 2"),

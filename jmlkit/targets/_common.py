@@ -16,6 +16,13 @@ SPREAD_UNIFORM = "uniform"
 #: ``spread`` of :func:`boundary_label_smoothing`: :math:`\varepsilon` shared by the classes in the window.
 SPREAD_NEIGHBOURHOOD = "neighbourhood"
 _SPREADS = (SPREAD_UNIFORM, SPREAD_NEIGHBOURHOOD)
+#: ``near_ignore`` of :func:`boundary_label_smoothing`: a pixel whose window touches an ignored pixel stays
+#: one-hot (the authors' reference definition, the default).
+NEAR_IGNORE_KEEP = "keep"
+#: ``near_ignore`` of :func:`boundary_label_smoothing`: ignored pixels are no class and do not stop smoothing;
+#: a pixel is smoothed when its window holds another valid class (the old default of jmlkit).
+NEAR_IGNORE_SMOOTH = "smooth"
+_NEAR_IGNORES = (NEAR_IGNORE_KEEP, NEAR_IGNORE_SMOOTH)
 
 
 class SoftTarget(NamedTuple):
@@ -155,6 +162,26 @@ def _window_max(x: Tensor, kernel: tuple[int, ...]) -> Tensor:
     """Max over the centred window; the window is cut at the border (no padding value wins)."""
     pool = _MAX_POOL[len(kernel)]
     return pool(x, kernel_size=kernel, stride=1, padding=tuple(k // 2 for k in kernel))
+
+
+def _boundary_mask(target: Tensor, valid: Tensor, num_classes: int, kernel: tuple[int, ...],
+                   near_ignore: str) -> Tensor:
+    """Bool ``(B, *spatial)``: the valid pixels boundary label smoothing smooths.
+
+    A valid pixel is a boundary pixel when its window (cut at the border) holds another valid class; with
+    ``near_ignore="keep"`` a pixel whose window touches an ignored pixel is not one. Two max-pools of the
+    label map (its max and its min over the window, ignored pixels pushed out of the way), plus one of the
+    ignore map.
+    """
+    labels = target.to(torch.float32).unsqueeze(1)  # exact for any realistic number of classes
+    keep = valid.unsqueeze(1)
+    hi = _window_max(torch.where(keep, labels, torch.full_like(labels, -1.0)), kernel)
+    lo = -_window_max(torch.where(keep, -labels, torch.full_like(labels, -float(num_classes))), kernel)
+    boundary = (hi != lo).squeeze(1) & valid
+    if near_ignore == NEAR_IGNORE_KEEP and not bool(valid.all()):
+        touched = _window_max((~valid).unsqueeze(1).to(torch.float32), kernel).squeeze(1) > 0
+        boundary &= ~touched
+    return boundary
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:

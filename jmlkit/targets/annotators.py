@@ -28,6 +28,10 @@ def average_annotators(
     A pixel one annotator left out (``ignore_index``) is averaged over the others; a pixel nobody
     labelled gets ``mask=False`` and a zero vector. Each entry is a multiple of :math:`1/|A_i|`.
 
+    Ignored pixels must be **masked** for the Jaccard metric loss: pass ``mask`` on to the loss
+    (``loss(logits, soft, mask)``); a zero target vector is not the same as ignoring the pixel
+    (see :mod:`jmlkit.targets`).
+
     Args:
         masks: int ``(A, B, *spatial)`` or a sequence of ``A`` int ``(B, *spatial)`` tensors, one per annotator.
         num_classes: ``C``, a positive int.

@@ -33,6 +33,10 @@ def distillation_targets(
     With ``target``, pixels where it equals ``ignore_index`` get ``mask=False`` and a zero vector
     (pass ``target=None`` to distil on them too).
 
+    Ignored pixels must be **masked** for the Jaccard metric loss: pass ``mask`` on to the loss
+    (``loss(logits, soft, mask)``); a zero target vector is not the same as ignoring the pixel
+    (see :mod:`jmlkit.targets`).
+
     Args:
         teacher_logits: float ``(B, C, *spatial)``; ``soft`` keeps this dtype and device
             (the softmax itself runs in at least float32).
@@ -108,6 +112,10 @@ def pseudo_labels(
     ``mask=False``. There are no hard labels here, hence no ``ignore_index``: pixels that must stay
     out regardless of confidence (e.g. the padding of an augmented crop, or ``target != ignore_index``
     of partially labelled images) are passed as ``mask`` and get a zero vector.
+
+    Pixels with ``mask=False`` (left out or below the threshold) must be **masked** for the Jaccard metric
+    loss: pass ``mask`` on to the loss (``loss(logits, soft, mask)``); neither a zero vector nor the kept
+    probabilities are the same as ignoring the pixel (see :mod:`jmlkit.targets`).
 
     Args:
         teacher_logits: float ``(B, C, *spatial)``; ``soft`` keeps this dtype and device.
