@@ -47,14 +47,14 @@ def ref_score(kind, s, smooth=0.0):
     return (i + smooth) / (i + 0.3 * (s["sx"] - i) + 0.7 * (s["sy"] - i) + smooth)
 
 
-def ref_loss(kind, z, target, aggregate="batch", classes="all", smooth=0.0):
+def ref_loss(kind, z, target, aggregate="batch", classes="all", smooth=0.0, threshold=0.01):
     C = z.shape[1]
     x = torch.softmax(z, 1).reshape(z.shape[0], C, -1).numpy()
     if target.is_floating_point():
         y = target.reshape(z.shape[0], C, -1).numpy()
     else:
         y = F.one_hot(target.reshape(z.shape[0], -1), C).permute(0, 2, 1).double().numpy()
-    present = y.max(2) > 0.5
+    present = y.max(2) > threshold
     s = ref_stats(x, y)
     if aggregate == "batch":
         score = ref_score(kind, {k: v.sum(0) for k, v in s.items()}, smooth)
@@ -70,14 +70,18 @@ def ref_loss(kind, z, target, aggregate="batch", classes="all", smooth=0.0):
 @pytest.mark.parametrize("kind", list(REGION))
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
-@pytest.mark.parametrize("classes", ["all", "present"])
+@pytest.mark.parametrize("classes", ["all", "present", "present@0.5"])
 def test_matches_numpy_reference(kind, soft, aggregate, classes):
     fn, _, kw = REGION[kind]
     z, t, y = rand_inputs(B=3, C=5, spatial=(4, 3), seed=1)
     t[0] = t[0].clamp(max=2)  # classes 3 and 4 absent from image 0
+    y[0, 3:] *= 0.005  # ... and below the default threshold 0.01 of soft targets there
+    y[0] /= y[0].sum(0, keepdim=True)
     target = y if soft else t
-    got = fn(z, target, aggregate=aggregate, classes=classes, smooth=0.0, **kw)
-    want = ref_loss(kind, z, target, aggregate=aggregate, classes=classes)
+    threshold = 0.5 if classes == "present@0.5" else 0.01
+    classes = classes.split("@")[0]
+    got = fn(z, target, aggregate=aggregate, classes=classes, smooth=0.0, threshold=threshold, **kw)
+    want = ref_loss(kind, z, target, aggregate=aggregate, classes=classes, threshold=threshold)
     assert got.item() == pytest.approx(want, abs=1e-10)
 
 
@@ -251,6 +255,165 @@ def test_all_ignored_gives_zero_loss_and_zero_gradient(kind, aggregate):
     loss = fn(z, torch.softmax(torch.randn(2, 3, 4, 4), 1), mask=torch.zeros(2, 4, 4, dtype=torch.bool), **kw)
     assert loss.item() == 0.0
     assert L.compound_loss(z, t, ignore_index=255).item() == 0.0
+
+
+# ------------------------------------------------------------------------------------------ soft targets: no silent 0
+def flat_soft_target(B=2, C=4, spatial=(6, 6), seed=3):
+    """A teacher's probabilities softened at a high temperature: no class above 0.5 on any pixel."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.softmax(torch.randn(B, C, *spatial, generator=g, dtype=torch.float64).clamp(-2, 2) / 4, 1)
+    assert y.max() < 0.5
+    return y
+
+
+DEFAULT_LOSSES = {
+    "jml": L.jaccard_metric_loss, "jml2": lambda z, y, *a, **k: L.jaccard_metric_loss(z, y, *a, variant=2, **k),
+    "dml": L.dice_semimetric_loss, "sjl": L.soft_jaccard_loss, "tversky": L.tversky_metric_loss,
+    "JaccardMetricLoss": lambda z, y, *a, **k: JaccardMetricLoss(**k)(z, y, *a),
+    "DiceSemimetricLoss": lambda z, y, *a, **k: DiceSemimetricLoss(**k)(z, y, *a),
+    "SoftJaccardLoss": lambda z, y, *a, **k: SoftJaccardLoss(**k)(z, y, *a),
+    "get_loss(jml)": lambda z, y, *a, **k: L.get_loss("jml", **k)(z, y, *a),
+    # the region part of a compound loss: (CE + region) - CE
+    "CompoundLoss": lambda z, y, *a, **k: (CompoundLoss("jml", ce_weight=1.0, region_weight=1.0, **k)(z, y, *a)
+                                            - L.soft_cross_entropy(z, y, *a, ignore_index=k.get("ignore_index"))),
+    "get_loss(ce+dml)": lambda z, y, *a, **k: (L.get_loss("ce+dml", ce_weight=1.0, region_weight=1.0, **k)(z, y, *a)
+                                                - L.soft_cross_entropy(z, y, *a, ignore_index=k.get("ignore_index"))),
+}
+
+
+@pytest.mark.parametrize("name", list(DEFAULT_LOSSES))
+def test_soft_target_below_one_half_gives_a_loss_and_a_gradient_by_default(name):
+    """A teacher softened at T = 4 has no class above 0.5: the loss used to be exactly 0 with no gradient."""
+    fn = DEFAULT_LOSSES[name]
+    y = flat_soft_target()
+    z = torch.randn(2, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    loss = fn(z, y)
+    (grad,) = torch.autograd.grad(loss, z)
+    assert loss.item() > 0.01 and grad.abs().sum() > 0
+    assert loss.item() == pytest.approx(fn(z, y, classes="all").item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", list(DEFAULT_LOSSES))
+@pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
+def test_default_classes_all_for_soft_present_for_hard(name, aggregate):
+    fn = DEFAULT_LOSSES[name]
+    z, t, y = rand_inputs(B=3, C=5, spatial=(4, 4), seed=2)
+    t[:, 0] = 255
+    t[0] = t[0].clamp(max=2)  # classes 3, 4 absent from image 0
+    y[:, 4] *= 0.01  # class 4 never above 0.5: the old default ("present" at 0.5) left it out
+    y /= y.sum(1, keepdim=True)
+    valid = t != 255
+    soft_default = fn(z, y, valid, aggregate=aggregate)
+    assert soft_default.item() == fn(z, y, valid, aggregate=aggregate, classes="all").item()
+    assert soft_default.item() != pytest.approx(
+        fn(z, y, valid, aggregate=aggregate, classes="present", threshold=0.5).item(), abs=1e-6)
+    t[t == 4] = 3  # class 4 absent from the batch
+    kw = dict(aggregate=aggregate, ignore_index=255)
+    hard_default = fn(z, t, **kw)
+    assert hard_default.item() == fn(z, t, classes="present", **kw).item()
+    assert hard_default.item() != pytest.approx(fn(z, t, classes="all", **kw).item(), abs=1e-6)
+
+
+def test_present_on_soft_targets_means_above_one_percent_on_a_valid_pixel():
+    z, _, y = rand_inputs(B=2, C=4, spatial=(5, 5), seed=4)
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)
+    mask[:, 0] = False
+    y[:, 3] = 0.009  # below 0.01 on every valid pixel ...
+    y[:, 3, 0] = 0.5  # ... and far above it on the masked-out row only
+    y[:, 2] = 0.011
+    y[:, :2] *= (1 - y[:, 2:].sum(1, keepdim=True)) / y[:, :2].sum(1, keepdim=True)
+    for fn in (L.jaccard_metric_loss, L.dice_semimetric_loss, L.soft_jaccard_loss):
+        for aggregate in ("batch", "image", "class"):
+            got = fn(z, y, mask, classes="present", aggregate=aggregate)
+            assert got.item() == fn(z, y, mask, classes=[0, 1, 2], aggregate=aggregate).item()
+            assert got.item() != fn(z, y, mask, classes="all", aggregate=aggregate).item()
+
+
+@pytest.mark.parametrize("kind", list(REGION))
+@pytest.mark.parametrize("aggregate", ["batch", "image", "class"])
+def test_soft_present_without_an_active_class_raises(kind, aggregate):
+    fn, module, kw = REGION[kind]
+    y = flat_soft_target()
+    z = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    match = r"exceed `threshold`=0.5 on a valid pixel with classes='present', but none does on the 72 valid pixels"
+    with pytest.raises(ValueError, match=match):
+        fn(z, y, classes="present", threshold=0.5, aggregate=aggregate, **kw)
+    with pytest.raises(ValueError, match=match):
+        module(classes="present", threshold=0.5, aggregate=aggregate, **kw)(z, y)
+    with pytest.raises(ValueError, match=match):
+        CompoundLoss("jml", classes="present", threshold=0.5, aggregate=aggregate)(z, y)
+    # every pixel ignored: nothing to learn from, a zero loss with zero gradient (no error)
+    z.requires_grad_()
+    loss = fn(z, y, torch.zeros(2, 6, 6, dtype=torch.bool), classes="present", threshold=0.5, **kw)
+    (grad,) = torch.autograd.grad(loss, z)
+    assert loss.item() == 0.0 and torch.count_nonzero(grad) == 0
+
+
+def test_many_classes_and_a_flat_soft_target_raise_with_present_at_the_default_threshold():
+    """With C > 100 classes a near-uniform pixel has every probability below 0.01."""
+    z = torch.randn(1, 120, 3, 3, dtype=torch.float64)
+    y = torch.full((1, 120, 3, 3), 1 / 120, dtype=torch.float64)
+    with pytest.raises(ValueError, match="`threshold`=0.01"):
+        L.jaccard_metric_loss(z, y, classes="present")
+    assert L.jaccard_metric_loss(z, y).item() > 0  # the default: all classes
+
+
+def test_binary_present_keeps_its_meaning_for_empty_masks():
+    """In binary mode "present" is "the foreground occurs": an all-background batch gives 0, hard or soft."""
+    z = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    for target in (torch.zeros(2, 4, 4, dtype=torch.long), torch.zeros(2, 1, 4, 4, dtype=torch.float64),
+                   torch.full((2, 1, 4, 4), 0.005, dtype=torch.float64)):
+        assert L.jaccard_metric_loss(z, target, mode="binary", classes="present").item() == 0.0
+        assert L.jaccard_metric_loss(z, target, mode="binary").item() > 0  # the default: "all"
+
+
+def test_empty_class_list_is_refused():
+    z, t, y = rand_inputs()
+    with pytest.raises(ValueError, match="`classes` to hold at least one class index"):
+        L.jaccard_metric_loss(z, y, classes=torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match="`classes`"):
+        L.jaccard_metric_loss(z, t, classes=[])
+
+
+def _presence_worker(rank, port, out):
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        z = torch.randn(2, 4, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(rank))
+        flat, sharp = flat_soft_target(seed=rank), torch.softmax(4 * z, 1)
+        kw = dict(classes="present", threshold=0.5, sync_distributed=True)
+        # rank 0 holds no class above 0.5, rank 1 does: the global batch has active classes, no error anywhere
+        out[("mixed", rank)] = L.jaccard_metric_loss(z, flat if rank == 0 else sharp, **kw).item()
+        try:
+            L.jaccard_metric_loss(z, flat, **kw)
+            out[("flat", rank)] = "no error"
+        except ValueError as err:
+            out[("flat", rank)] = str(err)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.xdist_group("dist")
+def test_presence_is_global_under_sync_distributed():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_presence_worker, args=(port, out), nprocs=2, join=True)
+    zs = [torch.randn(2, 4, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(r)) for r in (0, 1)]
+    whole = L.jaccard_metric_loss(torch.cat(zs), torch.cat([flat_soft_target(seed=0), torch.softmax(4 * zs[1], 1)]),
+                                  classes="present", threshold=0.5)
+    assert out[("mixed", 0)] == pytest.approx(whole.item(), abs=1e-10)
+    assert out[("mixed", 1)] == pytest.approx(whole.item(), abs=1e-10)
+    assert "none does" in out[("flat", 0)] and "none does" in out[("flat", 1)]
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -436,9 +599,10 @@ def test_public_names():
     assert sorted(L.__all__) == sorted([
         "BINARY_MODE", "MULTICLASS_MODE", "MULTILABEL_MODE", "LOSS_NAMES",
         "JaccardMetricLoss", "DiceSemimetricLoss", "TverskyMetricLoss", "SoftJaccardLoss", "LovaszSoftmaxLoss",
-        "CompoundLoss", "CrossEntropyLoss",
+        "CompoundLoss", "CrossEntropyLoss", "JMLDistillationLoss",
         "jaccard_metric_loss", "dice_semimetric_loss", "tversky_metric_loss", "soft_jaccard_loss",
-        "lovasz_softmax_loss", "compound_loss", "soft_cross_entropy", "region_statistics", "get_loss"])
+        "lovasz_softmax_loss", "compound_loss", "jml_distillation_loss", "soft_cross_entropy", "region_statistics",
+        "REGION_SCORES", "get_loss"])
     assert all(hasattr(L, name) for name in L.__all__)
 
 

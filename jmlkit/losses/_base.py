@@ -12,7 +12,7 @@ from .constants import MULTICLASS_MODE
 #: Keyword options shared by every region loss, with their defaults.
 REGION_DEFAULTS: dict[str, Any] = dict(
     mode=MULTICLASS_MODE, from_logits=True, classes=None, aggregate="batch", smooth=1.0, log_loss=False,
-    gamma=1.0, class_weights=None, ignore_index=None, threshold=0.5, sync_distributed=False,
+    gamma=1.0, class_weights=None, ignore_index=None, threshold=0.01, sync_distributed=False,
     validate_args=True, fused=False)
 
 REGION_ARGS_DOC = """
@@ -24,8 +24,17 @@ REGION_ARGS_DOC = """
         mode: ``"multiclass"`` (softmax), ``"binary"`` (one channel, sigmoid) or ``"multilabel"`` (sigmoid per
             channel).
         from_logits: apply the softmax/sigmoid to ``logits``; ``False`` when they are probabilities already.
-        classes: ``"present"`` (classes whose target holds a pixel above ``threshold``, the default for
-            multiclass), ``"all"`` (the default for binary and multilabel) or a list of class indices.
+        classes: which classes enter the mean over classes: ``None`` (the default, see below), ``"present"``,
+            ``"all"`` or a list of class indices. ``None`` means ``"present"`` for multiclass *hard* targets
+            (integer class indices) and ``"all"`` for *soft* targets (any floating-point target, one-hot
+            included) and in binary and multilabel modes, as in the reference code of the JML paper.
+            ``"present"`` keeps a class for an image when its target holds it on a valid pixel: a hard target
+            holds a pixel of the class, a soft target a probability above ``threshold``. A multiclass soft
+            target with ``classes="present"`` and no class above ``threshold`` on any valid pixel raises
+            ``ValueError`` (the loss would be 0 with no gradient, e.g. a teacher softened at a high
+            temperature with ``threshold=0.5``); a batch whose pixels are all ignored gives 0 with a zero
+            gradient (nothing to learn from). In binary and multilabel modes ``"present"`` means "the channel's
+            foreground occurs", and a batch without foreground gives 0, hard or soft, as an empty mask does.
         aggregate: ``"batch"`` (sums over the whole batch, like mIoU^D), ``"image"`` (per image over its
             classes, like mIoU^I), ``"class"`` (per class over the images that hold it, like mIoU^C), or a
             mapping of these to weights, e.g. ``{"batch": 0.5, "image": 0.5}``.
@@ -34,7 +43,8 @@ REGION_ARGS_DOC = """
         gamma: focal exponent: the per-class loss is raised to ``gamma``.
         class_weights: ``C`` non-negative weights of the mean over classes.
         ignore_index: class index of hard targets to leave out.
-        threshold: presence threshold of soft targets for ``classes="present"``.
+        threshold: presence threshold of soft targets for ``classes="present"``: a class counts in an image
+            when its target probability exceeds it on some valid pixel (default 0.01, the reference code's).
         sync_distributed: under ``torch.distributed``, all-reduce the statistics so the loss is that of the
             global batch; gradients flow through each rank's own part and are scaled by the world size, so that
             DDP's gradient average equals the single-process gradient.

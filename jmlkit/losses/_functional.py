@@ -349,7 +349,8 @@ def region_loss(stats: Stats, score_fn: Callable[[Stats, float], Tensor], *, cla
     ``score_fn(stats, smooth)`` maps statistics of any shape to a score in [0, 1] (1 = perfect). The per-class loss
     is ``1 - score`` (or ``-log(score)`` with ``log_loss``), raised to ``gamma``. Pairs outside the class
     selection are left out of every mean; an empty selection (every pixel ignored, no class present) gives a zero
-    loss with zero gradient.
+    loss with zero gradient. (:func:`compute_region_loss` raises before that for a multiclass soft target whose
+    ``"present"`` selection is empty while pixels are valid.)
     """
     aggregate = V.normalise_aggregate(aggregate)
     C = stats["sx"].shape[1]
@@ -416,6 +417,36 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None, *, mode: str, i
     return logits, target
 
 
+def default_classes(classes: Any, *, mode: str, soft: bool) -> Any:
+    """The class selection that ``classes=None`` stands for: ``"present"`` for multiclass hard targets (class
+    indices), ``"all"`` for multiclass soft targets (floating point, one-hot included) and in binary and
+    multilabel modes, as in the reference code of the JML paper; any other value is returned as it is.
+
+    >>> default_classes(None, mode="multiclass", soft=False), default_classes(None, mode="multiclass", soft=True)
+    ('present', 'all')
+    """
+    if classes is not None:
+        return classes
+    return "present" if mode == MULTICLASS_MODE and not soft else "all"
+
+
+def _check_some_class_active(stats: Stats, threshold: float, sync_distributed: bool) -> None:
+    """Raise where ``classes="present"`` on a multiclass soft target keeps no class although some pixel is valid:
+    the loss would be a silent 0 with no gradient. Under ``sync_distributed`` the classes of the global batch
+    count (the loss pools them); a rank without valid pixels never raises."""
+    valid = stats["valid"] > 0
+    active = (stats["present"] & valid.unsqueeze(1)).any().to(stats["sx"].dtype)
+    if sync_distributed and _world_size() > 1:
+        active = active.detach().clone()
+        torch.distributed.all_reduce(active)
+    if bool(valid.any()) and not bool(active > 0):
+        raise ValueError(
+            f"Expected some class of the soft `target` to exceed `threshold`={threshold:g} on a valid pixel with "
+            f"classes='present', but none does on the {int(stats['valid'].sum())} valid pixels: the loss would be 0 "
+            "with no gradient. Use classes=None or 'all' (all classes, the default for soft targets) or a lower "
+            "`threshold` (the reference code uses 0.01).")
+
+
 def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, score_fn, need: tuple[str, ...], *,
                         mode: str, from_logits: bool, classes: Any, aggregate: Any, smooth: float,
                         log_loss: bool, gamma: float, class_weights: Any, ignore_index: int | None,
@@ -428,8 +459,9 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
                         threshold=threshold, class_weights=class_weights, ignore_index=ignore_index)
     mode, classes, aggregate, smooth, gamma = o["mode"], o["classes"], o["aggregate"], o["smooth"], o["gamma"]
     threshold, class_weights, ignore_index = o["threshold"], o["class_weights"], o["ignore_index"]
-    if classes is None:
-        classes = "present" if mode == MULTICLASS_MODE else "all"
+    # soft: a multiclass probability target (a non-tensor target is reported by prepare)
+    soft = mode == MULTICLASS_MODE and isinstance(target, Tensor) and target.is_floating_point()
+    classes = default_classes(classes, mode=mode, soft=soft)
     logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args,
                              fused=fused)
     stats = region_statistics(logits, target, mask, mode=mode, from_logits=from_logits, ignore_index=ignore_index,
@@ -437,6 +469,8 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
                               presence_threshold=threshold if classes == "present" else None)
     if validate_args and not bool(torch.isfinite(stats["sx"]).all()):
         raise ValueError("Expected `logits` to be finite, but it holds NaN or Inf values.")
+    if soft and classes == "present":
+        _check_some_class_active(stats, threshold, sync_distributed)
     return region_loss(stats, score_fn, classes=classes, aggregate=aggregate, smooth=smooth, log_loss=log_loss,
                        gamma=gamma, class_weights=class_weights, sync_distributed=sync_distributed)
 

@@ -30,6 +30,8 @@ def check_classes(classes: Any) -> Any:
             raise TypeError(f"Expected `classes` to be {_CLASSES_TEXT}, but got a tensor of dtype {classes.dtype}.")
         if classes.ndim != 1:
             raise ValueError(f"Expected `classes` as a 1-d tensor of class indices, but got shape {tuple(classes.shape)}.")
+        if classes.numel() == 0:  # no class would enter the loss: a silent 0
+            raise ValueError("Expected `classes` to hold at least one class index, but got an empty tensor.")
         return classes
     check_type("classes", classes, (Sequence, np.ndarray), what=_CLASSES_TEXT)
     return check_int_list("classes", classes, low=0)
@@ -79,18 +81,18 @@ def check_variant(variant: Any) -> int:
 
 
 # --------------------------------------------------------------------------------------------- tensors
-def check_logits(logits: Any, mode: str) -> None:
+def check_logits(logits: Any, mode: str, name: str = "logits") -> None:
     if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"Expected `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(logits).__name__}.")
     if not logits.is_floating_point():
-        raise TypeError(f"Expected `logits` to be a floating-point tensor, but got dtype {logits.dtype}.")
+        raise TypeError(f"Expected `{name}` to be a floating-point tensor, but got dtype {logits.dtype}.")
     if logits.ndim < 2:
-        raise ValueError(f"Expected `logits` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
+        raise ValueError(f"Expected `{name}` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
     if mode == "binary" and logits.shape[1] != 1:
-        raise ValueError(f"Expected `logits` of shape (B, 1, *spatial) in binary mode, but got {tuple(logits.shape)}.")
+        raise ValueError(f"Expected `{name}` of shape (B, 1, *spatial) in binary mode, but got {tuple(logits.shape)}.")
     if mode == MULTICLASS_MODE and logits.shape[1] < 2:
         raise ValueError(
-            "Expected `logits` with C >= 2 channels in multiclass mode (use mode='binary' for one channel), "
+            f"Expected `{name}` with C >= 2 channels in multiclass mode (use mode='binary' for one channel), "
             f"but got shape {tuple(logits.shape)}.")
 
 
