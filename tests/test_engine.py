@@ -221,7 +221,7 @@ def test_hard_objective_feeds_the_labels():
 @pytest.mark.parametrize("eps", [0.1, 0.5])
 def test_uniform_smoothing_objective_feeds_the_smoothed_target(eps):
     loss, batch = _RecordingLoss(), _batch()
-    build_objective(_context(TrainConfig(labels="ls", epsilon=eps), loss))(_net(), batch, 0)
+    build_objective(_context(TrainConfig(labels="ls", smoothing="uniform", epsilon=eps), loss))(_net(), batch, 0)
     _, target, mask = loss.calls[0]
     valid = batch["label"] != 255
     expected = (1 - eps) * _one_hot(batch["label"]) + eps / K
@@ -243,11 +243,11 @@ def test_boundary_smoothing_objective_smooths_only_the_edge():
 
 
 @pytest.mark.parametrize("temperature, weight", [(1.0, 0.0), (2.0, 0.3), (4.0, 1.0)])
-def test_distillation_objective_feeds_the_teachers_probabilities(temperature, weight):
+def test_mixed_distillation_objective_feeds_the_teachers_probabilities(temperature, weight):
     loss, batch = _RecordingLoss(), _batch()
     torch.manual_seed(5)
     teacher = nn.Conv2d(1, K, 1).eval()
-    cfg = TrainConfig(labels="kd", kd_temperature=temperature, kd_label_weight=weight)
+    cfg = TrainConfig(labels="kd", kd_form="mixed", kd_temperature=temperature, kd_label_weight=weight)
     build_objective(_context(cfg, loss, teacher=teacher))(_net(), batch, 0)
     _, target, mask = loss.calls[0]
     with torch.no_grad():
@@ -255,6 +255,34 @@ def test_distillation_objective_feeds_the_teachers_probabilities(temperature, we
     valid = batch["label"] != 255
     torch.testing.assert_close(target.permute(0, 2, 3, 1)[valid], expected.permute(0, 2, 3, 1)[valid])
     assert torch.equal(mask, valid)
+
+
+def test_the_paper_recipe_is_the_default_of_label_smoothing():
+    cfg = TrainConfig(labels="ls")
+    assert (cfg.smoothing, cfg.epsilon, cfg.boundary_kernel, cfg.loss) == ("boundary", 0.5, 3, "ce+jml")
+    kd = TrainConfig(labels="kd")
+    assert (kd.kd_form, kd.kd_temperature, kd.kd_label_weight, kd.kd_teacher_weight) == ("terms", 1.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("loss_name, weights", [("ce+jml", (0.25, 0.75)), ("ce", (1.0, 0.0)), ("jml", (0.0, 1.0))])
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_paper_distillation_objective_is_the_four_term_loss(loss_name, weights, temperature):
+    from jmlkit.losses import JMLDistillationLoss
+
+    batch = _batch()
+    torch.manual_seed(5)
+    teacher = nn.Conv2d(1, K, 1).eval()
+    cfg = TrainConfig(labels="kd", loss=loss_name, kd_temperature=temperature)
+    net = _net()
+    value, terms = build_objective(_context(cfg, _RecordingLoss(), teacher=teacher))(net, batch, 0)
+    expected = JMLDistillationLoss(temperature=temperature, label_weight=0.5, teacher_weight=0.5, ce_weight=weights[0],
+                                   region_weight=weights[1], ignore_index=255)(net(batch["image"]), teacher(batch["image"]),
+                                                                               batch["label"])
+    torch.testing.assert_close(value, expected)
+    value.backward()
+    assert net.weight.grad.abs().sum() > 0 and teacher.weight.grad is None
+    with pytest.raises(ValueError, match="kd_form='mixed'"):
+        build_objective(_context(TrainConfig(labels="kd", loss="ce+dml"), _RecordingLoss(), teacher=teacher))
 
 
 def test_soft_label_objective_feeds_the_data_sets_soft_labels():
@@ -343,7 +371,7 @@ def teacher() -> nn.Module:
     "overrides",
     [
         dict(labels="hard"),
-        dict(labels="ls", epsilon=0.2),
+        dict(labels="ls", smoothing="uniform", epsilon=0.2),
         dict(labels="ls", smoothing="boundary", epsilon=0.3, loss="jml"),
         dict(labels="kd", kd_temperature=2.0, kd_label_weight=0.5),
         dict(labels="ssl", ssl_method="fixmatch", labeled_fraction=0.5, ssl_threshold=0.5),
@@ -381,13 +409,20 @@ def test_same_seed_same_numbers():
 
 
 def test_kd_with_zero_teacher_weight_equals_hard_labels(teacher):
-    hard = fit(tiny(labels="hard"), progress=False)
-    kd = fit(tiny(labels="kd", kd_label_weight=1.0, kd_temperature=3.0), teacher=teacher, progress=False)
+    """Both forms: a teacher weight of 0 trains exactly as the hard labels do."""
+    # a one-hot float target counts as soft (all classes); the hard run uses all classes too, to compare like with like
+    hard = fit(tiny(labels="hard", loss_kwargs={"classes": "all"}), progress=False)
+    kd = fit(tiny(labels="kd", kd_form="mixed", kd_label_weight=1.0, kd_temperature=3.0, loss_kwargs={"classes": "all"}),
+             teacher=teacher, progress=False)
     torch.testing.assert_close(kd.history.train_loss.tolist(), hard.history.train_loss.tolist(), rtol=1e-6, atol=1e-6)
     for key in ("mIoU_D", "ECE_D", "NLL"):
         assert math.isclose(kd.metrics[key], hard.metrics[key], rel_tol=1e-6, abs_tol=1e-6)
     for (name, p_kd), p_hard in zip(kd.model.state_dict().items(), hard.model.state_dict().values()):
         torch.testing.assert_close(p_kd, p_hard, rtol=1e-5, atol=1e-6, msg=name)
+    hard = fit(tiny(labels="hard"), progress=False)
+    terms = fit(tiny(labels="kd", kd_label_weight=1.0, kd_teacher_weight=0.0, kd_temperature=3.0), teacher=teacher,
+                progress=False)
+    torch.testing.assert_close(terms.history.train_loss.tolist(), hard.history.train_loss.tolist(), rtol=1e-6, atol=1e-6)
 
 
 def test_ssl_before_its_warmup_is_labelled_training():

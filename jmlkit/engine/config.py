@@ -51,11 +51,12 @@ from typing import Any, ClassVar
 from jmlkit._checks import (check_bool, check_choice, check_ignore_index, check_int, check_mapping, check_real,
                             check_str)
 
-__all__ = ["TrainConfig", "SECTIONS", "option", "SMOOTHINGS", "SSL_METHODS", "SCHEDULES"]
+__all__ = ["TrainConfig", "SECTIONS", "option", "SMOOTHINGS", "SSL_METHODS", "SCHEDULES", "KD_FORMS"]
 
 SMOOTHINGS = ("uniform", "boundary")
 SSL_METHODS = ("fixmatch", "ema")
 SCHEDULES = ("poly", "cosine", "constant")
+KD_FORMS = ("terms", "mixed")
 
 Check = Callable[[str, Any], Any]
 
@@ -134,12 +135,14 @@ class ModelSection(_Section):
 class LabelSection(_Section):
     title: ClassVar[str] = "labels"
     labels: str = option("hard", "label mode: an objective of jmlkit.engine.objectives (hard, ls, kd, ssl, soft)", check=_label_mode)
-    epsilon: float = option(0.1, "label-smoothing epsilon (labels=ls)", check=_unit)
-    smoothing: str = option("uniform", "label smoothing kind (labels=ls)", choices=SMOOTHINGS)
-    boundary_kernel: int = option(3, "window size of boundary label smoothing (odd)", check=_odd_pos_int)
+    epsilon: float = option(0.5, "label-smoothing epsilon (labels=ls; the paper's boundary smoothing: 0.5)", check=_unit)
+    smoothing: str = option("boundary", "label smoothing kind (labels=ls): 'boundary' (the paper's: pixels whose window holds another class) or 'uniform' (every pixel)", choices=SMOOTHINGS)
+    boundary_kernel: int = option(3, "window size of boundary label smoothing (odd; the paper's: 3)", check=_odd_pos_int)
     teacher: str | None = option(None, "teacher checkpoint (model.pt or a run folder) for labels=kd", check=_opt_str)
     kd_temperature: float = option(1.0, "temperature T of the teacher's softmax (labels=kd)", check=_positive)
-    kd_label_weight: float = option(0.0, "weight w of the one-hot label mixed into the teacher's probabilities (labels=kd)", check=_unit)
+    kd_form: str = option("terms", "distillation objective (labels=kd): 'terms' (the paper's: jmlkit.losses.JMLDistillationLoss, hard-label and teacher terms of CE/KL and JML weighted apart) or 'mixed' (ours: one target (1-w) teacher + w one-hot through `loss`)", choices=KD_FORMS)
+    kd_label_weight: float = option(0.5, "weight of the hard labels (labels=kd): of the hard-label terms ('terms'), or w of the one-hot mixed into the teacher's probabilities ('mixed')", check=_unit)
+    kd_teacher_weight: float = option(0.5, "weight of the teacher's terms (labels=kd, kd_form='terms')", check=_unit)
     ssl_method: str = option("fixmatch", "semi-supervised method (labels=ssl)", choices=SSL_METHODS)
     ssl_threshold: float = option(0.9, "confidence threshold of pseudo-labels (labels=ssl)", check=_unit)
     ssl_soft: bool = option(True, "soft (probabilities) or hard (one-hot) pseudo-labels (labels=ssl)", check=check_bool)

@@ -143,7 +143,8 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     generator = torch.Generator().manual_seed(config.seed * 1000 + 17 + info.rank)
     objective = build_objective(ObjectiveContext(config, loss_fn, data.num_classes, data.ignore_index, device, model=model,
-                                                 teacher=teacher, generator=generator, total_steps=total_steps))
+                                                 teacher=teacher, generator=generator, total_steps=total_steps,
+                                                 distributed=info.enabled))
     if u_loader is not None:
         objective.unlabeled = Cycle(u_loader)
 

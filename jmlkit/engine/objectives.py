@@ -12,8 +12,9 @@ objective           ``labels=``      target passed to the loss
                                      :math:`(1-\varepsilon)e_y + \varepsilon/K`, or
                                      :func:`~jmlkit.targets.boundary_label_smoothing`
                                      (``smoothing="boundary"``)
-:class:`Distillation` ``"kd"``       :func:`~jmlkit.targets.distillation_targets`
-                                     :math:`(1-w)\,\mathrm{softmax}(z_t/T) + w\,e_y` of a frozen teacher
+:class:`Distillation` ``"kd"``       the paper's four terms (:class:`~jmlkit.losses.JMLDistillationLoss`:
+                                     CE and KL, JML on the labels and on the teacher's probabilities), or
+                                     one mixed target :math:`(1-w)\,\mathrm{softmax}(z_t/T) + w\,e_y`
 :class:`SoftLabels` ``"soft"``       the data set's own soft labels ``item["soft"]``
 :class:`SemiSupervised` ``"ssl"``    another objective on the labelled batch (:class:`Hard` by
                                      default) plus :math:`\lambda\,` loss on
@@ -30,14 +31,14 @@ Example:
     >>> import torch
     >>> from jmlkit.engine import TrainConfig
     >>> from jmlkit.losses import get_loss
-    >>> ctx = ObjectiveContext(TrainConfig(labels="ls", epsilon=0.3), get_loss("jml"), num_classes=3,
+    >>> ctx = ObjectiveContext(TrainConfig(labels="ls", smoothing="uniform", epsilon=0.3), get_loss("jml"), num_classes=3,
     ...                        ignore_index=255, device=torch.device("cpu"))
     >>> obj = build_objective(ctx)
     >>> type(obj).__name__
     'Smoothing'
     >>> target, mask = obj.target({"label": torch.tensor([[[0, 2]]])}, images=None)
-    >>> target[0, :, 0, 0].tolist()
-    [0.800000011920929, 0.10000000149011612, 0.10000000149011612]
+    >>> [round(v, 6) for v in target[0, :, 0, 0].tolist()]
+    [0.8, 0.1, 0.1]
 """
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ class ObjectiveContext:
         teacher: a frozen teacher model (distillation), on ``device`` in eval mode.
         generator: the run's CPU generator for augmentations (semi-supervised views).
         total_steps: optimisation steps of the whole run.
+        distributed: the run is one of several DDP processes (region statistics are then pooled across them).
     """
 
     config: Any
@@ -117,6 +119,7 @@ class ObjectiveContext:
     teacher: nn.Module | None = None
     generator: torch.Generator | None = None
     total_steps: int = 0
+    distributed: bool = False
 
 
 class Objective:
@@ -192,25 +195,75 @@ class Smoothing(Objective):
 
 @register_objective("kd")
 class Distillation(Objective):
-    r"""Knowledge distillation: the frozen teacher's :math:`\mathrm{softmax}(z_t/T)`, mixed with weight
-    :math:`w` with the one-hot label, is the student's target."""
+    r"""Knowledge distillation from a frozen teacher, in one of two forms (``kd_form``):
+
+    * ``"terms"`` (the paper's, default): :class:`jmlkit.losses.JMLDistillationLoss`,
+      :math:`w_{ce}[\lambda\,CE(s, y) + \tau T^2 KL(p_t^T \| p_s^T)] + w_{r}[\lambda\,JML(s, y) + \tau\,JML(s, p_t^T)]`
+      with :math:`\lambda` = ``kd_label_weight``, :math:`\tau` = ``kd_teacher_weight``, :math:`T` =
+      ``kd_temperature``; ``loss`` picks the weights: ``"ce"`` (1, 0), ``"jml"`` (0, 1), ``"ce+jml"``
+      (0.25, 0.75, or ``loss_kwargs`` ``ce_weight``/``region_weight``); other ``loss_kwargs`` go to the JML terms.
+    * ``"mixed"`` (ours): one target :math:`(1-w)\,\mathrm{softmax}(z_t/T) + w\,e_y` (:math:`w` =
+      ``kd_label_weight``) through the run's ``loss``.
+    """
 
     needs_teacher = True
+
+    def __init__(self, ctx: ObjectiveContext) -> None:
+        super().__init__(ctx)
+        self.kd_loss: nn.Module | None = None
+        if ctx.config.kd_form == "terms":
+            self.kd_loss = _distillation_loss(ctx)
+
+    def _teacher_logits(self, images: Tensor) -> Tensor:
+        ctx = self.ctx
+        if ctx.teacher is None:
+            raise ValueError("Expected a teacher model for labels='kd', but got None.")
+        with torch.no_grad(), autocast(ctx.device, ctx.config.amp):
+            t_logits = ctx.teacher(images)
+        if t_logits.shape[1] != ctx.num_classes:
+            raise ValueError(f"Expected the teacher to output {ctx.num_classes} classes, but it gives {t_logits.shape[1]}.")
+        return t_logits.float()
 
     def target(self, batch, images):
         from jmlkit import targets as T
 
         cfg, ctx = self.ctx.config, self.ctx
-        if ctx.teacher is None:
-            raise ValueError("Expected a teacher model for labels='kd', but got None.")
         labels = self._labels(batch)
-        with torch.no_grad(), autocast(ctx.device, cfg.amp):
-            t_logits = ctx.teacher(images)
-        if t_logits.shape[1] != ctx.num_classes:
-            raise ValueError(f"Expected the teacher to output {ctx.num_classes} classes, but it gives {t_logits.shape[1]}.")
-        st = T.distillation_targets(t_logits.float(), temperature=cfg.kd_temperature, target=labels,
+        st = T.distillation_targets(self._teacher_logits(images), temperature=cfg.kd_temperature, target=labels,
                                     label_weight=cfg.kd_label_weight, ignore_index=ctx.ignore_index)
         return st.soft, st.mask
+
+    def __call__(self, net, batch, step):
+        if self.kd_loss is None:
+            return super().__call__(net, batch, step)
+        images = batch["image"].to(self.ctx.device, non_blocking=True)
+        labels = self._labels(batch)
+        t_logits = self._teacher_logits(images)
+        with autocast(self.ctx.device, self.ctx.config.amp):
+            logits = net(images)
+        return self.kd_loss(logits.float(), t_logits, labels), {}
+
+
+def _distillation_loss(ctx: ObjectiveContext) -> nn.Module:
+    """The paper's four-term distillation loss for a run's config (``loss`` picks the CE/region weights)."""
+    from jmlkit.losses import JMLDistillationLoss
+
+    cfg = ctx.config
+    options = dict(cfg.loss_kwargs)
+    key = cfg.loss.strip().lower().replace(" ", "")
+    weights = {"ce": (1.0, 0.0), "jml": (0.0, 1.0), "jml1": (0.0, 1.0),
+               "ce+jml": (options.pop("ce_weight", 0.25), options.pop("region_weight", 0.75))}
+    weights["ce+jml1"] = weights["ce+jml"]
+    if key not in weights:
+        raise ValueError(f"Expected `loss` to be one of ('ce', 'jml', 'ce+jml') with kd_form='terms', but got {cfg.loss!r}; "
+                         "use kd_form='mixed' for other losses.")
+    ce_weight, region_weight = weights[key]
+    options.setdefault("ignore_index", ctx.ignore_index)
+    if ctx.distributed:
+        options["sync_distributed"] = True
+    return JMLDistillationLoss(temperature=cfg.kd_temperature, label_weight=cfg.kd_label_weight,
+                               teacher_weight=cfg.kd_teacher_weight, ce_weight=ce_weight, region_weight=region_weight,
+                               **options)
 
 
 @register_objective("ssl")
