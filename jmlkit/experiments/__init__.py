@@ -20,7 +20,7 @@ from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, e
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, RunSource, calibration_runs, distillation_configs,
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
-                                        soft_label_configs, ssl_configs, sweep, train_teacher)
+                                        soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
@@ -40,7 +40,7 @@ __all__ = [
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes
-    "LABELS", "label", "smoothing_configs", "sweep", "epsilon_sweep", "train_teacher", "distillation_configs",
+    "LABELS", "label", "smoothing_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs",
     "ssl_configs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
     "calibration_runs",
     # tables and findings
