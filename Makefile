@@ -28,6 +28,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 run: env
 	$(PY) -m jmlkit run --profile quick --jobs 2 --timeout 1200 --out runs/quick --figures figures/quick
+	@mkdir -p results/quick
+	@for nb in 02_label_smoothing 03_distillation; do \
+	    if [ -f runs/quick/$$nb/results.csv ]; then cp runs/quick/$$nb/results.csv results/quick/$$nb.csv; fi; done
 
 test: env
 	$(PY) -m pytest -n 2 --dist loadgroup

@@ -13,9 +13,11 @@ profile    training runs (digit scenes; :mod:`jmlkit.data`)                     
 ``full``   1,000 scenes of 32×32 px (1–3 digits), ``small`` UNet, 15 epochs            ``[0, 1, 2]``
 =========  ===========================================================================  =============
 
-Each profile also holds the sweep values of the result notebooks (``epsilon`` in 02, labelled
-``fraction`` in 04), the teacher and student models of 03, the grid sizes of notebook 01's loss
-geometry (``lessons``) and the brain-slice settings of notebook 05 (``soft_labels``).
+Each profile also holds the sweep values of the result notebooks (``epsilon_boundary``, the ε of the
+paper's boundary smoothing, and ``epsilon`` of uniform smoothing in 02; labelled ``fraction`` in 04), the teacher and student models of 03, the grid sizes of notebook 01's loss
+geometry (``lessons``), the brain-slice settings of notebook 05 (``soft_labels``) and notebook 02's
+ablation of the paper's recipe (``ablation``: the smaller ε it tries and the large-object scenes: 24×24 with
+18–24-px digits in smoke, 32×32 with 24–32-px digits in quick, 64×64 with 40–56-px digits in full).
 
 Smoke and quick runs use one CPU thread each (``num_threads=1``): two notebooks side by side on
 two cores then do not fight over threads.
@@ -46,10 +48,15 @@ __all__ = [
     "model_for",
     "lesson_settings",
     "soft_label_settings",
+    "ablation_settings",
 ]
 
 _DIGITS_16 = {"size": 16, "digit_size": [12, 16], "digits_per_scene": [1, 1], "in_channels": 3}
 _DIGITS_32 = {"size": 32, "digit_size": [12, 16], "in_channels": 3}
+# notebook 02's large-object ablation: the same one-digit scenes with digits larger relative to the 3x3 window
+_LARGE_24 = {"size": 24, "digit_size": [18, 24], "digits_per_scene": [1, 1], "in_channels": 3}
+_LARGE_32 = {"size": 32, "digit_size": [24, 32], "digits_per_scene": [1, 1], "in_channels": 3}
+_LARGE_64 = {"size": 64, "digit_size": [40, 56], "digits_per_scene": [1, 1], "in_channels": 3}
 
 #: The profiles. ``train``: :class:`~jmlkit.engine.TrainConfig` options of every training run;
 #: ``seeds``: the default seeds (``None``: the notebook's ``seed`` alone); ``sweeps``: default values
@@ -60,28 +67,32 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": dict(dataset="digits", dataset_kwargs=_DIGITS_16, model="tiny", train_limit=16, eval_limit=8,
                       epochs=1, batch_size=8, lr=3e-3, val_split=None, eval_batch_size=8, num_threads=1),
         "seeds": None,
-        "sweeps": {"epsilon": [0.0, 0.2], "fraction": [0.25, 0.5]},
+        "sweeps": {"epsilon": [0.0, 0.2], "fraction": [0.25, 0.5], "epsilon_boundary": [0.0, 0.5]},
         "models": {"teacher": "tiny", "student": "tiny"},
         "lessons": dict(grid_1d=51, grid_2d=21, arrow_grid=7, race_steps=30, triples=300, timing_repeats=1),
         "soft_labels": dict(size=32, model="tiny", epochs=1, batch_size=8, lr=1e-2, train_limit=16, eval_limit=8),
+        "ablation": dict(epsilon=0.1, large=_LARGE_24, shares_scenes=16),
     },
     "quick": {
         "train": dict(dataset="digits", dataset_kwargs=_DIGITS_16, model="small", train_limit=256, eval_limit=64,
                       epochs=20, batch_size=16, lr=2e-3, val_split=None, num_threads=1),
         "seeds": None,
-        "sweeps": {"epsilon": [0.0, 0.1, 0.3], "fraction": [1 / 16, 1 / 4]},
+        "sweeps": {"epsilon": [0.0, 0.1, 0.3], "fraction": [1 / 16, 1 / 4], "epsilon_boundary": [0.0, 0.1, 0.5]},
         "models": {"teacher": "small", "student": "student"},
         "lessons": dict(grid_1d=201, grid_2d=61, arrow_grid=11, race_steps=400, triples=10_000, timing_repeats=5),
         "soft_labels": dict(size=48, model="tiny", epochs=30, batch_size=8, lr=1e-2, train_limit=None, eval_limit=None),
+        "ablation": dict(epsilon=0.1, large=_LARGE_32, shares_scenes=256),
     },
     "full": {
         "train": dict(dataset="digits", dataset_kwargs=_DIGITS_32, model="small", train_limit=None, eval_limit=None,
                       epochs=15, batch_size=16, lr=2e-3, val_split=None, eval_batch_size=128),
         "seeds": [0, 1, 2],
-        "sweeps": {"epsilon": [0.0, 0.05, 0.1, 0.2, 0.3], "fraction": [1 / 16, 1 / 8, 1 / 4]},
+        "sweeps": {"epsilon": [0.0, 0.05, 0.1, 0.2, 0.3], "fraction": [1 / 16, 1 / 8, 1 / 4],
+                   "epsilon_boundary": [0.0, 0.1, 0.3, 0.5]},
         "models": {"teacher": "teacher", "student": "student"},
         "lessons": dict(grid_1d=1001, grid_2d=121, arrow_grid=15, race_steps=2000, triples=200_000, timing_repeats=10),
         "soft_labels": dict(size=64, model="small", epochs=120, batch_size=8, lr=3e-3, train_limit=None, eval_limit=None),
+        "ablation": dict(epsilon=0.1, large=_LARGE_64, shares_scenes=1000),
     },
 }
 
@@ -151,3 +162,15 @@ def lesson_settings(profile: str) -> dict[str, int]:
 def soft_label_settings(profile: str) -> dict[str, Any]:
     """Image size, model and schedule of notebook 05's brain-slice runs in a profile."""
     return get_profile(profile)["soft_labels"]
+
+
+def ablation_settings(profile: str) -> dict[str, Any]:
+    """Notebook 02's ablation of the paper's recipe in a profile: ``epsilon`` (the smaller ε it tries),
+    ``large`` (``dataset_kwargs`` of the large-object digit scenes: one digit per scene, larger relative to
+    the 3×3 window than the profile's own) and ``shares_scenes`` (training scenes over which the notebook reports the smoothing regime).
+
+    >>> s = ablation_settings("quick")
+    >>> s["epsilon"], s["large"]["size"], s["large"]["digit_size"]
+    (0.1, 32, [24, 32])
+    """
+    return get_profile(profile)["ablation"]

@@ -24,7 +24,7 @@ def tiny():
 def finished(tmp_path_factory, tiny):
     """Two configurations x two seeds in a notebook folder, trained once for the whole module."""
     out = tmp_path_factory.mktemp("batch") / "02_label_smoothing"
-    configs = {"ce": tiny.replace(loss="ce"), "jml_ls": tiny.replace(labels="ls", loss="jml")}
+    configs = {"ce": tiny.replace(loss="ce"), "jml_ls": tiny.replace(labels="ls", loss="jml", epsilon=0.1)}
     runs = ex.run_configs(configs, seeds=[0, 1], output_dir=out, verbose=False)
     return out, configs, runs
 

@@ -57,6 +57,6 @@ def test_06_calibration_smoke_trains_when_alone(tmp_path):
     out_dir, metrics, elapsed = _execute("06_calibration", tmp_path)
     assert metrics["trained_here"] == 1 and metrics["n_runs"] == 4
     assert sorted(p.name for p in (out_dir / "runs").iterdir()) == [
-        "ce_hard__seed0", "ce_ls__seed0", "jml_ls__seed0", "sjl_ls__seed0"]
+        "ce_hard__seed0", "ce_ls__seed0", "jml_bls__seed0", "jml_ls__seed0"]
     assert (out_dir / "reliability_diagrams.png").is_file()
     print(f"06 smoke: {elapsed:.1f} s")

@@ -61,8 +61,8 @@ def test_the_package_exports_every_figure_flat():
             "plot_reliability_grid", "plot_tradeoff", "plot_soft_target_curves", "plot_band_histograms",
             "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "target_panel",
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
-            "headless", "curve_explorer", "surface_explorer"} == functions
-    assert plot.LABELS["ce_ls"] == "CE + LS"
+            "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war"} == functions
+    assert plot.LABELS["ce_ls"] == "CE + uniform LS" and "paper's recipe" in plot.LABELS["jml_bls"]
 
 
 def test_import_is_light_and_independent_of_the_old_modules():
@@ -76,7 +76,7 @@ def test_import_is_light_and_independent_of_the_old_modules():
 # --------------------------------------------------------------------------------------------- helpers
 def test_label_joins_tuples_and_maps_known_names():
     assert _label(("02", "ce_ls")) == "02 / ce_ls"
-    assert _label("ce_ls") == "ce_ls" and _label("ce_ls", plot.LABELS) == "CE + LS"
+    assert _label("ce_ls") == "ce_ls" and _label("ce_ls", plot.LABELS) == "CE + uniform LS"
     assert _label("mine", plot.LABELS) == "mine"
 
 
@@ -237,8 +237,8 @@ def test_bar_chart(summary):
     fig = plot.bar_chart(summary, ["mIoU_D", "ECE_D"], title="bars", reference={"mIoU_D": 0.58, "ECE_D": None})
     assert [ax.get_title() for ax in fig.axes] == ["mIoU_D", "ECE_D"]
     assert all(len(ax.patches) == 3 for ax in fig.axes)
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE, hard labels", "CE+JML + LS",
-                                                                      "KD, CE (= KL)"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE, hard labels", "CE+JML + uniform LS (ours)",
+                                                                      _label("kd_ce", plot.LABELS)]
     assert [ln.get_linestyle() for ln in fig.axes[0].lines].count("--") == 1     # the reference line
     assert len(fig.axes[0].texts) == 3 and fig.axes[1].get_legend() is None
     with pytest.raises(ValueError, match="summary"):
@@ -252,7 +252,7 @@ def test_sweep_plot():
     fig = plot.sweep_plot(sw, "epsilon", ["ECE_D", "mIoU_D"], title="sweep")
     assert len(fig.axes) == 2 and all(len(ax.containers) == 2 for ax in fig.axes)
     assert fig.axes[0].get_xlabel() == "epsilon" and fig.axes[0].get_ylabel() == "ECE_D (%)"
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["CE+JML + LS", "ce"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["CE+JML + uniform LS (ours)", "ce"]
     assert plot.sweep_plot(sw.assign(epsilon=sw["epsilon"] + 0.1), "epsilon", ["ECE_D"], logx=True) \
         .axes[0].get_xscale() == "log"
 
@@ -265,7 +265,7 @@ def test_history_plot(tmp_path):
     fig = plot.history_plot({n: tmp_path / n for n in ["kd_ce", "other"]}, ["train_loss", "missing"], title="h")
     assert [ax.get_title() for ax in fig.axes] == ["train_loss", "missing"]
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 0
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["KD, CE (= KL)", "other"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [_label("kd_ce", plot.LABELS), "other"]
 
 
 # --------------------------------------------------------------------------------------------- notebook 01
@@ -312,3 +312,55 @@ def test_explorers_are_notes_in_batch_runs(monkeypatch):
     assert plot.headless()
     for note in (plot.curve_explorer(target=0.3, grid=11), plot.surface_explorer(target=(0.3, 0.7), grid=7)):
         assert "JupyterLab" in note.data
+
+
+# --------------------------------------------------------------------------------------------- notebook 02's ablation
+def test_smoothing_regime():
+    from jmlkit.targets import smoothing_shares
+
+    y = torch.zeros(2, 9, 9, dtype=torch.long)
+    y[0, 2:6, 2:6], y[1, 1:8, 1:8] = 1, 2
+    shares = {"boundary": smoothing_shares(y, 3), "uniform": smoothing_shares(y, 3, epsilon=0.1, smoothing="uniform")}
+    fig = plot.smoothing_regime(shares, class_names=["bg", "a", "b"], title="regime")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and fig._suptitle.get_text() == "regime"
+    assert [ax.get_ylabel() for ax in fig.axes] == ["share of its pixels smoothed", "floor's share of its target mass"]
+    for ax in fig.axes:
+        assert len(ax.patches) == 2 * 3  # a bar per setting and class
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["bg", "a", "b"]
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights[3:] == [100.0] * 3  # uniform smoothing smooths every pixel
+    assert heights[1] == pytest.approx(100 * shares["boundary"].per_class.loc[1, "share_smoothed"])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[1] == "uniform (objects: 100% smoothed)"
+    # the per-class tables are accepted too
+    assert len(plot.smoothing_regime({"t": shares["boundary"].per_class}).axes[0].patches) == 3
+    with pytest.raises(ValueError, match="non-empty"):
+        plot.smoothing_regime({})
+    with pytest.raises(TypeError, match="SmoothingShares"):
+        plot.smoothing_regime({"x": [1, 2]})
+    with pytest.raises(ValueError, match="same classes"):
+        plot.smoothing_regime({"a": shares["boundary"], "b": smoothing_shares(y, 4)})
+    with pytest.raises(ValueError, match="class names"):
+        plot.smoothing_regime(shares, class_names=["bg"])
+
+
+def test_gradient_tug_of_war():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 3, 6, 6, generator=g)
+    z[:, 0] += 10.0  # class 0 wins the arg-max everywhere
+    y = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 6, 6), generator=g), 3).permute(0, 3, 1, 2).float()
+    a, b = lessons.gradient_split(z, y), lessons.gradient_split(torch.randn(2, 3, 6, 6, generator=g), y)
+    fig = plot.gradient_tug_of_war({"collapsed": a, "other": b.per_class}, title="tug")
+    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["collapsed", "other"]
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3 * 2 * 3  # per class and term: pull-up, push-down and net bars
+    ups = [p.get_height() for p in ax.patches[:3]]  # the CE pull-up bars, scaled by 1e3
+    assert ups == pytest.approx((a.per_class["ce_up"] * 1e3).tolist())
+    colors = [t.get_color() for t in ax.get_xticklabels()]
+    assert a.collapsed() == [1, 2] and colors[0] != "#d62728" and colors[1] == colors[2] == "#d62728"
+    assert ax.get_ylabel() == "push on the logits (x0.001)" and "red" in fig.axes[-1].get_xlabel()
+    assert len(ax.get_legend().get_texts()) == 6
+    with pytest.raises(ValueError, match="non-empty"):
+        plot.gradient_tug_of_war({})
+    with pytest.raises(TypeError, match="GradientSplit"):
+        plot.gradient_tug_of_war({"x": pd.DataFrame({"a": [1]})})

@@ -18,7 +18,8 @@ Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values
 from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, examples,
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
-from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, RunSource, calibration_runs, distillation_configs,
+from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
+                                        calibration_runs, distillation_configs, smoothing_ablation_configs,
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
@@ -40,7 +41,7 @@ __all__ = [
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes
-    "LABELS", "label", "smoothing_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs",
+    "LABELS", "label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs",
     "ssl_configs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
     "calibration_runs",
     # tables and findings

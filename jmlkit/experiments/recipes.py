@@ -1,24 +1,26 @@
 """The configurations of each result notebook, and the sweeps that run them through the run cache.
 
-===============================  =========  ==================================================
-recipe                           notebook   what
-===============================  =========  ==================================================
-:func:`smoothing_configs`        02         hard labels, uniform and boundary LS × CE, SJL, JML
-:func:`epsilon_sweep`            02         a label-smoothing ε sweep
-:func:`train_teacher`            03         the teacher of the distillation students
-:func:`distillation_configs`     03         four students: hard labels, KD with CE, JML, CE+JML
-:func:`ssl_configs`              04         labelled only, hard and soft pseudo-labels
-:func:`labeled_fraction_sweep`   04         the methods at several labelled fractions
-:func:`soft_label_configs`       05         one brain-slice run per loss, on the data's soft labels
-:func:`calibration_runs`         06         the runs of 02–05, or a small set trained here
-===============================  =========  ==================================================
+==================================  ========  ==========================================================
+recipe                              notebook  what
+==================================  ========  ==========================================================
+:func:`smoothing_configs`           02        the paper's recipe (CE+JML + boundary LS) first, then CE,
+                                              CE+SJL and our uniform-LS variation
+:func:`smoothing_ablation_configs`  02        one-factor changes of the paper's recipe
+:func:`epsilon_sweep`               02        a label-smoothing ε sweep
+:func:`train_teacher`               03        the teacher of the distillation students
+:func:`distillation_configs`        03        four students: hard labels, KD with CE, JML, CE+JML
+:func:`ssl_configs`                 04        labelled only, hard and soft pseudo-labels
+:func:`labeled_fraction_sweep`      04        the methods at several labelled fractions
+:func:`soft_label_configs`          05        one brain-slice run per loss, on the data's soft labels
+:func:`calibration_runs`            06        the runs of 02–05, or a small set trained here
+==================================  ========  ==========================================================
 
 Base configurations come from :meth:`jmlkit.engine.TrainConfig.from_profile`; seeds, sweep values
 and models from :mod:`jmlkit.profiles`. :data:`LABELS` are the display names of the configurations.
 
 Example:
     >>> list(smoothing_configs(TrainConfig.from_profile("smoke")))
-    ['ce_hard', 'ce_ls', 'sjl_ls', 'jml_ls', 'jml_bls']
+    ['jml_bls', 'ce_hard', 'ce_ls', 'ce_bls', 'sjl_bls', 'jml_ls']
 """
 from __future__ import annotations
 
@@ -36,30 +38,43 @@ from jmlkit.experiments.runs import find_runs, notebook_status, resolve_results_
 __all__ = [
     "LABELS",
     "label",
+    "PAPER_RECIPE",
+    "PAPER_SMOOTHING",
     "smoothing_configs",
+    "smoothing_ablation_configs",
     "sweep",
     "epsilon_sweep",
     "train_teacher",
     "distillation_configs",
+    "teacher_config",
     "ssl_configs",
     "labeled_fraction_sweep",
     "soft_label_configs",
     "RunSource",
     "CALIBRATION_FALLBACK",
+    "calibration_fallback_configs",
     "calibration_runs",
 ]
 
 #: Display names of the recipe configurations (figure labels and the sentences of the findings).
 LABELS = {
+    "jml_bls": "CE+JML + boundary LS (paper's recipe)",
     "ce_hard": "CE, hard labels",
-    "ce_ls": "CE + LS",
-    "sjl_ls": "CE+SJL + LS",
-    "jml_ls": "CE+JML + LS",
-    "jml_bls": "CE+JML + boundary LS",
+    "ce_ls": "CE + uniform LS",
+    "ce_bls": "CE + boundary LS",
+    "sjl_bls": "CE+SJL + boundary LS",
+    "jml_ls": "CE+JML + uniform LS (ours)",
+    "sjl_ls": "CE+SJL + uniform LS",
+    "jml_bls_uniform": "recipe with uniform LS",
+    "jml_bls_eps": "recipe with a smaller ε",
+    "jml_bls_image": "recipe with per-image JML",
+    "jml_bls_present": "recipe with present classes",
+    "jml_bls_large": "recipe on large digits",
+    "ce_hard_large": "CE, hard labels, large digits",
     "hard_ce": "hard labels, CE",
-    "kd_ce": "KD, CE (= KL)",
-    "kd_jml": "KD, JML",
-    "kd_ce+jml": "KD, CE+JML",
+    "kd_jml": "JML-KD (the paper's)",
+    "kd_kl": "KL distillation (CE + KL)",
+    "kd_jml_only": "JML on the teacher alone (ours)",
     "labeled_only": "labelled only (CE)",
     "pseudo_hard_ce": "hard pseudo-labels (CE)",
     "pseudo_soft_jml": "soft pseudo-labels (CE+JML)",
@@ -69,8 +84,8 @@ LABELS = {
 def label(name: Any) -> str:
     """The display name of a configuration (:data:`LABELS`), else the name itself.
 
-    >>> label("jml_ls"), label("mine")
-    ('CE+JML + LS', 'mine')
+    >>> label("jml_bls"), label("mine")
+    ("CE+JML + boundary LS (paper's recipe)", 'mine')
     """
     return LABELS.get(str(name), str(name))
 
@@ -134,27 +149,86 @@ def epsilon_sweep(configs: Mapping[str, TrainConfig], epsilons: Sequence[float],
 # ============================================================================ 02: label smoothing
 
 
-def smoothing_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, TrainConfig]:
-    """The label-smoothing comparison of notebook 02 (compound losses are 0.25 CE + 0.75 region loss).
+#: The paper's label smoothing (PAPER.md, ``configs/labels/ls.yaml``): boundary only, ε = 0.5, a 3×3 window.
+PAPER_SMOOTHING: dict[str, Any] = dict(labels="ls", smoothing="boundary", epsilon=0.5, boundary_kernel=3)
+#: The paper's soft-label recipe: 0.25 CE (= KL at T = 1 up to a constant) + 0.75 JML (batch pooling, all classes
+#: for soft targets, smooth 1: the loss defaults) on boundary-smoothed labels.
+PAPER_RECIPE: dict[str, Any] = dict(loss="ce+jml", **PAPER_SMOOTHING)
 
-    ============  ================  ==========================
-    name          labels            loss
-    ============  ================  ==========================
-    ``ce_hard``   hard              cross-entropy
-    ``ce_ls``     uniform LS, ε     cross-entropy
-    ``sjl_ls``    uniform LS, ε     CE + soft Jaccard (SJL)
-    ``jml_ls``    uniform LS, ε     CE + Jaccard metric (JML)
-    ``jml_bls``   boundary LS, ε    CE + Jaccard metric (JML)
-    ============  ================  ==========================
+
+def smoothing_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, TrainConfig]:
+    """The label-smoothing comparison of notebook 02, the paper's recipe first.
+
+    Compound losses are 0.25 CE + 0.75 region loss; region losses pool over the batch and use all classes on
+    soft targets (the loss defaults, the paper's). Boundary LS is the paper's: ε = 0.5, 3×3 window.
+
+    ============  ==========================  ==========================  ======================================
+    name          labels                      loss                        what
+    ============  ==========================  ==========================  ======================================
+    ``jml_bls``   boundary LS, ε 0.5, 3×3     CE + Jaccard metric (JML)   **the paper's recipe**
+    ``ce_hard``   hard                        cross-entropy               the baseline
+    ``ce_ls``     uniform LS, ``epsilon``     cross-entropy               classic label smoothing
+    ``ce_bls``    boundary LS, ε 0.5, 3×3     cross-entropy               the recipe without its JML term
+    ``sjl_bls``   boundary LS, ε 0.5, 3×3     CE + soft Jaccard (SJL)     the recipe with the older loss
+    ``jml_ls``    uniform LS, ``epsilon``     CE + JML                    ours: the recipe's loss, uniform LS
+    ============  ==========================  ==========================  ======================================
+
+    Example:
+        >>> cfgs = smoothing_configs(TrainConfig.from_profile("smoke"))
+        >>> [(k, c.labels, c.smoothing, c.epsilon, c.loss) for k, c in cfgs.items()][:2]
+        [('jml_bls', 'ls', 'boundary', 0.5, 'ce+jml'), ('ce_hard', 'hard', 'boundary', 0.5, 'ce')]
     """
-    ls = dict(labels="ls", epsilon=epsilon, smoothing="uniform")
+    epsilon = check_real("epsilon", epsilon, low=0.0, high=1.0)
+    uniform = dict(labels="ls", smoothing="uniform", epsilon=epsilon)
     return {
+        "jml_bls": base.replace(**PAPER_RECIPE),
         "ce_hard": base.replace(labels="hard", loss="ce"),
-        "ce_ls": base.replace(loss="ce", **ls),
-        "sjl_ls": base.replace(loss="ce+sjl", **ls),
-        "jml_ls": base.replace(loss="ce+jml", **ls),
-        "jml_bls": base.replace(loss="ce+jml", labels="ls", epsilon=epsilon, smoothing="boundary"),
+        "ce_ls": base.replace(loss="ce", **uniform),
+        "ce_bls": base.replace(loss="ce", **PAPER_SMOOTHING),
+        "sjl_bls": base.replace(loss="ce+sjl", **PAPER_SMOOTHING),
+        "jml_ls": base.replace(loss="ce+jml", **uniform),
     }
+
+
+def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
+                               large: Mapping[str, Any] | None = None) -> dict[str, TrainConfig]:
+    """Notebook 02's ablation: the paper's recipe and one-factor changes of it, to test why it fails on small
+    objects (the ε/C floor that smoothing gives every class, the share of each object inside the band).
+
+    ===================  =============================================================================
+    name                 the one change from ``jml_bls`` (the paper's recipe, first)
+    ===================  =============================================================================
+    ``jml_bls_uniform``  uniform instead of boundary smoothing (same ε = 0.5)
+    ``jml_bls_eps``      boundary smoothing with ε = ``epsilon`` instead of 0.5
+    ``jml_bls_image``    JML pooled per image (``aggregate="image"``) instead of over the batch
+    ``jml_bls_present``  JML over the classes present in each image (``classes="present"``, threshold 0.01)
+    ``jml_bls_large``    data: ``large`` (``dataset_kwargs`` of larger objects), same recipe
+    ``ce_hard_large``    the CE reference on the ``large`` data (not a change of the recipe)
+    ===================  =============================================================================
+
+    The last two exist only when ``large`` is given (the notebook gives it for digit scenes).
+
+    Example:
+        >>> cfgs = smoothing_ablation_configs(TrainConfig.from_profile("smoke"), large={"size": 24})
+        >>> list(cfgs)
+        ['jml_bls', 'jml_bls_uniform', 'jml_bls_eps', 'jml_bls_image', 'jml_bls_present', 'jml_bls_large', 'ce_hard_large']
+        >>> cfgs["jml_bls_image"].loss_kwargs, cfgs["jml_bls_large"].dataset_kwargs["size"]
+        ({'aggregate': 'image'}, 24)
+    """
+    epsilon = check_real("epsilon", epsilon, low=0.0, high=1.0)
+    recipe = base.replace(**PAPER_RECIPE)
+    configs = {
+        "jml_bls": recipe,
+        "jml_bls_uniform": recipe.replace(smoothing="uniform"),
+        "jml_bls_eps": recipe.replace(epsilon=epsilon),
+        "jml_bls_image": recipe.replace(loss_kwargs={**recipe.loss_kwargs, "aggregate": "image"}),
+        "jml_bls_present": recipe.replace(loss_kwargs={**recipe.loss_kwargs, "classes": "present"}),
+    }
+    if large is not None:
+        data = {**base.dataset_kwargs, **dict(large)}
+        configs["jml_bls_large"] = recipe.replace(dataset_kwargs=data)
+        configs["ce_hard_large"] = base.replace(labels="hard", loss="ce", dataset_kwargs=data)
+    return configs
 
 
 # ============================================================================ 03: distillation
@@ -169,34 +243,46 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
 
 
 def distillation_configs(student: TrainConfig, teacher: str | os.PathLike, *, temperature: float = 1.0,
-                         label_weight: float = 0.0) -> dict[str, TrainConfig]:
-    """Students of notebook 03, all with the same model and data.
+                         label_weight: float = 0.5, teacher_weight: float = 0.5) -> dict[str, TrainConfig]:
+    """Students of notebook 03, all with the same model, data and steps; the paper's recipe first.
 
-    ==============  ==============================  =================================================
-    name            target                          loss
-    ==============  ==============================  =================================================
-    ``hard_ce``     hard labels                     cross-entropy
-    ``kd_ce``       teacher's softmax (T)           cross-entropy = KL(teacher ‖ student) + const.
-    ``kd_jml``      teacher's softmax (T)           Jaccard metric loss
-    ``kd_ce+jml``   teacher's softmax (T)           0.25 CE + 0.75 JML
-    ==============  ==============================  =================================================
+    ================  ===================================================================================
+    name              objective
+    ================  ===================================================================================
+    ``kd_jml``        **the paper's JML-KD** (:class:`~jmlkit.losses.JMLDistillationLoss`):
+                      0.25 [λ CE(labels) + τ T² KL(teacher ‖ student)] + 0.75 [λ JML(labels) + τ JML(teacher)]
+    ``hard_ce``       hard labels, cross-entropy (no teacher)
+    ``kd_kl``         KL distillation: λ CE(labels) + τ T² KL(teacher ‖ student)
+    ``kd_jml_only``   ours: the JML alone on the teacher's probabilities (one mixed target, no label term)
+    ================  ===================================================================================
+
+    λ = ``label_weight``, τ = ``teacher_weight`` (0.5 and 0.5 in the reference code), T = ``temperature``.
 
     Example:
         >>> cfgs = distillation_configs(TrainConfig.from_profile("smoke"), "runs/teacher__seed0", temperature=2.0)
-        >>> [(k, c.labels, c.loss) for k, c in cfgs.items()]
-        [('hard_ce', 'hard', 'ce'), ('kd_ce', 'kd', 'ce'), ('kd_jml', 'kd', 'jml'), ('kd_ce+jml', 'kd', 'ce+jml')]
+        >>> [(k, c.labels, c.kd_form, c.loss) for k, c in cfgs.items()]  # doctest: +NORMALIZE_WHITESPACE
+        [('kd_jml', 'kd', 'terms', 'ce+jml'), ('hard_ce', 'hard', 'terms', 'ce'), ('kd_kl', 'kd', 'terms', 'ce'),
+         ('kd_jml_only', 'kd', 'mixed', 'jml')]
     """
     teacher = str(Path(teacher).resolve())
-    kd = dict(labels="kd", teacher=teacher, kd_temperature=temperature, kd_label_weight=label_weight)
+    kd = dict(labels="kd", teacher=teacher, kd_temperature=temperature, kd_label_weight=label_weight,
+              kd_teacher_weight=teacher_weight, kd_form="terms")
     return {
+        "kd_jml": student.replace(loss="ce+jml", **kd),
         "hard_ce": student.replace(labels="hard", loss="ce"),
-        "kd_ce": student.replace(loss="ce", **kd),
-        "kd_jml": student.replace(loss="jml", **kd),
-        "kd_ce+jml": student.replace(loss="ce+jml", **kd),
+        "kd_kl": student.replace(loss="ce", **kd),
+        "kd_jml_only": student.replace(loss="jml", **{**kd, "kd_form": "mixed", "kd_label_weight": 0.0}),
     }
 
 
-# ============================================================================ 04: semi-supervised
+def teacher_config(student: TrainConfig, *, model: str, epochs: int, seed: int = 0, epsilon: float = 0.5) -> TrainConfig:
+    """The teacher of notebook 03: the paper's soft-label recipe (CE+JML with boundary label smoothing, ε 0.5, k 3).
+
+    >>> teacher_config(TrainConfig.from_profile("smoke"), model="tiny", epochs=2).smoothing
+    'boundary'
+    """
+    return student.replace(model=model, epochs=epochs, labels="ls", smoothing="boundary", epsilon=epsilon,
+                           boundary_kernel=3, loss="ce+jml", seed=seed)
 
 
 def ssl_configs(base: TrainConfig, *, hard_threshold: float = 0.9, soft_threshold: float = 0.0,
@@ -211,6 +297,9 @@ def ssl_configs(base: TrainConfig, *, hard_threshold: float = 0.9, soft_threshol
     ``pseudo_hard_ce``  + FixMatch-style hard pseudo-labels (arg-max, confidence ≥ ``hard_threshold``), CE
     ``pseudo_soft_jml`` + soft pseudo-labels (the model's probabilities, ≥ ``soft_threshold``), CE + JML
     ==================  ====================================================================
+
+    The soft pseudo-labels enter the JML with **all** classes (jmlkit's default for soft targets, as in
+    the authors' code); the labelled batch's hard labels with the classes present in it.
 
     The unlabelled loss is weighted by ``ssl_weight`` and starts after ``ssl_warmup`` of the steps (the
     first half by default: pseudo-labels of an untrained network are noise; in our quick runs this
@@ -281,8 +370,20 @@ class RunSource(NamedTuple):
     trained_here: bool  # True when no finished runs were found and the fallback set was trained
 
 
-#: The configurations of notebook 02 that notebook 06 trains when it finds no runs.
-CALIBRATION_FALLBACK = ("ce_hard", "ce_ls", "jml_ls", "sjl_ls")
+#: The configurations that notebook 06 trains when it finds no runs: the paper's recipe (CE+JML with boundary LS,
+#: ε = 0.5) first, then hard-label CE and CE and CE+JML on uniformly smoothed labels (ε = 0.1, ours), as notebook 06
+#: describes them (:func:`calibration_fallback_configs`).
+CALIBRATION_FALLBACK = ("jml_bls", "ce_hard", "ce_ls", "jml_ls")
+
+
+def calibration_fallback_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, TrainConfig]:
+    """The :data:`CALIBRATION_FALLBACK` configurations of notebook 02 (the paper's recipe first).
+
+    >>> list(calibration_fallback_configs(TrainConfig.from_profile("smoke"))) == list(CALIBRATION_FALLBACK)
+    True
+    """
+    configs = smoothing_configs(base, epsilon=epsilon)
+    return {name: configs[name] for name in CALIBRATION_FALLBACK}
 
 
 def calibration_runs(
@@ -306,9 +407,8 @@ def calibration_runs(
     skipped = {nb: st for nb, st in status.items() if st != "ok"}
     if len(runs):
         return RunSource(runs, f"the finished runs in `{source_dir.resolve()}`", skipped, False)
-    configs = smoothing_configs(TrainConfig.from_profile(profile), epsilon=0.1)
-    run_configs({name: configs[name] for name in CALIBRATION_FALLBACK}, seeds=profile_seeds(profile, seeds, seed=seed),
-                output_dir=out)
+    run_configs(calibration_fallback_configs(TrainConfig.from_profile(profile), epsilon=0.1),
+                seeds=profile_seeds(profile, seeds, seed=seed), output_dir=out)
     runs = find_runs(out, only_finished=False).assign(notebook="06_calibration (trained here)")
     source = f"runs trained here (profile `{profile}`), because no finished runs were found" + (
         f" in `{source_dir}`" if source_dir is not None else "")

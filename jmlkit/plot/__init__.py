@@ -18,6 +18,7 @@ module                      figures
 :mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`history_plot`
 :mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
                             :func:`plot_triangle` (notebook 01)
+:mod:`.regime`              :func:`smoothing_regime`, :func:`gradient_tug_of_war` (notebook 02's ablation)
 :mod:`.interactive`         :func:`curve_explorer`, :func:`surface_explorer`, :func:`render_png`,
                             :func:`headless` (``ipywidgets`` is imported only when a widget is built)
 ==========================  ==========================================================================
@@ -42,6 +43,7 @@ from .calibration import (
 )
 from .interactive import HEADLESS_ENV, curve_explorer, headless, render_png, surface_explorer
 from .losses import LOSS_COLORS, CurvePlot, SurfacePlot, plot_loss_curves, plot_loss_surfaces, plot_race, plot_triangle
+from .regime import gradient_tug_of_war, smoothing_regime
 from .runs import bar_chart, history_plot, sweep_plot
 from .segmentation import per_class_iou, plot_soft_predictions, segmentation_panel, target_panel
 
@@ -73,6 +75,9 @@ __all__ = [
     "plot_loss_surfaces",
     "plot_race",
     "plot_triangle",
+    # regime of label smoothing (notebook 02)
+    "smoothing_regime",
+    "gradient_tug_of_war",
     # widgets
     "headless",
     "render_png",
