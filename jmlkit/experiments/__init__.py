@@ -9,7 +9,8 @@ module                                         what
                                                one pooling), calibration near boundaries, per class, soft labels
 :mod:`~jmlkit.experiments.soft`                errors of predictions against soft labels (:class:`SoftLabelStats`)
 :mod:`~jmlkit.experiments.recipes`             the configurations of notebooks 02–06 and their sweeps
-:mod:`~jmlkit.experiments.tables`              mean ± std over seeds, comparisons in words, each notebook's findings
+:mod:`~jmlkit.experiments.tables`              mean ± std over seeds, comparisons in words
+:mod:`~jmlkit.experiments.findings`            each result notebook's "what we saw", worded from its tables
 =============================================  ==================================================================
 
 Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values, models) in
@@ -26,10 +27,10 @@ from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
-from jmlkit.experiments.tables import (boundary_table, calibration_findings, calibration_headline, compare,
-                                       distillation_findings, format_table, headline, per_class_means,
-                                       per_config_means, skipped_note, smoothing_findings, soft_label_findings,
-                                       source_note, ssl_findings, ssl_headline, summarize)
+from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
+                                         distillation_findings, skipped_note, smoothing_findings, soft_label_findings,
+                                         source_note, ssl_findings, ssl_headline)
+from jmlkit.experiments.tables import compare, format_table, headline, per_class_means, per_config_means, summarize
 
 __all__ = [
     # runs

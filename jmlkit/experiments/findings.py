@@ -1,0 +1,499 @@
+r"""The findings of notebooks 02–06.
+
+The *findings* functions write the "What we saw" section of each result notebook from its tables,
+as Markdown: they pick the winners and word the results, so the notebooks only display them.
+
+=================================  ========  ================================================
+function                           notebook  reads
+=================================  ========  ================================================
+:func:`smoothing_findings`         02        the comparison, the ε sweep, ECE near boundaries
+:func:`distillation_findings`      03        the students and the teacher's metrics
+:func:`ssl_findings`               04        the methods × labelled fractions
+:func:`soft_label_findings`        05        soft-label errors of each loss
+:func:`calibration_findings`       06        every notebook's runs, boundary and class tables
+=================================  ========  ================================================
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jmlkit.experiments.recipes import LABELS, label
+from jmlkit.experiments.tables import compare
+
+__all__ = [
+    "smoothing_findings",
+    "distillation_findings",
+    "ssl_headline",
+    "ssl_findings",
+    "soft_label_findings",
+    "source_note",
+    "skipped_note",
+    "boundary_table",
+    "calibration_headline",
+    "calibration_findings",
+]
+
+
+# ============================================================================ 02: label smoothing
+
+
+def _n_seeds(summary: pd.DataFrame, *names: str, key: str = "config") -> int:
+    table = summary.set_index(key)
+    return int(min(table.at[n, "n_seeds"] for n in names)) if "n_seeds" in table.columns else 1
+
+
+def _measured(summary: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config") -> str:
+    """``a`` against ``b`` in words: with one seed the difference is given and called not measurable; with
+    several, :func:`compare`'s sentence (with "within one standard deviation" where it is)."""
+    if _n_seeds(summary, a, b, key=key) > 1:
+        return compare(summary, a, b, metric, key=key)
+    table = summary.set_index(key)
+    ma, mb = 100 * float(table.at[a, f"{metric}_mean"]), 100 * float(table.at[b, f"{metric}_mean"])
+    return (f"{label(a)} {ma:.1f} vs {label(b)} {mb:.1f} ({ma - mb:+.1f} points; not measurable with one seed)")
+
+
+def _zero_classes(iou: Any, background: int | None = 0) -> tuple[int, int]:
+    """(object classes at IoU 0 (below 0.5 %), object classes) of a per-class IoU vector."""
+    v = np.asarray(iou, dtype=float)
+    keep = np.ones(len(v), dtype=bool)
+    if background is not None and len(v):
+        keep[background] = False
+    v = v[keep & np.isfinite(v)]
+    return int((v < 0.005).sum()), int(len(v))
+
+
+def _floor_span(shares: Any) -> str:
+    """The range of the floor's share of the target mass over the present object classes, e.g. ``"46–60%"``."""
+    t = shares.per_class
+    objects = t[t["object"] & (t["pixels"] > 0)]
+    lo, hi = f"{100 * objects['floor_share'].min():.0f}", f"{100 * objects['floor_share'].max():.0f}"
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
+def _regime_line(shares: Any) -> str:
+    """One sentence of a :class:`~jmlkit.targets.SmoothingShares` report: object share smoothed, floor shares."""
+    cover = 100 * shares.object_pixels / shares.pixels if shares.pixels else float("nan")
+    return (f"smooths {100 * shares.object_share_smoothed:.0f}% of the object pixels (objects cover {cover:.0f}% of "
+            f"the pixels); the ε/C floor is {_floor_span(shares)} of each object class's target mass")
+
+
+def _scene_words(config: Any) -> str:
+    kw = dict(getattr(config, "dataset_kwargs", {}) or {})
+    if getattr(config, "dataset", None) != "digits":
+        return f"data set `{getattr(config, 'dataset', '?')}`"
+    size, digit = kw.get("size", 64), kw.get("digit_size", (14, 24))
+    digit = digit if isinstance(digit, (list, tuple)) else (digit, digit)
+    per = kw.get("digits_per_scene", (1, 3))
+    per = per if isinstance(per, (list, tuple)) else (per, per)
+    many = f"{per[0]}" if per[0] == per[1] else f"{per[0]}–{per[1]}"
+    return f"{size}×{size}-px digit scenes with {many} digit(s) of {digit[0]}–{digit[1]} px"
+
+
+def _push(value: float) -> str:
+    return f"{'up' if value > 0 else 'down'} ({_num(value)})"
+
+
+def _num(value: float) -> str:
+    return f"{1e3 * value:+.1f}×10⁻³"
+
+
+def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, boundary: Mapping[str, pd.DataFrame], *,
+                       profile: str, seeds: Sequence[int], config: Any, epsilon: float,
+                       per_class_iou: Mapping[str, Any] | None = None, regime: Mapping[str, Any] | None = None,
+                       ablation: pd.DataFrame | None = None, ablation_epsilon: float | None = None,
+                       tug: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The findings of notebook 02 (Markdown bullets): the paper's recipe first, with the regime of the data.
+
+    Args:
+        summary: :func:`summarize` of :func:`~jmlkit.experiments.smoothing_configs` (``mIoU_D``, ``ECE_D``,
+            ``SCE_D``, ``Confidence``, ``Acc``); ``jml_bls`` (the paper's recipe) and ``ce_hard`` are required.
+        sweep_summary: :func:`summarize` of the ε sweep, ``by=["method", "epsilon"]``; the ``jml_bls`` method
+            (the recipe's ε) is reported when present, else the first one.
+        boundary: ``{config: boundary_calibration table}`` of ``jml_bls`` and ``ce_hard``; the first row is the
+            boundary, the last the pixels far from it.
+        profile, seeds, config, epsilon: the setting (``config``: the base TrainConfig; ``epsilon``: the ε of
+            the uniform-LS runs).
+        per_class_iou: ``{config: per-class IoU}`` (:func:`per_class_means`), to count the classes at IoU 0.
+        regime: ``{"data": SmoothingShares, "large": ..., "uniform": ...}`` of :func:`jmlkit.targets.smoothing_shares`
+            (the paper's boundary LS on the notebook's data and on the large-object data, uniform LS with
+            ``epsilon`` on the notebook's data); any may be missing.
+        ablation: :func:`summarize` of :func:`~jmlkit.experiments.recipes.smoothing_ablation_configs` (with
+            ``jml_bls`` and, for the large-object factor, ``jml_bls_large`` and ``ce_hard_large``).
+        ablation_epsilon: the ε of the ``jml_bls_eps`` run.
+        tug: ``{name: tug_summary}`` of :func:`jmlkit.lessons.tug_summary`: ``jml_bls`` (the recipe's model and
+            targets), optionally ``jml_bls_no_floor`` (the same model, targets with ε = 0) and ``ce_bls``.
+
+    With one seed every difference is given with its sign and called "not measurable with one seed"; with
+    several seeds, :func:`compare` words it. The ablation's "best single change" is the one-factor change
+    (on the same data) with the highest ``mIoU_D``, the ε sweep's runs included.
+    """
+    s_ = summary.set_index("config")
+    recipe, ref = "jml_bls", "ce_hard"
+    n_seeds = _n_seeds(summary, *summary["config"])
+    cls = per_class_iou or {}
+
+    def zeros(name: str) -> str:
+        if name not in cls:
+            return ""
+        k, n = _zero_classes(cls[name])
+        return f", {k} of {n} object classes at IoU 0"
+
+    def miou(name: str, table: pd.DataFrame = s_) -> str:
+        return f"{100 * table.at[name, 'mIoU_D_mean']:.1f}%"
+
+    lines = [f"* **Setting**: {profile} profile, seeds {list(seeds)}, model `{config.model}`, {config.epochs} epochs, "
+             f"{_scene_words(config)}; uniform LS at ε = {epsilon:g}. "
+             + ("One seed: differences are given with their sign but are **not measurable with one seed**."
+                if n_seeds == 1 else f"{n_seeds} seeds: ± is the standard deviation over seeds.")]
+    reg = regime or {}
+    if "data" in reg:
+        regime_text = f"* **Regime of our data**: the paper's boundary LS (ε 0.5, 3×3) {_regime_line(reg['data'])}"
+        if "uniform" in reg:
+            regime_text += (f"; uniform LS (ε {reg['uniform'].epsilon:g}) smooths every pixel, its floor is "
+                            f"{_floor_span(reg['uniform'])}")
+        lines.append(regime_text + ". On the paper's benchmarks (512–1024-px Cityscapes, VOC, ADE20K crops, "
+                     "ImageNet-pretrained encoders, 40k iterations) the 3×3 band is a thin rim of each object; here it is "
+                     f"most of it, and a small network (`{config.model}`) is trained from scratch for {config.epochs} epochs.")
+    lines.append(f"* **The paper's recipe** (0.25 CE + 0.75 JML on boundary LS, ε 0.5, 3×3): "
+                 f"mIoU_D {miou(recipe)}{zeros(recipe)}; {label(ref)}: {miou(ref)}{zeros(ref)}. "
+                 f"{_measured(summary, recipe, ref)}.")
+    others = [n for n in ("ce_bls", "sjl_bls", "ce_ls", "jml_ls") if n in s_.index]
+    if others:
+        lines.append("* **Against CE with hard labels**: " + "; ".join(
+            f"{_measured(summary, n, ref)}{zeros(n)}" for n in others) + ".")
+    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
+    lines.append(f"* **Calibration**: the lowest ECE_D comes from {label(calib)} "
+                 f"({100 * s_.at[calib, 'ECE_D_mean']:.1f}%); the paper's recipe {100 * s_.at[recipe, 'ECE_D_mean']:.1f}%, "
+                 f"CE with hard labels {100 * s_.at[ref, 'ECE_D_mean']:.1f}%"
+                 + (" (one seed: not measurable)." if n_seeds == 1 else f". {compare(summary, recipe, ref, 'ECE_D')}."))
+    conf, acc = s_.at[ref, "Confidence_mean"], s_.at[ref, "Acc_mean"]
+    conf_r, acc_r = s_.at[recipe, "Confidence_mean"], s_.at[recipe, "Acc_mean"]
+    lines.append(f"* **Over- or under-confident?** CE with hard labels: mean confidence {100 * conf:.1f}% for a pixel "
+                 f"accuracy of {100 * acc:.1f}% ({'over' if conf > acc else 'under'}-confident on average); the paper's "
+                 f"recipe: {100 * conf_r:.1f}% for {100 * acc_r:.1f}% ({'over' if conf_r > acc_r else 'under'}-confident).")
+    if recipe in boundary and ref in boundary:
+        (edge, far), (edge_r, far_r) = ((boundary[n]["ECE"].iloc[0], boundary[n]["ECE"].iloc[-1]) for n in (ref, recipe))
+        lines.append(f"* **Near boundaries**: for CE with hard labels the ECE right at a boundary is {100 * edge:.1f}% "
+                     f"against {100 * far:.1f}% far from it; for the paper's recipe {100 * edge_r:.1f}% against "
+                     f"{100 * far_r:.1f}% ({'lower' if edge_r < edge else 'not lower'} than CE at the boundary).")
+    sweep_method = recipe if recipe in set(sweep_summary["method"]) else sweep_summary["method"].iloc[0]
+    sw = sweep_summary[sweep_summary["method"] == sweep_method].set_index("epsilon").sort_index()
+    if ablation is not None and len(ablation):
+        a_ = ablation.set_index("config")
+        parts, candidates = [], {}
+        for name in ("jml_bls_uniform", "jml_bls_eps", "jml_bls_image", "jml_bls_present"):
+            if name not in a_.index:
+                continue
+            what = {"jml_bls_uniform": "uniform instead of boundary LS",
+                    "jml_bls_eps": f"ε {ablation_epsilon:g} instead of 0.5" if ablation_epsilon is not None else "a smaller ε",
+                    "jml_bls_image": "JML per image instead of per batch",
+                    "jml_bls_present": "present instead of all classes"}[name]
+            value = float(a_.at[name, "mIoU_D_mean"])
+            candidates[what] = value
+            text = f"{what}: {100 * value:.1f}%{zeros(name)}"
+            if name == "jml_bls_present" and abs(value - float(a_.at[recipe, "mIoU_D_mean"])) < 5e-4:
+                C = _classes_of(reg)
+                text += (f" (the same as the recipe: every class's floor ε/C = {0.5 / C:.3f} exceeds the presence "
+                         "threshold 0.01 wherever an image has a boundary, so every class is 'present')"
+                         if C and 0.5 / C > 0.01 else " (the same as the recipe)")
+            parts.append(text)
+        if 0.0 in sw.index and sweep_method == recipe:
+            candidates["no smoothing (ε 0, one-hot targets)"] = float(sw.at[0.0, "mIoU_D_mean"])
+            parts.append(f"no smoothing (ε 0, from the sweep): {100 * sw.at[0.0, 'mIoU_D_mean']:.1f}%")
+        line = (f"* **Ablation** (one change of the paper's recipe at a time, {n_seeds} seed(s); the recipe: "
+                f"{miou(recipe, a_)}, CE with hard labels {miou(ref)}): " + "; ".join(parts) + ".")
+        if candidates:
+            best = max(candidates, key=candidates.get)
+            back = candidates[best] >= s_.at[ref, "mIoU_D_mean"]
+            line += (f" The single change with the highest mIoU_D is **{best}** ({100 * candidates[best]:.1f}%), "
+                     + ("as high as CE with hard labels or higher" if back else "still below CE with hard labels")
+                     + (" (one seed: not measurable)." if n_seeds == 1 else "."))
+        lines.append(line)
+        if {"jml_bls_large", "ce_hard_large"} <= set(a_.index):
+            big = f" (regime: boundary LS {_regime_line(reg['large'])})" if "large" in reg else ""
+            lines.append(f"* **Large objects**{big}: the paper's recipe {miou('jml_bls_large', a_)}{zeros('jml_bls_large')}, "
+                         f"CE with hard labels {miou('ce_hard_large', a_)}{zeros('ce_hard_large')}: "
+                         f"{_measured(ablation, 'jml_bls_large', 'ce_hard_large')}.")
+    if tug and recipe in tug and tug[recipe]["collapsed"]:
+        t = tug[recipe]
+        n_bad = len(t["collapsed"])
+        text = (f"* **The collapsed classes** (the paper's loss at the recipe's model, on training batches): classes "
+                f"{', '.join(t['collapsed'])} are labelled but predicted nowhere. On their pixels the model gives them "
+                f"{100 * t['own_prob']:.0f}% on average, the background {100 * t['background_prob']:.0f}% and the other "
+                f"classes {100 * t['other_prob']:.0f}% together; {100 * t['as_background']:.0f}% of these pixels are "
+                f"predicted as background. At the pixels of all objects, the JML term pushes the background's logits "
+                f"{_push(t['background_jml_at_objects'])} and the CE term {_push(t['background_ce_at_objects'])}")
+        if "jml_bls_no_floor" in tug:
+            f = tug["jml_bls_no_floor"]
+            text += (f"; for the same model and pixels with targets without the floor (ε 0), the JML term pushes it "
+                     f"{_push(f['background_jml_at_objects'])}")
+        text += (f". On the collapsed classes' own logits (summed over all pixels: what a step does to a class's "
+                 f"output bias), the JML term pushes {t['jml_down_classes']} of {n_bad} down "
+                 f"(sum {_num(t['jml_net'])}), the CE term {n_bad - t['ce_down_classes']} of {n_bad} up "
+                 f"(sum {_num(t['ce_net'])}). Over the object classes the JML term's pushes (pull-up and "
+                 f"push-down) are {t['jml_to_ce']:.1f}× the CE term's.")
+        if "ce_bls" in tug:
+            c = tug["ce_bls"]
+            text += (f" At the CE + boundary LS model ({len(c['collapsed'])} collapsed class(es) in these batches) the "
+                     f"JML term pushes the background at the objects' pixels {_push(c['background_jml_at_objects'])}, "
+                     f"the CE term {_push(c['background_ce_at_objects'])}.")
+        text += " These are snapshots at the end of training; the ablation is the test of cause."
+        lines.append(text)
+    eps, m_, e_ = sw.index, sw["mIoU_D_mean"].to_numpy(), sw["ECE_D_mean"].to_numpy()
+    lines.append(f"* **ε sweep** ({label(sweep_method)}): mIoU_D "
+                 + ", ".join(f"{100 * v:.1f}% at ε {e:g}" for e, v in zip(eps, m_))
+                 + "; ECE_D " + ", ".join(f"{100 * v:.1f}% at ε {e:g}" for e, v in zip(eps, e_))
+                 + f"; the lowest ECE_D at ε = {sw['ECE_D_mean'].idxmin():g}.")
+    if "jml_ls" in s_.index:
+        floors = ""
+        if "uniform" in reg and "data" in reg:
+            floors = (f"; its floor (uniform LS, ε {reg['uniform'].epsilon:g}) is {_floor_span(reg['uniform'])} of "
+                      f"each object class's target mass, against {_floor_span(reg['data'])} for the paper's boundary "
+                      "LS here")
+        lines.append(f"* **Our variation** ({label('jml_ls')}, not the paper's recipe): "
+                     f"{_measured(summary, 'jml_ls', ref)}{zeros('jml_ls')}{floors}.")
+    return "\n".join(lines)
+
+
+def _classes_of(regime: Mapping[str, Any]) -> int | None:
+    """The number of classes ``C`` of the regime reports (``None`` without one)."""
+    for shares in regime.values():
+        return int(shares.num_classes)
+    return None
+
+
+# ============================================================================ 03: distillation
+
+
+def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, Any], *, profile: str,
+                          seeds: Sequence[int], teacher: Any, student: Any, temperature: float,
+                          teacher_epsilon: float | None = None) -> str:
+    """The findings of notebook 03 (Markdown bullets).
+
+    Args:
+        summary: :func:`summarize` of the students of ``distillation_configs`` (``kd_jml``, the paper's
+            JML-KD; ``hard_ce``; ``kd_kl``; ``kd_jml_only``).
+        teacher_metrics: the teacher's ``metrics.json`` (``mIoU_D``, ``ECE_D``).
+        profile, seeds, temperature: the setting; ``teacher`` and ``student``: their TrainConfigs
+            (model, epochs, smoothing); ``teacher_epsilon``: the teacher's ε (default: ``teacher.epsilon``).
+
+    Differences between students are worded by :func:`compare` (mean ± std over seeds; with one seed
+    a difference is not measurable, and the sentence says so).
+    """
+    table = summary.set_index("config")
+    best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
+    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
+    gap = teacher_metrics["mIoU_D"] - table.at["hard_ce", "mIoU_D_mean"]
+    teacher_epsilon = teacher.epsilon if teacher_epsilon is None else teacher_epsilon
+    one_seed = len(seeds) < 2
+    c = lambda a, b, m: compare(summary, a, b, m)  # noqa: E731
+    caveat = (" With one seed these differences are not measurable: run the full profile for seeds and spreads."
+              if one_seed else "")
+    return f'''* **Setting**: {profile} profile; teacher `{teacher.model}` ({teacher.epochs} epochs, CE+JML with {teacher.smoothing}
+  label smoothing ε = {teacher_epsilon}, the paper's teacher recipe but from random weights), students `{student.model}`
+  ({student.epochs} epochs, random weights; the paper's start from ImageNet encoders), T = {temperature}, seeds {seeds}.
+* **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%; it is
+  {abs(100 * gap):.1f} points {"above" if gap > 0 else "below"} the hard-label student in mIoU_D.
+* **The paper's JML-KD**: {c("kd_jml", "hard_ce", "mIoU_D")}; {c("kd_jml", "kd_kl", "mIoU_D")}.
+  The best student by mIoU_D is {LABELS[best]}.{caveat}
+* **JML alone on the teacher** (ours, not the paper's objective): {c("kd_jml_only", "kd_jml", "mIoU_D")}.
+* **Calibration**: the best calibrated student is {LABELS[calib]}. {c("kd_jml", "kd_kl", "ECE_D")};
+  {c("kd_jml", "hard_ce", "ECE_D")}.'''
+
+
+# ============================================================================ 04: semi-supervised
+
+_SSL_METHODS = ("labeled_only", "pseudo_hard_ce", "pseudo_soft_jml")
+
+
+def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Sequence[float]) -> dict[str, float]:
+    """``{"<metric>.<method>_f<fraction>": mean}`` of ``mIoU_D`` and ``ECE_D`` for notebook 04's ``metrics.json``.
+
+    >>> s = pd.DataFrame({"method": ["a"], "fraction": [0.25], "mIoU_D_mean": [0.5], "ECE_D_mean": [0.1]})
+    >>> ssl_headline(s, ["a"], [0.25])
+    {'mIoU_D.a_f0.25': 0.5, 'ECE_D.a_f0.25': 0.1}
+    """
+    table = summary.set_index(["method", "fraction"])
+    return {f"{m}.{method}_f{f:g}": float(table.at[(method, f), f"{m}_mean"]) for method in methods for f in fractions
+            for m in ("mIoU_D", "ECE_D")}
+
+
+def _ssl_line(table: pd.DataFrame, f: float) -> str:
+    lo, hard, soft = (table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS)
+    e_lo, e_hard, e_soft = (table.at[(m, f), "ECE_D_mean"] for m in _SSL_METHODS)
+    scores = {"labelled only": lo, "hard pseudo-labels": hard, "soft pseudo-labels": soft}
+    top = [k for k, v in scores.items() if round(100 * v, 1) == round(100 * max(scores.values()), 1)]
+    best = top[0] if len(top) == 1 else "a tie between " + " and ".join(top)
+    return (f"* **Fraction {f:g}**: mIoU_D {100 * lo:.1f}% labelled only, {100 * hard:.1f}% with hard pseudo-labels "
+            f"({100 * (hard - lo):+.1f}), {100 * soft:.1f}% with soft pseudo-labels and JML ({100 * (soft - lo):+.1f}); "
+            f"best: {best}. ECE_D {100 * e_lo:.1f}%, {100 * e_hard:.1f}%, {100 * e_soft:.1f}%.")
+
+
+def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: str, seeds: Sequence[int],
+                 config: Any) -> str:
+    """The findings of notebook 04 (Markdown bullets, one per labelled fraction).
+
+    Args:
+        summary: :func:`summarize` of ``labeled_fraction_sweep`` over ``ssl_configs``,
+            ``by=["method", "fraction"]``, with ``mIoU_D``, ``ECE_D`` and ``epoch_time_s``.
+        fractions: the labelled fractions, in the order to report them.
+        profile, seeds, config: the setting (``config``: the base TrainConfig).
+
+    Winner of a fraction: the method with the highest ``mIoU_D`` (rounded to 0.1 %; equal values
+    are "a tie between" them). Self-training "helped" at a fraction when the better of the two
+    pseudo-label methods beats the labelled-only model.
+    """
+    table = summary.set_index(["method", "fraction"])
+    gains = {f: max(table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS[1:])
+             - table.at[("labeled_only", f), "mIoU_D_mean"] for f in fractions}
+    if all(g <= 0 for g in gains.values()):
+        verdict = ("* **Here self-training did not help** at any fraction. Starting from a randomly initialised model, the first "
+                   "pseudo-labels are mostly wrong and the model learns its own mistakes (confirmation bias); practical "
+                   "recipes first train on the labelled images alone (this notebook does, for a share `ssl_warmup` of the "
+                   "steps) or weigh the unlabelled loss down (`ssl_weight`); here neither was enough.")
+    else:
+        helped = [f"{f:g}" for f, g in gains.items() if g > 0]
+        verdict = f"* **Self-training helped** (in mIoU_D) at fraction(s) {', '.join(helped)}."
+    t_lo, t_soft = (summary[summary["method"] == m]["epoch_time_s_mean"].mean() for m in ("labeled_only", "pseudo_soft_jml"))
+    return "\n".join([f"* **Setting**: {profile} profile, model `{config.model}`, {config.epochs} epochs, seeds {seeds}."]
+                     + [_ssl_line(table, f) for f in fractions] + [verdict]
+                     + [f"* **Cost**: a semi-supervised training epoch took {t_soft / t_lo:.1f}× the time of a labelled-only one "
+                        f"({t_soft:.2f} s vs {t_lo:.2f} s, same number of steps)."])
+
+
+# ============================================================================ 05: soft labels of the data
+
+
+def soft_label_findings(summary: pd.DataFrame, losses: Sequence[str], *, profile: str, seeds: Sequence[int],
+                        epochs: int, n_test: int) -> str:
+    """The findings of notebook 05 (Markdown), from the soft-label errors of the ``<loss>_soft`` runs.
+
+    Args:
+        summary: :func:`summarize` of the runs joined with their soft-label errors (``MAE_band``,
+            ``extreme_band``, ``slope_band``, ``soft_mIoU``, ``mIoU_D``, ``ECE_D``).
+        losses: the losses trained, in the order to report them.
+        profile, seeds, epochs, n_test: the setting (``n_test``: number of test slices).
+
+    With both ``jml`` and ``sjl``, the SJL counts as biased towards 0/1 when its share of extreme
+    band predictions is more than 5 points and its band error more than 1 point above the JML's.
+    """
+    s = summary.set_index("config")
+
+    def val(cfg: str, metric: str, scale: float = 100) -> float:
+        return s.loc[f"{cfg}_soft", f"{metric}_mean"] * scale
+
+    lines = [f"*Profile `{profile}`, {len(seeds)} seed(s), {epochs} epochs on {n_test} test slices.*", ""]
+    for c in losses:
+        lines.append(f"- **{c.upper()}**: mean |p - y| at partial-volume entries {val(c, 'MAE_band'):.1f}%, "
+                     f"{val(c, 'extreme_band'):.1f}% of them pushed below 0.1 or above 0.9 (slope {val(c, 'slope_band', 1):.2f}); "
+                     f"soft mIoU {val(c, 'soft_mIoU'):.1f}%, hard mIoU {val(c, 'mIoU_D'):.1f}%, ECE {val(c, 'ECE_D'):.1f}%.")
+    if {"jml", "sjl"} <= set(losses):
+        lines.append("")
+        if val("sjl", "extreme_band") > val("jml", "extreme_band") + 5 and val("sjl", "MAE_band") > val("jml", "MAE_band") + 1:
+            lines.append(f"As the theory says, the SJL pushed partial-volume predictions to 0/1 "
+                         f"({val('sjl', 'extreme_band'):.0f}% vs {val('jml', 'extreme_band'):.0f}% for the JML) and missed the soft "
+                         f"labels by more ({val('sjl', 'MAE_band'):.1f}% vs {val('jml', 'MAE_band'):.1f}% mean |p - y| in the band).")
+        else:
+            lines.append(f"In this run the SJL did **not** clearly show its bias towards 0/1 (extreme predictions "
+                         f"{val('sjl', 'extreme_band'):.1f}% vs {val('jml', 'extreme_band'):.1f}% for the JML, mean |p - y| "
+                         f"{val('sjl', 'MAE_band'):.1f}% vs {val('jml', 'MAE_band'):.1f}%); with so little training the "
+                         "networks may not have fitted the soft labels yet: try the quick or full profile.")
+        if val("sjl", "ECE_D") < val("jml", "ECE_D"):
+            lines.append(f"Note the ECE against the hard label: the SJL looks *better* calibrated ({val('sjl', 'ECE_D'):.1f}% vs "
+                         f"{val('jml', 'ECE_D'):.1f}%). The hard label is the argmax of the soft one, so a network that predicts "
+                         "hard labels is 'calibrated' against it; against the soft target it is not. Which calibration you "
+                         "want depends on what the probabilities are used for.")
+    if "ce" in losses and "jml" in losses:
+        ranked = sorted(losses, key=lambda c: val(c, "MAE_band"))
+        lines.append("Ranked by mean |p - y| in the band (lower is better): "
+                     + " < ".join(f"{c.upper()} {val(c, 'MAE_band'):.1f}%" for c in ranked)
+                     + ". Cross-entropy is also minimised at p = y, so it should sit near the JML, not near the SJL.")
+    return "\n".join(lines)
+
+
+# ============================================================================ 06: calibration of every run
+
+
+def source_note(source: str, runs: pd.DataFrame, skipped: Mapping[str, str]) -> str:
+    """Where notebook 06's runs come from, in one Markdown line.
+
+    >>> source_note("the runs in `x`", pd.DataFrame({"notebook": ["02", "02", "03"]}), {"04": "failed"})
+    "**Source:** the runs in `x`. 3 runs of 2 notebook(s); left out (not finished): {'04': 'failed'}."
+    """
+    return (f"**Source:** {source}. {len(runs)} runs of {runs['notebook'].nunique()} notebook(s)"
+            + (f"; left out (not finished): {dict(skipped)}" if skipped else "") + ".")
+
+
+def skipped_note(skipped: pd.DataFrame) -> str:
+    """The runs :func:`~jmlkit.experiments.evaluate_runs` left out, in one Markdown line ("" when none)."""
+    if not len(skipped):
+        return ""
+    return (f"*Left out below ({len(skipped)} runs whose model could not be rebuilt):* "
+            + ", ".join(f"`{r.notebook} {r.config} seed {r.seed}`" for r in skipped.itertuples()))
+
+
+def _near_far(boundary: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    near = boundary[boundary["distance"] == 1].groupby(["notebook", "config"], sort=False)["ECE"].mean()
+    far = boundary[boundary["distance"] == boundary["distance"].max()].groupby(["notebook", "config"], sort=False)["ECE"].mean()
+    return near, far
+
+
+def boundary_table(boundary: pd.DataFrame) -> pd.DataFrame:
+    """ECE at the boundary (distance 1) and far from it (the pooled last distance), mean over seeds,
+    per notebook and configuration, in % (rounded to 0.01), and their ratio.
+
+    ``boundary``: the ``"boundary"`` table of :func:`~jmlkit.experiments.evaluate_runs`.
+    """
+    near, far = _near_far(boundary)
+    return pd.DataFrame({"ECE at boundary (%)": 100 * near, "ECE far away (%)": 100 * far,
+                         "ratio": near / far}).round(2)
+
+
+def calibration_headline(runs: pd.DataFrame, summary: pd.DataFrame, boundary: pd.DataFrame, *,
+                         trained_here: bool) -> dict[str, float]:
+    """The ``metrics.json`` of notebook 06: ``n_runs``, ``n_notebooks``, ``trained_here``, the lowest and
+    highest ``ECE_D`` of any configuration, and the mean ECE at the boundary and far from it."""
+    near, far = _near_far(boundary)
+    return {"n_runs": len(runs), "n_notebooks": runs["notebook"].nunique(), "trained_here": int(trained_here),
+            "ECE_D_best": summary["ECE_D_mean"].min(), "ECE_D_worst": summary["ECE_D_mean"].max(),
+            "ECE_boundary_mean": near.mean(), "ECE_far_mean": far.mean()}
+
+
+def calibration_findings(summary: pd.DataFrame, boundary: pd.DataFrame, per_class: pd.DataFrame, *, source: str,
+                         n_runs: int) -> str:
+    """The findings of notebook 06 (Markdown).
+
+    Args:
+        summary: :func:`summarize` of every run, ``by=["notebook", "config"]`` (``ECE_D``, ``mIoU_D``).
+        boundary, per_class: the tables of :func:`~jmlkit.experiments.evaluate_runs`.
+        source: where the runs come from (:func:`~jmlkit.experiments.calibration_runs`).
+        n_runs: the number of runs.
+
+    Per notebook, the configurations with the lowest and highest ``ECE_D``; miscalibration
+    "concentrates at boundaries" when the ECE at distance 1 is more than 1.2× the far ECE for more
+    than half the configurations; the class with the largest class-wise error, counted over configurations.
+    """
+    n_seeds = int(summary["n_seeds"].max())
+    lines = [f"*Source: {source}; {n_runs} runs, up to {n_seeds} seed(s) per configuration"
+             + (" (single seeds: differences below a point or two may be noise)." if n_seeds == 1 else ".") + "*", ""]
+    for nb, rows in summary.groupby("notebook", sort=False):
+        rows = rows.sort_values("ECE_D_mean")
+        lo, hi = rows.iloc[0], rows.iloc[-1]
+        lines.append(f"- **{nb}**: lowest ECE `{lo['config']}` {100 * lo['ECE_D_mean']:.2f}% (mIoU {100 * lo['mIoU_D_mean']:.1f}%), "
+                     f"highest `{hi['config']}` {100 * hi['ECE_D_mean']:.2f}% (mIoU {100 * hi['mIoU_D_mean']:.1f}%).")
+    near, far = _near_far(boundary)
+    ratio = near / far
+    more = int((ratio > 1.2).sum())
+    lines.append(f"- At the boundary the ECE was more than 1.2x its value far from it for {more} of {len(ratio)} configurations "
+                 f"(median ratio {ratio.median():.1f}x): " + ("miscalibration concentrates at boundaries, as expected."
+                 if more > len(ratio) / 2 else "here miscalibration did *not* clearly concentrate at the boundary."))
+    means = per_class.groupby(["notebook", "config", "class_name"], sort=False)["ECE_class"].mean()
+    worst = means.groupby(["notebook", "config"], sort=False).idxmax().map(lambda key: key[-1])
+    worst_counts = worst.value_counts()
+    lines.append(f"- The class with the largest class-wise calibration error was most often `{worst_counts.index[0]}` "
+                 f"({worst_counts.iloc[0]} of {len(worst)} configurations).")
+    return "\n".join(lines)
