@@ -27,6 +27,7 @@ from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
+from jmlkit.experiments.stats import PairedDifference, format_difference, paired_difference, paired_differences
 from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
                                          distillation_findings, skipped_note, smoothing_findings, soft_label_findings,
                                          source_note, ssl_findings, ssl_headline)
@@ -49,4 +50,6 @@ __all__ = [
     "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
     "smoothing_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
     "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
+    # paired differences with confidence intervals
+    "PairedDifference", "paired_difference", "paired_differences", "format_difference",
 ]
