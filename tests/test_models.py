@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from jmlkit.models import PRESETS, SMP_ARCHITECTURES, SmallUNet, build_model, build_preset, count_parameters, list_models
+from jmlkit.models import PRESETS, SMP_ARCHITECTURES, SmallUNet, build_model, build_preset, count_parameters, list_models, loaded_weights
 
 
 @pytest.mark.parametrize("size", [(32, 32), (30, 45), (17, 9)])
@@ -168,5 +168,14 @@ def test_local_encoder_weights_file(tmp_path):
     model = build_model("fpn", "resnet18", num_classes=3, in_channels=3, encoder_weights=str(path))
     for key, value in source.encoder.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[key], value)
+    record = loaded_weights(model)
+    assert record["source"] == "file" and record["path"] == str(path) and record["tensors"] == len(
+        [k for k in source.encoder.state_dict() if not k.endswith("num_batches_tracked")])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_model("unet", "resnet18", num_classes=3, encoder_weights=str(tmp_path / "missing.pth"))
+
+
+def test_loaded_weights_records_random_init():
+    for model in (build_model("tiny", num_classes=2), build_model("unet", "resnet18", num_classes=2)):
+        assert loaded_weights(model)["source"] == "random" and loaded_weights(model)["tensors"] == 0
+    assert loaded_weights(torch.nn.Linear(2, 2))["source"] == "unknown"
