@@ -169,6 +169,24 @@ def test_lr_schedule():
     assert lr_factor(50, total, warmup=0.0, schedule="constant") == 1.0
 
 
+def test_optimiser_groups_the_papers_way():
+    from jmlkit.engine.optim import make_optimizer
+    from jmlkit.models import build_model
+
+    net = build_model("unet", "resnet18", num_classes=3, in_channels=1)
+    plain, _ = make_optimizer(net, TrainConfig(lr=1e-3, weight_decay=0.01), 10)
+    assert len(plain.param_groups) == 1
+    paper, _ = make_optimizer(net, TrainConfig(lr=1e-3, weight_decay=0.01, decoder_lr_mult=10.0, no_decay_1d=True), 10)
+    encoder = {id(p) for p in net.encoder.parameters()}
+    seen = 0
+    for group in paper.param_groups:
+        for p in group["params"]:
+            seen += 1
+            assert group["initial_lr"] == pytest.approx(1e-3 if id(p) in encoder else 1e-2)
+            assert group["weight_decay"] == (0.0 if p.ndim <= 1 else 0.01)
+    assert seen == sum(1 for _ in net.parameters())
+
+
 # ----------------------------------------------------------------------------- objectives: what each feeds the loss
 
 

@@ -168,6 +168,8 @@ class OptimisationSection(_Section):
     batch_size: int = option(16, "global batch size (split across distributed ranks)", check=_pos_int)
     lr: float = option(3e-3, "peak learning rate of AdamW", check=_positive)
     weight_decay: float = option(1e-4, "AdamW weight decay", check=_nonneg)
+    decoder_lr_mult: float = option(1.0, "learning-rate multiplier of every parameter outside `model.encoder` (the paper: 10 with a pretrained encoder)", check=_positive)
+    no_decay_1d: bool = option(False, "no weight decay on 1-D parameters (biases, norms; the paper's setting)", check=check_bool)
     warmup: float = option(0.05, "linear warm-up, as a fraction of all steps", check=_unit)
     schedule: str = option("poly", "learning-rate decay after the warm-up", choices=SCHEDULES)
     poly_power: float = option(0.9, "power of the poly schedule", check=_positive)

@@ -9,7 +9,7 @@ from torch import nn
 
 from jmlkit.engine.config import TrainConfig
 
-__all__ = ["make_loss", "lr_factor", "make_optimizer"]
+__all__ = ["make_loss", "lr_factor", "make_optimizer", "param_groups"]
 
 
 def make_loss(name: str, *, ignore_index: int | None = None, sync_distributed: bool = False, **kwargs: Any) -> nn.Module:
@@ -49,9 +49,44 @@ def lr_factor(step: int, total_steps: int, *, warmup: float = 0.05, schedule: st
     return (1.0 - t) ** power
 
 
+def param_groups(model: nn.Module, *, lr: float, weight_decay: float, decoder_lr_mult: float = 1.0,
+                 no_decay_1d: bool = False) -> list[dict[str, Any]]:
+    """AdamW parameter groups: the encoder (``model.encoder``, when the model has one) at ``lr``, every other
+    parameter at ``lr * decoder_lr_mult``; with ``no_decay_1d`` the 1-D parameters (biases, norm weights) get no
+    weight decay. Empty groups are dropped; the order of the parameters inside a group is the model's.
+
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    >>> [(g["lr"], g["weight_decay"], len(g["params"])) for g in param_groups(net, lr=1.0, weight_decay=0.1, no_decay_1d=True)]
+    [(1.0, 0.1, 1), (1.0, 0.0, 3)]
+    """
+    encoder = getattr(model, "encoder", None)
+    in_encoder = {id(p) for p in encoder.parameters()} if isinstance(encoder, nn.Module) else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        key = (id(p) in in_encoder, no_decay_1d and p.ndim <= 1)
+        groups.setdefault(key, []).append(p)
+    out = []
+    for enc in (True, False):
+        for no_decay in (False, True):
+            params = groups.get((enc, no_decay))
+            if params:
+                out.append({"params": params, "lr": lr * (1.0 if enc else decoder_lr_mult),
+                            "weight_decay": 0.0 if no_decay else weight_decay})
+    return out
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW at ``config.lr`` and its :func:`lr_factor` schedule over ``total_steps``."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    """AdamW at ``config.lr`` (with the decoder multiplier and 1-D no-decay groups when set) and its
+    :func:`lr_factor` schedule over ``total_steps``."""
+    if config.decoder_lr_mult == 1.0 and not config.no_decay_1d:
+        params: Any = model.parameters()  # one group, as plain AdamW
+    else:
+        params = param_groups(model, lr=config.lr, weight_decay=config.weight_decay,
+                              decoder_lr_mult=config.decoder_lr_mult, no_decay_1d=config.no_decay_1d)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, warmup=config.warmup, schedule=config.schedule, power=config.poly_power)
     )
