@@ -434,7 +434,8 @@ def find_runs(
     df = pd.DataFrame(rows, columns=columns)
     if notebooks is not None:
         wanted = [str(n) for n in notebooks]
-        df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted))]
+        # a bool mask even when df is empty (an empty object Series would select columns instead of rows)
+        df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted)).astype(bool)]
     # configurations in the order they were trained (first metrics.json of each), then seeds
     finished = df["path"].map(lambda p: (Path(p) / "metrics.json").stat().st_mtime)
     order = finished.groupby([df["notebook"], df["config"]]).transform("min")
