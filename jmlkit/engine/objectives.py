@@ -247,10 +247,11 @@ class Distillation(Objective):
 def _distillation_loss(ctx: ObjectiveContext) -> nn.Module:
     """The paper's four-term distillation loss for a run's config (``loss`` picks the CE/region weights)."""
     from jmlkit.losses import JMLDistillationLoss
+    from jmlkit.losses._names import loss_key
 
     cfg = ctx.config
     options = dict(cfg.loss_kwargs)
-    key = cfg.loss.strip().lower().replace(" ", "")
+    key = loss_key(cfg.loss, "loss")
     weights = {"ce": (1.0, 0.0), "jml": (0.0, 1.0), "jml1": (0.0, 1.0),
                "ce+jml": (options.pop("ce_weight", 0.25), options.pop("region_weight", 0.75))}
     weights["ce+jml1"] = weights["ce+jml"]

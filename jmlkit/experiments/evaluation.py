@@ -33,6 +33,7 @@ import torch
 
 from jmlkit._checks import check_choice, check_int
 from jmlkit.engine import TrainConfig
+from jmlkit.engine.data import base_dataset
 from jmlkit.experiments.runs import _check_runs, run_metrics
 from jmlkit.experiments.soft import SoftLabelStats
 
@@ -62,12 +63,6 @@ def load_model(run_dir: str | os.PathLike, *, map_location: str | torch.device =
     return load_checkpoint(run_dir, map_location=map_location)
 
 
-def _base(data: Any) -> Any:
-    while hasattr(data, "dataset"):
-        data = data.dataset
-    return data
-
-
 def eval_dataset(config: TrainConfig | str | os.PathLike):
     """The evaluation data of a config (or a run folder's ``config.json``), limited to ``eval_limit``."""
     from torch.utils.data import Subset
@@ -86,7 +81,7 @@ def examples(config: TrainConfig, n: int = 4, *, split: str | None = None) -> di
     """The first ``n`` items of a config's evaluation split, stacked: ``image (n, C, H, W)``,
     ``label (n, H, W)``, plus ``num_classes``, ``class_names`` and ``ignore_index`` of the data set."""
     data = eval_dataset(config if split is None else config.replace(eval_split=split))
-    base = _base(data)
+    base = base_dataset(data)
     items = [data[i] for i in range(min(check_int("n", n, low=1), len(data)))]
     return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items]),
             "num_classes": base.num_classes, "class_names": list(getattr(base, "class_names", [])),
@@ -202,7 +197,7 @@ def boundary_calibration(run_dir: str | os.PathLike, *, max_distance: int = 6, n
 
     model = load_model(run_dir)
     data = eval_dataset(run_dir)
-    base = _base(data)
+    base = base_dataset(data)
     metric = BoundaryCalibration(base.num_classes, max_distance=max_distance, n_bins=n_bins,
                                  ignore_index=getattr(base, "ignore_index", None))
     for batch in DataLoader(data, batch_size=batch_size):
@@ -245,7 +240,7 @@ def evaluate_run(
     dev = resolve_device(device)
     model = load_model(path, map_location=dev).to(dev)
     data = eval_dataset(config)
-    base = _base(data)
+    base = base_dataset(data)
     k = int(base.num_classes)
     ignore = getattr(base, "ignore_index", config.ignore_index)
     names = list(getattr(base, "class_names", [str(i) for i in range(k)]))
