@@ -16,8 +16,7 @@ section            fields
 =================  ==========================================================================
 
 Every field is declared with :func:`option`, which stores its help text and its check (a
-function of ``(name, value)`` from :mod:`jmlkit._checks` returning the clean value). A section
-may add checks that involve several of its fields (:meth:`_Section.check_section`).
+function of ``(name, value)`` from :mod:`jmlkit._checks` returning the clean value).
 :meth:`TrainConfig.sections` gives the nested view, :meth:`TrainConfig.from_profile` a profile of
 :mod:`jmlkit.profiles` with overrides.
 
@@ -102,9 +101,6 @@ class _Section:
     """Base of the sections: subclasses declare fields with :func:`option`."""
 
     title: ClassVar[str] = ""
-
-    def check_section(self) -> None:
-        """Checks that involve several fields of the section (after each field's own check)."""
 
 
 @dataclass
@@ -211,13 +207,11 @@ class TrainConfig(RuntimeSection, OptimisationSection, LossSection, LabelSection
         self.validate()
 
     def validate(self) -> TrainConfig:
-        """Run every field's check (storing the clean value), then each section's own checks. Returns ``self``."""
+        """Run every field's check, storing the clean value. Returns ``self``."""
         for f in dataclasses.fields(self):
             check = f.metadata.get("check")
             if check is not None:
                 object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
-        for section in SECTIONS:
-            section.check_section(self)
         return self
 
     # ------------------------------------------------------------------ views
