@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -160,13 +161,28 @@ def run_notebooks(
         emit(f"[{res.status}] {res.run.name}{took}" + (f": {res.error}" if res.error else ""))
 
     pending = set(futures)
+    # Ctrl-C sets a flag that the wait loop turns into KeyboardInterrupt; Python's default handler raises wherever
+    # the main thread happens to be, and an exception raised inside a finaliser there is swallowed (the run then
+    # went on as if nothing had happened). A second Ctrl-C raises at once, to stop waiting.
+    ctrl_c = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if ctrl_c.is_set():
+            raise KeyboardInterrupt
+        ctrl_c.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     try:
         try:
             while pending:
+                if ctrl_c.is_set():
+                    raise KeyboardInterrupt
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
                     record(fut.result())
         except KeyboardInterrupt:
+            ctrl_c.set()
             emit("Interrupted: stopping the running notebooks (Ctrl-C again to stop waiting)...")
             session.stop.set()
             for fut in pending:
@@ -182,6 +198,8 @@ def run_notebooks(
             except KeyboardInterrupt:
                 pass
     finally:
+        if in_main:
+            signal.signal(signal.SIGINT, old_handler)
         pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
     for fut, run in futures.items():
