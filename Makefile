@@ -27,15 +27,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: env
-	$(PY) -m jmlkit run --profile quick --jobs 2 --timeout 1200 --out runs/quick --figures figures/quick
-	@mkdir -p results/quick
-	@for table in 02_label_smoothing/results 02_label_smoothing/ablation 02_label_smoothing/epsilon_sweep \
-	              03_distillation/results; do \
-	    if [ -f runs/quick/$$table.csv ]; then cp runs/quick/$$table.csv results/quick/$$(echo $$table | tr / _).csv; fi; done
-	@cp runs/quick/02_label_smoothing/metrics.json results/quick/02_label_smoothing_metrics.json
-	@cp runs/quick/05_soft_labels/metrics.json results/quick/05_soft_labels_metrics.json
-	@$(PY) -c "import pandas as pd; t = pd.read_csv('runs/quick/04_semi_supervised/results.csv'); \
-	    t.drop(columns=[c for c in t if 'time' in c]).to_csv('results/quick/04_semi_supervised_results.csv', index=False)"
+	$(PY) -m jmlkit run --profile quick --jobs 2 --timeout 1200 --out runs/quick --figures figures/quick --results results/quick
 
 test: env
 	$(PY) -m pytest -n 2 --dist loadgroup

@@ -210,6 +210,7 @@ def _top_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("train", help="train one model (label modes hard, ls, kd, ssl, soft) and write a run folder", add_help=False)
     sub.add_parser("run", help="execute notebooks with papermill (profiles, sweeps, figures, summary.csv)", add_help=False)
+    sub.add_parser("readme", help="rewrite the README's table of the paper's claims from the result files", add_help=False)
     return parser
 
 
@@ -222,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from jmlkit.runner import main_run
 
         return int(main_run(argv[1:]) or 0)
+    if argv and argv[0] == "readme":
+        from jmlkit.runner.readme import main_readme
+
+        return main_readme(argv[1:])
     parser = _top_parser()
     args = parser.parse_args(argv)
     if args.command is None:

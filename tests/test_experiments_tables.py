@@ -143,14 +143,26 @@ def test_smoothing_findings_full_text():
 def test_smoothing_findings_with_several_seeds_and_without_the_ablation():
     summary, sweep, near, extra, config = smoothing_inputs(seeds=2)
     text = ex.smoothing_findings(summary, sweep, near, profile="full", seeds=[0, 1], config=config, epsilon=0.1)
-    assert "2 seeds: ± is the standard deviation over seeds." in text
-    assert "not measurable" not in text  # several seeds: compare() words the differences
+    assert "2 seeds: ± is the standard deviation over seeds; a difference is Δ [95% interval] paired by seed" in text
+    assert "not measurable" not in text  # several seeds, no runs: compare() words the differences
     assert ("CE+JML + boundary LS (paper's recipe) has a lower mIoU_D than CE, hard labels (32.5 ± 0.7 vs 54.5 ± 0.7)"
             in text)
     assert "Ablation" not in text and "Regime" not in text and "collapsed" not in text
     assert text.splitlines()[0].startswith("* **Setting**: full profile, seeds [0, 1]")
     # the paper's recipe is reported first, as the paper's; our variation is called ours
     assert text.index("The paper's recipe") < text.index("Against CE") < text.index("Our variation")
+
+
+def test_smoothing_findings_pair_by_seed_when_given_the_runs():
+    summary, sweep, near, extra, config = smoothing_inputs(seeds=2)
+    configs = list(summary["config"])
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame([{"config": c, "seed": s, "mIoU_D": float(summary.set_index("config").at[c, "mIoU_D_mean"])
+                          + 0.01 * rng.standard_normal(), "ECE_D": 0.05 + 0.01 * s} for c in configs for s in (0, 1)])
+    text = ex.smoothing_findings(summary, sweep, near, profile="full", seeds=[0, 1], config=config, epsilon=0.1, runs=runs)
+    d = ex.paired_difference(runs, "jml_bls", "ce_hard", "mIoU_D")
+    assert f"CE+JML + boundary LS (paper's recipe) − CE, hard labels: ΔmIoU_D {ex.format_difference(d)}" in text
+    assert d.verdict in text
 
 
 def test_smoothing_findings_other_branches():
@@ -186,8 +198,8 @@ def test_distillation_findings_full_text():
                                     temperature=1.0)
     assert text == """\
 * **Setting**: quick profile; teacher `small` (40 epochs, CE+JML with boundary
-  label smoothing ε = 0.5, the paper's teacher recipe but from random weights), students `student`
-  (20 epochs, random weights; the paper's start from ImageNet encoders), T = 1.0, seeds [0].
+  label smoothing ε = 0.5, the paper's teacher recipe; random weights; the paper's start from ImageNet encoders), students `student`
+  (20 epochs; random weights; the paper's start from ImageNet encoders), T = 1.0, seeds [0].
 * **Teacher**: mIoU_D 70.0%, ECE_D 1.5%; it is
   10.0 points above the hard-label student in mIoU_D.
 * **The paper's JML-KD**: JML-KD (the paper's) has a higher mIoU_D than hard labels, CE (65.0 vs 60.0); \

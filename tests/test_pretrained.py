@@ -28,6 +28,7 @@ from jmlkit.models import (
     IMAGENET_STD,
     SMP_ARCHITECTURES,
     GreyToImageNet,
+    ImageNetInput,
     build_model,
     load_packaged_imagenet,
     loaded_weights,
@@ -93,13 +94,14 @@ def test_every_architecture_with_the_encoder_loads_it(arch, package_tensors):
 
 def test_grey_input_is_replicated_and_imagenet_normalised(unet):
     grey = build_model("unet", ENCODER, num_classes=3, in_channels=1, encoder_weights="imagenet")
-    assert isinstance(grey.encoder.conv_stem[0], GreyToImageNet)
+    assert isinstance(grey.encoder.conv_stem[0], ImageNetInput)
     assert "grey replicated" in loaded_weights(grey)["input"]
     x = torch.rand(2, 1, 64, 64)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(unet.encoder.conv_stem[0](x.expand(-1, 3, -1, -1)), (x.expand(-1, 3, -1, -1) - mean) / std)
     with torch.no_grad():
         got = grey.encoder.eval()(x)
-        want = unet.encoder.eval()((x.expand(-1, 3, -1, -1) - mean) / std)
+        want = unet.encoder.eval()(x.expand(-1, 3, -1, -1))  # the RGB model normalises [0, 1] inputs itself
     for g, w in zip(got[1:], want[1:]):
         torch.testing.assert_close(g, w)
     # the state dict holds the same 245 tensors (the statistics are non-persistent buffers)
@@ -178,3 +180,19 @@ def test_imagenet_classification(classifier, name, label, low, high):
     probs = classifier(_imagenet_batch(getattr(data, name)()))
     assert int(probs.argmax()) == label
     assert low < float(probs[label]) < high
+
+
+def test_input_range_maps_jmlkit_images_to_the_imagenet_input(unet):
+    """jmlkit's data sets give (x - 0.5) / 0.5: with input_range=(-1, 1) the encoder sees what it saw on ImageNet."""
+    signed = build_model("unet", ENCODER, num_classes=3, in_channels=3, encoder_weights="imagenet", input_range=(-1, 1))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(signed.encoder.eval()((x - 0.5) / 0.5)[-1], unet.encoder.eval()(x)[-1])
+    assert "[-1.0, 1.0]" in loaded_weights(signed)["input"]
+    torch.testing.assert_close(GreyToImageNet()(x[:, :1]), ImageNetInput(1)(x[:, :1]))
+    with pytest.raises(ValueError, match="input_range"):
+        build_model("unet", "resnet18", num_classes=3, input_range=(-1, 1))  # not an encoder with packaged weights
+    scratch = build_model("effnet-student", num_classes=3)  # from scratch: the same input layer, random weights
+    assert isinstance(scratch.encoder.conv_stem[0], ImageNetInput) and loaded_weights(scratch)["source"] == "random"
+    with pytest.raises(ValueError, match="input_range"):
+        ImageNetInput(3, input_range=(1, 0))

@@ -7,7 +7,7 @@ import pytest
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.optim import make_loss
 from jmlkit.experiments import recipes as R
-from jmlkit.profiles import PROFILE_NAMES, ablation_settings, sweep_values
+from jmlkit.profiles import regime_settings, PROFILE_NAMES, ablation_settings, sweep_values
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,8 @@ def test_profiles_hold_the_ablation_and_the_boundary_sweep(profile):
     settings = ablation_settings(profile)
     own = TrainConfig.from_profile(profile).dataset_kwargs
     large = settings["large"]
+    if large is None:  # full: the large regime takes the place of the ablation's large-object scenes
+        large = regime_settings(profile)["large"]["dataset_kwargs"]
     # larger digits than the profile's own, one per scene
     assert min(large["digit_size"]) > max(own["digit_size"]) and large["digits_per_scene"] == [1, 1]
     assert 0 < settings["epsilon"] < 0.5 and settings["shares_scenes"] >= 1

@@ -53,6 +53,16 @@ def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
 
 
+@functools.lru_cache(maxsize=4)
+def _thick_digits(stroke: int) -> torch.Tensor:
+    """The 8×8 coverages upsampled bilinearly to 16×16 and grey-dilated by a ``(2·stroke+1)`` square (float32 in [0, 1])."""
+    import torch.nn.functional as F
+
+    images, _ = _load_digits()
+    up = F.interpolate(images[:, None], size=16, mode="bilinear", align_corners=False)
+    return F.max_pool2d(up, 2 * stroke + 1, stride=1, padding=stroke)[:, 0].clamp_(0, 1).contiguous()
+
+
 @functools.lru_cache(maxsize=None)
 def _split_pools() -> dict[str, torch.Tensor]:
     _, target = _load_digits()
@@ -111,6 +121,11 @@ class DigitScenes(Dataset):
         blur: sigma in pixels of a Gaussian blur of the image (``0`` = none). Labels are not blurred.
         in_channels: 1 (grey) or 3 (each digit gets a random bright colour over a dark
             colour-gradient background).
+        stroke: thicken the strokes: ``0`` keeps the digits as drawn; ``s > 0`` upsamples each 8×8 coverage
+            to 16×16 and grey-dilates it with a ``(2s+1)``-square maximum filter, so every stroke grows by
+            ``s`` half source pixels on each side (holes of the 8×8 digits mostly stay open at ``s = 1``).
+            The label is still the coverage of the (thickened) digit. Thick digits are large objects
+            relative to a 3×3 smoothing window (see :func:`jmlkit.targets.smoothing_shares`).
         placement: ``"grid"`` puts the digits of a scene in distinct cells of the largest grid of
             ``digit_size[1]``-sided cells that fits, so they never overlap; ``"free"`` puts them
             anywhere, overlaps being composed alpha-over (see above).
@@ -152,6 +167,7 @@ class DigitScenes(Dataset):
         noise: float = 0.05,
         blur: float = 0.5,
         in_channels: int = 3,
+        stroke: int = 0,
         placement: str = "grid",
         transform: Callable[[dict], dict] | None = None,
     ) -> None:
@@ -166,6 +182,7 @@ class DigitScenes(Dataset):
         self.noise = check_real("noise", noise, low=0.0)
         self.blur = check_real("blur", blur, low=0.0)
         self.in_channels = check_choice("in_channels", in_channels, (1, 3))
+        self.stroke = check_int("stroke", stroke, low=0, high=3)
         self.placement = check_choice("placement", placement, ("grid", "free"))
         if placement == "grid" and (self.size // self.digit_size[1]) ** 2 < self.digits_per_scene[1]:
             cells = self.size // self.digit_size[1]
@@ -180,6 +197,9 @@ class DigitScenes(Dataset):
     @torch.no_grad()
     def _render(self) -> None:
         digits, target = _load_digits()
+        if self.stroke:
+            digits = _thick_digits(self.stroke)
+        n_in = digits.shape[-1]
         pool = _split_pools()[self.split]
         n, size, c = self.num_scenes, self.size, self.in_channels
         d_lo, d_hi = self.digits_per_scene
@@ -206,8 +226,8 @@ class DigitScenes(Dataset):
         noise = torch.randn(n, c, size, size, generator=g) if self.noise > 0 else None
 
         # coverage of slot j: Ry (n, H, 8) @ digit (n, 8, 8) @ Rx^T (n, 8, W), bilinear with zero outside
-        ry = _interp_matrix(y0, sizes, size)  # (n, D, H, 8)
-        rx = _interp_matrix(x0, sizes, size)
+        ry = _interp_matrix(y0, sizes, size, n_in)  # (n, D, H, n_in)
+        rx = _interp_matrix(x0, sizes, size, n_in)
         weights = torch.empty(n, D, size, size)
         for j in range(D):
             cov = ry[:, j] @ digits[src[:, j]] @ rx[:, j].transpose(1, 2)
@@ -291,4 +311,5 @@ class DigitScenes(Dataset):
     def __repr__(self) -> str:
         return (f"DigitScenes(split={self.split!r}, num_scenes={self.num_scenes}, size={self.size}, "
                 f"digits_per_scene={self.digits_per_scene}, digit_size={self.digit_size}, seed={self.seed}, "
-                f"noise={self.noise}, blur={self.blur}, in_channels={self.in_channels}, placement={self.placement!r})")
+                f"noise={self.noise}, blur={self.blur}, in_channels={self.in_channels}, stroke={self.stroke}, "
+                f"placement={self.placement!r})")

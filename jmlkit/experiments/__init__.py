@@ -24,18 +24,21 @@ from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECI
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
-                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
+                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for, run_regimes,
+                                     in_regime,
                                      run_metrics)
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
-from jmlkit.experiments.stats import PairedDifference, format_difference, paired_difference, paired_differences
+from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
+                                      paired_differences, regime_differences)
+from jmlkit.experiments.claims import CLAIMS, Claim, claims_markdown, claims_table
 from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
-                                         distillation_findings, skipped_note, smoothing_findings, soft_label_findings,
+                                         distillation_findings, regime_findings, skipped_note, smoothing_findings, soft_label_findings,
                                          source_note, ssl_findings, ssl_headline)
 from jmlkit.experiments.tables import compare, format_table, headline, per_class_means, per_config_means, summarize
 
 __all__ = [
     # runs
-    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "load_runs", "run_metrics",
+    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "in_regime", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
     "load_model", "eval_dataset", "examples", "reliability_table", "pool_reliability", "reliability_tables",
@@ -48,8 +51,11 @@ __all__ = [
     "calibration_runs",
     # tables and findings
     "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
-    "smoothing_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
+    "smoothing_findings", "regime_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
     "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
     # paired differences with confidence intervals
-    "PairedDifference", "paired_difference", "paired_differences", "format_difference",
+    "PairedDifference", "paired_difference", "paired_differences", "format_difference", "regime_differences",
+    "differences_table",
+    # the paper's claims against the committed result files
+    "Claim", "CLAIMS", "claims_table", "claims_markdown",
 ]

@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from jmlkit.experiments.recipes import LABELS, label
+from jmlkit.experiments.stats import format_difference, from_record, paired_difference
 from jmlkit.experiments.tables import compare
 
 __all__ = [
     "smoothing_findings",
+    "regime_findings",
     "distillation_findings",
     "ssl_headline",
     "ssl_findings",
@@ -46,9 +48,23 @@ def _n_seeds(summary: pd.DataFrame, *names: str, key: str = "config") -> int:
     return int(min(table.at[n, "n_seeds"] for n in names)) if "n_seeds" in table.columns else 1
 
 
-def _measured(summary: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config") -> str:
-    """``a`` against ``b`` in words: with one seed the difference is given and called not measurable; with
-    several, :func:`compare`'s sentence (with "within one standard deviation" where it is)."""
+def _difference(runs: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config",
+                higher_is_better: bool | None = None) -> str:
+    """``a − b`` on ``metric`` in words, paired by seed: Δ with its 95% interval and the verdict (gain, loss or
+    no measurable difference; :func:`~jmlkit.experiments.stats.paired_difference`)."""
+    d = paired_difference(runs, a, b, metric, key=key, higher_is_better=higher_is_better)
+    if d.n < 2:
+        return f"{label(a)} − {label(b)}: {100 * d.delta:+.1f} points of {metric} (one seed: not measurable)"
+    return f"{label(a)} − {label(b)}: Δ{metric} {format_difference(d)}"
+
+
+def _measured(summary: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config",
+              runs: pd.DataFrame | None = None) -> str:
+    """``a`` against ``b`` in words. With the ``runs`` (one row per run) and two or more seeds: the paired
+    difference with its 95% interval (:func:`_difference`); with one seed the difference is given and called not
+    measurable; with only the summary, :func:`compare`'s sentence."""
+    if runs is not None and {a, b} <= set(runs[key]):
+        return _difference(runs, a, b, metric, key=key)
     if _n_seeds(summary, a, b, key=key) > 1:
         return compare(summary, a, b, metric, key=key)
     table = summary.set_index(key)
@@ -105,7 +121,8 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
                        profile: str, seeds: Sequence[int], config: Any, epsilon: float,
                        per_class_iou: Mapping[str, Any] | None = None, regime: Mapping[str, Any] | None = None,
                        ablation: pd.DataFrame | None = None, ablation_epsilon: float | None = None,
-                       tug: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                       tug: Mapping[str, Mapping[str, Any]] | None = None, runs: pd.DataFrame | None = None,
+                       ablation_runs: pd.DataFrame | None = None) -> str:
     """The findings of notebook 02 (Markdown bullets): the paper's recipe first, with the regime of the data.
 
     Args:
@@ -126,9 +143,12 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
         ablation_epsilon: the ε of the ``jml_bls_eps`` run.
         tug: ``{name: tug_summary}`` of :func:`jmlkit.lessons.tug_summary`: ``jml_bls`` (the recipe's model and
             targets), optionally ``jml_bls_no_floor`` (the same model, targets with ε = 0) and ``ce_bls``.
+        runs, ablation_runs: one row per run (``config``, ``seed``, metrics) of the comparison (the regime of
+            ``summary``) and of the ablation: differences are then paired by seed, with their 95% interval.
 
     With one seed every difference is given with its sign and called "not measurable with one seed"; with
-    several seeds, :func:`compare` words it. The ablation's "best single change" is the one-factor change
+    several seeds and the runs, Δ with its 95% interval paired by seed and the verdict (gain, loss, no
+    measurable difference); with only the summaries, :func:`compare` words it. The ablation's "best single change" is the one-factor change
     (on the same data) with the highest ``mIoU_D``, the ε sweep's runs included.
     """
     s_ = summary.set_index("config")
@@ -148,28 +168,31 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
     lines = [f"* **Setting**: {profile} profile, seeds {list(seeds)}, model `{config.model}`, {config.epochs} epochs, "
              f"{_scene_words(config)}; uniform LS at ε = {epsilon:g}. "
              + ("One seed: differences are given with their sign but are **not measurable with one seed**."
-                if n_seeds == 1 else f"{n_seeds} seeds: ± is the standard deviation over seeds.")]
+                if n_seeds == 1 else f"{n_seeds} seeds: ± is the standard deviation over seeds; a difference is Δ "
+                "[95% interval] paired by seed, a gain or a loss only when the interval excludes 0.")]
     reg = regime or {}
     if "data" in reg:
         regime_text = f"* **Regime of our data**: the paper's boundary LS (ε 0.5, 3×3) {_regime_line(reg['data'])}"
         if "uniform" in reg:
             regime_text += (f"; uniform LS (ε {reg['uniform'].epsilon:g}) smooths every pixel, its floor is "
                             f"{_floor_span(reg['uniform'])}")
+        most = reg["data"].object_share_smoothed > 0.5
         lines.append(regime_text + ". On the paper's benchmarks (512–1024-px Cityscapes, VOC, ADE20K crops, "
                      "ImageNet-pretrained encoders, 40k iterations) the 3×3 band is a thin rim of each object; here it is "
-                     f"most of it, and a small network (`{config.model}`) is trained from scratch for {config.epochs} epochs.")
+                     + ("most of it" if most else "a minority of it too, as in the paper")
+                     + f", and a small network (`{config.model}`) is trained from scratch for {config.epochs} epochs.")
     lines.append(f"* **The paper's recipe** (0.25 CE + 0.75 JML on boundary LS, ε 0.5, 3×3): "
                  f"mIoU_D {miou(recipe)}{zeros(recipe)}; {label(ref)}: {miou(ref)}{zeros(ref)}. "
-                 f"{_measured(summary, recipe, ref)}.")
+                 f"{_measured(summary, recipe, ref, runs=runs)}.")
     others = [n for n in ("ce_bls", "sjl_bls", "ce_ls", "jml_ls") if n in s_.index]
     if others:
         lines.append("* **Against CE with hard labels**: " + "; ".join(
-            f"{_measured(summary, n, ref)}{zeros(n)}" for n in others) + ".")
+            f"{_measured(summary, n, ref, runs=runs)}{zeros(n)}" for n in others) + ".")
     calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
     lines.append(f"* **Calibration**: the lowest ECE_D comes from {label(calib)} "
                  f"({100 * s_.at[calib, 'ECE_D_mean']:.1f}%); the paper's recipe {100 * s_.at[recipe, 'ECE_D_mean']:.1f}%, "
                  f"CE with hard labels {100 * s_.at[ref, 'ECE_D_mean']:.1f}%"
-                 + (" (one seed: not measurable)." if n_seeds == 1 else f". {compare(summary, recipe, ref, 'ECE_D')}."))
+                 + (" (one seed: not measurable)." if n_seeds == 1 else f". {_measured(summary, recipe, ref, 'ECE_D', runs=runs)}."))
     conf, acc = s_.at[ref, "Confidence_mean"], s_.at[ref, "Acc_mean"]
     conf_r, acc_r = s_.at[recipe, "Confidence_mean"], s_.at[recipe, "Acc_mean"]
     lines.append(f"* **Over- or under-confident?** CE with hard labels: mean confidence {100 * conf:.1f}% for a pixel "
@@ -195,6 +218,9 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
             value = float(a_.at[name, "mIoU_D_mean"])
             candidates[what] = value
             text = f"{what}: {100 * value:.1f}%{zeros(name)}"
+            if ablation_runs is not None and n_seeds > 1:
+                d = paired_difference(ablation_runs, name, recipe, "mIoU_D")
+                text += f" (Δ against the recipe {format_difference(d)})"
             if name == "jml_bls_present" and abs(value - float(a_.at[recipe, "mIoU_D_mean"])) < 5e-4:
                 C = _classes_of(reg)
                 text += (f" (the same as the recipe: every class's floor ε/C = {0.5 / C:.3f} exceeds the presence "
@@ -217,7 +243,7 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
             big = f" (regime: boundary LS {_regime_line(reg['large'])})" if "large" in reg else ""
             lines.append(f"* **Large objects**{big}: the paper's recipe {miou('jml_bls_large', a_)}{zeros('jml_bls_large')}, "
                          f"CE with hard labels {miou('ce_hard_large', a_)}{zeros('ce_hard_large')}: "
-                         f"{_measured(ablation, 'jml_bls_large', 'ce_hard_large')}.")
+                         f"{_measured(ablation, 'jml_bls_large', 'ce_hard_large', runs=ablation_runs)}.")
     if tug and recipe in tug and tug[recipe]["collapsed"]:
         t = tug[recipe]
         n_bad = len(t["collapsed"])
@@ -255,7 +281,53 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
                       f"each object class's target mass, against {_floor_span(reg['data'])} for the paper's boundary "
                       "LS here")
         lines.append(f"* **Our variation** ({label('jml_ls')}, not the paper's recipe): "
-                     f"{_measured(summary, 'jml_ls', ref)}{zeros('jml_ls')}{floors}.")
+                     f"{_measured(summary, 'jml_ls', ref, runs=runs)}{zeros('jml_ls')}{floors}.")
+    return "\n".join(lines)
+
+
+def regime_findings(differences: pd.DataFrame, *, metrics: Sequence[str] = ("mIoU_D", "ECE_D"),
+                    configs: Sequence[str] | None = None, descriptions: Mapping[str, str] | None = None,
+                    shares: Mapping[str, Any] | None = None) -> str:
+    """One Markdown bullet per data regime: each configuration against the baseline, Δ [95% interval] and verdict.
+
+    Args:
+        differences: :func:`~jmlkit.experiments.stats.regime_differences` (columns ``regime``, ``a``, ``b``,
+            ``metric`` and the fields of :class:`~jmlkit.experiments.stats.PairedDifference`).
+        metrics: the metrics to report, in order; configs: the configurations (``a``) to report (default all).
+        descriptions: ``{regime: words}`` (:data:`jmlkit.profiles.REGIME_DESCRIPTIONS`).
+        shares: ``{regime: SmoothingShares}``: the share of object pixels the paper's 3×3 band smooths there.
+
+    >>> from jmlkit.experiments.stats import regime_differences
+    >>> runs = pd.DataFrame({"regime": ["large"] * 4, "config": ["ce_hard", "ce_hard", "jml_bls", "jml_bls"],
+    ...                      "seed": [0, 1, 0, 1], "mIoU_D": [.80, .82, .83, .84]})
+    >>> print(regime_findings(regime_differences(runs, "ce_hard", "mIoU_D"), metrics=["mIoU_D"]))
+    * **large**: CE+JML + boundary LS (paper's recipe) − CE, hard labels: ΔmIoU_D +2.5 [−3.9, 8.9] points (2 seeds): no measurable difference.
+    """
+    descriptions = dict(descriptions or {})
+    shares = dict(shares or {})
+    lines = []
+    for regime, rows in differences.groupby("regime", sort=False):
+        if configs is not None:
+            rows = rows[rows["a"].isin(list(configs))]
+        parts = []
+        if len(rows) and (rows["n"] < 2).all():
+            parts.append(f"{int(rows['n'].max())} seed: no difference is measurable (the full profile has five)")
+            rows = rows.iloc[:0]
+        for a, by_a in rows.groupby("a", sort=False):
+            texts = []
+            for metric in metrics:
+                row = by_a[by_a["metric"] == metric]
+                if len(row):
+                    r = row.iloc[0]
+                    d = from_record(r)
+                    texts.append(f"Δ{metric} {format_difference(d)}")
+            if texts:
+                parts.append(f"{label(a)} − {label(by_a['b'].iloc[0])}: " + ", ".join(texts))
+        words = descriptions.get(regime, "")
+        if regime in shares:
+            words = (words + "; " if words else "") + (f"the 3×3 band smooths {100 * shares[regime].object_share_smoothed:.0f}% "
+                                                       "of the object pixels")
+        lines.append(f"* **{regime}**" + (f" ({words})" if words else "") + ": " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 
@@ -271,7 +343,7 @@ def _classes_of(regime: Mapping[str, Any]) -> int | None:
 
 def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, Any], *, profile: str,
                           seeds: Sequence[int], teacher: Any, student: Any, temperature: float,
-                          teacher_epsilon: float | None = None) -> str:
+                          teacher_epsilon: float | None = None, runs: pd.DataFrame | None = None) -> str:
     """The findings of notebook 03 (Markdown bullets).
 
     Args:
@@ -280,9 +352,10 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
         teacher_metrics: the teacher's ``metrics.json`` (``mIoU_D``, ``ECE_D``).
         profile, seeds, temperature: the setting; ``teacher`` and ``student``: their TrainConfigs
             (model, epochs, smoothing); ``teacher_epsilon``: the teacher's ε (default: ``teacher.epsilon``).
+        runs: the students' runs (one row per run): differences are then Δ [95% interval] paired by seed.
 
-    Differences between students are worded by :func:`compare` (mean ± std over seeds; with one seed
-    a difference is not measurable, and the sentence says so).
+    Differences between students: paired by seed with the runs, else worded by :func:`compare` (mean ± std
+    over seeds); with one seed a difference is not measurable, and the sentence says so.
     """
     table = summary.set_index("config")
     best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
@@ -290,12 +363,16 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
     gap = teacher_metrics["mIoU_D"] - table.at["hard_ce", "mIoU_D_mean"]
     teacher_epsilon = teacher.epsilon if teacher_epsilon is None else teacher_epsilon
     one_seed = len(seeds) < 2
-    c = lambda a, b, m: compare(summary, a, b, m)  # noqa: E731
+    c = lambda a, b, m: _measured(summary, a, b, m, runs=runs) if runs is not None else compare(summary, a, b, m)  # noqa: E731
+
+    def start(config: Any) -> str:
+        weights = getattr(config, "encoder_weights", None)
+        return "ImageNet-pretrained encoder, as in the paper" if weights else "random weights; the paper's start from ImageNet encoders"
     caveat = (" With one seed these differences are not measurable: run the full profile for seeds and spreads."
               if one_seed else "")
     return f'''* **Setting**: {profile} profile; teacher `{teacher.model}` ({teacher.epochs} epochs, CE+JML with {teacher.smoothing}
-  label smoothing ε = {teacher_epsilon}, the paper's teacher recipe but from random weights), students `{student.model}`
-  ({student.epochs} epochs, random weights; the paper's start from ImageNet encoders), T = {temperature}, seeds {seeds}.
+  label smoothing ε = {teacher_epsilon}, the paper's teacher recipe; {start(teacher)}), students `{student.model}`
+  ({student.epochs} epochs; {start(student)}), T = {temperature}, seeds {seeds}.
 * **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%; it is
   {abs(100 * gap):.1f} points {"above" if gap > 0 else "below"} the hard-label student in mIoU_D.
 * **The paper's JML-KD**: {c("kd_jml", "hard_ce", "mIoU_D")}; {c("kd_jml", "kd_kl", "mIoU_D")}.
@@ -322,7 +399,7 @@ def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Seque
             for m in ("mIoU_D", "ECE_D")}
 
 
-def _ssl_line(table: pd.DataFrame, f: float) -> str:
+def _ssl_line(table: pd.DataFrame, f: float, runs: pd.DataFrame | None = None) -> str:
     lo, hard, soft = (table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS)
     e_lo, e_hard, e_soft = (table.at[(m, f), "ECE_D_mean"] for m in _SSL_METHODS)
     scores = {"labelled only": lo, "hard pseudo-labels": hard, "soft pseudo-labels": soft}
@@ -330,11 +407,23 @@ def _ssl_line(table: pd.DataFrame, f: float) -> str:
     best = top[0] if len(top) == 1 else "a tie between " + " and ".join(top)
     return (f"* **Fraction {f:g}**: mIoU_D {100 * lo:.1f}% labelled only, {100 * hard:.1f}% with hard pseudo-labels "
             f"({100 * (hard - lo):+.1f}), {100 * soft:.1f}% with soft pseudo-labels and JML ({100 * (soft - lo):+.1f}); "
-            f"best: {best}. ECE_D {100 * e_lo:.1f}%, {100 * e_hard:.1f}%, {100 * e_soft:.1f}%.")
+            f"best: {best}. ECE_D {100 * e_lo:.1f}%, {100 * e_hard:.1f}%, {100 * e_soft:.1f}%."
+            + _ssl_differences(runs, f))
+
+
+def _ssl_differences(runs: pd.DataFrame | None, f: float) -> str:
+    """The paired differences of notebook 04 at one fraction (empty without runs or with one seed)."""
+    if runs is None:
+        return ""
+    at = runs[runs["fraction"] == f]
+    if at["seed"].nunique() < 2:
+        return ""
+    pairs = [("pseudo_soft_jml", "pseudo_hard_ce"), ("pseudo_soft_jml", "labeled_only"), ("pseudo_hard_ce", "labeled_only")]
+    return " Paired by seed: " + "; ".join(_difference(at, a, b, key="method") for a, b in pairs) + "."
 
 
 def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: str, seeds: Sequence[int],
-                 config: Any) -> str:
+                 config: Any, runs: pd.DataFrame | None = None) -> str:
     """The findings of notebook 04 (Markdown bullets, one per labelled fraction).
 
     Args:
@@ -342,6 +431,8 @@ def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: 
             ``by=["method", "fraction"]``, with ``mIoU_D``, ``ECE_D`` and ``epoch_time_s``.
         fractions: the labelled fractions, in the order to report them.
         profile, seeds, config: the setting (``config``: the base TrainConfig).
+        runs: the runs (``method``, ``fraction``, ``seed``, metrics): each fraction's line then adds the
+            differences paired by seed, Δ [95% interval] and verdict.
 
     Winner of a fraction: the method with the highest ``mIoU_D`` (rounded to 0.1 %; equal values
     are "a tie between" them). Self-training "helped" at a fraction when the better of the two
@@ -360,7 +451,7 @@ def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: 
         verdict = f"* **Self-training helped** (in mIoU_D) at fraction(s) {', '.join(helped)}."
     t_lo, t_soft = (summary[summary["method"] == m]["epoch_time_s_mean"].mean() for m in ("labeled_only", "pseudo_soft_jml"))
     return "\n".join([f"* **Setting**: {profile} profile, model `{config.model}`, {config.epochs} epochs, seeds {seeds}."]
-                     + [_ssl_line(table, f) for f in fractions] + [verdict]
+                     + [_ssl_line(table, f, runs) for f in fractions] + [verdict]
                      + [f"* **Cost**: a semi-supervised training epoch took {t_soft / t_lo:.1f}× the time of a labelled-only one "
                         f"({t_soft:.2f} s vs {t_lo:.2f} s, same number of steps)."])
 
@@ -369,7 +460,7 @@ def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: 
 
 
 def soft_label_findings(summary: pd.DataFrame, losses: Sequence[str], *, profile: str, seeds: Sequence[int],
-                        epochs: int, n_test: int) -> str:
+                        epochs: int, n_test: int, runs: pd.DataFrame | None = None) -> str:
     """The findings of notebook 05 (Markdown), from the soft-label errors of the ``<loss>_soft`` runs.
 
     Args:
@@ -377,6 +468,8 @@ def soft_label_findings(summary: pd.DataFrame, losses: Sequence[str], *, profile
             ``extreme_band``, ``slope_band``, ``soft_mIoU``, ``mIoU_D``, ``ECE_D``).
         losses: the losses trained, in the order to report them.
         profile, seeds, epochs, n_test: the setting (``n_test``: number of test slices).
+        runs: one row per run (``config``, ``seed`` and the same columns): the JML is then compared with the
+            SJL and the CE paired by seed, Δ [95% interval] and verdict (lower is better for the band errors).
 
     With both ``jml`` and ``sjl``, the SJL counts as biased towards 0/1 when its share of extreme
     band predictions is more than 5 points and its band error more than 1 point above the JML's.
@@ -407,6 +500,12 @@ def soft_label_findings(summary: pd.DataFrame, losses: Sequence[str], *, profile
                          f"{val('jml', 'ECE_D'):.1f}%). The hard label is the argmax of the soft one, so a network that predicts "
                          "hard labels is 'calibrated' against it; against the soft target it is not. Which calibration you "
                          "want depends on what the probabilities are used for.")
+    if runs is not None and "jml" in losses and runs["seed"].nunique() > 1:
+        lines.append("")
+        for other in (c for c in losses if c != "jml"):
+            texts = [f"Δ{m} {format_difference(paired_difference(runs, 'jml_soft', f'{other}_soft', m, higher_is_better=up))}"
+                     for m, up in (("MAE_band", False), ("extreme_band", False), ("soft_mIoU", True))]
+            lines.append(f"- **JML − {other.upper()}**, paired by seed: " + "; ".join(texts) + ".")
     if "ce" in losses and "jml" in losses:
         ranked = sorted(losses, key=lambda c: val(c, "MAE_band"))
         lines.append("Ranked by mean |p - y| in the band (lower is better): "

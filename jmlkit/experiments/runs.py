@@ -42,7 +42,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ __all__ = [
     "run_dir_for",
     "run_config",
     "run_configs",
+    "run_regimes",
+    "in_regime",
     "load_runs",
     "run_metrics",
     "notebook_status",
@@ -164,7 +166,7 @@ def _copy_run(src: Path, dst: Path, config: TrainConfig) -> None:
         if (src / name).is_file():
             shutil.copy2(src / name, tmp / name)
     atomic_write_text(tmp / "config.json", config.to_json())
-    mark_done(tmp, **(read_done(src) or {}), copied_from=str(src.resolve()))
+    mark_done(tmp, **{**(read_done(src) or {}), "copied_from": str(src.resolve())})  # a copy of a copy names its source
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
 
@@ -288,6 +290,80 @@ def run_configs(
             rows.append({"config": name, "seed": seed, **dict(extra.get(name, {})), "cached": cached,
                          "run_dir": str(run_dir.resolve()), **scalars})
     return pd.DataFrame(rows)
+
+
+def in_regime(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
+    """``config`` in a data regime (:func:`jmlkit.profiles.regime_settings`): the regime's ``dataset_kwargs`` merged
+    into the config's, its other options replacing the config's.
+
+    >>> from jmlkit.engine import TrainConfig
+    >>> c = in_regime(TrainConfig.from_profile("smoke"), {"dataset_kwargs": {"size": 24}, "epochs": 2})
+    >>> c.dataset_kwargs["size"], c.dataset_kwargs["digit_size"], c.epochs
+    (24, [12, 16], 2)
+    """
+    check_type("config", config, TrainConfig)
+    options = dict(overrides)
+    data = dict(options.pop("dataset_kwargs", None) or {})
+    return config.replace(dataset_kwargs={**config.dataset_kwargs, **data}, **options)
+
+
+def run_regimes(
+    configs: Mapping[str, TrainConfig],
+    regimes: Mapping[str, Mapping[str, Any]],
+    *,
+    seeds: Sequence[int] | int = (0,),
+    output_dir: str | os.PathLike,
+    only: Mapping[str, Sequence[str]] | None = None,
+    run: Callable[..., pd.DataFrame] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`run_configs` (or ``run``) in each data regime: every configuration with the regime's options on top.
+
+    Args:
+        configs: ``{name: TrainConfig}`` (the comparison).
+        regimes: ``{regime: TrainConfig options}``, e.g. :func:`jmlkit.profiles.regime_settings`: its
+            ``dataset_kwargs`` are merged into each configuration's, other options replace the configuration's
+            (a regime of larger images may train on fewer of them); ``{}`` keeps a configuration as it is.
+        seeds, output_dir, **kwargs: as in :func:`run_configs`. Runs go to
+            ``output_dir/runs/<regime>.<name>__seed<k>/``.
+        only: ``{regime: [names]}``: run only these configurations in that regime (others: all).
+        run: what trains a dict of configurations (default :func:`run_configs`; e.g.
+            :func:`~jmlkit.experiments.labeled_fraction_sweep`), called as ``run(configs, seeds=..., output_dir=...,
+            **kwargs)``; it must return a table with a ``config`` column (and may have ``method``).
+
+    Returns:
+        ``run``'s table with a ``regime`` column first; ``config`` (and ``method``) without the regime prefix.
+
+    Example:
+        >>> import tempfile
+        >>> from jmlkit.engine import TrainConfig
+        >>> cfg = TrainConfig.from_profile("smoke", labels="hard", loss="ce")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     runs = run_regimes({"ce": cfg}, {"small": {}, "large": {"dataset_kwargs": {"size": 24}}}, output_dir=d,
+        ...                        verbose=False)
+        >>> runs[["regime", "config", "seed"]].values.tolist()
+        [['small', 'ce', 0], ['large', 'ce', 0]]
+    """
+    if not isinstance(regimes, Mapping) or not regimes:
+        raise ValueError(f"Expected `regimes` to be a non-empty dict of regime -> dataset_kwargs, but got {regimes!r}.")
+    only = dict(only or {})
+    unknown = sorted(set(only) - set(regimes))
+    if unknown:
+        raise ValueError(f"Expected `only` keys among the regimes {list(regimes)}, but got {unknown}.")
+    frames = []
+    for regime, overrides in regimes.items():
+        _check_name(regime)
+        names = list(configs) if regime not in only else [n for n in configs if n in set(only[regime])]
+        if not names:
+            continue
+        named = {f"{regime}.{name}": in_regime(configs[name], overrides) for name in names}
+        table = (run or run_configs)(named, seeds=seeds, output_dir=output_dir, **kwargs)
+        for column in ("config", "method"):
+            if column in table.columns:
+                table[column] = table[column].str.slice(len(regime) + 1)
+        table.insert(0, "regime", regime)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
 
 
 # ============================================================================ reading runs back

@@ -14,7 +14,7 @@ The interval is the Student-t interval of the mean of the :math:`n` differences,
 .. math:: \bar d \pm t_{n-1,\,(1+c)/2}\; s_d / \sqrt{n},
 
 with :math:`s_d` the sample standard deviation (``ddof=1``) and :math:`c` the confidence. It is the
-interval of :func:`scipy.stats.ttest_rel` (computed here with ``math`` and ``numpy`` alone). An interval
+interval of :func:`scipy.stats.ttest_rel` (the quantile comes from :data:`scipy.stats.t`). An interval
 that touches 0 does not exclude it.
 
 Which direction is better: higher, except for the metrics whose name starts with ``ECE``, ``SCE``,
@@ -44,7 +44,8 @@ import pandas as pd
 
 from jmlkit._checks import check_bool, check_int, check_real, check_str
 
-__all__ = ["PairedDifference", "paired_difference", "paired_differences", "format_difference", "higher_is_better"]
+__all__ = ["PairedDifference", "paired_difference", "paired_differences", "regime_differences", "differences_table", "from_record",
+           "format_difference", "higher_is_better"]
 
 LOWER_IS_BETTER_PREFIXES = ("ECE", "SCE", "MCE", "ACE", "RMSCE", "Brier", "NLL")
 
@@ -92,90 +93,12 @@ def higher_is_better(metric: str) -> bool:
     return not metric.startswith(LOWER_IS_BETTER_PREFIXES)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Student t quantile with math alone: the upper tail through the regularized incomplete beta function, solved by
-# a safeguarded Newton iteration.
+def _t_quantile_upper(q: float, df: int) -> float:
+    """The t quantile with upper-tail probability ``q`` (scipy's ``t.isf``)."""
+    from scipy import stats
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-16:
-            break
-    return h
+    return float(stats.t.isf(q, df))
 
-
-def _betainc(a: float, b: float, x: float, one_minus_x: float) -> float:
-    """Regularized incomplete beta :math:`I_x(a, b)`, with ``1 - x`` given exactly by the caller."""
-    if x <= 0.0:
-        return 0.0
-    if one_minus_x <= 0.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(one_minus_x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, one_minus_x) / b
-
-
-def _t_upper_tail(t: float, df: float) -> float:
-    """:math:`P(T > t)` for ``t >= 0``."""
-    t2 = t * t
-    return 0.5 * _betainc(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2))
-
-
-def _t_pdf(t: float, df: float) -> float:
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return math.exp(log_c - (df + 1) / 2 * math.log1p(t * t / df))
-
-
-def _t_quantile_upper(q: float, df: float) -> float:
-    """The ``t >= 0`` with :math:`P(T > t) = q`, for ``0 < q <= 1/2``."""
-    if q >= 0.5:
-        return 0.0
-    if df == 1:  # Cauchy: exact
-        return 1.0 / math.tan(math.pi * q)
-    if df == 2:  # exact: F(t) = 1/2 + t / (2 sqrt(2 + t^2))
-        p = 1.0 - q
-        return (2 * p - 1) / math.sqrt(2 * p * q)
-    lo, hi = 0.0, 1.0
-    while _t_upper_tail(hi, df) > q:  # bracket the root
-        lo, hi = hi, hi * 2.0
-    t = 0.5 * (lo + hi)
-    for _ in range(200):
-        g = _t_upper_tail(t, df) - q
-        if g > 0:
-            lo = t
-        else:
-            hi = t
-        step = g / _t_pdf(t, df)  # g' = -pdf
-        new = t + step
-        if not (lo < new < hi):
-            new = 0.5 * (lo + hi)
-        if abs(new - t) <= 1e-15 * max(1.0, abs(new)):
-            return new
-        t = new
-    return t
-
-
-# ---------------------------------------------------------------------------------------------------------------
 
 def _check_runs(runs: Any, key: str, seed: str) -> pd.DataFrame:
     if not isinstance(runs, pd.DataFrame):
@@ -311,6 +234,67 @@ def paired_differences(runs: pd.DataFrame, baseline: Any, metrics: str | Sequenc
             rows.append(asdict(paired_difference(runs, config, baseline, m, key=key, seed=seed,
                                                  confidence=confidence, higher_is_better=direction)))
     return pd.DataFrame(rows, columns=[f.name for f in fields(PairedDifference)])
+
+
+def regime_differences(runs: pd.DataFrame, baseline: Any, metrics: str | Sequence[str], *, regime: str = "regime",
+                       configs: Sequence[Any] | None = None, **kwargs: Any) -> pd.DataFrame:
+    """:func:`paired_differences` against ``baseline`` within each data regime (the ``regime`` column of ``runs``),
+    with a ``regime`` column first; ``configs`` keeps only these configurations (``a``). Regimes without the
+    baseline are left out. ``kwargs`` go to :func:`paired_differences`.
+
+    >>> runs = pd.DataFrame({"regime": ["large"] * 4 + ["small"] * 4, "config": ["ce", "ce", "jml", "jml"] * 2,
+    ...                      "seed": [0, 1] * 4, "mIoU_D": [.80, .82, .83, .84, .50, .55, .52, .50]})
+    >>> regime_differences(runs, "ce", "mIoU_D")[["regime", "a", "b", "n", "verdict"]]
+      regime    a   b  n                   verdict
+    0  large  jml  ce  2  no measurable difference
+    1  small  jml  ce  2  no measurable difference
+    """
+    if not isinstance(runs, pd.DataFrame):
+        raise TypeError(f"Expected `runs` to be a pandas DataFrame, but got {type(runs).__name__}.")
+    check_str("regime", regime)
+    if regime not in runs.columns:
+        raise ValueError(f"Expected `regime`={regime!r} to be a column of `runs`, but its columns are {list(runs.columns)}.")
+    key = kwargs.get("key", "config")
+    frames = []
+    for name, rows in runs.groupby(regime, sort=False):
+        if baseline not in set(rows[key]):
+            continue
+        table = paired_differences(rows, baseline, metrics, **kwargs)
+        if configs is not None:
+            table = table[table["a"].isin(list(configs))]
+        table.insert(0, "regime", name)
+        frames.append(table)
+    columns = ["regime"] + [f.name for f in fields(PairedDifference)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def from_record(record: Mapping[str, Any] | pd.Series) -> PairedDifference:
+    """The :class:`PairedDifference` of one row of a differences table (:func:`paired_differences`,
+    :func:`regime_differences`); other columns (``regime``) are ignored."""
+    return PairedDifference(**{f.name: record[f.name] for f in fields(PairedDifference) if f.name in record})
+
+
+def differences_table(differences: pd.DataFrame, *, percent: bool = True, digits: int = 1) -> pd.DataFrame:
+    """A display table of :func:`regime_differences` (or :func:`paired_differences`): one row per (regime,) ``a``,
+    one column per metric holding ``format_difference``'s text ("+2.3 [0.8, 3.8] points (5 seeds): gain"). Columns
+    that are not fields of :class:`PairedDifference` (``regime``, a ``fraction``) lead the table.
+
+    >>> d = pd.DataFrame([dict(regime="large", a="jml", b="ce", metric="mIoU_D", n=5, delta=.023, low=.008,
+    ...                        high=.038, std=.012, seeds=(0, 1, 2, 3, 4), verdict="gain")])
+    >>> differences_table(d).to_dict("records")
+    [{'regime': 'large', 'config': 'jml', 'baseline': 'ce', 'mIoU_D': '+2.3 [0.8, 3.8] points (5 seeds): gain'}]
+    """
+    if not isinstance(differences, pd.DataFrame):
+        raise TypeError(f"Expected `differences` to be a pandas DataFrame, but got {type(differences).__name__}.")
+    names = {f.name for f in fields(PairedDifference)}
+    index = [c for c in differences.columns if c not in names] + ["a", "b"]  # e.g. regime, fraction
+    rows: dict[tuple, dict[str, str]] = {}
+    for record in differences.to_dict("records"):
+        d = from_record(record)
+        rows.setdefault(tuple(record[c] for c in index), {})[record["metric"]] = format_difference(
+            d, percent=percent, digits=digits)
+    rename = {"a": "config", "b": "baseline"}
+    return pd.DataFrame([{**{rename.get(c, c): v for c, v in zip(index, k)}, **texts} for k, texts in rows.items()])
 
 
 def _num(x: float, digits: int, signed: bool) -> str:

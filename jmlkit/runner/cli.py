@@ -47,6 +47,9 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
                         help="output folder: one subfolder per run, plus summary.csv (default: runs/<profile>)")
     parser.add_argument("--figures", default="figures", metavar="DIR",
                         help="where the figures of successful runs are copied (default: %(default)s)")
+    parser.add_argument("--results", default=None, metavar="DIR",
+                        help="after the batch (even when some runs failed), write DIR/<run>.csv from each finished "
+                             "run's runs.csv and <table>_runs.csv, without timings (see jmlkit.runner.results)")
     parser.add_argument("--notebooks-dir", default=None, metavar="DIR",
                         help="folder of the notebooks (default: ./notebooks, else the repository's)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
@@ -130,9 +133,19 @@ def main_run(argv: Sequence[str] | None = None) -> int:
     print(f"{counts['ok']} ok ({n_cached} cached), {counts['failed']} failed"
           + "".join(f", {counts[s]} {s}" for s in ("interrupted", "pending") if counts[s])
           + f"; summary: {summary}; {len(figures)} figure(s) in {args.figures}")
+    results_failed = False
+    if args.results is not None:
+        from jmlkit.runner.results import collect_results  # pandas: only when asked
+
+        try:
+            collected = collect_results(out, args.results)
+            print(f"{len(collected)} result file(s) in {args.results}")
+        except (OSError, ValueError, TypeError) as err:
+            results_failed = True
+            print(f"FAILED collecting the results into {args.results}: {err}")
     for res in results:
         if res.status == "failed":
             print(f"FAILED {res.run.name}: {res.error}\n       see {res.run.executed_notebook}")
     if counts["interrupted"] or counts["pending"]:
         return 130
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or results_failed else 0

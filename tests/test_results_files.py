@@ -1,0 +1,272 @@
+"""The committed result files: ``jmlkit run --results`` (jmlkit.runner.results), the paper's claims tested on them
+(jmlkit.experiments.claims) and the README block written from them (``python -m jmlkit readme``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from jmlkit.experiments.claims import CLAIM_COLUMNS, CLAIMS, Claim, claims_markdown, claims_table
+from jmlkit.runner.readme import BEGIN, END, block_source, claims_block, main_readme, render_readme
+from jmlkit.runner.results import collect_results, tidy_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+METRICS = ["mIoU_D", "ECE_D"]
+
+
+def _runs(configs, seeds, rng, **extra):
+    rows = []
+    for config in configs:
+        for seed in seeds:
+            rows.append({"config": config, "seed": seed, **extra, "cached": bool(seed % 2),
+                         "run_dir": f"/somewhere/{config}__seed{seed}", "mIoU_D": rng.uniform(0.2, 0.8),
+                         "ECE_D": rng.uniform(0.01, 0.2), "train_time_s": rng.uniform(1, 100),
+                         "epoch_time_s": rng.uniform(0.1, 2), "Confidence": rng.uniform(0.5, 1.0)})
+    return pd.DataFrame(rows)
+
+
+def _write_batch(root: Path, seed: int) -> Path:
+    """A batch folder: 02 with runs.csv (no regime column) and ablation_runs.csv (regimes), 03 failed without
+    runs.csv, 04 recorded as failed in run.json, 01 with no tables at all. ``seed`` changes only timings and the
+    row order."""
+    rng = np.random.default_rng(0)
+    main = _runs(["jml_bls", "ce_hard"], [0, 1, 2], rng)
+    ablation = pd.concat([_runs(["jml_bls_uniform"], [0, 1], rng, regime=r, epsilon=e)
+                          for r in ("small", "large") for e in (0.1, 0.5)], ignore_index=True)
+    order = np.random.default_rng(seed)
+    for table in (main, ablation):  # what differs between two runs of the same batch: timings and the row order
+        for c in ("train_time_s", "epoch_time_s"):
+            table[c] = order.uniform(1, 100, len(table))
+        table.cached = order.integers(0, 2, len(table)).astype(bool)
+    main = main.iloc[order.permutation(len(main))]
+    ablation = ablation.iloc[order.permutation(len(ablation))]
+    runs = root / f"runs{seed}"
+    nb = runs / "02_label_smoothing"
+    nb.mkdir(parents=True)
+    main.to_csv(nb / "runs.csv", index=False)
+    ablation.to_csv(nb / "ablation_runs.csv", index=False)
+    (nb / "metrics.json").write_text(json.dumps({"regime.object_share_smoothed": 0.81}))
+    pd.DataFrame({"config": ["ce_hard"], "mIoU_D_mean": [0.5], "train_time_s_mean": [order.uniform()]}).to_csv(
+        nb / "results.csv", index=False)
+    (nb / "run.json").write_text(json.dumps({"status": "ok"}))
+    (runs / "03_distillation").mkdir()
+    (runs / "03_distillation" / "run.json").write_text(json.dumps({"status": "failed"}))
+    failed = runs / "04_semi_supervised"
+    failed.mkdir()
+    main.to_csv(failed / "runs.csv", index=False)  # written before the notebook failed: not collected
+    (failed / "run.json").write_text(json.dumps({"status": "failed"}))
+    (runs / "01_jaccard_losses").mkdir()
+    (runs / "summary.csv").write_text("run\n")
+    return runs
+
+
+def test_collect_results_is_tidy_deterministic_and_skips_unfinished_runs(tmp_path):
+    written = collect_results(_write_batch(tmp_path, 1), tmp_path / "a")
+    assert [p.name for p in written] == ["02_label_smoothing.csv", "02_label_smoothing_metrics.json",
+                                         "02_label_smoothing_results.csv"]
+    collect_results(_write_batch(tmp_path, 2), tmp_path / "b")
+    for name in ("02_label_smoothing.csv", "02_label_smoothing_results.csv"):  # two batches, one file
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    text = (tmp_path / "a" / "02_label_smoothing.csv").read_text()
+    assert text.endswith("\n") and "\r" not in text
+    table = pd.read_csv(tmp_path / "a" / "02_label_smoothing.csv")
+    assert list(table.columns) == ["table", "regime", "config", "seed", "epsilon", "mIoU_D", "ECE_D", "Confidence"]
+    assert not [c for c in table.columns if "time" in c or c in ("cached", "run_dir")]
+    assert table["table"].tolist() == ["main"] * 6 + ["ablation"] * 8
+    main = table[table.table == "main"]
+    assert set(main.regime) == {"main"}  # runs.csv without a regime column
+    assert list(zip(main.config, main.seed)) == [(c, s) for c in ("ce_hard", "jml_bls") for s in (0, 1, 2)]
+    ablation = table[table.table == "ablation"]
+    assert list(zip(ablation.regime, ablation.epsilon, ablation.seed)) == [
+        (r, e, s) for r in ("large", "small") for s in (0, 1) for e in (0.1, 0.5)]
+    # the values are those of the run tables (10 significant digits)
+    source = pd.read_csv(tmp_path / "runs1" / "02_label_smoothing" / "runs.csv").sort_values(["config", "seed"])
+    np.testing.assert_allclose(main["mIoU_D"].to_numpy(), source["mIoU_D"].to_numpy(), rtol=1e-9)
+    copied = pd.read_csv(tmp_path / "a" / "02_label_smoothing_results.csv")
+    assert list(copied.columns) == ["config", "mIoU_D_mean"]
+    assert json.loads((tmp_path / "a" / "02_label_smoothing_metrics.json").read_text()) == {
+        "regime.object_share_smoothed": 0.81}
+
+
+def test_tidy_results_and_collect_results_check_their_arguments(tmp_path):
+    with pytest.raises(ValueError, match="`runs_dir`.*not a folder"):
+        collect_results(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(TypeError, match="`results_dir` to be a path"):
+        collect_results(tmp_path, 3)
+    with pytest.raises(ValueError, match=r"`tables\['main'\]` to have a column 'seed'"):
+        tidy_results({"main": pd.DataFrame({"config": ["a"]})})
+    with pytest.raises(TypeError, match="`tables` to be a dict"):
+        tidy_results([pd.DataFrame()])
+
+
+def test_jmlkit_run_results_collects_after_the_batch(tmp_path, monkeypatch, capsys):
+    import jmlkit.runner.cli as cli
+
+    out = _write_batch(tmp_path, 1)
+    monkeypatch.setattr(cli, "run_notebooks", lambda runs, **kwargs: [])
+    code = cli.main_run(["01", "--out", str(out), "--figures", str(tmp_path / "figures"),
+                         "--results", str(tmp_path / "results"), "--no-progress"])
+    assert code == 0
+    assert (tmp_path / "results" / "02_label_smoothing.csv").is_file()
+    assert "3 result file(s)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------- claims
+
+
+def _paired(rng, n, shift, noise):
+    base = rng.uniform(0.3, 0.7, n)
+    return base + shift + rng.normal(0, noise, n), base
+
+
+def _results(tmp_path: Path) -> Path:
+    """02 with a large regime (JML+BLS clearly better mIoU, clearly *worse* ECE) and a small one (noise, no
+    sjl_bls); 03 with one seed; 04 split by labelled fraction with method names; no 05 file."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    rows = []
+    seeds = [0, 1, 2, 3, 4]
+    for regime, shift_iou, shift_ece, noise in (("large", 0.05, 0.03, 0.005), ("small", 0.0, 0.0, 0.05)):
+        a_iou, b_iou = _paired(rng, 5, shift_iou, noise)
+        a_ece, b_ece = _paired(rng, 5, shift_ece, noise)
+        sjl = b_iou + 0.1
+        for i, s in enumerate(seeds):
+            rows.append({"table": "main", "regime": regime, "config": "jml_bls", "seed": s, "mIoU_D": a_iou[i],
+                         "ECE_D": a_ece[i]})
+            rows.append({"table": "main", "regime": regime, "config": "ce_hard", "seed": s, "mIoU_D": b_iou[i],
+                         "ECE_D": b_ece[i]})
+            if regime == "large":
+                rows.append({"table": "main", "regime": regime, "config": "sjl_bls", "seed": s, "mIoU_D": sjl[i],
+                             "ECE_D": 0.1})
+            rows.append({"table": "ablation", "regime": regime, "config": "jml_bls", "seed": s + 10,
+                         "mIoU_D": 0.0, "ECE_D": 0.0})  # another table: never compared
+    pd.DataFrame(rows).to_csv(tmp_path / "02_label_smoothing.csv", index=False)
+    pd.DataFrame({"table": "main", "regime": "main", "config": ["kd_jml", "kd_kl"], "seed": [0, 0],
+                  "mIoU_D": [0.3, 0.2], "ECE_D": [0.1, 0.2]}).to_csv(tmp_path / "03_distillation.csv", index=False)
+    ssl = []
+    for fraction in (0.0625, 0.25):
+        for method, value in (("pseudo_soft_jml", 0.5), ("pseudo_hard_ce", 0.4), ("labeled_only", 0.3)):
+            for s in (0, 1, 2):
+                ssl.append({"table": "main", "regime": "main", "config": f"{method}_f{fraction}", "seed": s,
+                            "method": method, "fraction": fraction, "mIoU_D": value + 0.01 * s * (fraction == 0.25)
+                            + (0.001 * s if method == "pseudo_soft_jml" else 0.0)})
+    pd.DataFrame(ssl).to_csv(tmp_path / "04_semi_supervised.csv", index=False)
+    return tmp_path
+
+
+def test_claims_table_matches_scipy_and_gives_each_outcome(tmp_path):
+    results = _results(tmp_path)
+    table = claims_table(results)
+    assert list(table.columns) == list(CLAIM_COLUMNS)
+    data = pd.read_csv(results / "02_label_smoothing.csv").query("table == 'main'")
+    for regime in ("large", "small"):
+        for metric in METRICS:
+            rows = data[data.regime == regime]
+            a = rows[rows.config == "jml_bls"].sort_values("seed")[metric].to_numpy()
+            b = rows[rows.config == "ce_hard"].sort_values("seed")[metric].to_numpy()
+            ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+            row = table[(table.notebook == "02_label_smoothing") & (table.regime == regime) & (table.metric == metric)
+                        & table.claim.str.startswith("JML + boundary")].iloc[0]
+            assert row.n == 5
+            assert row.delta == pytest.approx(float(np.mean(a - b)), abs=1e-12)
+            assert (row.low, row.high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+            assert row.difference.startswith(("+", "\u2212", "0")) and "(5 seeds)" in row.difference
+
+    def outcome(claim_start, regime, metric="mIoU_D"):
+        rows = table[table.claim.str.startswith(claim_start) & (table.metric == metric)]
+        rows = rows[rows.regime.isna()] if regime is None else rows[rows.regime == regime]
+        return rows.outcome.tolist()
+
+    assert outcome("JML + boundary", "large") == ["reproduced"]
+    assert outcome("JML + boundary", "large", "ECE_D") == ["opposite"]  # ECE up: the paper reports it down
+    assert outcome("JML + boundary", "small") == ["inconclusive"]
+    assert outcome("JML vs soft Jaccard (SJL) on smoothed", "large") == ["opposite"]
+    assert outcome("JML vs soft Jaccard (SJL) on smoothed", "small") == ["not run"]  # no sjl_bls there
+    assert outcome("JML-KD", "main") == ["not measurable"]
+    assert outcome("JML-KD", "main", "ECE_D") == ["not measurable"]
+    assert outcome("JML vs soft Jaccard (SJL) on the data", None) == ["not run"]  # no 05 file
+    ssl = table[table.notebook == "04_semi_supervised"]
+    assert ssl.claim.tolist() == [f"soft pseudo-labels + JML vs hard pseudo-labels + CE, mIoU @ labelled fraction {f}"
+                                  for f in ("1/16", "1/4")]
+    assert ssl.outcome.tolist() == ["reproduced", "reproduced"]
+    assert ssl.delta.tolist() == pytest.approx([0.101, 0.101])
+    assert set(table.outcome) == {"reproduced", "opposite", "inconclusive", "not measurable", "not run"}
+    assert table.loc[table.outcome == "not run", "n"].eq(0).all()
+
+
+def test_claims_table_without_files_and_its_checks(tmp_path):
+    table = claims_table(tmp_path / "nothing here")
+    assert len(table) == len(CLAIMS) and set(table.outcome) == {"not run"} and table.regime.isna().all()
+    md = claims_markdown(table)
+    assert md.splitlines()[0] == "| claim | metric | paper | result |"
+    assert all(line.endswith("| not run |") for line in md.splitlines()[2:])
+    with pytest.raises(TypeError, match="`results_dir` to be a path"):
+        claims_table(None)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="`results_dir` to be a folder"):
+        claims_table(tmp_path / "file")
+    with pytest.raises(TypeError, match=r"`claims\[0\]` to be a Claim"):
+        claims_table(tmp_path, ["x"])
+    with pytest.raises(ValueError, match="lacks"):
+        claims_markdown(pd.DataFrame({"claim": []}))
+
+
+def test_claims_markdown_has_one_row_per_claim_and_one_column_per_regime(tmp_path):
+    table = claims_table(_results(tmp_path))
+    lines = claims_markdown(table).splitlines()
+    assert lines[0] == "| claim | metric | paper | main | large | small |"
+    assert len(lines) == 2 + len(table.drop_duplicates(["claim", "metric"]))
+    row = next(line for line in lines if line.startswith("| JML + boundary label smoothing vs cross-entropy, mIoU |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["mIoU_D", "JML+BLS higher", "—"]
+    assert cells[4].endswith("— **reproduced**") and cells[5].endswith("— **inconclusive**")
+    assert any("**not measurable** (1 seed)" in line for line in lines)
+    assert Claim("c", "02", "a", "b", "A", "ECE_D", False).paper == "A lower"
+
+
+# --------------------------------------------------------------------------------------------------- README
+
+
+def test_readme_command_round_trip(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    head, tail = "# title\n\nprose before\n\n", "\nprose after\n"
+    readme.write_text(f"{head}{BEGIN}\nstale\n{END}{tail}")
+    args = ["--results", str(results), "--readme", str(readme)]
+    assert main_readme([*args, "--check"]) == 1
+    message = capsys.readouterr().out
+    assert len(message.strip().splitlines()) == 1 and "differs" in message
+    assert "stale" in readme.read_text()  # --check writes nothing
+    assert main_readme(args) == 0
+    text = readme.read_text()
+    assert text.startswith(head + BEGIN + "\n") and text.endswith(END + tail)
+    assert claims_markdown(claims_table(results)) in text
+    assert block_source(text) == "results"  # relative to the README
+    assert main_readme([*args, "--check"]) == 0
+    assert main_readme(args) == 0 and readme.read_text() == text  # idempotent
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit) as err:
+        main_readme(args)
+    assert err.value.code == 2
+    with pytest.raises(SystemExit) as err:
+        main_readme(["--results", str(tmp_path / "missing"), "--readme", str(readme)])
+    assert err.value.code == 2
+
+
+def test_the_committed_readme_block_equals_the_results_it_names():
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    source = block_source(text)
+    assert source is not None, f"README.md has no generated {BEGIN} block"
+    results = ROOT / source
+    if not results.is_dir():
+        pytest.skip(f"the README's claims come from {source}/, which does not exist in this checkout")
+    assert claims_markdown(claims_table(results)) in text
+    current, expected = render_readme(readme, results)
+    assert current == expected, f"README.md is stale: run `python -m jmlkit readme --results {source}`"
+    assert claims_block(results, source=source) in text
