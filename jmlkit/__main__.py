@@ -210,7 +210,7 @@ def _top_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("train", help="train one model (label modes hard, ls, kd, ssl, soft) and write a run folder", add_help=False)
     sub.add_parser("run", help="execute notebooks with papermill (profiles, sweeps, figures, summary.csv)", add_help=False)
-    sub.add_parser("readme", help="rewrite the README's table of the paper's claims from the result files", add_help=False)
+    sub.add_parser("readme", help="rewrite the README's generated blocks (the paper's claims, the result tables) from the result files", add_help=False)
     return parser
 
 

@@ -89,6 +89,29 @@ def test_digit_soft_label_is_the_real_coverage_of_the_source_digit():
         torch.testing.assert_close(ink, soft[i, int(target[src]) + 1])  # one digit: all ink belongs to its class
 
 
+def test_thick_digits_are_the_dilated_coverage_and_a_paper_like_regime():
+    from jmlkit.profiles import regime_settings
+    from jmlkit.targets import smoothing_shares
+
+    kw = dict(num_scenes=64, size=32, digits_per_scene=1, digit_size=(28, 32), noise=0.0, blur=0.0)
+    thin, thick = DigitScenes("train", **kw), DigitScenes("train", stroke=1, **kw)
+    assert thick.stroke == 1 and "stroke=1" in repr(thick)
+    a, b = thin.tensors(), thick.tensors()
+    torch.testing.assert_close(b["soft"].sum(1), torch.ones(64, 32, 32))  # still a distribution per pixel
+    assert bool((b["soft"].argmax(1) == b["label"]).all())
+    ink_thin, ink_thick = 1 - a["soft"][:, 0], 1 - b["soft"][:, 0]
+    core = ink_thin >= 0.5  # same digits, same places: where the thin digit is, the thick one is too
+    assert float((ink_thick[core] >= 0.5).float().mean()) > 0.99
+    assert ink_thick.sum() > 1.3 * ink_thin.sum()
+    # the large regime of the full profile is paper-like: at most a quarter of the object pixels in the 3x3 band
+    large = DigitScenes("train", num_scenes=256, **regime_settings("full")["large"]["dataset_kwargs"])
+    assert smoothing_shares(large.tensors()["label"], 11).object_share_smoothed <= 0.25
+    small = DigitScenes("train", num_scenes=256, size=16, digit_size=(12, 16), digits_per_scene=1)
+    assert smoothing_shares(small.tensors()["label"], 11).object_share_smoothed > 0.6
+    with pytest.raises(ValueError, match="stroke"):
+        DigitScenes("train", stroke=4, **kw)
+
+
 def test_digit_image_shows_the_digits():
     ds = DigitScenes("train", in_channels=1, noise=0.0, blur=0.0, **SMALL)
     t = ds.tensors()

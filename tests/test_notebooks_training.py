@@ -55,7 +55,7 @@ def test_label_smoothing_notebook_runs_on_a_voc_folder(tmp_path):
         str(NOTEBOOKS_DIR / "02_label_smoothing.ipynb"), str(tmp_path / "voc.ipynb"),
         parameters=dict(profile="smoke", output_dir=str(out_dir), dataset="voc", dataset_kwargs={"root": str(root)}),
         kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False)
-    config = json.loads(next((out_dir / "runs").glob("ce_hard__seed*/config.json")).read_text())
+    config = json.loads(next((out_dir / "runs").glob("main.ce_hard__seed*/config.json")).read_text())
     assert config["dataset"] == "voc" and config["eval_split"] == "val"
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["mIoU_D.ce_hard"] <= 1.0

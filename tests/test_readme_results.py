@@ -1,62 +1,53 @@
-"""The README's result tables quote the committed tables in results/quick/, not numbers from memory."""
+"""The README's numbers come from the committed result files: each generated block of README.md (the paper's claims,
+the result tables; ``python -m jmlkit readme``) equals what the results folder it names gives.
+
+A block whose folder does not exist in this checkout (``results/full`` before the full profile has run) is skipped,
+with the reason; a README without the optional results markers skips that block. Prose numbers are not checked
+here: the README quotes only the generated blocks.
+"""
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from jmlkit.runner.readme import BLOCKS, block_content, block_source, build_block, has_block, main_readme
+
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-RESULTS = ROOT / "results" / "quick"
-
-#: README row label -> (results file, key column, key, metric columns in the README's order)
-ROWS = {
-    "**CE+JML + boundary LS ε 0.5 (the paper's recipe)**": ("02_label_smoothing_results.csv", "jml_bls"),
-    "CE, hard labels": ("02_label_smoothing_results.csv", "ce_hard"),
-    "CE + uniform LS ε 0.1": ("02_label_smoothing_results.csv", "ce_ls"),
-    "CE + boundary LS ε 0.5": ("02_label_smoothing_results.csv", "ce_bls"),
-    "CE+SJL + boundary LS ε 0.5": ("02_label_smoothing_results.csv", "sjl_bls"),
-    "CE+JML + uniform LS ε 0.1 (ours)": ("02_label_smoothing_results.csv", "jml_ls"),
-    "**JML-KD, the paper's four-term loss**": ("03_distillation_results.csv", "kd_jml"),
-    "hard labels, CE": ("03_distillation_results.csv", "hard_ce"),
-    "KL distillation (0.5 CE + 0.5 KL)": ("03_distillation_results.csv", "kd_kl"),
-    "JML alone on the teacher (ours)": ("03_distillation_results.csv", "kd_jml_only"),
-}
+README = ROOT / "README.md"
 
 
-def _row(label: str) -> list[float]:
-    match = re.search(r"^\| " + re.escape(label) + r" \|(.+)\|$", README, flags=re.M)
-    assert match, f"README has no table row {label!r}"
-    return [float(v) for v in match.group(1).split("|")]
+def _source(text: str, block) -> Path:
+    """The results folder of ``block`` in the README; skips (or fails, for a required block) when there is none."""
+    if not has_block(text, block):
+        if block.required:
+            pytest.fail(f"README.md has no {block.begin} ... {block.end} block")
+        pytest.skip(f"README.md has no {block.begin} ... {block.end} block yet")
+    source = block_source(text, block)
+    assert source is not None, (f"README.md's {block.name} block was not generated: run `python -m jmlkit readme "
+                                f"--results DIR`")
+    results = ROOT / source
+    if not results.is_dir():
+        pytest.skip(f"README.md's {block.name} block comes from {source}/, which does not exist in this checkout yet "
+                    f"(`jmlkit run --profile ... --results {source}` writes it)")
+    return results
 
 
-@pytest.mark.parametrize("label", list(ROWS))
-def test_readme_rows_equal_the_committed_tables(label):
-    file, config = ROWS[label]
-    table = pd.read_csv(RESULTS / file).set_index("config")
-    expected = [round(100 * table.at[config, f"{m}_mean"], 1) for m in ("mIoU_D", "ECE_D")]
-    assert _row(label) == expected
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
+def test_readme_block_equals_the_results_it_names(block):
+    text = README.read_text(encoding="utf-8")
+    results = _source(text, block)
+    source = block_source(text, block)
+    expected = build_block(block, results, source=source)
+    assert block_content(text, block) == expected, (
+        f"README.md's {block.name} block is stale: run `python -m jmlkit readme --results {source}`")
 
 
-def test_readme_semi_supervised_table_equals_the_committed_table():
-    table = pd.read_csv(RESULTS / "04_semi_supervised_results.csv")
-    names = {"labeled_only": "labelled only (CE)", "pseudo_hard_ce": "hard pseudo-labels + CE",
-             "pseudo_soft_jml": "soft pseudo-labels + CE+JML"}
-    fractions = {0.0625: "1/16", 0.25: "1/4"}
-    for _, row in table.iterrows():
-        label = f"{names[row['method']]} @ {fractions[row['fraction']]}"
-        expected = [round(100 * row[f"{m}_mean"], 1) for m in ("mIoU_D", "mIoU_I", "mIoU_C", "ECE_D")]
-        assert _row(label) == expected, label
-
-
-def test_readme_quotes_the_regime_and_the_ablation_from_the_committed_files():
-    metrics = json.loads((RESULTS / "02_label_smoothing_metrics.json").read_text())
-    assert f"{round(100 * metrics['regime.object_share_smoothed'])} % of the object pixels" in README
-    ablation = pd.read_csv(RESULTS / "02_label_smoothing_ablation.csv").set_index("config")["mIoU_D_mean"]
-    for config in ("jml_bls_uniform", "jml_bls_image", "jml_bls_large", "ce_hard_large"):
-        assert f"{100 * ablation[config]:.1f}" in README, config
-    teacher = pd.read_csv(RESULTS / "03_distillation_results.csv").set_index("config").at["teacher", "mIoU_D_mean"]
-    assert f"mIoU_D {100 * teacher:.1f}" in README
+def test_readme_check_passes():
+    """``python -m jmlkit readme --check`` on the folder that the README's blocks name (one folder for all)."""
+    text = README.read_text(encoding="utf-8")
+    sources = {block_source(text, b) for b in BLOCKS if has_block(text, b)}
+    if len(sources) != 1:
+        pytest.skip(f"the README's blocks name different folders ({sorted(map(str, sources))}); each is checked alone")
+    results = _source(text, BLOCKS[0])
+    assert main_readme(["--check", "--results", str(results), "--readme", str(README)]) == 0

@@ -1,5 +1,6 @@
 """The committed result files: ``jmlkit run --results`` (jmlkit.runner.results), the paper's claims tested on them
-(jmlkit.experiments.claims) and the README block written from them (``python -m jmlkit readme``)."""
+(jmlkit.experiments.claims), the result tables (jmlkit.experiments.report_tables) and the README blocks written from
+them (``python -m jmlkit readme``)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,10 @@ import pytest
 from scipy import stats
 
 from jmlkit.experiments.claims import CLAIM_COLUMNS, CLAIMS, Claim, claims_markdown, claims_table
-from jmlkit.runner.readme import BEGIN, END, block_source, claims_block, main_readme, render_readme
+from jmlkit.experiments.recipes import label
+from jmlkit.experiments.report_tables import ResultGroup, group_markdown, result_groups, results_markdown
+from jmlkit.runner.readme import (BEGIN, END, RESULTS_BEGIN, RESULTS_END, block_content, block_source, claims_block,
+                                  main_readme, render_readme, results_block)
 from jmlkit.runner.results import collect_results, tidy_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,16 +261,226 @@ def test_readme_command_round_trip(tmp_path, capsys):
         main_readme(["--results", str(tmp_path / "missing"), "--readme", str(readme)])
     assert err.value.code == 2
 
+# --------------------------------------------------------------------------------------------------- result tables
 
-def test_the_committed_readme_block_equals_the_results_it_names():
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    source = block_source(text)
-    assert source is not None, f"README.md has no generated {BEGIN} block"
-    results = ROOT / source
-    if not results.is_dir():
-        pytest.skip(f"the README's claims come from {source}/, which does not exist in this checkout")
-    assert claims_markdown(claims_table(results)) in text
-    current, expected = render_readme(readme, results)
-    assert current == expected, f"README.md is stale: run `python -m jmlkit readme --results {source}`"
-    assert claims_block(results, source=source) in text
+
+def _report_results(tmp_path: Path, shuffle: int | None = None) -> Path:
+    """Result files as the full profile writes them: 02 (main in two regimes, ablation, ε sweep), 03 (one seed),
+    04 (method and fraction), 05 (soft-label metrics). ``shuffle`` permutes the rows of each file."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    seeds = [0, 1, 2, 3, 4]
+    rows = []
+    for regime in ("large", "small"):
+        base = rng.uniform(0.4, 0.6, 5)
+        for config, shift in (("ce_hard", 0.0), ("jml_bls", 0.03), ("sjl_bls", -0.01)):
+            for i, s in enumerate(seeds):
+                rows.append({"table": "main", "regime": regime, "config": config, "seed": s,
+                             "mIoU_D": base[i] + shift + rng.normal(0, 0.004), "ECE_D": rng.uniform(0.02, 0.1)})
+    for config in ("jml_bls", "jml_bls_eps"):
+        for s in seeds:
+            rows.append({"table": "ablation", "regime": "small", "config": config, "seed": s,
+                         "mIoU_D": rng.uniform(0.3, 0.5), "ECE_D": rng.uniform(0.02, 0.1)})
+    for s in seeds:  # an ablation regime without the baseline
+        rows.append({"table": "ablation", "regime": "large", "config": "jml_bls_large", "seed": s,
+                     "mIoU_D": rng.uniform(0.3, 0.5), "ECE_D": rng.uniform(0.02, 0.1)})
+    for eps in (0.0, 0.1, 0.5):
+        for s in seeds:
+            rows.append({"table": "sweep", "regime": "small", "config": f"jml_bls_e{eps:g}", "seed": s,
+                         "method": "jml_bls", "epsilon": eps, "mIoU_D": rng.uniform(0.3, 0.5),
+                         "ECE_D": rng.uniform(0.02, 0.1)})
+    files = {"02_label_smoothing": pd.DataFrame(rows)}
+    files["03_distillation"] = pd.DataFrame({"table": "main", "regime": "large", "config": ["kd_jml", "hard_ce"],
+                                             "seed": [0, 0], "mIoU_D": [0.3, 0.2], "ECE_D": [0.1, 0.2]})
+    ssl = []
+    for fraction, level in ((0.125, 0.2), (0.5, 0.6)):  # pairing across fractions would give a large gain
+        for method, shift in (("labeled_only", 0.0), ("pseudo_hard_ce", 0.01), ("pseudo_soft_jml", -0.02)):
+            for s in seeds:
+                ssl.append({"table": "main", "regime": "large", "config": f"{method}_f{fraction}", "seed": s,
+                            "method": method, "fraction": fraction,
+                            "mIoU_D": level + shift + 0.01 * s + (0.0005 * s * s if method != "labeled_only" else 0),
+                            "ECE_D": 0.05})
+    files["04_semi_supervised"] = pd.DataFrame(ssl)
+    soft = []
+    for config, mae in (("ce_soft", 0.09), ("jml_soft", 0.07), ("sjl_soft", 0.3)):
+        for s in seeds:
+            soft.append({"table": "main", "regime": "brain", "config": config, "seed": s,
+                         "MAE_band": mae + rng.normal(0, 0.003), "extreme_band": rng.uniform(0, 0.8),
+                         "slope_band": 1.0, "soft_mIoU": rng.uniform(0.6, 0.9), "mIoU_D": rng.uniform(0.7, 0.9),
+                         "ECE_D": rng.uniform(0.02, 0.1)})
+    files["05_soft_labels"] = pd.DataFrame(soft)
+    for name, frame in files.items():
+        if shuffle is not None:
+            frame = frame.iloc[np.random.default_rng(shuffle).permutation(len(frame))]
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    pd.DataFrame({"config": ["x"], "mIoU_D_mean": [0.5]}).to_csv(tmp_path / "02_label_smoothing_results.csv",
+                                                                 index=False)  # a legacy copy: not a table here
+    return tmp_path
+
+
+def _points(x: float, signed: bool) -> str:
+    text = f"{100 * x:.1f}"
+    if signed and not text.startswith("-"):
+        text = "+" + text
+    return text.replace("-", "\u2212")
+
+
+def _expected_difference(a: np.ndarray, b: np.ndarray, higher: bool = True) -> str:
+    ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+    gain = ci.low > 0 if higher else ci.high < 0
+    loss = ci.high < 0 if higher else ci.low > 0
+    verdict = "gain" if gain else "loss" if loss else "no measurable difference"
+    return (f"{_points(np.mean(a - b), True)} [{_points(ci.low, False)}, {_points(ci.high, False)}] points "
+            f"({len(a)} seeds): {verdict}")
+
+
+def _cells(group: ResultGroup) -> dict[str, dict[str, str]]:
+    return {row[0]: dict(zip(group.columns, row)) for row in group.rows}
+
+
+def test_result_groups_match_values_computed_by_hand_and_scipy(tmp_path):
+    results = _report_results(tmp_path / "results")
+    groups = result_groups(results)
+    assert [(g.notebook, g.table, g.regime) for g in groups] == [
+        ("02_label_smoothing", "main", "large"), ("02_label_smoothing", "main", "small"),
+        ("02_label_smoothing", "ablation", "large"), ("02_label_smoothing", "ablation", "small"),
+        ("02_label_smoothing", "sweep", "small"), ("03_distillation", "main", "large"),
+        ("04_semi_supervised", "main", "large"), ("05_soft_labels", "main", "brain")]
+    main = groups[0]
+    assert main.title == "02 label smoothing — main comparison, regime large"
+    assert main.columns == ("config", "label", "n", "mIoU_D (%)", "ECE_D (%)", "Δ mIoU_D vs `ce_hard`")
+    assert [r[0] for r in main.rows] == ["`ce_hard`", "`jml_bls`", "`sjl_bls`"]  # the baseline first
+    data = pd.read_csv(results / "02_label_smoothing.csv").query("table == 'main' and regime == 'large'")
+
+    def values(config, metric):
+        return data[data.config == config].sort_values("seed")[metric].to_numpy()
+
+    cells = _cells(main)
+    for config in ("ce_hard", "jml_bls", "sjl_bls"):
+        row = cells[f"`{config}`"]
+        assert row["label"] == label(config) and row["n"] == "5"
+        for metric in METRICS:
+            v = values(config, metric)
+            assert row[f"{metric} (%)"] == f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f}"
+    assert cells["`ce_hard`"]["Δ mIoU_D vs `ce_hard`"] == "baseline"
+    for config in ("jml_bls", "sjl_bls"):
+        assert cells[f"`{config}`"]["Δ mIoU_D vs `ce_hard`"] == _expected_difference(values(config, "mIoU_D"),
+                                                                                     values("ce_hard", "mIoU_D"))
+    assert cells["`jml_bls`"]["Δ mIoU_D vs `ce_hard`"].endswith(": gain")
+    # the ablation: against jml_bls; the regime without jml_bls has no difference
+    assert _cells(groups[2])["`jml_bls_large`"]["Δ mIoU_D vs `jml_bls`"] == "—"
+    assert _cells(groups[3])["`jml_bls`"]["Δ mIoU_D vs `jml_bls`"] == "baseline"
+    assert _cells(groups[3])["`jml_bls_eps`"]["Δ mIoU_D vs `jml_bls`"].startswith(("+", "\u2212", "0"))
+    # the sweep: one row per ε, against ε = 0 of the same method
+    sweep = groups[4]
+    assert sweep.title == "02 label smoothing — ε sweep, regime small"
+    assert [r[0] for r in sweep.rows] == ["`jml_bls` @ ε = 0", "`jml_bls` @ ε = 0.1", "`jml_bls` @ ε = 0.5"]
+    assert [r[-1] for r in sweep.rows][0] == "baseline" and sweep.columns[-1] == "Δ mIoU_D vs ε = 0 (same method)"
+    # one seed: no interval
+    assert _cells(groups[5])["`kd_jml`"] == {
+        "config": "`kd_jml`", "label": label("kd_jml"), "n": "1", "mIoU_D (%)": "30.0", "ECE_D (%)": "10.0",
+        "Δ mIoU_D vs `hard_ce`": "not measurable with 1 seed"}
+    # 04: method @ fraction, paired with labeled_only at the same fraction
+    ssl = groups[6]
+    assert [r[0] for r in ssl.rows] == [f"`{m}` @ {f}" for f in ("1/8", "1/2")
+                                        for m in ("labeled_only", "pseudo_hard_ce", "pseudo_soft_jml")]
+    ssl_data = pd.read_csv(results / "04_semi_supervised.csv")
+    column = "Δ mIoU_D vs `labeled_only` (same fraction)"
+    for fraction, text in ((0.125, "1/8"), (0.5, "1/2")):
+        rows = ssl_data[ssl_data.fraction == fraction]
+        b = rows[rows.method == "labeled_only"].sort_values("seed")["mIoU_D"].to_numpy()
+        for method in ("pseudo_hard_ce", "pseudo_soft_jml"):
+            a = rows[rows.method == method].sort_values("seed")["mIoU_D"].to_numpy()
+            assert _cells(ssl)[f"`{method}` @ {text}"][column] == _expected_difference(a, b)
+    assert _cells(ssl)["`pseudo_soft_jml` @ 1/8"][column].endswith(": loss")
+    assert _cells(ssl)["`pseudo_hard_ce` @ 1/2"][column].endswith(": gain")
+    # 05: the soft-label metrics; MAE_band lower is better
+    soft = groups[7]
+    assert soft.columns == ("config", "label", "n", "MAE_band (%)", "extreme_band (%)", "soft_mIoU (%)", "mIoU_D (%)",
+                            "ECE_D (%)", "Δ MAE_band vs `ce_soft`", "Δ mIoU_D vs `ce_soft`")
+    soft_data = pd.read_csv(results / "05_soft_labels.csv")
+    mae = {c: soft_data[soft_data.config == c].sort_values("seed")["MAE_band"].to_numpy()
+           for c in ("ce_soft", "jml_soft", "sjl_soft")}
+    assert _cells(soft)["`jml_soft`"]["Δ MAE_band vs `ce_soft`"] == _expected_difference(
+        mae["jml_soft"], mae["ce_soft"], higher=False)
+    assert _cells(soft)["`jml_soft`"]["Δ MAE_band vs `ce_soft`"].endswith(": gain")
+    assert _cells(soft)["`sjl_soft`"]["Δ MAE_band vs `ce_soft`"].endswith(": loss")
+    assert _cells(soft)["`ce_soft`"]["MAE_band (%)"] == f"{100 * mae['ce_soft'].mean():.1f} ± " \
+                                                      f"{100 * mae['ce_soft'].std(ddof=1):.1f}"
+
+
+def test_results_markdown_is_deterministic_and_one_table_per_group(tmp_path):
+    text = results_markdown(_report_results(tmp_path / "a"))
+    assert text == results_markdown(tmp_path / "a")
+    assert text == results_markdown(_report_results(tmp_path / "b", shuffle=3))  # the files' row order is irrelevant
+    assert text.endswith("|\n")
+    groups = result_groups(tmp_path / "a")
+    assert text == "\n".join(group_markdown(g) for g in groups)
+    lines = text.splitlines()
+    assert lines[:4] == ["**02 label smoothing — main comparison, regime large**", "",
+                         "| config | label | n | mIoU_D (%) | ECE_D (%) | Δ mIoU_D vs `ce_hard` |",
+                         "|---|---|---:|---:|---:|---|"]
+    assert sum(line.startswith("**") for line in lines) == len(groups)
+    assert "| `ce_hard` | CE, hard labels | 5 | " in text
+    assert results_markdown(tmp_path / "nothing").startswith("No result file")
+    with pytest.raises(TypeError, match="`results_dir` to be a path"):
+        result_groups(3)
+    pd.DataFrame({"table": "main", "regime": "r", "config": ["a", "a"], "seed": [0, 0], "mIoU_D": [0.1, 0.2]}).to_csv(
+        tmp_path / "03_distillation.csv", index=False)
+    with pytest.raises(ValueError, match="one run per seed"):
+        result_groups(tmp_path)
+
+
+def test_readme_command_writes_both_blocks_and_checks_both(tmp_path, capsys):
+    results = _report_results(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    original = f"# title\n\n{BEGIN}\nstale\n{END}\n\nprose\n\n{RESULTS_BEGIN}\n{RESULTS_END}\n\nend\n"
+    readme.write_text(original)
+    args = ["--results", str(results), "--readme", str(readme)]
+    assert main_readme([*args, "--check"]) == 1
+    message = capsys.readouterr().out
+    assert len(message.strip().splitlines()) == 1 and "differs" in message and "claims and results blocks" in message
+    assert readme.read_text() == original  # --check writes nothing
+    assert main_readme(args) == 0
+    text = readme.read_text()
+    assert text.startswith(f"# title\n\n{BEGIN}\n") and f"{END}\n\nprose\n\n{RESULTS_BEGIN}\n" in text
+    assert text.endswith(f"{RESULTS_END}\n\nend\n")
+    assert block_content(text, "results") == results_block(results, source="results")
+    assert block_content(text, "claims") == claims_block(results, source="results")
+    assert results_markdown(results) in text
+    assert block_source(text, "results") == block_source(text, "claims") == "results"
+    assert main_readme([*args, "--check"]) == 0
+    assert main_readme(args) == 0 and readme.read_text() == text  # idempotent
+    # one block edited by hand: --check names it and fails
+    readme.write_text(text.replace("| `ce_hard` | CE, hard labels | 5 |", "| `ce_hard` | CE, hard labels | 4 |", 1))
+    capsys.readouterr()
+    assert main_readme([*args, "--check"]) == 1
+    message = capsys.readouterr().out
+    assert "in the results block;" in message
+    assert main_readme(args) == 0 and readme.read_text() == text
+    # new results: both blocks change
+    pd.DataFrame({"table": "main", "regime": "large", "config": ["kd_jml", "kd_kl"] * 2, "seed": [0, 0, 1, 1],
+                  "mIoU_D": [0.3, 0.2, 0.35, 0.2], "ECE_D": [0.1, 0.2, 0.1, 0.2]}).to_csv(
+        results / "03_distillation.csv", index=False)
+    capsys.readouterr()
+    assert main_readme([*args, "--check"]) == 1 and "claims and results blocks" in capsys.readouterr().out
+    _, expected = render_readme(readme, results)
+    assert block_content(expected, "results") == results_block(results, source="results")
+
+
+def test_readme_command_leaves_a_readme_without_results_markers_alone(tmp_path, capsys):
+    results = _report_results(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\n{END}\n")
+    args = ["--results", str(results), "--readme", str(readme)]
+    assert main_readme(args) == 0
+    assert "claims block written" in capsys.readouterr().out
+    text = readme.read_text()
+    assert RESULTS_BEGIN not in text and text == f"{BEGIN}\n{claims_block(results, source='results')}{END}\n"
+    assert main_readme([*args, "--check"]) == 0
+    for broken in (f"{BEGIN}\n{END}\n{RESULTS_BEGIN}\n", f"{BEGIN}\n{END}\n{RESULTS_END}\n{RESULTS_BEGIN}\n",
+                   f"{RESULTS_BEGIN}\n{RESULTS_END}\n"):  # a marker without its pair, in the wrong order; no claims
+        readme.write_text(broken)
+        with pytest.raises(SystemExit) as err:
+            main_readme(args)
+        assert err.value.code == 2

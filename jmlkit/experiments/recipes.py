@@ -78,6 +78,9 @@ LABELS = {
     "labeled_only": "labelled only (CE)",
     "pseudo_hard_ce": "hard pseudo-labels (CE)",
     "pseudo_soft_jml": "soft pseudo-labels (CE+JML)",
+    "ce_soft": "CE on the tissue probabilities",
+    "jml_soft": "JML on the tissue probabilities",
+    "sjl_soft": "SJL on the tissue probabilities",
 }
 
 
