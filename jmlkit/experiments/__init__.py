@@ -17,6 +17,7 @@ Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values
 :mod:`jmlkit.profiles`; run-folder names and the completion marker in :mod:`jmlkit.io`.
 """
 from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, examples,
+                                           training_shares,
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
@@ -41,7 +42,7 @@ __all__ = [
     "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "in_regime", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
-    "load_model", "eval_dataset", "examples", "reliability_table", "pool_reliability", "reliability_tables",
+    "load_model", "eval_dataset", "examples", "training_shares", "reliability_table", "pool_reliability", "reliability_tables",
     "boundary_calibration", "evaluate_run", "evaluate_runs", "mean_boundary_tables",
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",

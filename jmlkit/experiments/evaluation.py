@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "eval_dataset",
     "examples",
+    "training_shares",
     "reliability_table",
     "pool_reliability",
     "reliability_tables",
@@ -86,6 +87,20 @@ def examples(config: TrainConfig, n: int = 4, *, split: str | None = None) -> di
     return {"image": torch.stack([it["image"] for it in items]), "label": torch.stack([it["label"] for it in items]),
             "num_classes": base.num_classes, "class_names": list(getattr(base, "class_names", [])),
             "ignore_index": getattr(base, "ignore_index", None)}
+
+
+def training_shares(config: TrainConfig, n: int = 256, **kwargs: Any) -> Any:
+    """The regime of the paper's label smoothing on a config's data: :func:`jmlkit.targets.smoothing_shares` of the
+    label maps of its first ``n`` training items (``kwargs``: ``epsilon``, ``smoothing``, … of that function).
+
+    >>> from jmlkit.engine import TrainConfig
+    >>> 0.6 < training_shares(TrainConfig.from_profile("smoke"), 16).object_share_smoothed < 0.9
+    True
+    """
+    from jmlkit.targets import smoothing_shares
+
+    batch = examples(config.replace(eval_limit=None), n=n, split=config.train_split)
+    return smoothing_shares(batch["label"], batch["num_classes"], ignore_index=batch["ignore_index"], **kwargs)
 
 
 # ============================================================================ reliability tables
