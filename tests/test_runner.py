@@ -431,3 +431,22 @@ REPO_NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 )
 def test_repository_notebooks_are_clean(path):
     assert check_notebook_clean(path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("notebooks")
+def test_rerun_of_a_changed_notebook_keeps_the_training_cache(tmp_path):
+    """A changed notebook reruns in a fresh folder, but its runs/ (training runs cached by configuration hash) stays:
+    wiping it once cost 2.5 hours of full-profile training."""
+    nbdir, out = tmp_path / "nbs", tmp_path / "out"
+    make_notebook(nbdir / "01_ok.ipynb", "x = 1")
+    args = ["--notebooks-dir", str(nbdir), "--out", str(out), "--figures", str(tmp_path / "figs"), "--no-progress"]
+    assert main_run(args) == 0
+    (out / "01_ok" / "runs" / "ce__seed0").mkdir(parents=True)
+    (out / "01_ok" / "runs" / "ce__seed0" / "metrics.json").write_text("{}")
+    (out / "01_ok" / "stale.png").write_bytes(b"")
+    make_notebook(nbdir / "01_ok.ipynb", "x = 2")  # changed: the runner reruns it
+    assert main_run(args) == 0
+    assert (out / "01_ok" / "runs" / "ce__seed0" / "metrics.json").read_text() == "{}"
+    assert not (out / "01_ok" / "stale.png").exists()
+    assert not list(tmp_path.glob("out/.*"))  # nothing left aside

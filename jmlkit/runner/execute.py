@@ -10,6 +10,7 @@ what finished.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import signal
 import threading
@@ -58,9 +59,18 @@ def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | No
     sha = sha256(run.notebook)
     kernel = kernel_for(run, kernel_name)
     # A fresh folder, so that stale figures or metrics of an earlier attempt never leak in;
-    # only folders the runner created (with a run.json) are wiped.
+    # only folders the runner created (with a run.json) are wiped. The training runs under runs/ are kept:
+    # each is reused only when its configuration hash and completion marker match (jmlkit.experiments.runs),
+    # so a rerun of a changed notebook does not retrain hours of unchanged runs.
     if (run.run_dir / RUN_FILE).exists():
+        cache, kept = run.run_dir / "runs", run.run_dir.with_name(f".{run.run_dir.name}.runs-kept")
+        if cache.is_dir():
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(cache, kept)
         shutil.rmtree(run.run_dir)
+        if kept.is_dir():
+            run.run_dir.mkdir(parents=True)
+            os.replace(kept, cache)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(run=run, status="running", started=now())
     write_run_json(result, sha, kernel)
