@@ -17,20 +17,20 @@ Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values
 :mod:`jmlkit.profiles`; run-folder names and the completion marker in :mod:`jmlkit.io`.
 """
 from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, examples,
-                                           training_shares,
+                                           training_shares, regime_shares, regime_summary,
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
-                                        calibration_runs, distillation_configs, smoothing_ablation_configs,
+                                        calibration_runs, distillation_configs, labeled_split_words, ssl_regime_runs, smoothing_ablation_configs,
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for, run_regimes,
-                                     in_regime,
+                                     in_regime, regime_configs,
                                      run_metrics)
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
-                                      paired_differences, regime_differences)
+                                      paired_differences, regime_differences, fraction_differences)
 from jmlkit.experiments.claims import CLAIMS, Claim, claims_markdown, claims_table
 from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
                                          distillation_findings, regime_findings, skipped_note, smoothing_findings, soft_label_findings,
@@ -39,23 +39,23 @@ from jmlkit.experiments.tables import compare, format_table, headline, per_class
 
 __all__ = [
     # runs
-    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "in_regime", "load_runs", "run_metrics",
+    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "in_regime", "regime_configs", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
-    "load_model", "eval_dataset", "examples", "training_shares", "reliability_table", "pool_reliability", "reliability_tables",
+    "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",
     "boundary_calibration", "evaluate_run", "evaluate_runs", "mean_boundary_tables",
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes
     "LABELS", "label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs",
-    "ssl_configs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
+    "ssl_configs", "labeled_split_words", "ssl_regime_runs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
     "calibration_runs",
     # tables and findings
     "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
     "smoothing_findings", "regime_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
     "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
     # paired differences with confidence intervals
-    "PairedDifference", "paired_difference", "paired_differences", "format_difference", "regime_differences",
+    "PairedDifference", "paired_difference", "paired_differences", "format_difference", "regime_differences", "fraction_differences",
     "differences_table",
     # the paper's claims against the committed result files
     "Claim", "CLAIMS", "claims_table", "claims_markdown",

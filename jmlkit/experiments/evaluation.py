@@ -42,6 +42,8 @@ __all__ = [
     "eval_dataset",
     "examples",
     "training_shares",
+    "regime_shares",
+    "regime_summary",
     "reliability_table",
     "pool_reliability",
     "reliability_tables",
@@ -101,6 +103,31 @@ def training_shares(config: TrainConfig, n: int = 256, **kwargs: Any) -> Any:
 
     batch = examples(config.replace(eval_limit=None), n=n, split=config.train_split)
     return smoothing_shares(batch["label"], batch["num_classes"], ignore_index=batch["ignore_index"], **kwargs)
+
+
+def regime_shares(configs: Mapping[str, TrainConfig], n: int = 256, **kwargs: Any) -> dict[str, Any]:
+    """``{regime: training_shares(config, n, **kwargs)}`` for ``{regime: config}`` (:func:`~jmlkit.experiments.regime_configs`)."""
+    return {name: training_shares(config, n, **kwargs) for name, config in configs.items()}
+
+
+def regime_summary(configs: Mapping[str, TrainConfig]) -> str:
+    """One line per data regime of ``{regime: config}``: model, schedule, scenes, and what the regime is
+    (:data:`jmlkit.profiles.REGIME_DESCRIPTIONS`).
+
+    >>> from jmlkit.experiments.runs import regime_configs
+    >>> from jmlkit.profiles import regime_settings
+    >>> print(regime_summary(regime_configs(TrainConfig.from_profile("smoke"), regime_settings("smoke", ["large"]))))
+    regime 'large': model 'tiny', 1 epochs, 16 training scenes of 24x24, lr 0.003; paper-like: one thick digit per scene, large against the 3x3 smoothing window (about a quarter or less of its pixels in the boundary band)
+    """
+    from jmlkit.profiles import REGIME_DESCRIPTIONS
+
+    lines = []
+    for name, cfg in configs.items():
+        size = cfg.dataset_kwargs.get("size")
+        scenes = f"scenes of {size}x{size}" if size is not None else f"items of {cfg.dataset!r}"
+        lines.append(f"regime {name!r}: model {cfg.model!r}, {cfg.epochs} epochs, {cfg.train_limit or 'all'} training "
+                     f"{scenes}, lr {cfg.lr:g}; {REGIME_DESCRIPTIONS.get(name, 'the data set as given')}")
+    return "\n".join(lines)
 
 
 # ============================================================================ reliability tables

@@ -278,13 +278,16 @@ def distillation_configs(student: TrainConfig, teacher: str | os.PathLike, *, te
     }
 
 
-def teacher_config(student: TrainConfig, *, model: str, epochs: int, seed: int = 0, epsilon: float = 0.5) -> TrainConfig:
-    """The teacher of notebook 03: the paper's soft-label recipe (CE+JML with boundary label smoothing, ε 0.5, k 3).
+def teacher_config(student: TrainConfig, *, model: str, epochs: int | None = None, seed: int = 0,
+                   epsilon: float = 0.5) -> TrainConfig:
+    """The teacher of notebook 03: the paper's soft-label recipe (CE+JML with boundary label smoothing, ε 0.5, k 3),
+    trained ``epochs`` epochs (``None``: twice the student's).
 
-    >>> teacher_config(TrainConfig.from_profile("smoke"), model="tiny", epochs=2).smoothing
-    'boundary'
+    >>> t = teacher_config(TrainConfig.from_profile("smoke", epochs=3), model="tiny")
+    >>> t.smoothing, t.epochs
+    ('boundary', 6)
     """
-    return student.replace(model=model, epochs=epochs, labels="ls", smoothing="boundary", epsilon=epsilon,
+    return student.replace(model=model, epochs=2 * student.epochs if epochs is None else epochs, labels="ls", smoothing="boundary", epsilon=epsilon,
                            boundary_kernel=3, loss="ce+jml", seed=seed)
 
 
@@ -324,6 +327,33 @@ def ssl_configs(base: TrainConfig, *, hard_threshold: float = 0.9, soft_threshol
         "pseudo_hard_ce": base.replace(loss="ce", ssl_soft=False, ssl_threshold=hard_threshold, **ssl),
         "pseudo_soft_jml": base.replace(loss="ce+jml", ssl_soft=True, ssl_threshold=soft_threshold, **ssl),
     }
+
+
+def labeled_split_words(config: TrainConfig, fractions: Sequence[float]) -> str:
+    """How many training items each labelled fraction leaves labelled and unlabelled (as notebook 04 prints it).
+
+    >>> labeled_split_words(TrainConfig.from_profile("smoke"), [0.25])
+    'fraction 0.25: 4 labelled, 12 unlabelled'
+    """
+    from jmlkit.experiments.evaluation import eval_dataset
+
+    n = config.train_limit or len(eval_dataset(config.replace(eval_split=config.train_split, eval_limit=None)))
+    return "; ".join(f"fraction {f:g}: {max(1, round(f * n))} labelled, {n - max(1, round(f * n))} unlabelled"
+                     for f in fractions)
+
+
+def ssl_regime_runs(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *, seeds: Sequence[int] | int,
+                    output_dir: str | os.PathLike, force: bool = False, **ssl_options: Any) -> pd.DataFrame:
+    """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``) with
+    every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns."""
+    from jmlkit.experiments.runs import run_regimes
+
+    def sweep_fractions(named: Mapping[str, TrainConfig], **kwargs: Any) -> pd.DataFrame:
+        return labeled_fraction_sweep(named, fractions, **kwargs)
+
+    return pd.concat([run_regimes(ssl_configs(config, **ssl_options), {name: {}}, seeds=seeds, output_dir=output_dir,
+                                  force=force, run=sweep_fractions) for name, config in configs.items()],
+                     ignore_index=True)
 
 
 def labeled_fraction_sweep(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *,

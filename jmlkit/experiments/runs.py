@@ -61,6 +61,7 @@ __all__ = [
     "run_configs",
     "run_regimes",
     "in_regime",
+    "regime_configs",
     "load_runs",
     "run_metrics",
     "notebook_status",
@@ -305,6 +306,17 @@ def in_regime(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
     options = dict(overrides)
     data = dict(options.pop("dataset_kwargs", None) or {})
     return config.replace(dataset_kwargs={**config.dataset_kwargs, **data}, **options)
+
+
+def regime_configs(config: TrainConfig, regimes: Mapping[str, Mapping[str, Any]]) -> dict[str, TrainConfig]:
+    """``{regime: config in that regime}`` (:func:`in_regime` for each of ``regimes``).
+
+    >>> from jmlkit.engine import TrainConfig
+    >>> from jmlkit.profiles import regime_settings
+    >>> {k: c.dataset_kwargs["size"] for k, c in regime_configs(TrainConfig.from_profile("smoke"), regime_settings("smoke")).items()}
+    {'small': 16, 'large': 24}
+    """
+    return {name: in_regime(config, overrides) for name, overrides in regimes.items()}
 
 
 def run_regimes(

@@ -45,6 +45,7 @@ import pandas as pd
 from jmlkit._checks import check_bool, check_int, check_real, check_str
 
 __all__ = ["PairedDifference", "paired_difference", "paired_differences", "regime_differences", "differences_table", "from_record",
+           "fraction_differences",
            "format_difference", "higher_is_better"]
 
 LOWER_IS_BETTER_PREFIXES = ("ECE", "SCE", "MCE", "ACE", "RMSCE", "Brier", "NLL")
@@ -266,6 +267,17 @@ def regime_differences(runs: pd.DataFrame, baseline: Any, metrics: str | Sequenc
         frames.append(table)
     columns = ["regime"] + [f.name for f in fields(PairedDifference)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def fraction_differences(runs: pd.DataFrame, baseline: Any, metrics: str | Sequence[str], *, fraction: str = "fraction",
+                         key: str = "method", **kwargs: Any) -> pd.DataFrame:
+    """:func:`regime_differences` at each labelled fraction (notebook 04): the runs of one fraction paired by seed,
+    with a ``fraction`` column last."""
+    check_str("fraction", fraction)
+    if fraction not in runs.columns:
+        raise ValueError(f"Expected `fraction`={fraction!r} to be a column of `runs`, but its columns are {list(runs.columns)}.")
+    return pd.concat([regime_differences(rows, baseline, metrics, key=key, **kwargs).assign(**{fraction: f})
+                      for f, rows in runs.groupby(fraction, sort=True)], ignore_index=True)
 
 
 def from_record(record: Mapping[str, Any] | pd.Series) -> PairedDifference:
