@@ -79,11 +79,13 @@ def test_each_ablation_is_one_change_of_the_recipe(base):
     # the reference on the large data is CE with hard labels there, not a change of the recipe
     assert changed(cfgs["ce_hard_large"], R.smoothing_configs(base)["ce_hard"]) == {
         "dataset_kwargs": ({**base.dataset_kwargs, **large}, base.dataset_kwargs)}
+    # and on the ablation's own data it is the comparison's CE run itself (found by hash, never retrained)
+    assert cfgs["ce_hard"] == R.smoothing_configs(base)["ce_hard"]
 
 
 def test_ablation_without_large_data_and_bad_epsilon(base):
     assert list(R.smoothing_ablation_configs(base)) == ["jml_bls", "jml_bls_uniform", "jml_bls_eps", "jml_bls_image",
-                                                        "jml_bls_present"]
+                                                        "jml_bls_present", "ce_hard"]
     kept = R.smoothing_ablation_configs(base.replace(loss_kwargs={"smooth": 0.5}))["jml_bls_image"].loss_kwargs
     assert kept == {"smooth": 0.5, "aggregate": "image"}
     with pytest.raises(ValueError, match="epsilon"):

@@ -230,11 +230,12 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
         if 0.0 in sw.index and sweep_method == recipe:
             candidates["no smoothing (ε 0, one-hot targets)"] = float(sw.at[0.0, "mIoU_D_mean"])
             parts.append(f"no smoothing (ε 0, from the sweep): {100 * sw.at[0.0, 'mIoU_D_mean']:.1f}%")
+        ref_table = a_ if ref in a_.index else s_  # the CE reference on the ablation's own data when it ran there
         line = (f"* **Ablation** (one change of the paper's recipe at a time, {n_seeds} seed(s); the recipe: "
-                f"{miou(recipe, a_)}, CE with hard labels {miou(ref)}): " + "; ".join(parts) + ".")
+                f"{miou(recipe, a_)}, CE with hard labels {miou(ref, ref_table)}): " + "; ".join(parts) + ".")
         if candidates:
             best = max(candidates, key=candidates.get)
-            back = candidates[best] >= s_.at[ref, "mIoU_D_mean"]
+            back = candidates[best] >= ref_table.at[ref, "mIoU_D_mean"]
             line += (f" The single change with the highest mIoU_D is **{best}** ({100 * candidates[best]:.1f}%), "
                      + ("as high as CE with hard labels or higher" if back else "still below CE with hard labels")
                      + (" (one seed: not measurable)." if n_seeds == 1 else "."))

@@ -205,6 +205,7 @@ def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
     ``jml_bls_eps``      boundary smoothing with ε = ``epsilon`` instead of 0.5
     ``jml_bls_image``    JML pooled per image (``aggregate="image"``) instead of over the batch
     ``jml_bls_present``  JML over the classes present in each image (``classes="present"``, threshold 0.01)
+    ``ce_hard``          the CE reference on the same data (not a change of the recipe)
     ``jml_bls_large``    data: ``large`` (``dataset_kwargs`` of larger objects), same recipe
     ``ce_hard_large``    the CE reference on the ``large`` data (not a change of the recipe)
     ===================  =============================================================================
@@ -214,7 +215,7 @@ def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
     Example:
         >>> cfgs = smoothing_ablation_configs(TrainConfig.from_profile("smoke"), large={"size": 24})
         >>> list(cfgs)
-        ['jml_bls', 'jml_bls_uniform', 'jml_bls_eps', 'jml_bls_image', 'jml_bls_present', 'jml_bls_large', 'ce_hard_large']
+        ['jml_bls', 'jml_bls_uniform', 'jml_bls_eps', 'jml_bls_image', 'jml_bls_present', 'ce_hard', 'jml_bls_large', 'ce_hard_large']
         >>> cfgs["jml_bls_image"].loss_kwargs, cfgs["jml_bls_large"].dataset_kwargs["size"]
         ({'aggregate': 'image'}, 24)
     """
@@ -226,6 +227,7 @@ def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
         "jml_bls_eps": recipe.replace(epsilon=epsilon),
         "jml_bls_image": recipe.replace(loss_kwargs={**recipe.loss_kwargs, "aggregate": "image"}),
         "jml_bls_present": recipe.replace(loss_kwargs={**recipe.loss_kwargs, "classes": "present"}),
+        "ce_hard": base.replace(labels="hard", loss="ce"),
     }
     if large is not None:
         data = {**base.dataset_kwargs, **dict(large)}
@@ -237,12 +239,35 @@ def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
 # ============================================================================ 03: distillation
 
 
-def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: int = 0, name: str = "teacher",
-                  verbose: bool = True, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
-    """Train (or reuse) a teacher; returns ``(run_dir, metrics)``. ``kwargs`` go to :func:`~jmlkit.experiments.run_configs`."""
-    runs = run_configs({name: config}, seeds=[seed], output_dir=output_dir, verbose=verbose, **kwargs)
-    run_dir = Path(runs.iloc[0]["run_dir"])
-    return run_dir, run_metrics(run_dir)
+def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: int = 0,
+                  seeds: Sequence[int] | None = None, name: str = "teacher", select_split: str = "val",
+                  select_metric: str = "mIoU_D", verbose: bool = True, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
+    """Train (or reuse) a teacher; returns ``(run_dir, metrics)``. ``kwargs`` go to :func:`~jmlkit.experiments.run_configs`.
+
+    With several ``seeds`` it follows the advice of the paper's reference code (train the teacher at least three
+    times and keep the best): every seed is trained, each model is scored by ``select_metric`` on the
+    ``select_split`` split (the validation scenes, never the test scenes the students are scored on), the scores go
+    to ``output_dir/<name>_selection.csv`` and the best run is returned. One seed (``seeds=None``: ``[seed]``)
+    returns that run, unscored.
+    """
+    from jmlkit.engine import evaluate
+    from jmlkit.experiments.evaluation import eval_dataset, load_model
+
+    seeds = [seed] if seeds is None else list(seeds)
+    runs = run_configs({name: config}, seeds=seeds, output_dir=output_dir, verbose=verbose, **kwargs)
+    dirs = [Path(d) for d in runs["run_dir"]]
+    if len(dirs) > 1:
+        data = eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
+        scores = [evaluate(load_model(d), data)[select_metric] for d in dirs]
+        best = max(range(len(dirs)), key=scores.__getitem__)
+        pd.DataFrame({"run": [d.name for d in dirs], "seed": seeds, f"{select_metric}_{select_split}": scores,
+                      "kept": [i == best for i in range(len(dirs))]}).to_csv(
+            Path(output_dir) / f"{name}_selection.csv", index=False)
+        if verbose:
+            print(f"{name}: {select_metric} on the {select_split} split "
+                  + ", ".join(f"seed {k} {100 * v:.1f}%" for k, v in zip(seeds, scores)) + f"; kept seed {seeds[best]}")
+        dirs = [dirs[best]]
+    return dirs[0], run_metrics(dirs[0])
 
 
 def distillation_configs(student: TrainConfig, teacher: str | os.PathLike, *, temperature: float = 1.0,
