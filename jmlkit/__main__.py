@@ -7,6 +7,8 @@ Examples::
     python -m jmlkit train --labels ssl --labeled-fraction 0.25 --ssl-method fixmatch --out runs/ssl
     torchrun --nproc_per_node=2 -m jmlkit train --labels hard --out runs/ddp
     python -m jmlkit run --profile quick --out runs/quick
+    python -m jmlkit report runs/quick            # runs/quick/report/index.html
+    python -m jmlkit student handout              # notebooks without their solution cells
 """
 from __future__ import annotations
 
@@ -211,6 +213,8 @@ def _top_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train one model (label modes hard, ls, kd, ssl, soft) and write a run folder", add_help=False)
     sub.add_parser("run", help="execute notebooks with papermill (profiles, sweeps, figures, summary.csv)", add_help=False)
     sub.add_parser("readme", help="rewrite the README's generated blocks (the paper's claims, the result tables) from the result files", add_help=False)
+    sub.add_parser("report", help="render a batch folder of `run` as HTML: an index and one page per executed notebook", add_help=False)
+    sub.add_parser("student", help="write student copies of the notebooks: solution cells removed, outputs cleared", add_help=False)
     return parser
 
 
@@ -227,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from jmlkit.runner.readme import main_readme
 
         return main_readme(argv[1:])
+    if argv and argv[0] == "report":
+        from jmlkit.runner.report import main_report
+
+        return main_report(argv[1:])
+    if argv and argv[0] == "student":
+        from jmlkit.runner.student import main_student
+
+        return main_student(argv[1:])
     parser = _top_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -40,6 +40,8 @@ __all__ = [
     "write_metrics",
     "output_folder",
     "save_figure",
+    "FIGURE_METADATA",
+    "SVG_HASH_SALT",
     "run_folder_name",
     "parse_run_folder_name",
     "mark_done",
@@ -149,23 +151,46 @@ def output_folder(path: str | os.PathLike) -> Path:
     return out
 
 
+#: Figure formats :func:`save_figure` writes reproducibly, with the metadata that keeps dates out of each.
+FIGURE_METADATA: dict[str, dict[str, Any] | None] = {
+    "png": None,                     # matplotlib writes no time into a PNG (only its "Software" version)
+    "svg": {"Date": None},           # no <dc:date>
+    "pdf": {"CreationDate": None},   # no /CreationDate
+}
+#: The salt of the ids in SVG files (clip paths, markers, images): fixed, so ids are the same in every process.
+SVG_HASH_SALT = "jmlkit"
+
+
 def save_figure(fig: Any, output_dir: str | os.PathLike, name: str, *, formats: tuple[str, ...] = ("png", "svg"),
                 dpi: int = 120) -> list[Path]:
     """Save a matplotlib figure as ``output_dir/name.png`` and ``.svg`` (the batch runner collects both).
 
-    The files are reproducible: no date in the SVG and fixed element ids, so the same figure gives
-    the same bytes and a rerun leaves git clean.
+    The files are reproducible: no date in the SVG or PDF, no time in the PNG, and SVG element ids
+    from a fixed salt (:data:`SVG_HASH_SALT`) instead of a random one, so the same figure gives the
+    same bytes in every process and a rerun leaves git clean. ``formats`` is a tuple of keys of
+    :data:`FIGURE_METADATA` (``png``, ``svg``, ``pdf``).
     """
     import matplotlib
 
+    if not isinstance(name, str):
+        raise TypeError(f"Expected `name` to be a str, but got {name!r} ({type(name).__name__}).")
+    if not name:
+        raise ValueError("Expected `name` to be a non-empty file name, but got ''.")
+    if isinstance(formats, str) or not isinstance(formats, (tuple, list)):
+        raise TypeError(f"Expected `formats` to be a tuple of formats, but got {formats!r} "
+                        f"({type(formats).__name__}).")
+    unknown = [f for f in formats if f not in FIGURE_METADATA]
+    if unknown or not formats:
+        raise ValueError(f"Expected `formats` to be a non-empty tuple of {tuple(FIGURE_METADATA)}, but got "
+                         f"{tuple(formats)!r}.")
     out = output_folder(output_dir)
     paths = []
     for fmt in formats:
         path = out / f"{name}.{fmt}"
-        metadata = {"Date": None} if fmt in ("svg", "pdf") else None
-        with matplotlib.rc_context({"svg.hashsalt": "jmlkit"}):
-            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
-        paths.append(path)
+        buffer = _io.BytesIO()
+        with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+            fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=FIGURE_METADATA[fmt])
+        paths.append(atomic_write(path, buffer.getvalue()))
     return paths
 
 

@@ -120,6 +120,17 @@ def read_summary(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def read_metrics_table(out: Path) -> dict[str, dict[str, str]]:
+    """``OUT/metrics.csv`` as ``{run: {metric: value}}``, checking its long format on the way."""
+    rows = read_summary(out / "metrics.csv")
+    assert all(list(r) == ["run", "metric", "value"] for r in rows)
+    table: dict[str, dict[str, str]] = {}
+    for r in rows:
+        assert r["metric"] not in table.get(r["run"], {})
+        table.setdefault(r["run"], {})[r["metric"]] = r["value"]
+    return table
+
+
 # --------------------------------------------------------------------------- pure functions
 def test_parse_assignments_grids_and_literals():
     grid = parse_assignments(["seed=0,1,2", "lr=1e-3", "loss=ce+jml", "size=[64, 64]", "tag='a,b'", "x=(1,2)"])
@@ -216,11 +227,13 @@ def test_summary_and_figures_without_kernels(tmp_path):
                fake_result(tmp_path, "02_b", "failed")]
     copied = collect_figures(results, tmp_path / "figs")
     assert [p.name for p in copied] == ["01_a__seed=1__a.png"]  # failed runs' figures are not collected
-    rows = read_summary(write_summary(results, tmp_path / "out" / "summary.csv"))
-    assert list(rows[0]) == ["run", "notebook", "status", "cached", "duration_s", "started", "finished", "error",
-                             "profile", "seed", "p.status", "m.mIoU", "executed_notebook", "n_figures"]
-    assert rows[0]["m.mIoU"] == "0.5" and rows[0]["p.status"] == "clash" and rows[0]["n_figures"] == "1"
-    assert rows[1]["status"] == "failed" and rows[1]["m.mIoU"] == "" and rows[1]["seed"] == ""
+    rows = read_summary(write_summary(tmp_path / "out", results))
+    # Short: run, status, duration, error, then the parameters that differ between runs (not the constant profile).
+    assert list(rows[0]) == ["run", "status", "duration_s", "error", "seed", "p.status"]
+    assert rows[0] == {"run": "01_a__seed=1", "status": "ok", "duration_s": "1.25", "error": "", "seed": "1",
+                       "p.status": "clash"}
+    assert rows[1] == {"run": "02_b", "status": "failed", "duration_s": "1.25", "error": "ValueError: x", "seed": "",
+                       "p.status": ""}
     assert not list((tmp_path / "out").glob(".summary.csv.*"))  # atomic write leaves no temp file
 
 
@@ -318,12 +331,14 @@ def test_failure_is_isolated(first_run):
 def test_summary_columns_metrics_and_figures(first_run):
     out, figs = first_run["out"], first_run["figs"]
     rows = {r["run"]: r for r in read_summary(out / "summary.csv")}
-    ok = rows["01_ok"]
-    assert ok["profile"] == "quick" and ok["cached"] == "False" and float(ok["duration_s"]) > 0
-    assert (ok["m.score"], ok["m.n"], ok["m.profile_len"]) == ("0.5", "3", "5")  # injected profile reached it
-    assert ok["m.cwd"] == "nbs"  # kernels run in the notebook's folder, as in Jupyter
-    assert "inline" in ok["m.backend"]  # even under MPLBACKEND=Agg: executed notebooks keep their figures
-    assert ok["executed_notebook"] == os.path.join("01_ok", "01_ok.ipynb") and ok["n_figures"] == "2"
+    assert list(rows["01_ok"]) == ["run", "status", "duration_s", "error"]  # no grid: no parameter column
+    assert float(rows["01_ok"]["duration_s"]) > 0
+    metrics = read_metrics_table(out)
+    assert {m: metrics["01_ok"][m] for m in ("score", "n", "profile_len")} == {"score": "0.5", "n": "3",
+                                                                               "profile_len": "5"}  # injected profile
+    assert metrics["01_ok"]["cwd"] == "nbs"  # kernels run in the notebook's folder, as in Jupyter
+    assert "inline" in metrics["01_ok"]["backend"]  # even under MPLBACKEND=Agg: executed notebooks keep their figures
+    assert "02_fail" not in metrics  # a failed run has no metrics
     assert sorted(p.name for p in figs.iterdir()) == ["01_ok__fig.png", "01_ok__sub__curve.svg"]
     assert (out / "02_fail" / "partial.png").exists()  # kept in its run folder, not collected
     executed = nbformat.read(out / "01_ok" / "01_ok.ipynb", as_version=4)
@@ -357,13 +372,17 @@ def test_resume_skips_finished_runs_and_reruns_changed_ones(first_run, tmp_path,
         assert main_run([*common, "01"]) == 0
     assert (out / "01_ok" / "run.json").read_text() == before
     assert (out / "01_ok" / "01_ok.ipynb").stat().st_mtime_ns == executed
-    rows = read_summary(out / "summary.csv")
-    assert [(r["run"], r["status"], r["cached"], r["m.score"]) for r in rows] == [("01_ok", "ok", "True", "0.5")]
+    assert "[cached] 01_ok" in capsys.readouterr().out
+    rows = read_summary(out / "summary.csv")  # the failed run of the earlier batch keeps its row
+    assert [(r["run"], r["status"]) for r in rows] == [("01_ok", "ok"), ("02_fail", "failed")]
+    assert read_metrics_table(out)["01_ok"]["score"] == "0.5"
     # ... while a changed parameter is a new run.
     assert main_run([*common, "01", "-p", "seed=1"]) == 0
+    assert "[ok] 01_ok__seed=1" in capsys.readouterr().out
     rows = read_summary(out / "summary.csv")
-    assert [(r["run"], r["status"], r["cached"], r["seed"], r["m.score"]) for r in rows] == [
-        ("01_ok__seed=1", "ok", "False", "1", "1.5")]
+    assert [(r["run"], r["status"], r["seed"]) for r in rows] == [
+        ("01_ok", "ok", ""), ("01_ok__seed=1", "ok", "1"), ("02_fail", "failed", "")]
+    assert read_metrics_table(out)["01_ok__seed=1"]["score"] == "1.5"
     assert json.loads((out / "01_ok__seed=1" / "run.json").read_text())["parameters"] == {"profile": "quick",
                                                                                           "seed": 1}
     # Editing the notebook invalidates its finished runs.

@@ -1,12 +1,13 @@
 """Batch runner for the jmlkit notebooks: ``jmlkit run`` (also ``python -m jmlkit run``).
 
-The runner executes parameterised notebooks with papermill, in parallel, and
+The runner executes parameterised notebooks with papermill, in dependency order, in parallel, and
 keeps going when one of them fails::
 
     jmlkit run                                   # every notebook, quick profile
     jmlkit run --profile smoke                   # every notebook, in seconds (tests)
     jmlkit run 03 05 --profile full --jobs 2     # two notebooks, by number prefix
     jmlkit run 01 -p seed=0,1,2 -p lr=1e-3       # a sweep of three runs
+    jmlkit run 06                                # 06 after the notebooks it requires (reused when done)
 
 Conventions (the contract between the runner and the notebooks):
 
@@ -23,6 +24,15 @@ Conventions (the contract between the runner and the notebooks):
   declares is reported and ignored. Values are Python literals (``ast.literal_eval``) and fall
   back to strings; a value with top-level commas is a grid (``seed=0,1,2``), and the runs are the
   product over all grids.
+* **Requirements** (:mod:`~jmlkit.runner.notebooks`, :mod:`~jmlkit.runner.plan`). A notebook that reads
+  the runs of other notebooks lists their stems in its metadata, ``metadata["jmlkit"]["requires"]``.
+  The runner adds them to the batch and starts a run only once the runs it requires (same batch, same
+  output folder and profile) have finished ok; with ``--jobs N`` independent runs still go side by
+  side. With a grid, a run requires every run of the required notebooks in the batch, whatever their
+  parameters (``06__seed=1`` waits for ``02__seed=0`` and ``02__seed=1``: notebook 06 reads every finished
+  run of 02-05 in the batch folder). A run whose requirement failed is ``skipped`` (its error
+  names the requirement); the others go on. An unknown or circular requirement is a ``ValueError``
+  before anything runs. ``--list`` and ``--dry-run`` print the order.
 * **Runs** (:mod:`~jmlkit.runner.plan`). A run is one notebook with one parameter combination;
   its folder is ``OUT/<stem>`` or, with ``-p`` overrides, ``OUT/<stem>__k=v,k2=v2`` (keys sorted).
   The executed notebook is ``OUT/<run>/<stem>.ipynb``; the kernel runs with the *notebook's
@@ -35,18 +45,26 @@ Conventions (the contract between the runner and the notebooks):
   the exit code is 1. ``--timeout`` bounds the wall time of each run (the kernel is interrupted,
   then killed). Ctrl-C interrupts the running kernels, writes the summary for what finished and
   exits with 130.
-* **Resume.** ``OUT/<run>/run.json`` records the notebook, its sha256, the parameters, status and
-  timings. A rerun skips a run whose ``run.json`` says ``ok`` for the same notebook content and
-  parameters (``--force`` reruns); anything else is rerun from a fresh folder.
-* **Summary and figures** (:mod:`~jmlkit.runner.summary`). ``OUT/summary.csv`` has one row per
-  planned run (status, timings, injected parameters, ``m.<key>`` headline metrics from
-  ``OUT/<run>/metrics.json``); every ``*.png``/``*.svg`` of a *successful* run is copied to the
-  figures folder as ``<run>__<relative path with / -> __>``.
+* **Resume.** ``OUT/<run>/run.json`` records the notebook, its sha256, the parameters, status,
+  timings, the id of the execution and the ids of the executions it required. A rerun reuses a run
+  whose ``run.json`` says ``ok`` for the same notebook content and parameters, unless one of its
+  requirements was executed again since (``--force`` reruns the named notebooks, and reuses the
+  notebooks they require when those finished ok); anything else is rerun from a fresh folder.
+* **Progress** (:mod:`~jmlkit.runner.execute`). ``--progress`` (default: on a terminal) shows a bar over
+  the runs and, for each running notebook, its code cell ``k/n`` and time; ``--no-progress`` prints a
+  line per finished run. Kernels talk over IPC sockets (:mod:`~jmlkit.runner.kernels`), so ipykernel's
+  "running over TCP without encryption" warning is gone, while kernel errors are still printed.
+* **Summary and figures** (:mod:`~jmlkit.runner.summary`). ``OUT/summary.csv`` has one short row per
+  run folder of ``OUT`` (run, status, duration_s, error, and the parameters that differ between runs),
+  kept across subset reruns; ``OUT/metrics.csv`` is the long table ``run, metric, value`` of each ok
+  run's ``metrics.json``. Every ``*.png``/``*.svg`` of a *successful* run is copied to the figures
+  folder as ``<run>__<relative path with / -> __>``.
 
 Files are written with :func:`jmlkit.io.atomic_write_text`.
 
-Python API: :func:`plan_runs` builds the runs, :func:`run_notebooks` executes
-them, :func:`write_summary` and :func:`collect_figures` produce the outputs;
+Python API: :func:`plan_runs` builds the runs (:func:`execution_order` orders them),
+:func:`run_notebooks` executes them, :func:`write_summary`, :func:`write_metrics_table` and
+:func:`collect_figures` produce the outputs;
 :func:`main_run` (:mod:`~jmlkit.runner.cli`) is the command line.
 
 Example (pure planning, no kernel):
@@ -65,7 +83,15 @@ from __future__ import annotations
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.cli import build_parser, main_run
 from jmlkit.runner.execute import run_notebooks
-from jmlkit.runner.notebooks import REQUIRED_PARAMETERS, check_notebook_clean, discover_notebooks, resolve_notebooks
+from jmlkit.runner.notebooks import (
+    REQUIRED_PARAMETERS,
+    REQUIRES_KEY,
+    check_notebook_clean,
+    discover_notebooks,
+    notebook_requires,
+    resolve_notebooks,
+    with_requirements,
+)
 from jmlkit.runner.params import (
     RUNNER_PARAMETERS,
     expand_grid,
@@ -75,14 +101,17 @@ from jmlkit.runner.params import (
     parse_value,
     run_name,
 )
-from jmlkit.runner.plan import METRICS_FILE, RUN_FILE, Run, RunResult, plan_runs
+from jmlkit.runner.plan import METRICS_FILE, RUN_FILE, Run, RunResult, execution_order, plan_runs, predict_reuse
 from jmlkit.runner.summary import (
     FIGURE_SUFFIXES,
-    FIXED_COLUMNS,
+    METRICS_COLUMNS,
+    METRICS_TABLE_FILE,
+    SUMMARY_COLUMNS,
     SUMMARY_FILE,
-    TAIL_COLUMNS,
     collect_figures,
+    metrics_rows,
     summary_rows,
+    write_metrics_table,
     write_summary,
 )
 
@@ -97,16 +126,22 @@ __all__ = [
     "check_notebook_clean",
     "collect_figures",
     "discover_notebooks",
+    "execution_order",
     "expand_grid",
     "find_parameters_cell",
     "main_run",
+    "metrics_rows",
     "notebook_parameters",
+    "notebook_requires",
     "parse_assignments",
     "parse_value",
     "plan_runs",
+    "predict_reuse",
     "resolve_notebooks",
     "run_name",
     "run_notebooks",
     "summary_rows",
+    "with_requirements",
+    "write_metrics_table",
     "write_summary",
 ]

@@ -1,6 +1,9 @@
 """The command line ``jmlkit run`` (also ``python -m jmlkit run``): :func:`build_parser` and :func:`main_run`.
 
-Exit code: 0 all ok, 1 some run failed, 2 usage error, 130 interrupted.
+Notebooks named on the command line bring the notebooks they require (``metadata["jmlkit"]["requires"]``):
+``jmlkit run 06`` runs 02-05 first, or reuses their finished runs in ``--out``. ``--list`` and
+``--dry-run`` show the order. Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error
+(an unknown or circular requirement included, before anything runs), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from pathlib import Path
 
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.execute import run_notebooks
-from jmlkit.runner.notebooks import resolve_notebooks
+from jmlkit.runner.notebooks import resolve_notebooks, with_requirements
 from jmlkit.runner.params import notebook_parameters, parse_assignments
-from jmlkit.runner.plan import cached_result, plan_runs
-from jmlkit.runner.summary import SUMMARY_FILE, collect_figures, write_summary
+from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
+from jmlkit.runner.summary import collect_figures, write_metrics_table, write_summary
 
 __all__ = ["build_parser", "main_run"]
 
@@ -25,16 +28,17 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
     """The ``jmlkit run`` argument parser."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Execute the jmlkit notebooks with papermill (in parallel, resumable), write "
-                    "OUT/summary.csv and collect the figures.",
+        description="Execute the jmlkit notebooks with papermill (in dependency order, in parallel, resumable), "
+                    "write OUT/summary.csv and OUT/metrics.csv and collect the figures.",
         epilog="Examples: `jmlkit run` (every notebook, quick profile); `jmlkit run 03 --profile full`; "
                "`jmlkit run 01 -p seed=0,1,2 --jobs 3` (a sweep of 3 runs); `jmlkit run --profile smoke` "
-               "(every notebook in seconds). Exit code: 0 all ok, 1 some run failed, 2 usage error, "
+               "(every notebook in seconds); `jmlkit run 06` (after the notebooks 06 requires, reusing their "
+               "finished runs). Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error, "
                "130 interrupted.",
     )
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                         help="notebook paths, names, stems or unique prefixes such as 03 (default: every "
-                             "NN_*.ipynb in --notebooks-dir)")
+                             "NN_*.ipynb in --notebooks-dir); the notebooks they require are added")
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
                         help="value of each notebook's `profile` parameter, one of the profiles of "
                              f"jmlkit.profiles: {', '.join(PROFILE_NAMES)} (default: %(default)s)")
@@ -42,9 +46,11 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
                         help="set a notebook parameter (a Python literal, else a string); a,b,c makes a grid and "
                              "grids expand into their product; injected only into notebooks that declare NAME")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                        help="notebooks executed at the same time (default: %(default)s)")
+                        help="notebooks executed at the same time; a notebook starts once those it requires "
+                             "have finished (default: %(default)s)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output folder: one subfolder per run, plus summary.csv (default: runs/<profile>)")
+                        help="output folder: one subfolder per run, plus summary.csv and metrics.csv over every "
+                             "run folder in it (default: runs/<profile>)")
     parser.add_argument("--figures", default="figures", metavar="DIR",
                         help="where the figures of successful runs are copied (default: %(default)s)")
     parser.add_argument("--results", default=None, metavar="DIR",
@@ -56,19 +62,29 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
                         help="wall-time limit of each run; the run is then interrupted and failed (default: none)")
     parser.add_argument("--kernel", default=None, metavar="NAME",
                         help="Jupyter kernel (default: the notebook's kernelspec, else python3)")
-    parser.add_argument("--force", action="store_true", help="rerun runs that already finished ok")
-    parser.add_argument("--list", action="store_true", help="list the notebooks and their parameters, then exit")
-    parser.add_argument("--dry-run", action="store_true", help="print the planned runs, then exit")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun the named notebooks' runs even if they finished ok (the notebooks they require "
+                             "are still reused when they finished ok)")
+    parser.add_argument("--list", action="store_true",
+                        help="list the notebooks (in execution order), what they require and their parameters, "
+                             "then exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the planned runs in execution order (cached or run, and what each waits for), "
+                             "then exit")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="always show the progress bar (default: only on a terminal)")
-    progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+                          help="always show the progress bars: runs, and each running notebook's cell k/n and time "
+                               "(default: only on a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false",
+                          help="no progress bars: one line per finished run")
     return parser
 
 
 def _print_list(notebooks: Sequence[Path]) -> None:
-    for path in notebooks:
-        print(path.name)
+    for path, requires, selected in with_requirements(notebooks):
+        print(path.name + ("" if selected else "  (required)"))
+        if requires:
+            print(f"    requires: {', '.join(requires)}")
         params = notebook_parameters(path)
         if not params:
             print("    (no parameters cell)")
@@ -113,13 +129,15 @@ def main_run(argv: Sequence[str] | None = None) -> int:
             return 0
         grid = parse_assignments(args.params)
         out = Path(args.out) if args.out is not None else Path("runs") / args.profile
-        runs = plan_runs(notebooks, grid, profile=args.profile, out_dir=out, warn=warn)
-    except ValueError as err:
+        runs = execution_order(plan_runs(notebooks, grid, profile=args.profile, out_dir=out, warn=warn))
+    except (ValueError, TypeError) as err:
         parser.error(str(err))
     if args.dry_run:
+        reused = predict_reuse(runs, force=args.force)
         for run in runs:
-            state = "cached" if not args.force and cached_result(run) is not None else "run"
-            print(f"[{state}] {run.name}  {json.dumps(run.parameters, default=repr)}")
+            state = "cached" if reused[run.name] is not None else "run"
+            after = f"  after {', '.join(run.requires)}" if run.requires else ""
+            print(f"[{state}] {run.name}  {json.dumps(run.parameters, default=repr)}{after}")
         print(f"{len(runs)} run(s) -> {out}")
         return 0
 
@@ -127,12 +145,13 @@ def main_run(argv: Sequence[str] | None = None) -> int:
     results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
                             force=args.force, progress=args.progress)
     figures = collect_figures(results, args.figures)
-    summary = write_summary(results, out / SUMMARY_FILE)
-    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "interrupted", "pending")}
+    summary = write_summary(out, results)
+    metrics = write_metrics_table(out, results)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "interrupted", "pending")}
     n_cached = sum(r.cached for r in results)
     print(f"{counts['ok']} ok ({n_cached} cached), {counts['failed']} failed"
-          + "".join(f", {counts[s]} {s}" for s in ("interrupted", "pending") if counts[s])
-          + f"; summary: {summary}; {len(figures)} figure(s) in {args.figures}")
+          + "".join(f", {counts[s]} {s}" for s in ("skipped", "interrupted", "pending") if counts[s])
+          + f"; summary: {summary}; metrics: {metrics}; {len(figures)} figure(s) in {args.figures}")
     results_failed = False
     if args.results is not None:
         from jmlkit.runner.results import collect_results  # pandas: only when asked
@@ -146,6 +165,8 @@ def main_run(argv: Sequence[str] | None = None) -> int:
     for res in results:
         if res.status == "failed":
             print(f"FAILED {res.run.name}: {res.error}\n       see {res.run.executed_notebook}")
+        elif res.status == "skipped":
+            print(f"SKIPPED {res.run.name}: {res.error}")
     if counts["interrupted"] or counts["pending"]:
         return 130
-    return 1 if counts["failed"] or results_failed else 0
+    return 1 if counts["failed"] or counts["skipped"] or results_failed else 0

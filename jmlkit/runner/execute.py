@@ -1,11 +1,23 @@
-"""Executing runs with papermill: one kernel per worker thread, failures isolated, timeouts and Ctrl-C.
+"""Executing runs with papermill: a dependency graph, one kernel per worker thread, failures isolated, progress.
 
 The executed notebook is ``OUT/<run>/<stem>.ipynb``; the kernel runs with the *notebook's folder* as
 working directory, as in Jupyter, so relative paths behave the same interactively and in batch.
-A failing notebook never stops the others: its partially executed copy (with the traceback) is
-kept and its status is ``failed``. ``timeout`` bounds the wall time of each run (the kernel is
-interrupted, then killed). Ctrl-C interrupts the running kernels and :func:`run_notebooks` returns
-what finished.
+
+**Order.** A run starts only once every run it requires (``Run.requires``) has finished ok; up to
+``jobs`` runs whose requirements are met execute at the same time, picked in
+:func:`~jmlkit.runner.plan.execution_order`. A run whose requirement failed (or was skipped) is not
+executed: its status is ``skipped``, its error names the requirement, and its ``run.json`` says so.
+A finished run is reused (:func:`~jmlkit.runner.plan.reusable_result`) unless a requirement was
+executed again since it ran.
+
+**Failures.** A failing notebook never stops the others: its partially executed copy (with the
+traceback) is kept and its status is ``failed``. ``timeout`` bounds the wall time of each run (the
+kernel is interrupted, then killed). Ctrl-C interrupts the running kernels and
+:func:`run_notebooks` returns what finished (runs not started yet are ``pending``).
+
+**Progress.** With a progress bar: one bar over the runs, and one line per running notebook with its
+current code cell ``k/n`` and the time since it started (papermill's per-cell hook, refreshed
+twice a second by the main thread). Without one: a line per finished run.
 """
 from __future__ import annotations
 
@@ -15,14 +27,100 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from jmlkit._checks import check_int, check_real
 from jmlkit.runner.kernels import kernel_for, kernel_manager_class, release, stop_reason, stop_worker
-from jmlkit.runner.plan import RUN_FILE, Run, RunResult, cached_result, now, read_metrics, sha256, write_run_json
+from jmlkit.runner.plan import (
+    RUN_FILE,
+    Run,
+    RunResult,
+    execution_order,
+    now,
+    predict_reuse,
+    read_metrics,
+    reusable_result,
+    sha256,
+    write_run_json,
+)
 
 __all__ = ["run_notebooks"]
+
+
+#: The papermill engine of the runner: papermill's nbclient engine plus a hook called as each code cell starts.
+ENGINE_NAME = "jmlkit"
+_ENGINE_LOCK = threading.Lock()
+_ENGINE: Any = None
+
+
+def _cell_hook_engine():
+    """Register (once) and return the papermill engine :data:`ENGINE_NAME`.
+
+    It takes one extra keyword, ``cell_hook(k, n)``, called as the ``k``-th of the ``n`` code cells starts.
+    """
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is not None:
+            return _ENGINE
+        from papermill.engines import NBClientEngine, papermill_engines
+
+        class CellHookEngine(NBClientEngine):
+            """papermill's nbclient engine, reporting the code cell being executed to ``cell_hook``."""
+
+            @classmethod
+            def execute_managed_notebook(cls, nb_man, kernel_name, cell_hook=None, **kwargs):  # noqa: D102
+                if cell_hook is not None:
+                    code = [i for i, c in enumerate(nb_man.nb.cells) if c.cell_type == "code"]
+                    position = {index: k for k, index in enumerate(code, 1)}
+                    cell_start = nb_man.cell_start
+
+                    def hooked(cell, cell_index=None, **kw):
+                        if cell_index in position:
+                            cell_hook(position[cell_index], len(code))
+                        return cell_start(cell, cell_index, **kw)
+
+                    nb_man.cell_start = hooked
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+        papermill_engines.register(ENGINE_NAME, CellHookEngine)
+        _ENGINE = CellHookEngine
+        return _ENGINE
+
+
+class _Board:
+    """What each running notebook is doing: written by the worker threads, read by the main thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[str, list[float]] = {}  # run name -> [start (monotonic), code cell k, of n]
+
+    def start(self, name: str) -> None:
+        with self._lock:
+            self._live[name] = [time.monotonic(), 0, 0]
+
+    def cell(self, name: str, k: int, n: int) -> None:
+        with self._lock:
+            if name in self._live:
+                self._live[name][1:] = [k, n]
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            self._live.pop(name, None)
+
+    def line(self, name: str) -> str:
+        """``<run>: cell k/n, mm:ss`` (``starting kernel`` before the first cell); ``""`` when not running."""
+        from tqdm import tqdm
+
+        with self._lock:
+            entry = list(self._live.get(name, ()))
+        if not entry:
+            return ""
+        t0, k, n = entry
+        where = f"cell {int(k)}/{int(n)}" if n else "starting kernel"
+        return f"{name}: {where}, {tqdm.format_interval(time.monotonic() - t0)}"
 
 
 @dataclasses.dataclass
@@ -33,15 +131,17 @@ class _Session:
 
 
 def _execute_run(run: Run, *, kernel_name: str | None, timeout: float | None, session: _Session,
-                 start_timeout: float = 120.0) -> RunResult:
+                 board: _Board, required_ids: Mapping[str, str | None], start_timeout: float = 120.0) -> RunResult:
     ident = threading.get_ident()
     with session.lock:
         session.active.add(ident)
     try:
         if session.stop.is_set():
             return RunResult(run=run, status="pending")
+        board.start(run.name)
         return _execute_run_inner(run, kernel_name=kernel_name, timeout=timeout, ident=ident,
-                                  start_timeout=start_timeout)
+                                  start_timeout=start_timeout, required_ids=required_ids,
+                                  cell_hook=lambda k, n: board.cell(run.name, k, n))
     except BaseException as err:  # never lose a result: the summary must list every run
         return RunResult(run=run, status="failed", error=f"{type(err).__name__}: {err}")
     finally:
@@ -51,11 +151,13 @@ def _execute_run(run: Run, *, kernel_name: str | None, timeout: float | None, se
 
 
 def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | None, ident: int,
-                       start_timeout: float) -> RunResult:
+                       start_timeout: float, required_ids: Mapping[str, str | None],
+                       cell_hook: Callable[[int, int], None]) -> RunResult:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     manager_class = kernel_manager_class()
+    _cell_hook_engine()
     sha = sha256(run.notebook)
     kernel = kernel_for(run, kernel_name)
     # A fresh folder, so that stale figures or metrics of an earlier attempt never leak in;
@@ -72,7 +174,8 @@ def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | No
             run.run_dir.mkdir(parents=True)
             os.replace(kept, cache)
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    result = RunResult(run=run, status="running", started=now())
+    result = RunResult(run=run, status="running", started=now(), run_id=uuid.uuid4().hex,
+                       required_ids=dict(required_ids))
     write_run_json(result, sha, kernel)
     t0 = time.perf_counter()
     timer = None
@@ -85,6 +188,8 @@ def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | No
             str(run.notebook), str(run.executed_notebook),
             parameters=run.papermill_parameters(),
             kernel_name=kernel,
+            engine_name=ENGINE_NAME,
+            cell_hook=cell_hook,
             progress_bar=False,
             start_timeout=start_timeout,
             # cwd=None: papermill would os.chdir() the whole process, which races between threads;
@@ -113,6 +218,18 @@ def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | No
     return result
 
 
+def _skipped(run: Run, bad: Sequence[RunResult]) -> RunResult:
+    """The result of a run not executed because requirements did not finish ok; recorded in its ``run.json``."""
+    what = ", ".join(f"{r.run.name} {r.status}" for r in bad)
+    result = RunResult(run=run, status="skipped", finished=now(),
+                       error=f"not run: its requirement{'s' if len(bad) > 1 else ''} {what}")
+    try:
+        write_run_json(result, sha256(run.notebook), None)
+    except OSError:  # the record is a convenience; the result itself is returned
+        pass
+    return result
+
+
 def run_notebooks(
     runs: Sequence[Run],
     *,
@@ -123,54 +240,89 @@ def run_notebooks(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
-    """Execute runs in parallel (``jobs`` threads, each driving one kernel); results in ``runs`` order.
+    """Execute runs in dependency order, up to ``jobs`` at a time (threads, each driving one kernel).
 
-    Runs already done (see :func:`~jmlkit.runner.plan.cached_result`) are returned with
-    ``cached=True`` unless ``force``. A failing run never stops the others. On Ctrl-C the
-    running kernels are interrupted, and the function *returns* with those runs
-    ``interrupted`` and the unstarted ones ``pending`` instead of raising.
-    ``progress``: tqdm bar (None: only on a terminal). ``kernel_name``: None
-    uses each notebook's kernelspec, else ``python3``.
+    Returns the results in ``runs`` order. Each run starts once the runs it requires have finished ok;
+    one whose requirement did not is ``skipped``. Runs already done (see
+    :func:`~jmlkit.runner.plan.reusable_result`) are returned with ``cached=True``; ``force`` executes
+    the selected runs again (``Run.selected``; runs added as requirements are still reused). A failing
+    run never stops the others. On Ctrl-C the running kernels are interrupted, and the function
+    *returns* with those runs ``interrupted`` and the unstarted ones ``pending`` instead of raising.
+    ``progress``: tqdm bars (None: only on a terminal). ``kernel_name``: None uses each notebook's
+    kernelspec, else ``python3``. ``log`` receives the line of each finished run (default: printed).
+
+    Raises ``ValueError`` before anything runs for duplicate run names, a requirement missing from
+    ``runs`` or a cycle of requirements (:func:`~jmlkit.runner.plan.execution_order`).
     """
     jobs = check_int("jobs", jobs, low=1)
     timeout = check_real("timeout", timeout, low=0, low_open=True, optional=True)
+    order = execution_order(runs)
+    n_todo = sum(r is None for r in predict_reuse(order, force=force).values())
     from tqdm.auto import tqdm
 
-    names = [r.name for r in runs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Expected runs with distinct names, but got duplicates in {names}.")
-    results: dict[str, RunResult] = {}
-    todo = []
-    for run in runs:
-        cached = None if force else cached_result(run)
-        if cached is not None:
-            results[run.name] = cached
-        else:
-            todo.append(run)
-
-    bar = tqdm(total=len(todo), desc="notebooks", unit="run", dynamic_ncols=True,
+    bar = tqdm(total=n_todo, desc="notebooks", unit="run", dynamic_ncols=True,
                disable=None if progress is None else not progress)  # None: only on a terminal
+    lanes = [] if bar.disable else [tqdm(total=None, position=i + 1, bar_format="{desc}", leave=False,
+                                         dynamic_ncols=True) for i in range(min(jobs, n_todo))]
     emit = log or bar.write
-    for run in runs:
-        if run.name in results:
-            emit(f"[cached] {run.name}")
-    session = _Session()
+    results: dict[str, RunResult] = {}
+    waiting = list(order)
+    running: dict[Future, tuple[Run, int]] = {}  # future -> (run, progress lane)
+    free = list(range(jobs))
+    session, board = _Session(), _Board()
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="jmlkit-run")
-    futures: dict[Future, Run] = {
-        pool.submit(_execute_run, run, kernel_name=kernel_name, timeout=timeout, session=session): run
-        for run in todo}
     n_failed = 0
 
     def record(res: RunResult) -> None:
         nonlocal n_failed
         results[res.run.name] = res
+        if res.cached:
+            emit(f"[cached] {res.run.name}")
+            return
         n_failed += res.status != "ok"
         bar.update(1)
-        bar.set_postfix_str(f"{n_failed} failed" if n_failed else "")
+        bar.set_postfix_str(f"{n_failed} not ok" if n_failed else "")
         took = f" ({res.duration_s:.1f} s)" if res.duration_s is not None else ""
         emit(f"[{res.status}] {res.run.name}{took}" + (f": {res.error}" if res.error else ""))
 
-    pending = set(futures)
+    def schedule() -> None:
+        """Decide every waiting run whose requirements have finished: skip, reuse, or start it in a free lane."""
+        decided = True
+        while decided:
+            decided = False
+            for run in list(waiting):
+                required = [results.get(q) for q in run.requires]
+                if any(r is None for r in required):
+                    continue
+                bad = [r for r in required if r.status != "ok"]
+                reused = None if bad or (force and run.selected) else reusable_result(run, results)
+                if bad or reused is not None:
+                    waiting.remove(run)
+                    record(_skipped(run, bad) if bad else reused)
+                    decided = True
+                elif free:
+                    waiting.remove(run)
+                    fut = pool.submit(_execute_run, run, kernel_name=kernel_name, timeout=timeout, session=session,
+                                      board=board, required_ids={q: results[q].run_id for q in run.requires})
+                    running[fut] = (run, free.pop(0))
+
+    def render() -> None:
+        if not lanes:
+            return
+        occupant = {lane: run.name for run, lane in running.values()}
+        for i, lane in enumerate(lanes):
+            lane.set_description_str(board.line(occupant[i]) if i in occupant else "", refresh=False)
+            lane.refresh()
+        bar.refresh()
+
+    def collect(done: Sequence[Future]) -> None:
+        for fut in done:
+            run, lane = running.pop(fut)
+            free.append(lane)
+            free.sort()
+            board.stop(run.name)
+            record(fut.result())
+
     # Ctrl-C sets a flag that the wait loop turns into KeyboardInterrupt; Python's default handler raises wherever
     # the main thread happens to be, and an exception raised inside a finaliser there is swallowed (the run then
     # went on as if nothing had happened). A second Ctrl-C raises at once, to stop waiting.
@@ -185,37 +337,40 @@ def run_notebooks(
     old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     try:
         try:
-            while pending:
+            schedule()
+            while running:
                 if ctrl_c.is_set():
                     raise KeyboardInterrupt
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    record(fut.result())
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                collect(list(done))
+                schedule()
+                render()
+            if waiting:  # cannot happen for an acyclic graph: the first waiting run is always decidable
+                raise RuntimeError(f"no run could start among {[r.name for r in waiting]}")
         except KeyboardInterrupt:
             ctrl_c.set()
             emit("Interrupted: stopping the running notebooks (Ctrl-C again to stop waiting)...")
             session.stop.set()
-            for fut in pending:
-                fut.cancel()
             with session.lock:
                 active = list(session.active)
             for ident in active:
                 stop_worker(ident, "interrupt")
             try:
-                for fut in pending:
-                    if not fut.cancelled():
-                        record(fut.result())
+                collect(list(running))
             except KeyboardInterrupt:
                 pass
     finally:
         if in_main:
             signal.signal(signal.SIGINT, old_handler)
         pool.shutdown(wait=False, cancel_futures=True)
+        for lane in lanes:
+            lane.close()
         bar.close()
-    for fut, run in futures.items():
-        if run.name not in results:
-            if fut.done() and not fut.cancelled():
-                results[run.name] = fut.result()
-            else:
-                results[run.name] = RunResult(run=run, status="pending" if not fut.running() else "interrupted")
+    for fut, (run, _) in running.items():
+        if fut.done() and not fut.cancelled():
+            results[run.name] = fut.result()
+        else:
+            results[run.name] = RunResult(run=run, status="interrupted" if fut.running() else "pending")
+    for run in waiting:
+        results.setdefault(run.name, RunResult(run=run, status="pending"))
     return [results[r.name] for r in runs]

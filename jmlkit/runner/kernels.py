@@ -3,23 +3,32 @@
 Each worker thread drives one kernel. The kernel manager registers itself under the thread that
 starts it (:func:`kernel_manager_class`); :func:`stop_worker` then interrupts that kernel (SIGINT),
 and kills it if it does not stop.
+
+On POSIX the kernels talk to the runner over IPC (Unix domain sockets ``<tmp>/jmlkit-kernel-<random>-<n>``)
+rather than TCP on localhost: nothing listens on a port, and ipykernel no longer warns "Kernel is
+running over TCP without encryption" once per notebook. Everything else the kernel prints (its
+errors included) still reaches the runner's stderr. :func:`release` removes the socket files a
+killed kernel leaves behind.
 """
 from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
+import uuid
 from typing import Any
 
 from jmlkit.runner.params import read_notebook
 from jmlkit.runner.plan import Run
 
-__all__ = ["kernel_env", "kernel_for", "kernel_manager_class", "release", "stop_reason", "stop_worker"]
+__all__ = ["ipc_address", "kernel_env", "kernel_for", "kernel_manager_class", "release", "stop_reason", "stop_worker"]
 
 _KERNELS_LOCK = threading.Lock()
 _KERNELS: dict[int, Any] = {}        # worker thread id -> live kernel manager
 _STOP_REASONS: dict[int, str] = {}   # worker thread id -> "interrupt" | "timeout"
+_IPC_PREFIXES: dict[int, str] = {}   # worker thread id -> prefix of its kernel's IPC socket files
 _TRACKED_KM: Any = None
 
 
@@ -38,6 +47,18 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
+def ipc_address() -> str | None:
+    """A fresh absolute prefix for one kernel's IPC sockets (``<prefix>-<n>``), or ``None`` where IPC is unavailable.
+
+    ``None`` off POSIX and when the temporary folder's path is too long for a Unix socket name (about 100
+    bytes); the kernel then uses TCP.
+    """
+    if os.name != "posix":
+        return None
+    prefix = os.path.join(tempfile.gettempdir(), f"jmlkit-kernel-{uuid.uuid4().hex[:16]}")
+    return prefix if len(os.fsencode(prefix)) <= 90 else None
+
+
 def kernel_for(run: Run, kernel_name: str | None) -> str:
     """``kernel_name`` if given, else the notebook's kernelspec name, else ``python3``."""
     if kernel_name:
@@ -50,7 +71,10 @@ def kernel_for(run: Run, kernel_name: str | None) -> str:
 
 
 def kernel_manager_class():
-    """An ``AsyncKernelManager`` subclass that registers itself under the worker thread starting it."""
+    """An ``AsyncKernelManager`` subclass that registers itself under the worker thread starting it.
+
+    Its kernel uses the IPC transport where :func:`ipc_address` gives one (see the module docs).
+    """
     global _TRACKED_KM
     if _TRACKED_KM is not None:
         return _TRACKED_KM
@@ -69,6 +93,12 @@ def kernel_manager_class():
                 raise RunStopped(f"run stopped ({reason}) before its kernel started")
             if "env" not in kw:
                 kw["env"] = kernel_env()
+            if self.transport == "tcp" and not self.has_kernel:
+                address = ipc_address()
+                if address is not None:  # set both: the default ip of "ipc" is a path relative to the kernel's cwd
+                    self.transport, self.ip = "ipc", address
+                    with _KERNELS_LOCK:
+                        _IPC_PREFIXES[ident] = address
             return await super().start_kernel(**kw)
 
     _TRACKED_KM = TrackedKernelManager
@@ -82,10 +112,22 @@ def stop_reason(ident: int) -> str | None:
 
 
 def release(ident: int) -> None:
-    """Forget worker ``ident``'s kernel and stop request (its run has finished)."""
+    """Forget worker ``ident``'s kernel and stop request (its run has finished), and remove its IPC socket files.
+
+    jupyter_client removes them when the kernel shuts down; a kernel killed by ``--timeout`` or Ctrl-C can leave them.
+    """
     with _KERNELS_LOCK:
         _KERNELS.pop(ident, None)
         _STOP_REASONS.pop(ident, None)
+        prefix = _IPC_PREFIXES.pop(ident, None)
+    if prefix is not None:
+        folder, stem = os.path.split(prefix)
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.startswith(stem + "-") and name[len(stem) + 1:].isdigit():
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
 def _signal_kernel(ident: int, signum: int) -> bool:

@@ -1,20 +1,32 @@
-"""Which notebooks run: discovery, names from the command line, and the commit check.
+"""Which notebooks run: discovery, names from the command line, requirements, and the commit check.
 
 By default every ``notebooks/NN_*.ipynb`` (names starting with a digit), sorted. A notebook is
 named by a path, its file name, its stem, or a unique prefix of its name (``03``).
+
+A notebook that reads what other notebooks wrote declares them in its metadata, by stem::
+
+    "metadata": {"jmlkit": {"requires": ["02_label_smoothing", "03_distillation"]}}
+
+:func:`notebook_requires` reads that list and :func:`with_requirements` adds the required notebooks
+(looked up among the given notebooks, else in the requiring notebook's folder) to a selection, each
+before the notebooks that need it; an unknown name or a cycle is a ``ValueError``.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from jmlkit.runner.params import find_parameters_cell, notebook_parameters, read_notebook
 
-__all__ = ["REQUIRED_PARAMETERS", "check_notebook_clean", "discover_notebooks", "resolve_notebooks"]
+__all__ = ["REQUIRED_PARAMETERS", "REQUIRES_KEY", "check_notebook_clean", "discover_notebooks", "notebook_requires",
+           "resolve_notebooks", "with_requirements"]
 
 #: Parameters every repository notebook must declare.
 REQUIRED_PARAMETERS = ("profile", "seed", "output_dir")
+#: Where a notebook declares the notebooks it reads: ``metadata["jmlkit"]["requires"]``, a list of stems.
+REQUIRES_KEY = ("jmlkit", "requires")
 
 
 def check_notebook_clean(path: str | os.PathLike, *, required: Sequence[str] = REQUIRED_PARAMETERS) -> list[str]:
@@ -44,7 +56,90 @@ def check_notebook_clean(path: str | os.PathLike, *, required: Sequence[str] = R
     missing = [p for p in required if p not in declared]
     if missing:
         problems.append(f"{path.name}: the parameters cell does not declare {missing}")
+    try:
+        notebook_requires(nb, name=path.name)
+    except (TypeError, ValueError) as err:
+        problems.append(f"{path.name}: {err}")
     return problems
+
+
+def notebook_requires(nb: Mapping[str, Any] | str | os.PathLike, *, name: str | None = None) -> list[str]:
+    """The stems a notebook declares in ``metadata["jmlkit"]["requires"]``; ``[]`` when it declares none.
+
+    ``nb`` is a notebook node or a path; ``name`` names it in error messages (default: the path's file name).
+    Raises ``TypeError`` when the entry is not a list of strings, ``ValueError`` for an empty or repeated name.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(metadata={"jmlkit": {"requires": ["02_label_smoothing"]}})
+    >>> notebook_requires(nb)
+    ['02_label_smoothing']
+    >>> notebook_requires(nbformat.v4.new_notebook())
+    []
+    """
+    if isinstance(nb, (str, os.PathLike)):
+        name = name or Path(nb).name
+        nb = read_notebook(Path(nb))
+    where = f"{name}: " if name else ""
+    section = nb.get("metadata", {}).get(REQUIRES_KEY[0])
+    if section is None:
+        return []
+    if not isinstance(section, Mapping):
+        raise TypeError(f"{where}Expected notebook metadata['jmlkit'] to be a JSON object, "
+                        f"but got {type(section).__name__} {section!r}.")
+    requires = section.get(REQUIRES_KEY[1], [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise TypeError(f"{where}Expected notebook metadata['jmlkit']['requires'] to be a list of notebook stems "
+                        f"(strings), but got {requires!r}.")
+    if any(not r.strip() for r in requires) or len(set(requires)) != len(requires):
+        raise ValueError(f"{where}Expected notebook metadata['jmlkit']['requires'] to hold distinct, non-empty "
+                         f"notebook stems, but got {requires!r}.")
+    return list(requires)
+
+
+def with_requirements(notebooks: Sequence[str | os.PathLike]) -> list[tuple[Path, list[str], bool]]:
+    """The notebooks and, transitively, the notebooks they require, each after all of its requirements.
+
+    Returns ``(path, required stems, selected)`` triples; ``selected`` is False for a notebook added only because
+    another one requires it. A required stem is looked up among ``notebooks``, else as ``<stem>.ipynb`` in the
+    folder of the notebook that requires it. The order is the given one, with each notebook's missing requirements
+    inserted just before it.
+
+    Raises:
+        ValueError: a required notebook that does not exist, or notebooks that require each other in a cycle
+            (both before anything runs).
+    """
+    paths = [Path(p) for p in notebooks]
+    by_stem = {p.stem: p for p in paths}
+    selected = {p.resolve() for p in paths}
+    order: list[tuple[Path, list[str], bool]] = []
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(path: Path) -> None:
+        stem = path.stem
+        if stem in done:
+            return
+        if stem in stack:
+            cycle = " -> ".join([*stack[stack.index(stem):], stem])
+            raise ValueError(f"Expected notebooks whose metadata['jmlkit']['requires'] has no cycle, but got the "
+                             f"cycle {cycle}.")
+        requires = notebook_requires(path)
+        stack.append(stem)
+        for req in requires:
+            target = by_stem.get(req, path.parent / f"{req}.ipynb")
+            if not target.is_file():
+                raise ValueError(f"Expected each notebook that {path.name} requires (metadata['jmlkit']['requires']) "
+                                 f"to exist, but got {req!r}: no notebook {req}.ipynb among the selected ones or in "
+                                 f"{str(path.parent)!r}.")
+            by_stem.setdefault(req, target)
+            visit(target)
+        stack.pop()
+        done.add(stem)
+        order.append((path, requires, path.resolve() in selected))
+
+    for p in paths:
+        visit(p)
+    return order
 
 
 def _default_notebooks_dir() -> Path:

@@ -1,14 +1,43 @@
-"""Outputs of a batch: ``summary.csv`` (one row per run) and the figures of the successful runs.
+"""Outputs of a batch: ``summary.csv`` (one short row per run folder), ``metrics.csv`` (long) and the figures.
 
-``summary.csv`` columns: ``run``, ``notebook``, ``status`` (ok | failed | interrupted | pending),
-``cached`` (skipped because already done), ``duration_s``, ``started``, ``finished``, ``error``, one
-column per injected parameter (``profile``, the ``-p`` names; a name clashing with a fixed column
-gets a ``p.`` prefix), one column ``m.<key>`` per headline metric found in ``OUT/<run>/metrics.json``
-(a flat JSON object of numbers written by the notebook), ``executed_notebook`` and ``n_figures``.
+Both tables describe the *output folder*, not only the batch that just ran: every run folder of ``OUT``
+with a ``run.json`` gets its row, so ``jmlkit run 01`` after a full batch keeps the rows of the other
+notebooks. A run of the current batch that never started (``pending``) has no ``run.json``; its row
+comes from the batch's results.
+
+* ``summary.csv``: ``run``, ``status`` (ok | failed | skipped | interrupted | pending), ``duration_s``,
+  ``error``, then one column per parameter whose value is not the same in every row (a ``-p`` grid;
+  a name clashing with those four gets a ``p.`` prefix). Rows sorted by run.
+* ``metrics.csv``: ``run``, ``metric``, ``value``: one row per scalar entry of ``OUT/<run>/metrics.json``
+  (a flat JSON object written by the notebook) of each run whose status is ``ok``, except timings
+  (:func:`is_timing`: they differ between two runs of the same batch and stay in ``metrics.json``);
+  rows sorted by run, then metric. Numbers are written as Python's shortest round-trip text, booleans as 1/0, null as an
+  empty field; ``pandas.read_csv`` reads the file as it is. Two batches with the same metrics give
+  byte-identical files.
+
+Both are written atomically (:func:`jmlkit.io.atomic_write_text`).
 
 Every ``*.png`` and ``*.svg`` under a *successful* run folder is copied to the figures folder as
 ``<run>__<relative path with / -> __>`` (failed runs' partial figures stay in their run folder only,
 so the figures folder never mixes in figures of broken runs).
+
+Example:
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> for name, status in (("01_a", "ok"), ("02_b", "failed")):
+    ...     (out / name).mkdir()
+    ...     _ = (out / name / "run.json").write_text(json.dumps({"status": status, "duration_s": 2.5,
+    ...         "parameters": {"profile": "quick"}, "error": None if status == "ok" else "ValueError: x"}))
+    >>> _ = (out / "01_a" / "metrics.json").write_text('{"mIoU": 0.5, "n": 3}')
+    >>> print(write_summary(out).read_text(), end="")
+    run,status,duration_s,error
+    01_a,ok,2.5,
+    02_b,failed,2.5,ValueError: x
+    >>> print(write_metrics_table(out).read_text(), end="")
+    run,metric,value
+    01_a,mIoU,0.5
+    01_a,n,3
 """
 from __future__ import annotations
 
@@ -22,15 +51,28 @@ from pathlib import Path
 from typing import Any
 
 from jmlkit.io import atomic_write_text
-from jmlkit.runner.plan import RunResult
+from jmlkit.runner.params import canonical
+from jmlkit.runner.plan import RunResult, read_metrics, read_run_record
 
-__all__ = ["FIGURE_SUFFIXES", "SUMMARY_FILE", "FIXED_COLUMNS", "TAIL_COLUMNS", "collect_figures", "summary_rows",
-           "write_summary"]
+__all__ = ["FIGURE_SUFFIXES", "SUMMARY_FILE", "METRICS_TABLE_FILE", "SUMMARY_COLUMNS", "METRICS_COLUMNS",
+           "collect_figures", "is_timing", "run_records", "summary_rows", "metrics_rows", "write_summary",
+           "write_metrics_table"]
 
 FIGURE_SUFFIXES = (".png", ".svg")
 SUMMARY_FILE = "summary.csv"
-FIXED_COLUMNS = ("run", "notebook", "status", "cached", "duration_s", "started", "finished", "error")
-TAIL_COLUMNS = ("executed_notebook", "n_figures")
+METRICS_TABLE_FILE = "metrics.csv"
+SUMMARY_COLUMNS = ("run", "status", "duration_s", "error")
+METRICS_COLUMNS = ("run", "metric", "value")
+
+
+def is_timing(metric: str) -> bool:
+    """Whether a metric name denotes a timing: it contains ``time`` or ends in ``_s`` or ``_seconds`` (any case).
+
+    >>> [is_timing(m) for m in ("train_time_s", "slider_curves_wall_s", "mIoU_D", "ECE_D.ce_ls")]
+    [True, True, False, False]
+    """
+    name = str(metric).lower()
+    return "time" in name or name.endswith(("_s", "_seconds"))
 
 
 def _find_figures(run_dir: Path) -> list[Path]:
@@ -42,7 +84,7 @@ def _find_figures(run_dir: Path) -> list[Path]:
 def collect_figures(results: Sequence[RunResult], figures_dir: str | os.PathLike) -> list[Path]:
     """Copy each successful run's ``*.png``/``*.svg`` to ``figures_dir/<run>__<path>``; returns the copies.
 
-    Also fills ``result.figures``. Failed, interrupted and pending runs are skipped.
+    Also fills ``result.figures``. Failed, skipped, interrupted and pending runs are skipped.
     """
     dest_dir = Path(figures_dir)
     copied: list[Path] = []
@@ -60,63 +102,98 @@ def collect_figures(results: Sequence[RunResult], figures_dir: str | os.PathLike
     return copied
 
 
+def _check_out_dir(out_dir: Any) -> Path:
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"Expected `out_dir` to be a path, but got {out_dir!r} ({type(out_dir).__name__}).")
+    return Path(out_dir)
+
+
+def run_records(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> dict[str, dict[str, Any]]:
+    """The newest record of each run of ``out_dir``, by run name, sorted.
+
+    A run folder is a sub-folder (not hidden) with a readable ``run.json`` object; the record of a run of
+    ``results`` (this batch) replaces the one on disk, and a run of ``results`` without a folder is added.
+    Each record has at least ``run``, ``status``, ``duration_s``, ``error``, ``parameters`` and ``run_dir``.
+    """
+    out = _check_out_dir(out_dir)
+    records: dict[str, dict[str, Any]] = {}
+    folders = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) if out.is_dir() else []
+    for folder in folders:
+        record = read_run_record(folder)
+        if record is not None:
+            params = record.get("parameters")
+            records[folder.name] = {"run": folder.name, "status": record.get("status"),
+                                    "duration_s": record.get("duration_s"), "error": record.get("error"),
+                                    "parameters": params if isinstance(params, dict) else {}, "run_dir": folder}
+    for res in results:
+        if not isinstance(res, RunResult):
+            raise TypeError(f"Expected `results` to hold RunResult objects, but got {type(res).__name__}.")
+        records[res.run.name] = {"run": res.run.name, "status": res.status, "duration_s": res.duration_s,
+                                 "error": res.error, "parameters": dict(res.run.parameters), "run_dir": res.run.run_dir}
+    return dict(sorted(records.items()))
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, (str, int, float, bool)):
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (str, int)):
         return value
-    return json.dumps(value, default=repr)
+    return json.dumps(value, sort_keys=True, default=repr)
 
 
-def summary_rows(results: Sequence[RunResult], *, relative_to: str | os.PathLike | None = None) -> tuple[
+def summary_rows(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> tuple[
         list[str], list[dict[str, Any]]]:
-    """Columns and rows of ``summary.csv`` (see the module docs for the columns)."""
-    param_cols: list[str] = []
-    metric_cols: list[str] = []
-    for res in results:
-        for k in res.run.parameters:
-            if k not in param_cols:
-                param_cols.append(k)
-        for k in res.metrics:
-            if k not in metric_cols:
-                metric_cols.append(k)
-    if "profile" in param_cols:
-        param_cols.insert(0, param_cols.pop(param_cols.index("profile")))
+    """Columns and rows of ``summary.csv`` for the runs of :func:`run_records` (see the module docs)."""
+    records = list(run_records(out_dir, results).values())
+    names: list[str] = []
+    for record in records:
+        names += [k for k in record["parameters"] if k not in names]
+    missing = object()
+    varying = [k for k in names
+               if len({canonical({"v": r["parameters"].get(k, missing)}) for r in records}) > 1]
 
     def pcol(k: str) -> str:
-        return f"p.{k}" if k in FIXED_COLUMNS or k in TAIL_COLUMNS else k
+        return f"p.{k}" if k in SUMMARY_COLUMNS else k
 
-    base = Path(relative_to).resolve() if relative_to is not None else None
-
-    def rel(p: Path) -> str:
-        if base is not None:
-            try:
-                return os.path.relpath(p, base)
-            except ValueError:
-                pass
-        return str(p)
-
-    columns = [*FIXED_COLUMNS, *map(pcol, param_cols), *(f"m.{k}" for k in metric_cols), *TAIL_COLUMNS]
+    columns = [*SUMMARY_COLUMNS, *map(pcol, varying)]
     rows = []
-    for res in results:
-        row: dict[str, Any] = {
-            "run": res.run.name, "notebook": res.run.notebook.name, "status": res.status, "cached": res.cached,
-            "duration_s": res.duration_s, "started": res.started, "finished": res.finished, "error": res.error,
-            "executed_notebook": rel(res.run.executed_notebook) if res.run.executed_notebook.exists() else None,
-            "n_figures": len(res.figures)}
-        row.update({pcol(k): v for k, v in res.run.parameters.items()})
-        row.update({f"m.{k}": v for k, v in res.metrics.items()})
-        rows.append({c: _cell(row.get(c)) for c in columns})
+    for record in records:
+        row = {c: _cell(record.get(c)) for c in SUMMARY_COLUMNS}
+        row.update({pcol(k): _cell(record["parameters"].get(k)) for k in varying})
+        rows.append(row)
     return columns, rows
 
 
-def write_summary(results: Sequence[RunResult], path: str | os.PathLike) -> Path:
-    """Write ``summary.csv`` atomically (one row per run); returns its path."""
-    path = Path(path)
-    columns, rows = summary_rows(results, relative_to=path.parent)
+def metrics_rows(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> list[dict[str, Any]]:
+    """Rows of ``metrics.csv``: ``{run, metric, value}`` per scalar metric (not timings) of each ``ok`` run, sorted."""
+    rows = []
+    for name, record in run_records(out_dir, results).items():
+        if record["status"] != "ok":
+            continue
+        metrics = read_metrics(Path(record["run_dir"]))
+        rows += [{"run": name, "metric": key, "value": _cell(metrics[key])} for key in sorted(metrics)
+                 if not is_timing(key)]
+    return rows
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-    return path
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_summary(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> Path:
+    """Write ``out_dir/summary.csv`` atomically (one row per run folder, see the module docs); returns its path."""
+    columns, rows = summary_rows(out_dir, results)
+    return _write_csv(_check_out_dir(out_dir) / SUMMARY_FILE, columns, rows)
+
+
+def write_metrics_table(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> Path:
+    """Write ``out_dir/metrics.csv`` atomically (``run, metric, value``, see the module docs); returns its path."""
+    return _write_csv(_check_out_dir(out_dir) / METRICS_TABLE_FILE, METRICS_COLUMNS, metrics_rows(out_dir, results))

@@ -1,0 +1,153 @@
+"""Student copies of the notebooks: ``python -m jmlkit student OUT [--notebooks-dir notebooks]``.
+
+Each notebook of the folder (every ``*.ipynb``, sorted) is copied to ``OUT/<name>.ipynb`` with
+
+* the cells tagged ``solution`` removed (nbconvert's ``TagRemovePreprocessor`` with
+  ``remove_cell_tags={"solution"}``): the exercise prompts, untagged markdown cells, stay;
+* outputs and execution counts cleared (``ClearOutputPreprocessor``);
+* every other cell, its tags (``parameters`` included) and its id kept, in order.
+
+The teacher's notebooks are read, never written: ``OUT`` may not be the notebooks folder, and the
+batch runner (``jmlkit run``) keeps executing the full notebooks with their solutions. Copies are
+written atomically and checked with ``nbformat.validate``.
+
+Example:
+
+>>> import nbformat
+>>> nb = nbformat.v4.new_notebook(cells=[
+...     nbformat.v4.new_markdown_cell("## Exercise 1\\nCompute the loss at y = 0.3."),
+...     nbformat.v4.new_code_cell("loss(0.3)", metadata={"tags": ["solution"]}),
+...     nbformat.v4.new_code_cell("x = 1", execution_count=1,
+...                               outputs=[nbformat.v4.new_output("stream", text="hi")])])
+>>> copy, removed = student_notebook(nb)
+>>> removed, [c.cell_type for c in copy.cells], copy.cells[1].outputs, copy.cells[1].execution_count
+(1, ['markdown', 'code'], [], None)
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jmlkit.io import atomic_write_text
+from jmlkit.runner.report import _check_path
+
+__all__ = ["SOLUTION_TAG", "StudentCopy", "build_parser", "main_student", "student_notebook", "write_student_notebooks"]
+
+#: The cell tag that marks a solution (a teacher's cell left out of the student copies).
+SOLUTION_TAG = "solution"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentCopy:
+    """One written student copy: the teacher's notebook, the copy, and how many cells were removed."""
+
+    source: Path
+    path: Path
+    removed: int
+    kept: int
+
+
+def student_notebook(nb: Any, *, tag: str = SOLUTION_TAG) -> tuple[Any, int]:
+    """A student copy of the notebook ``nb`` (not modified) and the number of cells removed.
+
+    Removes the cells tagged ``tag`` and clears every output and execution count.
+    """
+    from nbconvert.preprocessors import ClearOutputPreprocessor, TagRemovePreprocessor
+
+    if not isinstance(tag, str) or not tag:
+        raise TypeError(f"Expected `tag` to be a non-empty str, but got {tag!r} ({type(tag).__name__}).")
+    if not hasattr(nb, "cells"):
+        raise TypeError(f"Expected `nb` to be a notebook (nbformat.NotebookNode), but got {type(nb).__name__}.")
+    nb = copy.deepcopy(nb)
+    before = len(nb.cells)
+    resources: dict[str, Any] = {}
+    nb, resources = TagRemovePreprocessor(remove_cell_tags={tag}, enabled=True).preprocess(nb, resources)
+    nb, resources = ClearOutputPreprocessor().preprocess(nb, resources)
+    return nb, before - len(nb.cells)
+
+
+def write_student_notebooks(out_dir: str | os.PathLike, notebooks_dir: str | os.PathLike | None = None, *,
+                            tag: str = SOLUTION_TAG) -> list[StudentCopy]:
+    """Write the student copy of every ``*.ipynb`` of ``notebooks_dir`` (default: ./notebooks, else the
+    repository's) into ``out_dir``; returns what was written, sorted by name.
+
+    >>> write_student_notebooks("notebooks", "notebooks")
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `out_dir` to be another folder than the notebooks folder 'notebooks' ..., but got 'notebooks'.
+    """
+    import nbformat
+
+    from jmlkit.runner.notebooks import _default_notebooks_dir
+
+    out = _check_path("out_dir", out_dir)
+    folder = _check_path("notebooks_dir", notebooks_dir) if notebooks_dir is not None else _default_notebooks_dir()
+    if out.resolve() == folder.resolve():
+        raise ValueError(f"Expected `out_dir` to be another folder than the notebooks folder {str(folder)!r} (the "
+                         f"copies would replace the teacher's notebooks), but got {str(out_dir)!r}.")
+    if not folder.is_dir():
+        raise ValueError(f"Expected `notebooks_dir` to be a folder of notebooks, but {str(folder)!r} "
+                         + ("is a file." if folder.exists() else "does not exist."))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"Expected `out_dir` to be a folder (or a path to create), but {str(out)!r} is a file.")
+    sources = sorted(folder.glob("*.ipynb"))
+    if not sources:
+        raise ValueError(f"Expected `notebooks_dir` to hold *.ipynb notebooks, but {str(folder)!r} has none.")
+    notebooks = [(path, nbformat.read(str(path), as_version=4)) for path in sources]  # all read before any write
+    written = []
+    for path, nb in notebooks:
+        student, removed = student_notebook(nb, tag=tag)
+        nbformat.validate(student)
+        target = atomic_write_text(out / path.name, nbformat.writes(student))
+        written.append(StudentCopy(source=path, path=target, removed=removed, kept=len(student.cells)))
+    return written
+
+
+_DESCRIPTION = f"""\
+Write student copies of the notebooks into OUT: the cells tagged `{SOLUTION_TAG}` are removed
+(the exercise prompts stay), outputs and execution counts are cleared, every other cell is kept in
+order. The notebooks themselves are not changed.
+"""
+
+_EPILOG = """\
+examples:
+  python -m jmlkit student student/                       # the copies of notebooks/*.ipynb
+  python -m jmlkit student handout --notebooks-dir notebooks
+
+exit code: 0 written, 2 usage error (e.g. OUT is a file or the notebooks folder itself).
+"""
+
+
+def build_parser(prog: str = "python -m jmlkit student") -> argparse.ArgumentParser:
+    """The ``jmlkit student`` argument parser."""
+    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", metavar="OUT", help="folder for the student copies (created if needed)")
+    parser.add_argument("--notebooks-dir", default=None, metavar="DIR",
+                        help="folder of the teacher's notebooks (default: ./notebooks, else the repository's)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def main_student(argv: Sequence[str] | None = None) -> int:
+    """Command line entry of ``jmlkit student``; returns the exit code (usage errors exit with 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["student"]:
+        argv = argv[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        written = write_student_notebooks(args.out, args.notebooks_dir)
+    except (ValueError, TypeError, OSError) as err:
+        parser.error(str(err))
+    if not args.quiet:
+        for item in written:
+            print(f"{item.path}: {item.kept} cells, {item.removed} solution cell(s) removed")
+        print(f"{len(written)} student notebook(s) in {args.out}")
+    return 0
