@@ -61,7 +61,8 @@ def test_the_package_exports_every_figure_flat():
             "plot_reliability_grid", "plot_tradeoff", "plot_soft_target_curves", "plot_band_histograms",
             "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "target_panel",
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
-            "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war"} == functions
+            "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war", "smoothing_explorer",
+            "reliability_comparison", "reliability_explorer"} == functions
     assert plot.LABELS["ce_ls"] == "CE + uniform LS" and "paper's recipe" in plot.LABELS["jml_bls"]
 
 

@@ -1,4 +1,4 @@
-"""Every figure of jmlkit, and the widgets of notebook 01.
+"""Every figure of jmlkit, and the widgets of notebooks 01, 02 and 06.
 
 Each function takes what the metrics, the experiment tables or :mod:`jmlkit.lessons` produce and returns a
 :class:`matplotlib.figure.Figure`. Figures are created without pyplot (``matplotlib.figure.Figure``), so nothing is
@@ -19,8 +19,11 @@ module                      figures
 :mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
                             :func:`plot_triangle` (notebook 01)
 :mod:`.regime`              :func:`smoothing_regime`, :func:`gradient_tug_of_war` (notebook 02's ablation)
-:mod:`.interactive`         :func:`curve_explorer`, :func:`surface_explorer`, :func:`render_png`,
-                            :func:`headless` (``ipywidgets`` is imported only when a widget is built)
+:mod:`.interactive`         :func:`curve_explorer`, :func:`surface_explorer` (01), :func:`smoothing_explorer`
+                            (02, :class:`SmoothingTargetPlot`), :func:`reliability_explorer` (06,
+                            :func:`reliability_comparison`, :class:`ReliabilityComparisonPlot`),
+                            :func:`render_png`, :func:`headless` (``ipywidgets`` is imported only when a
+                            widget is built)
 ==========================  ==========================================================================
 
 Example:
@@ -41,7 +44,19 @@ from .calibration import (
     plot_tradeoff,
     reliability_diagram,
 )
-from .interactive import HEADLESS_ENV, curve_explorer, headless, render_png, surface_explorer
+from .interactive import (
+    HEADLESS_ENV,
+    SMOOTHINGS,
+    ReliabilityComparisonPlot,
+    SmoothingTargetPlot,
+    curve_explorer,
+    headless,
+    reliability_comparison,
+    reliability_explorer,
+    render_png,
+    smoothing_explorer,
+    surface_explorer,
+)
 from .losses import LOSS_COLORS, CurvePlot, SurfacePlot, plot_loss_curves, plot_loss_surfaces, plot_race, plot_triangle
 from .regime import gradient_tug_of_war, smoothing_regime
 from .runs import bar_chart, history_plot, sweep_plot
@@ -83,4 +98,10 @@ __all__ = [
     "render_png",
     "curve_explorer",
     "surface_explorer",
+    "SMOOTHINGS",
+    "SmoothingTargetPlot",
+    "smoothing_explorer",
+    "ReliabilityComparisonPlot",
+    "reliability_comparison",
+    "reliability_explorer",
 ]
