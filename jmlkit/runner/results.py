@@ -63,7 +63,7 @@ DROPPED_COLUMNS = ("run_dir", "cached")
 #: metrics the README quotes, as ``make run`` copied them before ``--results``.
 LEGACY_FILES = {
     "02_label_smoothing": ("results.csv", "ablation.csv", "epsilon_sweep.csv", "metrics.json"),
-    "03_distillation": ("results.csv",),
+    "03_distillation": ("results.csv", "large.teacher_selection.csv", "small.teacher_selection.csv"),
     "04_semi_supervised": ("results.csv",),
     "05_soft_labels": ("metrics.json",),
 }
