@@ -153,12 +153,17 @@ def profile_seeds(profile: str, seeds: Sequence[int] | int | None = None, *, see
     >>> profile_seeds("quick", seed=3), profile_seeds("full"), profile_seeds("full", [5])
     ([3], [0, 1, 2, 3, 4], [5])
     """
-    default = get_profile(profile)["seeds"]
+    return _seed_list(profile, "seeds", seeds, seed)
+
+
+def _seed_list(profile: str, key: str, seeds: Sequence[int] | int | None, seed: int) -> list[int]:
+    """``seeds`` (one int or a list) when given, else the profile's ``key`` list, else ``[seed]``; checked."""
+    default = get_profile(profile)[key]
     if seeds is None:
         seeds = [check_int("seed", seed, low=0)] if default is None else default
     elif not isinstance(seeds, bool) and isinstance(seeds, int):
         seeds = [seeds]
-    return check_int_list("seeds", seeds, low=0, unique=True)
+    return check_int_list(key, seeds, low=0, unique=True)
 
 
 def sweep_values(name: str, profile: str, values: Sequence[float] | None = None) -> list[float]:
@@ -193,12 +198,7 @@ def profile_teacher_seeds(profile: str, seeds: Sequence[int] | int | None = None
     >>> profile_teacher_seeds("quick", seed=2), profile_teacher_seeds("full"), profile_teacher_seeds("full", 4)
     ([2], [0, 1, 2], [4])
     """
-    default = get_profile(profile)["teacher_seeds"]
-    if seeds is None:
-        seeds = [check_int("seed", seed, low=0)] if default is None else default
-    elif not isinstance(seeds, bool) and isinstance(seeds, int):
-        seeds = [seeds]
-    return check_int_list("teacher_seeds", seeds, low=0, unique=True)
+    return _seed_list(profile, "teacher_seeds", seeds, seed)
 
 
 def lesson_settings(profile: str) -> dict[str, int]:
