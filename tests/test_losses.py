@@ -503,6 +503,12 @@ BAD = [
     (dict(threshold=1.5), ValueError, r"Expected `threshold` to be a number in \[0, 1\], but got 1.5\."),
     (dict(class_weights=[1.0, 2.0]), ValueError, "3 entries"),
     (dict(class_weights=2.0), TypeError, "`class_weights` to be None or a sequence or tensor"),
+    (dict(class_weights=[1.0, float("nan"), 1.0]), ValueError, r"`class_weights` to be finite and non-negative, but got \[1.0, nan, 1.0\]"),
+    (dict(class_weights=[1.0, -1.0, 1.0]), ValueError, r"`class_weights` to be finite and non-negative, but got \[1.0, -1.0, 1.0\]"),
+    (dict(class_weights=torch.tensor([1.0, float("inf"), 1.0])), ValueError, "`class_weights` to be finite"),
+    (dict(class_weights=[0.0, 0.0, 0.0]), ValueError, "`class_weights` to have a positive weight"),
+    (dict(class_weights=[[1.0, 2.0, 3.0]]), ValueError, r"1-D sequence of C weights, but got shape \(1, 3\)"),
+    (dict(class_weights=["a", "b", "c"]), TypeError, "`class_weights` to be a sequence or tensor of C numbers"),
     (dict(ignore_index=1.5), TypeError, r"Expected `ignore_index` to be None or an int, but got 1.5 \(float\)\."),
     (dict(ignore_index=True), TypeError, r"Expected `ignore_index` to be None or an int, but got True \(bool\)\."),
     (dict(variant=3), ValueError, r"Expected `variant` to be one of \(1, 2\), but got 3\."),
@@ -631,3 +637,40 @@ def test_the_loss_modules_do_not_import_each_other_in_a_cycle():
 
     cycles = [m for m in graph if m != "__init__" and reaches(m, m)]
     assert not cycles, {m: graph[m] for m in cycles}
+
+
+EMPTY_BATCH_LOSSES = {
+    "jml": lambda: JaccardMetricLoss(), "jml_image": lambda: JaccardMetricLoss(aggregate="image"),
+    "jml_class": lambda: JaccardMetricLoss(aggregate="class"), "dml": lambda: DiceSemimetricLoss(),
+    "sjl": lambda: L.SoftJaccardLoss(), "tversky": lambda: L.TverskyMetricLoss(),
+    "lovasz": lambda: LovaszSoftmaxLoss(), "lovasz_image": lambda: LovaszSoftmaxLoss(per_image=True),
+    "ce+jml": lambda: CompoundLoss("jml"), "ce+lovasz": lambda: CompoundLoss("lovasz"),
+}
+
+
+@pytest.mark.parametrize("name,soft", [(n, s) for n in sorted(EMPTY_BATCH_LOSSES) for s in (False, True)
+                                       if not (s and "lovasz" in n)])  # the Lovasz loss takes hard labels only
+def test_empty_batch_gives_zero_loss_and_zero_gradient(name, soft):
+    """B = 0 (a last batch of a sampler, a rank without data): the loss is 0 with a zero gradient of the
+    right shape, not a reshape error; the graph is kept, so ``backward`` works."""
+    logits = torch.randn(0, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.zeros(0, 3, 5, 4, dtype=torch.float64) if soft else torch.zeros(0, 5, 4, dtype=torch.long)
+    loss = EMPTY_BATCH_LOSSES[name]()(logits, target)
+    loss.backward()
+    assert loss.shape == () and float(loss) == 0.0
+    assert logits.grad is not None and logits.grad.shape == logits.shape
+
+
+def test_empty_batch_distillation_and_cross_entropy():
+    student = torch.randn(0, 3, 4, 4, requires_grad=True)
+    loss = L.JMLDistillationLoss(temperature=2.0)(student, torch.randn(0, 3, 4, 4), torch.zeros(0, 4, 4, dtype=torch.long))
+    loss.backward()
+    assert float(loss) == 0.0 and student.grad.shape == student.shape
+    assert float(L.soft_cross_entropy(student, torch.zeros(0, 4, 4, dtype=torch.long))) == 0.0
+
+
+def test_empty_batch_adds_nothing_to_a_batch():
+    """Pooled with a non-empty batch, an empty one changes nothing (the loss of the concatenation)."""
+    z, y = torch.randn(2, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (2, 4, 4))
+    both = JaccardMetricLoss()(torch.cat([z, z[:0]]), torch.cat([y, y[:0]]))
+    torch.testing.assert_close(both, JaccardMetricLoss()(z, y))

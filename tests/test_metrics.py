@@ -545,6 +545,8 @@ def test_calibration_bad_input(probs, target, match):
         (TARGET.float(), TARGET, r"integer class indices"),
         (TARGET[0], TARGET, r"Expected `preds` of shape"),
         (PROBS, TARGET + 7, r"Expected `target` values"),
+        (torch.full_like(PROBS, float("nan")), TARGET, r"Expected `preds` to hold finite scores .* but found NaN"),
+        (PROBS.index_put((torch.tensor(0),) * PROBS.ndim, torch.tensor(float("inf"))), TARGET, r"finite scores .* but found an infinite value"),
     ],
 )
 def test_segmentation_bad_input(preds, target, match):
@@ -627,3 +629,29 @@ def test_state_size_does_not_grow_with_pixels():
         sizes.append((m.top.numel(), m.cw.numel(), m.scores.numel(), n_image, light.top.numel()))
     assert sizes[0][:3] == sizes[1][:3] and sizes[0][4] == sizes[1][4]
     assert sizes[1][3] == 2 * sizes[0][3]  # one row per image, whatever its size
+
+
+@pytest.mark.parametrize("factory", [lambda: SegmentationMetrics(3), lambda: CalibrationMetrics(3),
+                                     lambda: CalibrationMetrics(3, region="boundary"),
+                                     lambda: TopLabelCalibrationError(3), lambda: BoundaryCalibration(3)],
+                         ids=["segmentation", "calibration", "calibration_boundary", "top_label", "boundary"])
+def test_empty_batch_update_is_a_no_op(factory):
+    """``update`` with B = 0 leaves the state as it was (the figures after it are the same)."""
+    import pandas as pd
+
+    once, twice = factory(), factory()
+    once.update(PROBS, TARGET)
+    twice.update(PROBS, TARGET)
+    twice.update(PROBS[:0], TARGET[:0])
+
+    def same(a, b, where):
+        if isinstance(a, pd.DataFrame):
+            pd.testing.assert_frame_equal(a, b)
+        elif isinstance(a, dict):
+            assert a.keys() == b.keys(), where
+            for key in a:
+                same(a[key], b[key], f"{where}.{key}")
+        else:
+            torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), equal_nan=True, msg=where)
+
+    same(once.compute(), twice.compute(), "compute()")

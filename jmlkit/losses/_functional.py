@@ -17,6 +17,7 @@ The formulas on top of the statistics (``(B, C)`` tensors) use ordinary autograd
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -244,15 +245,16 @@ def region_statistics(logits: Tensor, target: Tensor, mask: Tensor | None = None
     [0.8808, 0.8808]
     """
     B, C = logits.shape[:2]
-    z = logits.reshape(B, C, -1)
+    N = math.prod(logits.shape[2:])  # explicit: reshape(B, C, -1) is ambiguous for an empty batch
+    z = logits.reshape(B, C, N)
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()
     activation = None if not from_logits else ("softmax" if mode == MULTICLASS_MODE else "sigmoid")
-    m = None if mask is None else mask.reshape(B, -1)
+    m = None if mask is None else mask.reshape(B, N)
 
     hard = not target.is_floating_point() and mode == MULTICLASS_MODE
     if hard:
-        t = target.reshape(B, -1).long()
+        t = target.reshape(B, N).long()
         if ignore_index is not None:
             keep = t != ignore_index
             m = keep if m is None else m & keep
@@ -261,9 +263,9 @@ def region_statistics(logits: Tensor, target: Tensor, mask: Tensor | None = None
         sx, sy, sxy = _HardStats.apply(z.contiguous(), t.contiguous(), mf, activation, fused)
         stats = {"sx": sx, "sy": sy, "sxy": sxy, "sd": sx + sy - 2 * sxy}
     else:
-        y = target.reshape(B, C, -1).to(z.dtype)
+        y = target.reshape(B, C, N).to(z.dtype)
         if not target.is_floating_point() and ignore_index is not None:  # binary/multilabel 0/1 with ignore
-            keep = (target.reshape(B, C, -1) != ignore_index).all(1)
+            keep = (target.reshape(B, C, N) != ignore_index).all(1)
             m = keep if m is None else m & keep
             y = torch.where(keep.unsqueeze(1), y, torch.zeros_like(y))
         mf = None if m is None else m.to(z.dtype)
@@ -308,8 +310,8 @@ def _class_weights(class_weights: Any, C: int, ref: Tensor) -> Tensor:
     w = torch.as_tensor(class_weights, dtype=ref.dtype, device=ref.device).flatten()
     if w.numel() != C:
         raise ValueError(f"Expected `class_weights` with {C} entries (one per class), but got {w.numel()}.")
-    if bool((w < 0).any()):
-        raise ValueError("Expected `class_weights` to be non-negative, but got a negative weight.")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):  # also for the functional forms
+        raise ValueError(f"Expected `class_weights` to be finite and non-negative, but got {w.tolist()}.")
     return w
 
 
@@ -490,17 +492,18 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     ignore_index = check_ignore_index(ignore_index)
     logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
     B, C = logits.shape[:2]
-    z = logits.reshape(B, C, -1)
-    m = None if mask is None else mask.reshape(B, -1)
+    N = math.prod(logits.shape[2:])
+    z = logits.reshape(B, C, N)
+    m = None if mask is None else mask.reshape(B, N)
     if mode == MULTICLASS_MODE and not target.is_floating_point():
-        t = target.reshape(B, -1).long()
+        t = target.reshape(B, N).long()
         ign = -100 if ignore_index is None else ignore_index
         if m is not None:
             t = torch.where(m, t, torch.full_like(t, ign))
         per_pixel = F.cross_entropy(z, t, ignore_index=ign, reduction="none")
         valid = t != ign
     else:
-        y = target.reshape(B, C, -1).to(z.dtype)
+        y = target.reshape(B, C, N).to(z.dtype)
         if not target.is_floating_point() and ignore_index is not None:
             keep = (y != ignore_index).all(1)
             y = torch.where(keep.unsqueeze(1), y, torch.zeros_like(y))

@@ -57,6 +57,20 @@ def check_class_weights(class_weights: Any) -> Any:
         if isinstance(class_weights, str):
             raise TypeError(f"Expected `class_weights` to be None or a sequence or tensor of C weights, "
                             f"but got {class_weights!r} (str).")
+        try:
+            w = torch.as_tensor(class_weights, dtype=torch.float64, device="cpu") if not isinstance(
+                class_weights, torch.Tensor) else class_weights.detach().to("cpu", torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"Expected `class_weights` to be a sequence or tensor of C numbers, but got "
+                            f"{class_weights!r}.") from None
+        if w.ndim != 1 or w.numel() == 0:
+            raise ValueError(f"Expected `class_weights` to be a non-empty 1-D sequence of C weights, but got shape "
+                             f"{tuple(w.shape)}.")
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"Expected `class_weights` to be finite and non-negative, but got {w.tolist()}.")
+        if not bool((w > 0).any()):
+            raise ValueError(f"Expected `class_weights` to have a positive weight, but got {w.tolist()} "
+                             "(every class would be left out of the loss).")
     return class_weights
 
 

@@ -16,6 +16,7 @@ with :math:`w_{ce}` = ``ce_weight`` (0.25), :math:`w_r` = ``region_weight`` (0.7
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -90,12 +91,13 @@ def _valid_pixels(target: Tensor, mask: Tensor | None, ignore_index: int | None)
 def _tempered_kl(student: Tensor, teacher: Tensor, temperature: float, valid: Tensor | None) -> Tensor:
     """``KL(softmax(teacher / T) || softmax(student / T))`` per pixel, averaged over the valid pixels."""
     B, C = student.shape[:2]
-    log_q_s = F.log_softmax(student.reshape(B, C, -1) / temperature, dim=1)
-    log_q_t = F.log_softmax(teacher.reshape(B, C, -1) / temperature, dim=1)
+    N = math.prod(student.shape[2:])  # explicit: reshape(B, C, -1) is ambiguous for an empty batch
+    log_q_s = F.log_softmax(student.reshape(B, C, N) / temperature, dim=1)
+    log_q_t = F.log_softmax(teacher.reshape(B, C, N) / temperature, dim=1)
     per_pixel = F.kl_div(log_q_s, log_q_t, reduction="none", log_target=True).sum(1)  # (B, N)
     if valid is None:
-        return per_pixel.mean()
-    v = valid.reshape(B, -1)
+        return per_pixel.sum() / max(per_pixel.numel(), 1)
+    v = valid.reshape(B, N)
     return torch.where(v, per_pixel, torch.zeros_like(per_pixel)).sum() / v.sum().clamp_min(1)
 
 

@@ -6,6 +6,7 @@ only: a soft target raises ``ValueError`` (use :func:`jmlkit.losses.jaccard_metr
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -90,8 +91,9 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         V.check_target(target, logits, mode, ignore_index, validate_values=True)
         V.check_mask(mask, logits)
     B, C = logits.shape[:2]
-    z = logits.reshape(B, C, -1).float() if logits.dtype in (torch.float16, torch.bfloat16) else logits.reshape(B, C, -1)
-    t = target.reshape(B, -1).long()
+    N = math.prod(logits.shape[2:])  # explicit: reshape(B, C, -1) is ambiguous for an empty batch
+    z = logits.reshape(B, C, N).float() if logits.dtype in (torch.float16, torch.bfloat16) else logits.reshape(B, C, N)
+    t = target.reshape(B, N).long()
     if mode == BINARY_MODE:
         p1 = torch.sigmoid(z) if from_logits else z
         probs = torch.cat([1 - p1, p1], dim=1)
@@ -101,8 +103,10 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
     if ignore_index is not None:
         valid &= t != ignore_index
     if mask is not None:
-        valid &= mask.reshape(B, -1)
+        valid &= mask.reshape(B, N)
     probs = probs.transpose(1, 2)  # (B, N, C)
+    if per_image and B == 0:  # an empty batch: zero loss, zero gradient
+        return z.sum() * 0.0
     if per_image:
         return torch.stack([_lovasz_flat(probs[b][valid[b]], t[b][valid[b]], classes) for b in range(B)]).mean()
     return _lovasz_flat(probs[valid], t[valid], classes)

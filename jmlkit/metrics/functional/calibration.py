@@ -35,10 +35,11 @@ def _prepare_probs(probs, target, num_classes, ignore_index, from_logits, valida
     B = target.shape[0]
     if probs.dtype not in (torch.float32, torch.float64):
         probs = probs.float()
-    p3 = probs.reshape(B, num_classes, -1)
+    N = math.prod(target.shape[1:])  # explicit: reshape(B, C, -1) is ambiguous for an empty batch
+    p3 = probs.reshape(B, num_classes, N)
     if from_logits:
         p3 = p3.softmax(dim=1)
-    t = target.reshape(B, -1).long()
+    t = target.reshape(B, N).long()
     valid = None if ignore_index is None else t != ignore_index
     if mask is not None:
         if mask.shape != target.shape or mask.dtype != torch.bool:
@@ -46,7 +47,7 @@ def _prepare_probs(probs, target, num_classes, ignore_index, from_logits, valida
                 f"Expected `mask` to be a bool tensor of shape {tuple(target.shape)}, but got "
                 f"{mask.dtype} {tuple(mask.shape)}."
             )
-        m = mask.reshape(B, -1)
+        m = mask.reshape(B, N)
         valid = m if valid is None else valid & m
     if validate and not from_logits:
         _check_probs_values(p3, valid if valid is not None else torch.ones_like(t, dtype=torch.bool))
@@ -403,7 +404,7 @@ def boundary_distance_stats(
     ignore_index = check_ignore_index(ignore_index)
     p3, t, valid = _prepare_probs(probs, target, num_classes, ignore_index, from_logits, validate_args)
     B = t.shape[0]
-    dist = boundary_distance(target, max_distance).reshape(B, -1) - 1
+    dist = boundary_distance(target, max_distance).reshape(B, t.shape[1]) - 1
     conf = p3.amax(dim=1)
     t_safe = t if valid is None else t.masked_fill(~valid, 0)
     p_y = p3.gather(1, t_safe.unsqueeze(1)).squeeze(1)

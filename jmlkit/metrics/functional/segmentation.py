@@ -55,6 +55,9 @@ def _pred_labels(preds: Tensor, target: Tensor, num_classes: int, validate: bool
         raise TypeError(f"Expected `preds` to be a torch.Tensor, but got {type(preds).__name__}.")
     if preds.ndim == target.ndim + 1:
         _check_probs_shape("preds", preds, target, num_classes)
+        if validate and preds.numel() and not bool(torch.isfinite(preds).all()):
+            bad = "NaN" if bool(torch.isnan(preds).any()) else "an infinite value"
+            raise ValueError(f"Expected `preds` to hold finite scores (probabilities or logits), but found {bad}.")
         return preds.argmax(dim=1)
     if preds.ndim == target.ndim:
         if preds.is_floating_point() or preds.dtype == torch.bool:
@@ -117,8 +120,9 @@ def segmentation_stats(
     _check_target(target, num_classes, ignore_index, validate_args)
     labels = _pred_labels(preds, target, num_classes, validate_args)
     B, C = target.shape[0], num_classes
-    t = target.reshape(B, -1).long()
-    p = labels.reshape(B, -1).long()
+    N = math.prod(target.shape[1:])  # explicit: reshape(B, -1) is ambiguous for an empty batch
+    t = target.reshape(B, N).long()
+    p = labels.reshape(B, N).long()
     valid = None if ignore_index is None else t != ignore_index
     dev = target.device
     if B * C * C <= 2**22:
