@@ -24,7 +24,10 @@ _DESCRIPTION = "jmlkit: Jaccard Metric Losses for hard and soft labels."
 _TRAIN_DESCRIPTION = """\
 Train a segmentation model with hard, smoothed (ls), distilled (kd), semi-supervised (ssl) or
 soft labels, evaluate it on the test split and write the run folder OUT (config.json,
-history.csv, metrics.json with mIoU_D, ECE_D, ...; model.pt).
+history.csv, metrics.json with mIoU_D, ECE_D, ...; model.pt; recipe.json, the completion marker).
+The folder is built aside (a hidden .OUT.partial-... next to it) and renamed to OUT only when
+complete; OUT must be new or empty unless --overwrite, which replaces the run in OUT only when the
+new one is complete (an interrupted run keeps it).
 
 Options start from the profile of jmlkit.profiles, the same table the notebooks use (--profile
 smoke: seconds, for tests; quick: a small UNet on 256 one-digit 16x16 scenes, 20 epochs; full: a
@@ -42,6 +45,15 @@ examples:
   python -m jmlkit train --labels ssl --labeled-fraction 0.25 --ssl-method ema --out runs/ssl
   python -m jmlkit train --labels soft --loss jml --dataset-kwargs size=48,noise=0.1 --out runs/soft
   torchrun --nproc_per_node=2 -m jmlkit train --num-threads 1 --out runs/ddp
+  python -m jmlkit train --epochs 30 --out runs/ls --overwrite   # replace the run in runs/ls
+
+exit codes:
+  0    the run finished; OUT is complete
+  1    a failure during training (the traceback is printed); no run folder written, a run in OUT is kept
+  2    a usage error, found before any work: an unknown option (usage and the error), or one line on stderr
+       for a bad value, missing data or teacher, an unavailable device, OUT a file, not writable or not
+       empty without --overwrite (--debug: with the traceback)
+  130  interrupted (Ctrl-C or SIGTERM): no run folder written, a run in OUT is kept
 """
 
 _KEY_METRICS = ("Acc", "mIoU_D", "mIoU_I", "mIoU_C", "mDice_D", "ECE_D", "ECE_I", "SCE_D", "Brier", "NLL")
@@ -146,6 +158,8 @@ def _train_parser(prog: str = "python -m jmlkit train") -> argparse.ArgumentPars
     parser.add_argument("--config", metavar="FILE", help="JSON file of TrainConfig options (e.g. a run's config.json)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="usage errors and interruptions raise with their traceback instead of one line")
     quick = TrainConfig.from_profile("quick")
     for section in SECTIONS:  # one argument group per config section
         group = parser.add_argument_group(section.title)
@@ -166,30 +180,108 @@ def _train_parser(prog: str = "python -m jmlkit train") -> argparse.ArgumentPars
     return parser
 
 
-def train_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jmlkit train``: parse options, run :func:`jmlkit.engine.fit`, print the metrics."""
-    from jmlkit.engine import TrainConfig, fit
+class _UsageError(Exception):
+    """A user error of ``python -m jmlkit train``, reported as one line with exit code 2."""
 
-    parser = _train_parser()
-    args = vars(parser.parse_args(list(argv) if argv is not None else None))
+
+def _option_names(message: str) -> str:
+    """``Expected `kd_temperature` ...`` -> ``Expected `--kd-temperature` ...``: config fields named as options."""
+    import re
+
+    from jmlkit.engine.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return re.sub(r"`([a-z_]+)`", lambda m: f"`--{m[1].replace('_', '-')}`" if m[1] in fields else m[0], message)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _train_config(args: dict[str, Any]) -> Any:
+    """The TrainConfig of the parsed options (``--profile``, then ``--config``, then the options given)."""
+    from jmlkit.engine import TrainConfig
+
     profile = args.pop("profile")
     config_file = args.pop("config", None)
-    progress = args.pop("progress", True)
-    quiet = args.pop("quiet", False)
     overrides: dict[str, Any] = {}
     if config_file is not None:
         try:
             with open(config_file, encoding="utf-8") as fh:
-                overrides.update(json.load(fh))
+                data = json.load(fh)
         except (OSError, json.JSONDecodeError) as err:
-            parser.error(f"--config {config_file}: {err}")
+            raise _UsageError(f"--config {config_file}: {err}") from err
+        if not isinstance(data, dict):
+            raise _UsageError(f"Expected `--config` {config_file!r} to hold a JSON object of TrainConfig options, "
+                              f"but it holds a {type(data).__name__}.")
+        data.pop("overwrite", None)  # replacing a run is asked for on the command line, never inherited from a file
+        overrides.update(data)
     overrides.update(args)
-    try:
-        config = TrainConfig.from_profile(profile, keep_none=True, **overrides)
-    except (ValueError, TypeError) as err:
-        parser.error(str(err))
-    result = fit(config, progress=progress and not quiet)
+    return TrainConfig.from_profile(profile, keep_none=True, **overrides)
+
+
+def _interrupted_line(out: str | None, before: Any) -> str:
+    """What an interruption leaves, in one line (``before``: the completion marker of OUT before the run)."""
+    from jmlkit.io import read_done
+
+    if out is None:
+        return "interrupted: nothing written"
+    now = read_done(out)
+    if now is not None and now != before:
+        return f"interrupted after the run finished: {out} is complete"
+    if before is not None:
+        return f"interrupted: no run folder written; the previous run in {out} is kept"
+    return f"interrupted: no run folder written to {out}"
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jmlkit train``: parse options, check them (:func:`jmlkit.engine.preflight`), run
+    :func:`jmlkit.engine.fit`, print the metrics.
+
+    Returns the exit code: 0 done, 2 a usage error found before any work (one line on stderr),
+    130 interrupted (Ctrl-C or SIGTERM; no run folder written). A failure during training raises.
+    """
     import os
+    import signal
+    import threading
+
+    import jmlkit.engine as engine
+    from jmlkit.io import read_done
+
+    prog = "python -m jmlkit train"
+    parser = _train_parser(prog)
+    args = vars(parser.parse_args(list(argv) if argv is not None else None))
+    progress = args.pop("progress", True)
+    quiet = args.pop("quiet", False)
+    debug = args.pop("debug", False)
+    out = args.get("out")
+    before = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    try:
+        try:
+            config = _train_config(args)
+            out = config.out
+            before = read_done(out) if out is not None else None
+            checked = engine.preflight(config)
+        except (_UsageError, ValueError, TypeError, FileNotFoundError) as err:
+            if debug:
+                raise
+            print(f"{prog}: error: {_one_line(_option_names(str(err)))}", file=sys.stderr)
+            return 2
+        result = engine.fit(config, teacher=checked.teacher, progress=progress and not quiet)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: {_interrupted_line(out, before)}", file=sys.stderr)
+        return 130
+    finally:
+        if main_thread and old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
     if not quiet and int(os.environ.get("RANK", "0")) == 0:
         shown = {k: result.metrics[k] for k in _KEY_METRICS if isinstance(result.metrics.get(k), (int, float))}

@@ -486,7 +486,9 @@ def test_run_folder(tmp_path):
     out = tmp_path / "run"
     result = fit(tiny(labels="ls", val_split="val", eval_limit=16, out=str(out)), progress=False)
     assert result.run_dir == out
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt", "weights.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt",
+                                                     "recipe.json", "weights.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the partial folder was renamed into place
     config, history, metrics = load_run(out)
     assert config == result.config
     assert list(history.columns[:4]) == ["epoch", "step", "lr", "train_loss"] and "val_mIoU_D" in history
@@ -582,10 +584,9 @@ def test_cli_config_file_and_errors(tmp_path, capsys):
 
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"labels": "ls", "epsilon": 0.3}))
-    with pytest.raises(SystemExit) as err:
-        main(["train", "--config", str(cfg), "--epsilon", "2"])
-    assert err.value.code == 2
-    assert "Expected `epsilon` to be a number in [0, 1], but got 2.0" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg), "--epsilon", "2"]) == 2  # one line, no usage: the option named
+    assert capsys.readouterr().err == ("python -m jmlkit train: error: Expected `--epsilon` to be a number in [0, 1], "
+                                       "but got 2.0.\n")
     with pytest.raises(SystemExit):
         main(["train", "--labels", "smooth"])
     assert "invalid choice" in capsys.readouterr().err

@@ -44,7 +44,9 @@ def test_torchrun_two_cpu_processes_match_single_process(tmp_path, labels, loss)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
-    assert sorted(p.name for p in ddp_dir.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt", "weights.json"]
+    assert sorted(p.name for p in ddp_dir.iterdir()) == ["config.json", "history.csv", "metrics.json", "model.pt",
+                                                         "recipe.json", "weights.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]  # no partial folder left by any rank
     single = json.loads((single_dir / "metrics.json").read_text())
     ddp = json.loads((ddp_dir / "metrics.json").read_text())
     for key in ("Acc", "mIoU_D", "mIoU_I", "ECE_D", "NLL", "Brier"):

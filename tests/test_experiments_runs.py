@@ -68,7 +68,11 @@ def test_config_hash_ignores_output_and_runtime_options():
     cfg = TrainConfig(seed=0)
     assert ex.config_hash(cfg) == ex.config_hash(cfg.replace(out="/elsewhere", num_threads=1, device="cpu"))
     assert ex.config_hash(cfg) != ex.config_hash(cfg.replace(epsilon=0.2))
-    assert len(ex.config_hash(cfg)) == 16 and set(ex.HASH_EXCLUDE) >= {"out", "device", "num_threads"}
+    assert len(ex.config_hash(cfg)) == 16 and set(ex.HASH_EXCLUDE) >= {"out", "overwrite", "device", "num_threads"}
+    assert ex.config_hash(cfg) == ex.config_hash(cfg.replace(overwrite=True))
+    from jmlkit import engine
+
+    assert ex.config_hash is engine.config_hash and ex.HASH_EXCLUDE is engine.HASH_EXCLUDE  # moved, re-exported
 
 
 def test_teacher_hash_follows_the_teacher_run(finished, tiny):
@@ -127,6 +131,24 @@ def test_an_unfinished_run_is_trained_again(finished, tmp_path):
     assert not again["cached"].item() and read_done(tmp_path / "runs" / "ce__seed0") is not None
 
 
+def test_an_interrupted_retrain_keeps_the_finished_run(finished, tmp_path, monkeypatch):
+    import jmlkit.engine.loop as loop
+
+    _, configs, _ = finished
+    ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
+    folder = tmp_path / "runs" / "ce__seed0"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_optimizer_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, force=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["ce__seed0"]  # no partial folder left
+
+
 def test_another_notebook_reuses_a_sibling_run(finished):
     out, configs, runs = finished
     sibling = out.parent / "03_distillation"
@@ -174,6 +196,21 @@ def test_load_runs_and_run_metrics(finished):
     assert metrics["mIoU_D"] == runs["mIoU_D"].iloc[0] and "reliability" in metrics
     with pytest.raises(FileNotFoundError, match="metrics.json"):
         ex.run_metrics(out)
+
+
+def test_readers_skip_partial_and_incomplete_folders(finished, tmp_path):
+    out, _, _ = finished
+    root = tmp_path / "02_label_smoothing"
+    runs = root / "runs"
+    shutil.copytree(out / "runs" / "ce__seed0", runs / "ce__seed0")
+    shutil.copytree(out / "runs" / "ce__seed1", runs / ".ce__seed1.partial-1-00000000-00000000")  # still running
+    shutil.copytree(out / "runs" / "jml_ls__seed0", runs / "jml_ls__seed0")
+    (runs / "jml_ls__seed0" / DONE_FILE).unlink()  # interrupted before its marker (or written before markers)
+    assert ex.load_runs(root)["run_dir"].tolist() == [str((runs / "ce__seed0").resolve())]
+    assert ex.find_runs(root)["run"].tolist() == ["ce__seed0"]
+    for read in (ex.run_metrics, lambda p: ex.load_metrics(pd.DataFrame({"path": [str(p)]}))):
+        with pytest.raises(ValueError, match="not a complete run folder: no recipe.json"):
+            read(runs / "jml_ls__seed0")
 
 
 @pytest.fixture(scope="module")

@@ -184,7 +184,8 @@ class RuntimeSection(_Section):
     eval_batch_size: int = option(64, "batch size of evaluation", check=_pos_int)
     val_every: int = option(1, "evaluate the val split every N epochs (and after the last)", check=_pos_int)
     n_bins: int = option(15, "confidence bins of the calibration metrics", check=_pos_int)
-    out: str | None = option(None, "run folder to write (config.json, history.csv, metrics.json, model.pt); None: nothing written", check=_opt_str)
+    out: str | None = option(None, "run folder to write (config.json, history.csv, metrics.json, model.pt, recipe.json), built aside and moved into place when complete; it must be new or empty unless `overwrite`; None: nothing written", check=_opt_str)
+    overwrite: bool = option(False, "replace the run already in `out` when the new run finishes (an interrupted run keeps the old one); the command line takes it from its own options only, never from a --config file", check=check_bool)
     save_checkpoint: bool = option(True, "write model.pt into the run folder", check=check_bool)
 
 

@@ -9,11 +9,15 @@ Every label mode runs the same loop::
 Metrics come from :mod:`jmlkit.metrics` (accuracy and calibration, on a validation split every
 ``val_every`` epochs and on ``eval_split`` at the end). On the CPU, the same seed gives the same numbers.
 
-Runs write a folder (``config.json``, ``weights.json`` (what the model started from: random or which
-pretrained encoder), ``history.csv``, ``metrics.json``, ``model.pt``), each file
-atomically (written aside, then renamed), so an interrupted run never leaves a half-written file.
-Under ``torchrun --nproc_per_node=N`` the same call trains with DistributedDataParallel
-(:mod:`jmlkit.engine.distributed`).
+Before anything is built, :func:`~jmlkit.engine.preflight` checks what a user can get wrong (the
+output folder, device, model, loss, data set, teacher). A run with ``config.out`` writes its folder
+(``config.json``, ``weights.json`` (what the model started from: random or which pretrained encoder),
+``history.csv``, ``metrics.json``, ``model.pt``, and last the completion marker ``recipe.json``
+``{"hash", "seed", "wall_time_s", "finished"}``) into a hidden sibling folder and renames it to
+``out`` only when complete (:mod:`jmlkit.engine.runfolder`): an interrupted run (an exception,
+Ctrl-C, ``kill -9``) leaves nothing that looks like a run, and with ``overwrite=True`` the previous
+run in ``out`` stays until the new one is complete. Under ``torchrun --nproc_per_node=N`` the same
+call trains with DistributedDataParallel (:mod:`jmlkit.engine.distributed`); only rank 0 writes.
 
 Example:
     >>> from jmlkit.engine import TrainConfig, fit
@@ -41,14 +45,16 @@ from torch.utils.data import Dataset
 
 from jmlkit.engine import distributed as D
 from jmlkit.engine.checkpoints import build_from_spec, model_spec, save_checkpoint
+from jmlkit.engine.checks import preflight
 from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.data import Cycle, run_data, train_loader
 from jmlkit.engine.evaluation import evaluate
 from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objective, resolve_teacher
 from jmlkit.engine.optim import make_loss, make_optimizer
+from jmlkit.engine.runfolder import RunFolder, config_hash
 from jmlkit.engine.runtime import progress as progress_bar
 from jmlkit.engine.runtime import resolve_device, runtime, seed_everything
-from jmlkit.io import atomic_write, jsonable, write_json
+from jmlkit.io import atomic_write, jsonable, mark_done, write_json
 
 __all__ = ["fit", "FitResult"]
 
@@ -63,7 +69,7 @@ class FitResult:
             ``sup_loss, unsup_loss, mask_ratio`` with ``labels="ssl"``), ``time_s``, and ``val_<metric>`` columns.
         metrics: final metrics on ``eval_split`` (python floats; per-class values as lists),
             plus ``train_time_s``, ``epochs`` and ``steps``.
-        run_dir: the run folder, or ``None`` when ``config.out`` is ``None``.
+        run_dir: the run folder (complete), or ``None`` when ``config.out`` is ``None``.
         config: the configuration that ran.
     """
 
@@ -102,6 +108,12 @@ def fit(
 
     Returns:
         :class:`FitResult` ``(model, history, metrics, run_dir, config)``.
+
+    Raises:
+        ValueError, TypeError, FileNotFoundError: from :func:`~jmlkit.engine.preflight`, before any work, when
+            the configuration cannot run (e.g. ``out`` holds a run and ``overwrite`` is false, an unknown model,
+            a missing teacher); anything raised later is a failure of the run itself. Either way, and on
+            ``KeyboardInterrupt``, no run folder is written and a previous run in ``out`` is kept.
     """
     if config is None:
         config = TrainConfig()
@@ -110,20 +122,36 @@ def fit(
     elif not isinstance(config, TrainConfig):
         raise TypeError(f"Expected `config` to be a TrainConfig or a dict, but got {type(config).__name__}.")
     config = config.replace()  # validated copy
+    t_start = time.perf_counter()
+    # first: loading the teacher must not shift the run's random stream
+    teacher = preflight(config, teacher=teacher, model=model, train_data=train_data).teacher
     info = D.setup_distributed(config.device)
+    folder = RunFolder(config.out, overwrite=config.overwrite) if config.out is not None and info.is_main else None
     try:
+        work_dir = folder.open() if folder is not None else None
         with runtime(config.num_threads, config.deterministic):
-            return _fit(config, info, teacher=teacher, model=model, progress=progress, callback=callback,
-                        data_sets=dict(train_data=train_data, val_data=val_data, eval_data=eval_data, unlabeled_data=unlabeled_data))
+            result = _fit(config, info, teacher=teacher, model=model, progress=progress, callback=callback, work_dir=work_dir,
+                          t_start=t_start, data_sets=dict(train_data=train_data, val_data=val_data, eval_data=eval_data,
+                                                          unlabeled_data=unlabeled_data))
+        if folder is not None and work_dir is not None:  # rank 0 of a run with `out`
+            mark_done(work_dir, hash=config_hash(config), seed=config.seed, wall_time_s=time.perf_counter() - t_start,
+                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))  # last: the folder is complete
+            folder.commit()
+        return result
+    except BaseException:
+        if folder is not None:
+            folder.abort()
+        raise
     finally:
         D.teardown_distributed(info)
 
 
 def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Module | None, progress: bool,
-         callback: Callable[[dict[str, Any]], None] | None, data_sets: dict[str, Dataset | None]) -> FitResult:
+         callback: Callable[[dict[str, Any]], None] | None, work_dir: Path | None, t_start: float,
+         data_sets: dict[str, Dataset | None]) -> FitResult:
+    """The run itself; files go to ``work_dir`` (the partial folder, on rank 0 only)."""
     device = resolve_device(config.device, info.local_rank if info.enabled else None)
-    t_start = time.perf_counter()
-    teacher = resolve_teacher(config, teacher)  # first: loading it must not shift the run's random stream
+    teacher = resolve_teacher(config, teacher)
     data = run_data(config, model=model, objective_cls=OBJECTIVES[config.labels], **data_sets)
 
     seed_everything(config.seed)
@@ -152,12 +180,11 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
         objective.unlabeled = Cycle(u_loader)
 
     run_dir = Path(config.out) if config.out is not None else None
-    if run_dir is not None and info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.json", config.to_json())
+    if work_dir is not None:
+        atomic_write(work_dir / "config.json", config.to_json())
         from jmlkit.models import loaded_weights
 
-        write_json(run_dir / "weights.json", loaded_weights(model))  # what the model started from
+        write_json(work_dir / "weights.json", loaded_weights(model))  # what the model started from
     eval_kwargs = dict(num_classes=data.num_classes, ignore_index=data.ignore_index, n_bins=config.n_bins,
                        batch_size=config.eval_batch_size, device=device, amp=config.amp)
 
@@ -184,7 +211,7 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
         if data.val is not None and (epoch % config.val_every == 0 or epoch == config.epochs):
             row.update({f"val_{k}": v for k, v in _scalars(evaluate(model, data.val, **eval_kwargs)).items()})
         history.append(row)
-        _report_epoch(row, history, run_dir, config, show=progress and info.is_main, is_main=info.is_main)
+        _report_epoch(row, history, work_dir, config, show=progress and info.is_main, is_main=info.is_main)
         if callback is not None:
             callback(dict(row))
 
@@ -194,10 +221,10 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
     if data.eval is not None:
         metrics.update(evaluate(model, data.eval, **eval_kwargs))
     metrics = jsonable({**metrics, "train_time_s": train_time, "epochs": config.epochs, "steps": step})
-    if run_dir is not None and info.is_main:
+    if work_dir is not None:
         if config.save_checkpoint:
-            save_checkpoint(run_dir / "model.pt", model, spec, config=config, epoch=config.epochs)
-        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+            save_checkpoint(work_dir / "model.pt", model, spec, config=config, epoch=config.epochs)
+        atomic_write(work_dir / "metrics.json", json.dumps(metrics, indent=2))
     return FitResult(model=model, history=pd.DataFrame(history), metrics=metrics, run_dir=run_dir, config=config)
 
 
@@ -222,7 +249,7 @@ def _optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim
     scheduler.step()
 
 
-def _report_epoch(row: dict[str, Any], history: list[dict[str, Any]], run_dir: Path | None, config: TrainConfig, *,
+def _report_epoch(row: dict[str, Any], history: list[dict[str, Any]], work_dir: Path | None, config: TrainConfig, *,
                   show: bool, is_main: bool) -> None:
     """Print the epoch's line (with progress bars on) and rewrite ``history.csv``, on rank 0."""
     if not is_main:
@@ -232,8 +259,8 @@ def _report_epoch(row: dict[str, Any], history: list[dict[str, Any]], run_dir: P
 
         summary = ", ".join(f"{k}={row[k]:.4f}" for k in ("train_loss", "val_mIoU_D", "val_ECE_D") if k in row)
         tqdm.write(f"epoch {row['epoch']}/{config.epochs}: {summary}")
-    if run_dir is not None:
-        atomic_write(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    if work_dir is not None:
+        atomic_write(work_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:

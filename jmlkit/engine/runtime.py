@@ -15,7 +15,8 @@ __all__ = ["resolve_device", "autocast", "runtime", "seed_everything", "progress
 def resolve_device(device: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
     """``"auto"`` (or ``None``): ``cuda`` when present (``cuda:<local_rank>`` under torchrun), else ``cpu``.
 
-    Anything else goes to :class:`torch.device`; asking for CUDA where there is none is a ``ValueError``.
+    Anything else goes to :class:`torch.device`; asking for a device that is not there (CUDA without CUDA, ``cuda:3``
+    on a one-GPU machine) is a ``ValueError``.
 
     >>> resolve_device("cpu")
     device(type='cpu')
@@ -30,6 +31,11 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
         raise ValueError(f"Expected `device` to be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}.") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Expected `device` to be available, but got {str(device)!r} and CUDA is not available.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"Expected `device` to be available, but got {str(device)!r} and there are "
+                         f"{torch.cuda.device_count()} CUDA devices.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Expected `device` to be available, but got {str(device)!r} and MPS is not available.")
     if dev.type == "cuda" and dev.index is None and local_rank is not None:
         dev = torch.device("cuda", local_rank)
     return dev

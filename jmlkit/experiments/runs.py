@@ -2,12 +2,16 @@ r"""The run cache: train named configurations × seeds once, find finished runs 
 
 Every run lives in its own folder, named by :func:`jmlkit.io.run_folder_name`::
 
-    output_dir/runs/<name>__seed<k>/
-        config.json   history.csv   metrics.json   model.pt     (written by jmlkit.engine.fit)
-        recipe.json   {"hash", "seed", "wall_time_s", "finished"}   (jmlkit.io.mark_done, written last)
+    output_dir/runs/<name>__seed<k>/      (all written by jmlkit.engine.fit)
+        config.json   weights.json   history.csv   metrics.json   model.pt
+        recipe.json   {"hash", "seed", "wall_time_s", "finished"}   (the completion marker, written last)
 
-The completion marker (:data:`jmlkit.io.DONE_FILE`) holds :func:`config_hash` of the configuration
-(everything that changes the numbers; not the output folder, device or thread count). A rerun with
+:func:`~jmlkit.engine.fit` builds the folder aside and moves it into place when complete
+(:mod:`jmlkit.engine.runfolder`), so a folder of that name is a finished run; every reader here
+also checks its completion marker (:data:`jmlkit.io.DONE_FILE`) and ignores hidden folders
+(``.<name>.partial-...``: runs in progress or interrupted). The marker holds :func:`config_hash` of
+the configuration (everything that changes the numbers; not the output folder, device or thread
+count; :func:`config_hash` and :data:`HASH_EXCLUDE` live in :mod:`jmlkit.engine.runfolder`). A rerun with
 the same configuration reuses the folder instead of training again, and so does *another*
 notebook: before training, :func:`run_config` also looks for a finished run with the same hash
 under ``output_dir/runs/`` (another name) and, when ``output_dir`` is a notebook's folder (its name
@@ -36,7 +40,6 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -51,7 +54,8 @@ import pandas as pd
 
 from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
-from jmlkit.io import DONE_FILE, atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name
+from jmlkit.engine.runfolder import HASH_EXCLUDE, config_hash, is_complete, replace_folder, require_complete
+from jmlkit.io import atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name
 
 __all__ = [
     "HASH_EXCLUDE",
@@ -71,49 +75,13 @@ __all__ = [
     "first_configs",
 ]
 
-#: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
-HASH_EXCLUDE = ("out", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint")
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _NOTEBOOK_DIR_RE = re.compile(r"^\d+_")
-_RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.pt")
+_RUN_FILES = ("config.json", "weights.json", "history.csv", "metrics.json", "model.pt")
 _CONFIG_COLUMNS = ("dataset", "labels", "loss", "epsilon", "model", "epochs")
 
 
 # ============================================================================ hashing and folders
-
-
-def config_hash(config: TrainConfig) -> str:
-    """A 16-hex-digit hash of everything in ``config`` that changes a run's numbers.
-
-    Left out: :data:`HASH_EXCLUDE` (output folder, device, threads...). A distillation teacher
-    given as a run folder made by the run cache counts by *its* hash, not its path, so the same
-    teacher trained into another folder gives the same student hash.
-
-    Example:
-        >>> a = TrainConfig(seed=0, out="/tmp/a")
-        >>> config_hash(a) == config_hash(a.replace(out="/tmp/b", num_threads=1))
-        True
-        >>> config_hash(a) == config_hash(a.replace(seed=1))
-        False
-    """
-    check_type("config", config, TrainConfig)
-    data = config.to_dict()
-    for key in HASH_EXCLUDE:
-        data.pop(key, None)
-    if data.get("teacher"):
-        data["teacher"] = _teacher_key(data["teacher"])
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _teacher_key(teacher: str) -> str:
-    path = Path(teacher)
-    folder = path if path.is_dir() else path.parent
-    done = read_done(folder)
-    if done is not None and "hash" in done:
-        return f"run:{done['hash']}"
-    return f"path:{path.resolve()}"
 
 
 def _check_name(name: Any) -> str:
@@ -136,7 +104,7 @@ def run_dir_for(output_dir: str | os.PathLike, name: str, seed: int) -> Path:
 
 
 def _finished(folder: Path, digest: str) -> bool:
-    done = read_done(folder)
+    done = read_done(folder) if is_complete(folder) else None
     return (done is not None and done.get("hash") == digest and (folder / "metrics.json").is_file()
             and (folder / "model.pt").is_file())
 
@@ -163,13 +131,16 @@ def _copy_run(src: Path, dst: Path, config: TrainConfig) -> None:
     tmp = dst.with_name(f".{dst.name}.copy")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in _RUN_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, tmp / name)
-    atomic_write_text(tmp / "config.json", config.to_json())
-    mark_done(tmp, **{**(read_done(src) or {}), "copied_from": str(src.resolve())})  # a copy of a copy names its source
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    try:
+        for name in _RUN_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
+        atomic_write_text(tmp / "config.json", config.to_json())
+        mark_done(tmp, **{**(read_done(src) or {}), "copied_from": str(src.resolve())})  # a copy of a copy names its source
+        replace_folder(tmp, dst, overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # ============================================================================ running
@@ -198,7 +169,8 @@ def run_config(
     """Train ``config`` into ``run_dir`` unless a finished run with the same :func:`config_hash` exists.
 
     Args:
-        config: what to train (its ``out`` is replaced by ``run_dir``).
+        config: what to train (its ``out`` is replaced by ``run_dir``, ``overwrite`` by true: another run in
+            ``run_dir`` is replaced when this one finishes; :func:`~jmlkit.engine.fit` writes the completion marker).
         run_dir: the run folder.
         force: train even if a finished run exists.
         reuse: also look for a finished run with the same hash under ``output_dir/runs/`` and in the
@@ -212,7 +184,7 @@ def run_config(
 
     check_type("config", config, TrainConfig)
     run_dir = Path(run_dir).resolve()
-    config = config.replace(out=str(run_dir), save_checkpoint=True)
+    config = config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
     digest = config_hash(config)
     if not force:
         if _finished(run_dir, digest):
@@ -222,11 +194,7 @@ def run_config(
             if source is not None:
                 _copy_run(source, run_dir, config)
                 return run_metrics(run_dir), True
-    (run_dir / DONE_FILE).unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    result = fit(config, progress=progress)
-    mark_done(run_dir, hash=digest, seed=config.seed, wall_time_s=time.perf_counter() - t0,
-              finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    result = fit(config, progress=progress)  # the previous content of run_dir stays until the run is complete
     return result.metrics, False
 
 
@@ -382,15 +350,19 @@ def run_regimes(
 
 
 def run_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The ``metrics.json`` of a run folder (scalars, per-class lists and the reliability table as a dict)."""
+    """The ``metrics.json`` of a complete run folder (scalars, per-class lists and the reliability table as a dict).
+
+    A folder without ``metrics.json`` is a ``FileNotFoundError``, one without its completion marker
+    (interrupted, still running) a ``ValueError`` naming it."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"Expected a finished run folder with metrics.json, but {str(path)!r} does not exist.")
+    require_complete(run_dir)
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
-    """The tidy table of every finished run under ``output_dir/runs/`` (e.g. another notebook's).
+    """The tidy table of every complete run under ``output_dir/runs/`` (e.g. another notebook's).
 
     Columns as :func:`run_configs` (``config``, ``seed``, ``cached`` = True, ``run_dir``, metrics),
     plus ``labels``, ``loss``, ``epsilon``, ``smoothing``, ``model`` from each ``config.json``.
@@ -400,7 +372,7 @@ def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
     if runs.is_dir():
         for folder in sorted(runs.iterdir()):
             parsed = parse_run_folder_name(folder.name)
-            if parsed is None or read_done(folder) is None or not (folder / "metrics.json").is_file():
+            if parsed is None or not is_complete(folder) or not (folder / "metrics.json").is_file():
                 continue
             cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
             rows.append({"config": parsed[0], "seed": parsed[1], "cached": True, "run_dir": str(folder.resolve()),
@@ -449,7 +421,7 @@ def resolve_results_dir(
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "metrics.json").is_file()
+    return is_complete(path) and (path / "config.json").is_file() and (path / "metrics.json").is_file()
 
 
 def find_runs(
@@ -462,9 +434,9 @@ def find_runs(
 ) -> pd.DataFrame:
     """Every finished run folder under ``root``, one row each.
 
-    A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>`` and holds ``config.json``
-    and ``metrics.json`` (:func:`jmlkit.engine.fit` writes ``metrics.json`` last, so a folder with it
-    is complete).
+    A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>``, holds ``config.json``
+    and ``metrics.json`` and is complete (its completion marker written; hidden partial folders of
+    runs in progress are never listed).
 
     Args:
         root: a batch folder (``OUT``), one notebook's ``output_dir``, or its ``runs`` folder.
@@ -499,7 +471,7 @@ def find_runs(
     while stack:
         folder, depth = stack.pop()
         try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir())
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
         except OSError:
             continue
         for child in children:

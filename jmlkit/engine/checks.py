@@ -1,0 +1,194 @@
+"""Checks before a run: everything a user can get wrong, found before any data is built or any step trained.
+
+:func:`preflight` is the first thing :func:`jmlkit.engine.fit` does (and ``python -m jmlkit train``,
+which turns its errors into one line and exit code 2). It checks, cheaply:
+
+==============  ============================================================================
+what            checked
+==============  ============================================================================
+``out``         not a file; new or empty unless ``overwrite`` (then: holding a run and
+                nothing else); its parent writable (:func:`~jmlkit.engine.runfolder.check_out`)
+``device``      exists (``cuda`` without CUDA, ``cuda:3`` on a one-GPU machine)
+``model``       an architecture or preset of :func:`jmlkit.models.build_model`
+``loss``        a loss of :func:`jmlkit.losses.get_loss` that takes ``loss_kwargs``
+``dataset``     a known data set whose options are its constructor's; for the folder data sets
+                (VOC, Cityscapes) the ``root`` folder and the splits' files
+``teacher``     given when the label mode needs one; a readable checkpoint or complete run
+                folder; the data set's class count and input channels
+==============  ============================================================================
+
+Errors are ``ValueError``, ``TypeError`` or ``FileNotFoundError`` whose message names the option
+and the path. Nothing is written; partial folders of dead runs next to ``out`` are removed.
+
+Example:
+    >>> from jmlkit.engine import TrainConfig
+    >>> checked = preflight(TrainConfig.from_profile("smoke"))
+    >>> checked.device.type, checked.num_classes, checked.teacher is None
+    ('cpu', 11, True)
+    >>> preflight(TrainConfig.from_profile("smoke", model="nosuch"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `model` to be one of ['small-unet', ...], but got 'nosuch'.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from jmlkit._checks import check_choice
+from jmlkit.engine.config import TrainConfig
+from jmlkit.engine.runfolder import check_out
+from jmlkit.engine.runtime import resolve_device
+
+__all__ = ["Preflight", "preflight"]
+
+
+@dataclass
+class Preflight:
+    """What :func:`preflight` found.
+
+    Attributes:
+        out: the run folder as an absolute path (``None``: nothing is written).
+        device: the device the run trains on.
+        teacher: the teacher model (loaded from its checkpoint) when the label mode needs one, else ``None``.
+        num_classes, in_channels: of the training data, when known without building it.
+    """
+
+    out: Path | None
+    device: torch.device
+    teacher: nn.Module | None
+    num_classes: int | None
+    in_channels: int | None
+
+
+def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | str | os.PathLike | None = None,
+              model: nn.Module | None = None, train_data: Dataset | None = None) -> Preflight:
+    """Check that ``config`` can run (see the module's table) without building its data or training.
+
+    Args:
+        config: a :class:`~jmlkit.engine.TrainConfig` (or a dict of its options).
+        teacher, model, train_data: as given to :func:`~jmlkit.engine.fit` (a given ``model`` skips the model
+            name check, given ``train_data`` the data set checks).
+
+    Returns:
+        :class:`Preflight`; pass its ``teacher`` on to :func:`~jmlkit.engine.fit` to load it once.
+
+    Raises:
+        ValueError, TypeError, FileNotFoundError: with a message naming the option and the path.
+    """
+    if isinstance(config, Mapping):
+        config = TrainConfig.from_dict(config)
+    elif not isinstance(config, TrainConfig):
+        raise TypeError(f"Expected `config` to be a TrainConfig or a dict, but got {type(config).__name__}.")
+    out = check_out(config.out, overwrite=config.overwrite, clean=int(os.environ.get("RANK", "0")) == 0)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")) if distributed else None)
+    if model is None:
+        _check_model(config)
+    _check_loss(config)
+    num_classes, in_channels = _check_data(config, model, train_data)
+    teacher_model = _check_teacher(config, teacher, num_classes, in_channels)
+    return Preflight(out, device, teacher_model, num_classes, in_channels)
+
+
+def _check_model(config: TrainConfig) -> None:
+    from jmlkit.models import _SMALL_UNET_NAMES, PRESETS, SMP_ARCHITECTURES, _norm_name, list_models
+
+    if config.model not in PRESETS and _norm_name(config.model) not in (*_SMALL_UNET_NAMES, *SMP_ARCHITECTURES):
+        raise ValueError(f"Expected `model` to be one of {list_models()}, but got {config.model!r}.")
+
+
+def _check_loss(config: TrainConfig) -> None:
+    from jmlkit.engine.objectives import OBJECTIVES, Distillation, ObjectiveContext, _distillation_loss
+    from jmlkit.engine.optim import make_loss
+
+    given = f" with loss_kwargs {config.loss_kwargs}" if config.loss_kwargs else ""
+    objective = OBJECTIVES.get(config.labels)
+    try:
+        make_loss(config.loss, ignore_index=config.ignore_index, **config.loss_kwargs)
+        if objective is not None and issubclass(objective, Distillation) and config.kd_form == "terms":
+            _distillation_loss(ObjectiveContext(config, nn.Identity(), 2, config.ignore_index, torch.device("cpu")))
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"`loss` = {config.loss!r}{given}: {err}") from err
+
+
+def _check_data(config: TrainConfig, model: nn.Module | None, train_data: Dataset | None) -> tuple[int | None, int | None]:
+    """``(num_classes, in_channels)`` of the training data, after checking the data set's name and options."""
+    from jmlkit.data import DATASETS
+
+    if train_data is not None:
+        from jmlkit.engine.data import num_classes_of
+
+        return num_classes_of(model, train_data), None
+    name = check_choice("dataset", config.dataset, DATASETS)
+    options = dict(config.dataset_kwargs)
+    if name in ("voc", "cityscapes"):
+        from jmlkit.data.folders import SegmentationFolder
+
+        root = options.pop("root", None)
+        if root is None:
+            raise ValueError(f"Expected `dataset_kwargs` to give root=<the {name} folder> for dataset={name!r}, but got "
+                             f"{config.dataset_kwargs}.")
+        _check_options(SegmentationFolder, options, exclude=("root", "layout", "split"))
+        splits = (config.train_split, config.val_split, config.eval_split, config.unlabeled_split)
+        data = None
+        try:
+            for split in dict.fromkeys(s for s in splits if s is not None):
+                data = SegmentationFolder(root, layout=name, split=split, **options)  # lists the files; reads none
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            raise type(err)(f"`dataset_kwargs` of dataset={name!r}: {err}") from err
+        return getattr(data, "num_classes", None), getattr(data, "in_channels", None)
+    if name == "digits":
+        from jmlkit.data.digits import DigitScenes as cls
+    else:
+        from jmlkit.data.brain import BrainTissueSlices as cls
+    params = _check_options(cls, options, exclude=("split",))
+    in_channels = options.get("in_channels", params["in_channels"].default if "in_channels" in params else None)
+    return getattr(cls, "num_classes", None), in_channels if isinstance(in_channels, int) else None
+
+
+def _check_options(cls: type, options: Mapping[str, Any], *, exclude: tuple[str, ...]) -> Mapping[str, inspect.Parameter]:
+    params = inspect.signature(cls).parameters
+    known = sorted(k for k, p in params.items() if k not in exclude and p.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"Expected `dataset_kwargs` among the options of {cls.__name__} {known}, but got {unknown}.")
+    return params
+
+
+def _check_teacher(config: TrainConfig, teacher: Any, num_classes: int | None, in_channels: int | None) -> nn.Module | None:
+    from jmlkit.engine.checkpoints import load_checkpoint
+    from jmlkit.engine.objectives import OBJECTIVES
+
+    cls = OBJECTIVES.get(config.labels)
+    if cls is None or not cls.needs_teacher:
+        return None
+    source = teacher if teacher is not None else config.teacher
+    if source is None:
+        raise ValueError(f"Expected a teacher for labels={config.labels!r} (`teacher`: a checkpoint, model.pt or a run "
+                         "folder; or fit(teacher=model)), but got None.")
+    if isinstance(source, nn.Module):
+        model, where = source, "the teacher model"
+    elif isinstance(source, (str, os.PathLike)):
+        where = f"`teacher` = {str(source)!r}"
+        try:
+            model = load_checkpoint(source)
+        except (ValueError, FileNotFoundError) as err:
+            raise type(err)(f"`teacher` = {str(source)!r}: {err}") from err
+    else:
+        raise TypeError(f"Expected `teacher` to be an nn.Module or a checkpoint path, but got {type(source).__name__}.")
+    spec = getattr(model, "jmlkit_spec", None) or {}
+    for key, wanted, what in (("num_classes", num_classes, "classes"), ("in_channels", in_channels, "input channels")):
+        have = spec.get(key, getattr(model, key, None))
+        if isinstance(wanted, int) and isinstance(have, int) and have != wanted:
+            raise ValueError(f"Expected the teacher ({where}) to have the {wanted} {what} of dataset={config.dataset!r}, "
+                             f"but it has {have}.")
+    return model

@@ -1,0 +1,340 @@
+r"""Run folders: built aside, moved into place when complete, and read back only when complete.
+
+A training run (:func:`jmlkit.engine.fit` with ``config.out``) never writes into ``out`` itself. It
+writes into a hidden sibling, ``.<name>.partial-<pid>-<host>-<random>``, and only when everything
+is written (the completion marker :data:`jmlkit.io.DONE_FILE` last) renames it to ``out``::
+
+    parent/.run.partial-4242-1a2b3c4d-9f8e7d6c/   config.json  weights.json  history.csv ...  (training)
+    parent/run/                                 ... metrics.json  model.pt  recipe.json     (complete)
+
+So a folder named ``out`` is always one complete run: an interrupted run (Ctrl-C, an exception,
+``kill -9``) leaves at most a hidden partial folder, which every reader ignores and the next run into
+the same ``out`` removes once its process is gone. Replacing a finished run (``overwrite=True``)
+renames the old folder aside, the new one in, then deletes the old one: until the very end the old
+run stays where it was.
+
+:func:`config_hash` (the marker's ``hash``) identifies what a run computed; :func:`check_out` is
+the output part of :func:`jmlkit.engine.preflight`; :func:`require_complete` is the check every reader
+of a run folder makes.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from jmlkit.io import mark_done
+    >>> parent = Path(tempfile.mkdtemp())
+    >>> folder = RunFolder(parent / "run")
+    >>> work = folder.open()
+    >>> work.name.startswith(".run.partial-"), (parent / "run").exists()
+    (True, False)
+    >>> _ = (work / "metrics.json").write_text("{}")
+    >>> _ = mark_done(work, hash="abc")
+    >>> _ = folder.commit()
+    >>> sorted(p.name for p in parent.iterdir()), sorted(p.name for p in (parent / "run").iterdir())
+    (['run'], ['metrics.json', 'recipe.json'])
+    >>> check_out(parent / "run", overwrite=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `out` to be a new or empty folder, but '...run' holds a finished run; pass overwrite=True (--overwrite) to replace it when the new run finishes.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jmlkit._checks import check_type
+from jmlkit.engine.config import TrainConfig
+from jmlkit.io import DONE_FILE, read_done
+
+__all__ = [
+    "HASH_EXCLUDE",
+    "RUN_FILES",
+    "config_hash",
+    "is_complete",
+    "require_complete",
+    "check_out",
+    "clean_stale",
+    "RunFolder",
+    "replace_folder",
+]
+
+#: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
+HASH_EXCLUDE = ("out", "overwrite", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint")
+
+#: The files a run folder holds (``overwrite`` replaces a folder that holds nothing else).
+RUN_FILES = ("config.json", "weights.json", "history.csv", "metrics.json", "model.pt", DONE_FILE)
+
+#: This machine, in the names of partial folders: a process id means something on its own host only.
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+_ASIDE_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]{8}$")
+
+
+# ============================================================================ hashing
+
+
+def config_hash(config: TrainConfig) -> str:
+    """A 16-hex-digit hash of everything in ``config`` that changes a run's numbers.
+
+    Left out: :data:`HASH_EXCLUDE` (output folder, device, threads...). A distillation teacher
+    given as a complete run folder counts by *its* hash, not its path, so the same teacher trained
+    into another folder gives the same student hash.
+
+    Example:
+        >>> a = TrainConfig(seed=0, out="/tmp/a")
+        >>> config_hash(a) == config_hash(a.replace(out="/tmp/b", num_threads=1, overwrite=True))
+        True
+        >>> config_hash(a) == config_hash(a.replace(seed=1))
+        False
+    """
+    check_type("config", config, TrainConfig)
+    data = config.to_dict()
+    for key in HASH_EXCLUDE:
+        data.pop(key, None)
+    if data.get("teacher"):
+        data["teacher"] = _teacher_key(data["teacher"])
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _teacher_key(teacher: str) -> str:
+    path = Path(teacher)
+    folder = path if path.is_dir() else path.parent
+    done = read_done(folder)
+    if done is not None and "hash" in done:
+        return f"run:{done['hash']}"
+    return f"path:{path.resolve()}"
+
+
+# ============================================================================ reading
+
+
+def is_complete(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is a complete run folder: a folder whose completion marker (:data:`~jmlkit.io.DONE_FILE`,
+    written last) is a JSON object. Hidden folders (partial runs, ``.<name>.partial-...``) never are."""
+    folder = Path(folder)
+    return not folder.name.startswith(".") and folder.is_dir() and read_done(folder) is not None
+
+
+def require_complete(folder: str | os.PathLike) -> dict[str, Any]:
+    """The completion marker of a run folder, or a ``ValueError`` naming the folder when it has none
+    (an interrupted run, one still running, or a folder that is no run at all).
+
+    >>> import tempfile
+    >>> require_complete(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    ValueError: '...' is not a complete run folder: no recipe.json; interrupted or still running?
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Expected a run folder, but {str(folder)!r} does not exist or is not a folder.")
+    done = read_done(folder)
+    if done is None or folder.name.startswith("."):
+        raise ValueError(f"{str(folder)!r} is not a complete run folder: no {DONE_FILE}; interrupted or still running?")
+    return done
+
+
+# ============================================================================ the output folder
+
+
+def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: bool = False) -> Path | None:
+    """Check that a run can be written to ``out`` (nothing is left behind): the output part of
+    :func:`jmlkit.engine.preflight`. Returns ``out`` as an absolute path (``None`` stays ``None``).
+
+    ``out`` must not be a file; it must be new or an empty folder unless ``overwrite``; with
+    ``overwrite`` it may hold a run, and nothing else (so a mistyped ``out`` such as ``.`` is never
+    deleted); its nearest existing parent must be a folder this process can write to.
+    ``clean``: first remove the partial folders of dead processes next to it (:func:`clean_stale`).
+    Writing is tested by making and removing a hidden folder in that parent.
+    Raises ``ValueError`` naming ``out`` and the folder.
+    """
+    if out is None:
+        return None
+    path = Path(out).expanduser().absolute()
+    if path.name in ("", ".", ".."):
+        path = path.resolve()
+    if not path.name or path.name.startswith("."):
+        raise ValueError(f"Expected `out` to be a folder whose name does not start with '.', but got {str(out)!r}.")
+    if clean:
+        clean_stale(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"Expected `out` to be a folder for the run, but {str(path)!r} is a file.")
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir())
+        if entries and not overwrite:
+            what = "holds a finished run" if is_complete(path) else f"is not empty ({len(entries)} entries, e.g. {entries[0]!r})"
+            raise ValueError(f"Expected `out` to be a new or empty folder, but {str(path)!r} {what}; "
+                             "pass overwrite=True (--overwrite) to replace it when the new run finishes.")
+        foreign = [name for name in entries if name not in RUN_FILES and not name.startswith(".")]
+        if foreign:
+            raise ValueError(f"Expected `out` to be a run folder to overwrite (holding only {', '.join(RUN_FILES)}), "
+                             f"but {str(path)!r} also holds {foreign[:3]}; remove them or choose another folder.")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"Expected `out` to be a folder below folders, but {str(parent)!r} is a file.")
+    reason = None if os.access(parent, os.W_OK | os.X_OK) else "permission denied"
+    if reason is None:  # the real test (root, ACLs, read-only mounts): make and remove a hidden folder
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".jmlkit-probe-", dir=parent))
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+    if reason is not None:
+        raise ValueError(f"Expected `out` in a folder this process can write to, but {str(parent)!r} is not "
+                         f"writable ({reason}).")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
+
+
+def clean_stale(out: str | os.PathLike) -> list[Path]:
+    """Remove the partial folders of ``out`` whose process (on this host) is gone, e.g. after ``kill -9``.
+
+    An old run renamed aside by an overwrite that died before renaming the new one in is put back
+    when ``out`` is missing. Returns the folders removed or restored.
+    """
+    out = Path(out)
+    parent = out.parent
+    done: list[Path] = []
+    if not parent.is_dir():
+        return done
+    for entry in sorted(parent.iterdir()):
+        match = _ASIDE_RE.match(entry.name)
+        if match is None or match["name"] != out.name or match["host"] != _HOST or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if match["kind"] == "old" and not out.exists():
+                os.rename(entry, out)
+            else:
+                _remove(entry)
+            done.append(entry)
+    return done
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder, or only the link when it is a symbolic link to one."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+def _aside(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{kind}-{os.getpid()}-{_HOST}-{secrets.token_hex(4)}"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT/SIGTERM wait until the block ends (then act as they would have), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            old[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            if old[sig] is not signal.SIG_IGN:
+                signal.raise_signal(sig)
+
+
+def replace_folder(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Move the finished folder ``src`` to ``dst``: renamed in; an existing ``dst`` (empty, or any with
+    ``overwrite``) is renamed aside first and deleted after, so ``dst`` is the old folder or the new one,
+    never a mix. Ctrl-C/SIGTERM wait until the renames are done. A non-empty ``dst`` without
+    ``overwrite`` is a ``FileExistsError`` (``src`` is left as it is)."""
+    src, dst = Path(src), Path(dst)
+    with _signals_deferred():
+        if dst.is_dir() and not overwrite and any(dst.iterdir()):
+            raise FileExistsError(f"Expected `out` {str(dst)!r} to be new or empty when the run finished, but another "
+                                  "process has written into it meanwhile; pass overwrite=True to replace it.")
+        old = None
+        if dst.is_dir() or dst.is_symlink():
+            old = _aside(dst, "old")
+            os.rename(dst, old)
+        try:
+            os.rename(src, dst)
+        except BaseException:
+            if old is not None:
+                os.rename(old, dst)
+            raise
+        _fsync_dir(dst.parent)
+    if old is not None:
+        with contextlib.suppress(OSError):
+            _remove(old)
+    return dst
+
+
+class RunFolder:
+    """The run folder ``out`` while a run writes it: :meth:`open` makes the hidden partial folder to write
+    into, :meth:`commit` moves it into place (write the marker into it first), :meth:`abort` removes it.
+
+    Args:
+        out: the run folder to make.
+        overwrite: replace a run already in ``out`` (at :meth:`commit`, not before).
+    """
+
+    def __init__(self, out: str | os.PathLike, *, overwrite: bool = False) -> None:
+        self.out = Path(out).expanduser().absolute()
+        self.overwrite = bool(overwrite)
+        self.path: Path | None = None
+
+    def open(self) -> Path:
+        """Remove stale partial folders of ``out`` (:func:`clean_stale`), make a new one and return it."""
+        clean_stale(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = _aside(self.out, "partial")
+        self.path.mkdir()
+        return self.path
+
+    def commit(self) -> Path:
+        """Move the partial folder to ``out`` (:func:`replace_folder`); returns ``out``."""
+        if self.path is None:
+            raise ValueError("Expected an open RunFolder to commit, but it is not open (call open() first).")
+        replace_folder(self.path, self.out, overwrite=self.overwrite)
+        self.path = None
+        return self.out
+
+    def abort(self) -> None:
+        """Remove the partial folder (nothing of this run stays)."""
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
