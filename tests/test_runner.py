@@ -174,13 +174,16 @@ def test_plan_runs_injects_only_declared_parameters(nbdir, tmp_path):
     make_notebook(nbdir / "04_noseed.ipynb", "pass", params='profile = "quick"\noutput_dir = "."\n')
     warnings = []
     nbs = [nbdir / "01_ok.ipynb", nbdir / "04_noseed.ipynb"]
-    runs = plan_runs(nbs, {"seed": [0, 1], "typo": [3]}, profile="full", out_dir=tmp_path / "o",
-                     warn=warnings.append)
+    # seed is declared by 01_ok only: allowed, injected only there.
+    runs = plan_runs(nbs, {"seed": [0, 1]}, profile="full", out_dir=tmp_path / "o", warn=warnings.append)
     assert [r.name for r in runs] == ["01_ok__seed=0", "01_ok__seed=1", "04_noseed"]
     assert runs[1].parameters == {"profile": "full", "seed": 1}
     assert runs[1].papermill_parameters()["output_dir"] == str((tmp_path / "o" / "01_ok__seed=1").resolve())
     assert runs[2].parameters == {"profile": "full"}
-    assert any("typo" in w for w in warnings) and not any("seed" in w for w in warnings)
+    assert warnings == []
+    # A name that no selected notebook declares is an error listing each notebook's parameters (name = default).
+    with pytest.raises(ValueError, match=r"'typo'; their parameters: 01_ok.ipynb: seed = 0; 04_noseed.ipynb: \(none\)"):
+        plan_runs(nbs, {"seed": [0, 1], "typo": [3]}, out_dir=tmp_path / "o")
     with pytest.raises(ValueError, match="profile"):
         plan_runs(nbs, profile="medium")
 
@@ -241,11 +244,11 @@ def test_cli_list_dry_run_and_usage_errors(nbdir, tmp_path, capsys):
     assert main_run(["--list", "--notebooks-dir", str(nbdir), "01"]) == 0
     assert "seed       = 0  # random seed" in capsys.readouterr().out
     assert main_run(["run", "--dry-run", "--notebooks-dir", str(nbdir), "--out", str(tmp_path / "o"),
-                     "-p", "seed=0,1", "-p", "nope=1"]) == 0
+                     "-p", "seed=0,1"]) == 0
     cap = capsys.readouterr()
     assert "[run] 01_ok__seed=1" in cap.out and "[run] 03_sleep__seed=0" in cap.out and "6 run(s)" in cap.out
-    assert "nope" in cap.err
-    for argv in (["--profile", "medium"], ["--jobs", "0"], ["-p", "profile=full"], ["99"]):
+    assert cap.err == ""
+    for argv in (["--profile", "medium"], ["--jobs", "0"], ["-p", "profile=full"], ["99"], ["-p", "nope=1"]):
         with pytest.raises(SystemExit) as exc:
             main_run([*argv, "--notebooks-dir", str(nbdir), "--dry-run"])
         assert exc.value.code == 2

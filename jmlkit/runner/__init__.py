@@ -20,8 +20,9 @@ Conventions (the contract between the runner and the notebooks):
   are injected (papermill would otherwise warn and inject them anyway): ``profile`` (from
   ``--profile``: one of :data:`jmlkit.profiles.PROFILE_NAMES`, ``smoke``, ``quick`` or ``full``,
   the one profile table every notebook reads), ``output_dir`` (absolute path of the run folder)
-  and each ``-p name=value`` the notebook declares. A ``-p`` name that no selected notebook
-  declares is reported and ignored. Values are Python literals (``ast.literal_eval``) and fall
+  and each ``-p name=value`` the notebook declares. A ``-p`` name that only some selected notebooks
+  declare is injected into those only; one that none declares is a usage error (exit 2, before
+  anything runs) listing each notebook's parameters. Values are Python literals (``ast.literal_eval``) and fall
   back to strings; a value with top-level commas is a grid (``seed=0,1,2``), and the runs are the
   product over all grids.
 * **Requirements** (:mod:`~jmlkit.runner.notebooks`, :mod:`~jmlkit.runner.plan`). A notebook that reads
@@ -42,22 +43,30 @@ Conventions (the contract between the runner and the notebooks):
   executed notebooks keep their figures.
 * **Failure isolation** (:mod:`~jmlkit.runner.execute`). A failing notebook never stops the
   others: its partially executed copy (with the traceback) is kept, its status is ``failed`` and
-  the exit code is 1. ``--timeout`` bounds the wall time of each run (the kernel is interrupted,
-  then killed). Ctrl-C interrupts the running kernels, writes the summary for what finished and
-  exits with 130.
+  the exit code is 1. A notebook file that is not JSON or not a notebook is a ``failed`` run whose
+  error names the file (its dependents are ``skipped``; ``--list`` shows it with the reason).
+  ``--timeout`` bounds the wall time of each run (the kernel is interrupted, then killed). Ctrl-C or
+  SIGTERM interrupts the running kernels, writes the summary for what finished and exits with 130;
+  kernels die with the runner, even under ``kill -9`` (:mod:`~jmlkit.runner.kernels`).
+* **Nothing lost** (:mod:`~jmlkit.runner.outdir`). Output folders (``--out``, ``--figures``,
+  ``--results``) are checked before anything runs (a file, or no write permission: exit 2). A run
+  executed again keeps its previous folder aside (``OUT/.<run>.previous``) until it has finished;
+  an interrupted rerun puts it back (with the training runs finished meanwhile), and after a
+  ``kill -9`` the next batch or summary does. One batch at a time writes into a folder.
 * **Resume.** ``OUT/<run>/run.json`` records the notebook, its sha256, the parameters, status,
   timings, the id of the execution and the ids of the executions it required. A rerun reuses a run
   whose ``run.json`` says ``ok`` for the same notebook content and parameters, unless one of its
   requirements was executed again since (``--force`` reruns the named notebooks, and reuses the
-  notebooks they require when those finished ok); anything else is rerun from a fresh folder.
+  notebooks they require when those finished ok); anything else is rerun from a fresh folder (the
+  previous one waits aside until the rerun finishes).
 * **Progress** (:mod:`~jmlkit.runner.execute`). ``--progress`` (default: on a terminal) shows a bar over
   the runs and, for each running notebook, its code cell ``k/n`` and time; ``--no-progress`` prints a
   line per finished run. Kernels talk over IPC sockets (:mod:`~jmlkit.runner.kernels`), so ipykernel's
   "running over TCP without encryption" warning is gone, while kernel errors are still printed.
 * **Summary and figures** (:mod:`~jmlkit.runner.summary`). ``OUT/summary.csv`` has one short row per
   run folder of ``OUT`` (run, status, duration_s, error, and the parameters that differ between runs),
-  kept across subset reruns; ``OUT/metrics.csv`` is the long table ``run, metric, value`` of each ok
-  run's ``metrics.json``. Every ``*.png``/``*.svg`` of a *successful* run is copied to the figures
+  kept across subset reruns and interrupted reruns; ``OUT/metrics.csv`` is the long table
+  ``run, metric, value`` of each ok run's ``metrics.json``. Every ``*.png``/``*.svg`` of a *successful* run is copied to the figures
   folder as ``<run>__<relative path with / -> __>``.
 
 Files are written with :func:`jmlkit.io.atomic_write_text`.

@@ -3,11 +3,14 @@
 Notebooks named on the command line bring the notebooks they require (``metadata["jmlkit"]["requires"]``):
 ``jmlkit run 06`` runs 02-05 first, or reuses their finished runs in ``--out``. ``--list`` and
 ``--dry-run`` show the order. Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error
-(an unknown or circular requirement included, before anything runs), 130 interrupted.
+(before anything runs: an unknown or circular requirement, a ``-p`` name no selected notebook declares,
+an output folder that is a file or cannot be written, ``--out`` in use by another batch), 130
+interrupted (Ctrl-C or SIGTERM). ``--debug`` raises usage errors with their traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -16,7 +19,8 @@ from pathlib import Path
 
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.execute import run_notebooks
-from jmlkit.runner.notebooks import resolve_notebooks, with_requirements
+from jmlkit.runner.notebooks import _read_problem, resolve_notebooks, with_requirements
+from jmlkit.runner.outdir import OutDirBusy, folder_problem, hold_out_dir, recover
 from jmlkit.runner.params import notebook_parameters, parse_assignments
 from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
 from jmlkit.runner.summary import collect_figures, write_metrics_table, write_summary
@@ -33,8 +37,9 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
         epilog="Examples: `jmlkit run` (every notebook, quick profile); `jmlkit run 03 --profile full`; "
                "`jmlkit run 01 -p seed=0,1,2 --jobs 3` (a sweep of 3 runs); `jmlkit run --profile smoke` "
                "(every notebook in seconds); `jmlkit run 06` (after the notebooks 06 requires, reusing their "
-               "finished runs). Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error, "
-               "130 interrupted.",
+               "finished runs). A rerun keeps the previous run folder until it finishes (restored when the "
+               "rerun is interrupted). Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error "
+               "(nothing ran), 130 interrupted (Ctrl-C or SIGTERM).",
     )
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                         help="notebook paths, names, stems or unique prefixes such as 03 (default: every "
@@ -44,7 +49,9 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
                              f"jmlkit.profiles: {', '.join(PROFILE_NAMES)} (default: %(default)s)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", dest="params",
                         help="set a notebook parameter (a Python literal, else a string); a,b,c makes a grid and "
-                             "grids expand into their product; injected only into notebooks that declare NAME")
+                             "grids expand into their product. NAME may be declared by only some of the selected "
+                             "notebooks: it is injected only into those; a NAME that none declares is an error "
+                             "(the message lists their parameters; see --list)")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                         help="notebooks executed at the same time; a notebook starts once those it requires "
                              "have finished (default: %(default)s)")
@@ -71,6 +78,8 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="print the planned runs in execution order (cached or run, and what each waits for), "
                              "then exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="raise usage errors with their traceback instead of a one-line message")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="always show the progress bars: runs, and each running notebook's cell k/n and time "
@@ -82,6 +91,10 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
 
 def _print_list(notebooks: Sequence[Path]) -> None:
     for path, requires, selected in with_requirements(notebooks):
+        problem = _read_problem(path)
+        if problem is not None:
+            print(f"{path.name}{'' if selected else '  (required)'}  (not a readable notebook: {problem})")
+            continue
         print(path.name + ("" if selected else "  (required)"))
         if requires:
             print(f"    requires: {', '.join(requires)}")
@@ -114,10 +127,17 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         argv = argv[1:]
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def usage(error: str | Exception) -> None:
+        """A usage error: one line and exit code 2, or (``--debug``) the exception with its traceback."""
+        if args.debug:
+            raise error if isinstance(error, Exception) else ValueError(error)
+        parser.error(" ".join(str(error).split()))
+
     if args.jobs < 1:
-        parser.error(f"argument -j/--jobs: expected a positive int, but got {args.jobs}")
+        usage(f"argument -j/--jobs: expected a positive int, but got {args.jobs}")
     if args.timeout is not None and not args.timeout > 0:
-        parser.error(f"argument --timeout: expected a positive number of seconds, but got {args.timeout:g}")
+        usage(f"argument --timeout: expected a positive number of seconds, but got {args.timeout:g}")
 
     def warn(msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
@@ -131,28 +151,45 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out) if args.out is not None else Path("runs") / args.profile
         runs = execution_order(plan_runs(notebooks, grid, profile=args.profile, out_dir=out, warn=warn))
     except (ValueError, TypeError) as err:
-        parser.error(str(err))
+        usage(err)
+    for option, folder in (("--out", out), ("--figures", args.figures), ("--results", args.results)):
+        problem = None if folder is None else folder_problem(folder)
+        if problem is not None:
+            usage(f"argument {option}: {problem}")
     if args.dry_run:
+        recover(out)  # what a killed batch left aside (nothing is written otherwise)
         reused = predict_reuse(runs, force=args.force)
         for run in runs:
-            state = "cached" if reused[run.name] is not None else "run"
+            state = "error" if run.error else "cached" if reused[run.name] is not None else "run"
             after = f"  after {', '.join(run.requires)}" if run.requires else ""
-            print(f"[{state}] {run.name}  {json.dumps(run.parameters, default=repr)}{after}")
+            problem = f"  ({run.error})" if run.error else ""
+            print(f"[{state}] {run.name}  {json.dumps(run.parameters, default=repr)}{after}{problem}")
         print(f"{len(runs)} run(s) -> {out}")
         return 0
 
     _share_cores(args.jobs)
-    results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
-                            force=args.force, progress=args.progress)
-    figures = collect_figures(results, args.figures)
-    summary = write_summary(out, results)
-    metrics = write_metrics_table(out, results)
+    with contextlib.ExitStack() as stack:
+        try:  # one batch per output folder; what a killed batch left there is recovered by run_notebooks
+            stack.enter_context(hold_out_dir(out))
+        except OutDirBusy as err:
+            usage(err if args.debug else f"argument --out: {err}")
+        except OSError as err:
+            usage(err if args.debug else f"argument --out: cannot create or lock {str(out)!r}: {err}")
+        results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
+                                force=args.force, progress=args.progress)
+        summary = write_summary(out, results)
+        metrics = write_metrics_table(out, results)
+    problems = []
+    try:  # after the tables: a figure that cannot be copied never costs the summary
+        figures = f"{len(collect_figures(results, args.figures))} figure(s) in {args.figures}"
+    except OSError as err:
+        figures = f"figures not collected into {args.figures}"
+        problems.append(f"FAILED collecting the figures into {args.figures}: {err}")
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "interrupted", "pending")}
     n_cached = sum(r.cached for r in results)
     print(f"{counts['ok']} ok ({n_cached} cached), {counts['failed']} failed"
           + "".join(f", {counts[s]} {s}" for s in ("skipped", "interrupted", "pending") if counts[s])
-          + f"; summary: {summary}; metrics: {metrics}; {len(figures)} figure(s) in {args.figures}")
-    results_failed = False
+          + f"; summary: {summary}; metrics: {metrics}; {figures}")
     if args.results is not None:
         from jmlkit.runner.results import collect_results  # pandas: only when asked
 
@@ -160,13 +197,17 @@ def main_run(argv: Sequence[str] | None = None) -> int:
             collected = collect_results(out, args.results)
             print(f"{len(collected)} result file(s) in {args.results}")
         except (OSError, ValueError, TypeError) as err:
-            results_failed = True
-            print(f"FAILED collecting the results into {args.results}: {err}")
+            problems.append(f"FAILED collecting the results into {args.results}: {err}")
+    for problem in problems:
+        print(problem)
     for res in results:
         if res.status == "failed":
-            print(f"FAILED {res.run.name}: {res.error}\n       see {res.run.executed_notebook}")
+            where = f"\n       see {res.run.executed_notebook}" if res.run.error is None else ""
+            print(f"FAILED {res.run.name}: {res.error}{where}")
         elif res.status == "skipped":
             print(f"SKIPPED {res.run.name}: {res.error}")
+        elif res.kept_previous:
+            print(f"INTERRUPTED {res.run.name}: the previous run is back in {res.run.run_dir}")
     if counts["interrupted"] or counts["pending"]:
         return 130
-    return 1 if counts["failed"] or counts["skipped"] or results_failed else 0
+    return 1 if counts["failed"] or counts["skipped"] or problems else 0

@@ -11,9 +11,14 @@ A finished run is reused (:func:`~jmlkit.runner.plan.reusable_result`) unless a 
 executed again since it ran.
 
 **Failures.** A failing notebook never stops the others: its partially executed copy (with the
-traceback) is kept and its status is ``failed``. ``timeout`` bounds the wall time of each run (the
-kernel is interrupted, then killed). Ctrl-C interrupts the running kernels and
-:func:`run_notebooks` returns what finished (runs not started yet are ``pending``).
+traceback) is kept and its status is ``failed``; a notebook file that cannot be read fails without
+executing (``Run.error``). ``timeout`` bounds the wall time of each run (the kernel is interrupted,
+then killed). Ctrl-C or SIGTERM interrupts the running kernels and :func:`run_notebooks` returns what
+finished (runs not started yet are ``pending``).
+
+**Nothing lost.** A run that executes again (changed notebook, ``force``) keeps its previous folder aside
+until it has finished, and an interrupted rerun puts it back (:mod:`~jmlkit.runner.outdir`); while the
+batch runs it holds the lock of each output folder, and first recovers what a killed batch left there.
 
 **Progress.** With a progress bar: one bar over the runs, and one line per running notebook with its
 current code cell ``k/n`` and the time since it started (papermill's per-cell hook, refreshed
@@ -21,9 +26,8 @@ twice a second by the main thread). Without one: a line per finished run.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
-import shutil
 import signal
 import threading
 import time
@@ -34,8 +38,8 @@ from typing import Any
 
 from jmlkit._checks import check_int, check_real
 from jmlkit.runner.kernels import kernel_for, kernel_manager_class, release, stop_reason, stop_worker
+from jmlkit.runner.outdir import _recover_locked, discard_previous, hold_out_dir, restore_previous, set_aside
 from jmlkit.runner.plan import (
-    RUN_FILE,
     Run,
     RunResult,
     execution_order,
@@ -128,6 +132,7 @@ class _Session:
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     active: set = dataclasses.field(default_factory=set)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    why: str = "by the user"  # how the batch was interrupted: "by the user" (Ctrl-C) or "by SIGTERM"
 
 
 def _execute_run(run: Run, *, kernel_name: str | None, timeout: float | None, session: _Session,
@@ -139,7 +144,7 @@ def _execute_run(run: Run, *, kernel_name: str | None, timeout: float | None, se
         if session.stop.is_set():
             return RunResult(run=run, status="pending")
         board.start(run.name)
-        return _execute_run_inner(run, kernel_name=kernel_name, timeout=timeout, ident=ident,
+        return _execute_run_inner(run, kernel_name=kernel_name, timeout=timeout, ident=ident, session=session,
                                   start_timeout=start_timeout, required_ids=required_ids,
                                   cell_hook=lambda k, n: board.cell(run.name, k, n))
     except BaseException as err:  # never lose a result: the summary must list every run
@@ -150,30 +155,44 @@ def _execute_run(run: Run, *, kernel_name: str | None, timeout: float | None, se
         release(ident)
 
 
-def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | None, ident: int,
+def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | None, ident: int, session: _Session,
                        start_timeout: float, required_ids: Mapping[str, str | None],
                        cell_hook: Callable[[int, int], None]) -> RunResult:
+    _cell_hook_engine()
+    sha = sha256(run.notebook)
+    kernel = kernel_for(run, kernel_name)
+    # A fresh folder, so that stale figures or metrics of an earlier attempt never leak in. The earlier run waits
+    # aside until this one has finished (jmlkit.runner.outdir), and its training runs under runs/ come along: each
+    # is reused only when its configuration hash and completion marker match (jmlkit.experiments.runs), so a rerun
+    # of a changed notebook does not retrain hours of unchanged runs.
+    try:
+        aside = set_aside(run.run_dir)
+    except BaseException:
+        restore_previous(run.run_dir)  # half-way (no space for the new folder?): the previous run goes back
+        raise
+    try:
+        result = _execute_in(run, kernel=kernel, sha=sha, timeout=timeout, ident=ident, start_timeout=start_timeout,
+                             required_ids=required_ids, cell_hook=cell_hook, session=session)
+    except BaseException:
+        if aside is not None:
+            restore_previous(run.run_dir)
+        raise
+    if aside is not None:
+        if result.status == "interrupted":  # unfinished: the finished run it was replacing comes back
+            restore_previous(run.run_dir)
+            result.kept_previous = True
+        else:
+            discard_previous(run.run_dir)
+    return result
+
+
+def _execute_in(run: Run, *, kernel: str, sha: str, timeout: float | None, ident: int, start_timeout: float,
+                required_ids: Mapping[str, str | None], cell_hook: Callable[[int, int], None],
+                session: _Session) -> RunResult:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     manager_class = kernel_manager_class()
-    _cell_hook_engine()
-    sha = sha256(run.notebook)
-    kernel = kernel_for(run, kernel_name)
-    # A fresh folder, so that stale figures or metrics of an earlier attempt never leak in;
-    # only folders the runner created (with a run.json) are wiped. The training runs under runs/ are kept:
-    # each is reused only when its configuration hash and completion marker match (jmlkit.experiments.runs),
-    # so a rerun of a changed notebook does not retrain hours of unchanged runs.
-    if (run.run_dir / RUN_FILE).exists():
-        cache, kept = run.run_dir / "runs", run.run_dir.with_name(f".{run.run_dir.name}.runs-kept")
-        if cache.is_dir():
-            shutil.rmtree(kept, ignore_errors=True)
-            os.replace(cache, kept)
-        shutil.rmtree(run.run_dir)
-        if kept.is_dir():
-            run.run_dir.mkdir(parents=True)
-            os.replace(kept, cache)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(run=run, status="running", started=now(), run_id=uuid.uuid4().hex,
                        required_ids=dict(required_ids))
     write_run_json(result, sha, kernel)
@@ -210,7 +229,7 @@ def _execute_run_inner(run: Run, *, kernel_name: str | None, timeout: float | No
         if reason == "timeout":
             result.status, result.error = "failed", f"TimeoutError: the run exceeded --timeout {timeout:g} s"
         else:
-            result.status, result.error = "interrupted", "KeyboardInterrupt: interrupted by the user"
+            result.status, result.error = "interrupted", f"KeyboardInterrupt: interrupted {session.why}"
     result.duration_s = round(time.perf_counter() - t0, 3)
     result.finished = now()
     result.metrics = read_metrics(run.run_dir)
@@ -246,17 +265,34 @@ def run_notebooks(
     one whose requirement did not is ``skipped``. Runs already done (see
     :func:`~jmlkit.runner.plan.reusable_result`) are returned with ``cached=True``; ``force`` executes
     the selected runs again (``Run.selected``; runs added as requirements are still reused). A failing
-    run never stops the others. On Ctrl-C the running kernels are interrupted, and the function
-    *returns* with those runs ``interrupted`` and the unstarted ones ``pending`` instead of raising.
-    ``progress``: tqdm bars (None: only on a terminal). ``kernel_name``: None uses each notebook's
-    kernelspec, else ``python3``. ``log`` receives the line of each finished run (default: printed).
+    run never stops the others; a run whose notebook cannot be read (``Run.error``) fails at once. On Ctrl-C
+    or SIGTERM the running kernels are interrupted, and the function *returns* with those runs ``interrupted``
+    and the unstarted ones ``pending`` instead of raising. A run executed again keeps the previous run of its
+    folder until it has finished (``kept_previous``: it was interrupted and the previous run is back; see
+    :mod:`~jmlkit.runner.outdir`). ``progress``: tqdm bars (None: only on a terminal). ``kernel_name``: None
+    uses each notebook's kernelspec, else ``python3``. ``log`` receives the line of each finished run
+    (default: printed).
 
     Raises ``ValueError`` before anything runs for duplicate run names, a requirement missing from
-    ``runs`` or a cycle of requirements (:func:`~jmlkit.runner.plan.execution_order`).
+    ``runs`` or a cycle of requirements (:func:`~jmlkit.runner.plan.execution_order`), and
+    :class:`~jmlkit.runner.outdir.OutDirBusy` (a ``ValueError``) when another batch is writing into one of the
+    output folders.
     """
     jobs = check_int("jobs", jobs, low=1)
     timeout = check_real("timeout", timeout, low=0, low_open=True, optional=True)
     order = execution_order(runs)
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({run.run_dir.parent for run in order}):
+            stack.enter_context(hold_out_dir(folder))
+        for folder in sorted({run.run_dir.parent for run in order}):
+            _recover_locked(folder)  # held by this process and no run started yet: what is aside was left by a crash
+        results = _run_batch(order, jobs=jobs, kernel_name=kernel_name, timeout=timeout, force=force,
+                             progress=progress, log=log)
+    return [results[r.name] for r in runs]
+
+
+def _run_batch(order: Sequence[Run], *, jobs: int, kernel_name: str | None, timeout: float | None, force: bool,
+               progress: bool | None, log: Callable[[str], None] | None) -> dict[str, RunResult]:
     n_todo = sum(r is None for r in predict_reuse(order, force=force).values())
     from tqdm.auto import tqdm
 
@@ -294,6 +330,11 @@ def run_notebooks(
                 required = [results.get(q) for q in run.requires]
                 if any(r is None for r in required):
                     continue
+                if run.error is not None:  # the notebook cannot be read: fails without touching its folder
+                    waiting.remove(run)
+                    record(RunResult(run=run, status="failed", finished=now(), error=run.error))
+                    decided = True
+                    continue
                 bad = [r for r in required if r.status != "ok"]
                 reused = None if bad or (force and run.selected) else reusable_result(run, results)
                 if bad or reused is not None:
@@ -323,23 +364,27 @@ def run_notebooks(
             board.stop(run.name)
             record(fut.result())
 
-    # Ctrl-C sets a flag that the wait loop turns into KeyboardInterrupt; Python's default handler raises wherever
-    # the main thread happens to be, and an exception raised inside a finaliser there is swallowed (the run then
-    # went on as if nothing had happened). A second Ctrl-C raises at once, to stop waiting.
-    ctrl_c = threading.Event()
+    # Ctrl-C and SIGTERM set a flag that the wait loop turns into KeyboardInterrupt; Python's default handler raises
+    # wherever the main thread happens to be, and an exception raised inside a finaliser there is swallowed (the run
+    # then went on as if nothing had happened), while SIGTERM's default ends the process with nothing recorded.
+    # A second signal raises at once, to stop waiting.
+    stop_signal = threading.Event()
 
-    def on_sigint(signum: int, frame: object) -> None:
-        if ctrl_c.is_set():
+    def on_signal(signum: int, frame: object) -> None:
+        if stop_signal.is_set():
             raise KeyboardInterrupt
-        ctrl_c.set()
+        if signum != signal.SIGINT:
+            session.why = f"by {signal.Signals(signum).name}"
+        stop_signal.set()
 
     in_main = threading.current_thread() is threading.main_thread()
-    old_handler = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    handled = [s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None] if in_main else []
+    old_handlers = {signum: signal.signal(signum, on_signal) for signum in handled}
     try:
         try:
             schedule()
             while running:
-                if ctrl_c.is_set():
+                if stop_signal.is_set():
                     raise KeyboardInterrupt
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 collect(list(done))
@@ -348,8 +393,9 @@ def run_notebooks(
             if waiting:  # cannot happen for an acyclic graph: the first waiting run is always decidable
                 raise RuntimeError(f"no run could start among {[r.name for r in waiting]}")
         except KeyboardInterrupt:
-            ctrl_c.set()
-            emit("Interrupted: stopping the running notebooks (Ctrl-C again to stop waiting)...")
+            stop_signal.set()
+            by = "Ctrl-C" if session.why == "by the user" else session.why[3:]
+            emit(f"Interrupted ({by}): stopping the running notebooks (Ctrl-C again to stop waiting)...")
             session.stop.set()
             with session.lock:
                 active = list(session.active)
@@ -360,8 +406,8 @@ def run_notebooks(
             except KeyboardInterrupt:
                 pass
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, old_handler)
+        for signum, old in old_handlers.items():
+            signal.signal(signum, old)
         pool.shutdown(wait=False, cancel_futures=True)
         for lane in lanes:
             lane.close()
@@ -373,4 +419,4 @@ def run_notebooks(
             results[run.name] = RunResult(run=run, status="interrupted" if fut.running() else "pending")
     for run in waiting:
         results.setdefault(run.name, RunResult(run=run, status="pending"))
-    return [results[r.name] for r in runs]
+    return results

@@ -9,11 +9,18 @@ rather than TCP on localhost: nothing listens on a port, and ipykernel no longer
 running over TCP without encryption" once per notebook. Everything else the kernel prints (its
 errors included) still reaches the runner's stderr. :func:`release` removes the socket files a
 killed kernel leaves behind.
+
+Kernels die with the runner. ipykernel already polls its parent once a second (``JPY_PARENT_PID``) and
+exits when it has gone, but only when its poller thread gets the GIL, which a long computation may hold.
+On Linux the kernel command is therefore started through :func:`die_with_parent`, which asks the system
+to kill the kernel the moment the runner dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a ``kill -9``
+of the runner never leaves a kernel writing into a run folder that the next batch recovers or reruns.
 """
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +30,8 @@ from typing import Any
 from jmlkit.runner.params import read_notebook
 from jmlkit.runner.plan import Run
 
-__all__ = ["ipc_address", "kernel_env", "kernel_for", "kernel_manager_class", "release", "stop_reason", "stop_worker"]
+__all__ = ["die_with_parent", "ipc_address", "kernel_env", "kernel_for", "kernel_manager_class", "release",
+           "stop_reason", "stop_worker"]
 
 _KERNELS_LOCK = threading.Lock()
 _KERNELS: dict[int, Any] = {}        # worker thread id -> live kernel manager
@@ -57,6 +65,33 @@ def ipc_address() -> str | None:
         return None
     prefix = os.path.join(tempfile.gettempdir(), f"jmlkit-kernel-{uuid.uuid4().hex[:16]}")
     return prefix if len(os.fsencode(prefix)) <= 90 else None
+
+
+# Run by a fresh interpreter (no site packages) that then becomes the kernel (exec keeps the process, its parent
+# and the death signal): argv = [parent pid, kernel command...]. The parent check closes the window in which the
+# runner died before prctl; an unavailable prctl leaves ipykernel's own parent poller.
+_DIE_WITH_PARENT = f"""\
+import ctypes, os, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, {int(getattr(signal, "SIGKILL", 9))}, 0, 0, 0)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` started so that the system kills it when this process dies (Linux); other systems: ``cmd`` itself.
+
+    >>> cmd = die_with_parent(["python", "-m", "ipykernel_launcher"])
+    >>> cmd[-3:] == ["python", "-m", "ipykernel_launcher"] and (len(cmd) == 3 or cmd[-4] == str(os.getpid()))
+    True
+    """
+    if not sys.platform.startswith("linux") or not cmd:
+        return list(cmd)
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
 
 
 def kernel_for(run: Run, kernel_name: str | None) -> str:
@@ -100,6 +135,9 @@ def kernel_manager_class():
                     with _KERNELS_LOCK:
                         _IPC_PREFIXES[ident] = address
             return await super().start_kernel(**kw)
+
+        def format_kernel_cmd(self, extra_arguments=None):  # noqa: D102
+            return die_with_parent(super().format_kernel_cmd(extra_arguments))
 
     _TRACKED_KM = TrackedKernelManager
     return _TRACKED_KM

@@ -10,6 +10,9 @@ A notebook that reads what other notebooks wrote declares them in its metadata, 
 :func:`notebook_requires` reads that list and :func:`with_requirements` adds the required notebooks
 (looked up among the given notebooks, else in the requiring notebook's folder) to a selection, each
 before the notebooks that need it; an unknown name or a cycle is a ``ValueError``.
+
+A notebook file that cannot be read (not JSON, not a notebook: :func:`notebook_error`) does not stop the
+others: it requires nothing, and the runner reports it (``--list``) or fails its run.
 """
 from __future__ import annotations
 
@@ -20,13 +23,35 @@ from typing import Any
 
 from jmlkit.runner.params import find_parameters_cell, notebook_parameters, read_notebook
 
-__all__ = ["REQUIRED_PARAMETERS", "REQUIRES_KEY", "check_notebook_clean", "discover_notebooks", "notebook_requires",
-           "resolve_notebooks", "with_requirements"]
+__all__ = ["REQUIRED_PARAMETERS", "REQUIRES_KEY", "check_notebook_clean", "discover_notebooks", "notebook_error",
+           "notebook_requires", "resolve_notebooks", "with_requirements"]
 
 #: Parameters every repository notebook must declare.
 REQUIRED_PARAMETERS = ("profile", "seed", "output_dir")
 #: Where a notebook declares the notebooks it reads: ``metadata["jmlkit"]["requires"]``, a list of stems.
 REQUIRES_KEY = ("jmlkit", "requires")
+
+
+def notebook_error(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` cannot be read as a notebook, in one line naming it; ``None`` when it can.
+
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "03_broken.ipynb"
+    >>> _ = bad.write_text('{"cells": [')
+    >>> print(notebook_error(bad))  # doctest: +ELLIPSIS
+    /.../03_broken.ipynb is not a readable notebook: NotJSONError: Notebook does not appear to be JSON: '{"cells": ['
+    """
+    why = _read_problem(path)
+    return None if why is None else f"{str(path)} is not a readable notebook: {why}"
+
+
+def _read_problem(path: str | os.PathLike) -> str | None:
+    try:
+        read_notebook(path)
+    except Exception as err:  # OSError, not JSON, not valid nbformat (jsonschema's ValidationError)
+        text = " ".join(str(err).split("\n", 1)[0].split())
+        return f"{type(err).__name__}: {text}"[:240]
+    return None
 
 
 def check_notebook_clean(path: str | os.PathLike, *, required: Sequence[str] = REQUIRED_PARAMETERS) -> list[str]:
@@ -104,6 +129,8 @@ def with_requirements(notebooks: Sequence[str | os.PathLike]) -> list[tuple[Path
     folder of the notebook that requires it. The order is the given one, with each notebook's missing requirements
     inserted just before it.
 
+    A notebook that cannot be read (:func:`notebook_error`) requires nothing.
+
     Raises:
         ValueError: a required notebook that does not exist, or notebooks that require each other in a cycle
             (both before anything runs).
@@ -123,7 +150,7 @@ def with_requirements(notebooks: Sequence[str | os.PathLike]) -> list[tuple[Path
             cycle = " -> ".join([*stack[stack.index(stem):], stem])
             raise ValueError(f"Expected notebooks whose metadata['jmlkit']['requires'] has no cycle, but got the "
                              f"cycle {cycle}.")
-        requires = notebook_requires(path)
+        requires = [] if notebook_error(path) is not None else notebook_requires(path)
         stack.append(stem)
         for req in requires:
             target = by_stem.get(req, path.parent / f"{req}.ipynb")

@@ -30,8 +30,16 @@ from typing import Any
 from jmlkit._checks import check_choice
 from jmlkit.io import atomic_write_text
 from jmlkit.profiles import PROFILE_NAMES
-from jmlkit.runner.notebooks import with_requirements
-from jmlkit.runner.params import canonical, expand_grid, notebook_parameters, parameters_cells, read_notebook, run_name
+from jmlkit.runner.notebooks import notebook_error, with_requirements
+from jmlkit.runner.params import (
+    RUNNER_PARAMETERS,
+    canonical,
+    expand_grid,
+    notebook_parameters,
+    parameters_cells,
+    read_notebook,
+    run_name,
+)
 
 __all__ = [
     "RUN_FILE",
@@ -59,7 +67,8 @@ class Run:
     ``parameters`` are the injected values except ``output_dir`` (``profile``
     if declared, then the declared ``-p`` overrides); ``run_dir`` is the run folder.
     ``requires``: names of the runs that must finish ok first. ``selected``: False for a run added
-    only because another one requires it (``force`` does not rerun it).
+    only because another one requires it (``force`` does not rerun it). ``error``: why the notebook
+    cannot be read (not JSON, not a notebook), for a run that fails without executing; ``None`` otherwise.
     """
 
     name: str
@@ -69,6 +78,7 @@ class Run:
     declares_output_dir: bool = True
     requires: tuple[str, ...] = ()
     selected: bool = True
+    error: str | None = None
 
     @property
     def executed_notebook(self) -> Path:
@@ -87,7 +97,9 @@ class RunResult:
 
     ``status`` is ``ok``, ``failed``, ``skipped`` (a requirement did not finish ok), ``interrupted``
     or ``pending`` (never started). ``run_id`` identifies the execution that produced the run folder;
-    ``required_ids`` are the ``run_id`` of each requirement that execution read.
+    ``required_ids`` are the ``run_id`` of each requirement that execution read. ``kept_previous``: the run
+    was interrupted while executing again, and its folder holds the previous run again (its ``run.json``,
+    not this result, describes the folder).
     """
 
     run: Run
@@ -101,6 +113,7 @@ class RunResult:
     figures: list[Path] = dataclasses.field(default_factory=list)
     run_id: str | None = None
     required_ids: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    kept_previous: bool = False
 
 
 def plan_runs(
@@ -118,37 +131,54 @@ def plan_runs(
     plus ``profile`` if it declares it. Notebooks required by the given ones
     (``metadata["jmlkit"]["requires"]``) are added before them, with ``selected=False``;
     each run's ``requires`` names every run of those notebooks (see the module docs).
-    ``warn`` receives a message for each grid name that no notebook declares and for
-    notebooks without a parameters cell.
+    A notebook file that cannot be read (not JSON, not a notebook) becomes one run with ``error`` set
+    (its reason), which fails without executing. ``warn`` receives a message for each notebook that
+    has no parameters cell or several.
 
-    Raises ``ValueError`` for an unknown profile, an unknown required notebook or a cycle of requirements.
+    Raises ``ValueError`` for an unknown profile, an unknown required notebook, a cycle of requirements, or
+    a grid name that no (readable) notebook declares; that message lists each notebook's parameters.
     """
     check_choice("profile", profile, PROFILE_NAMES)
     grid = dict(grid or {})
     out = Path(out_dir).resolve()
     runs: list[Run] = []
     by_stem: dict[str, list[Run]] = {}
-    used: set[str] = set()
+    declared_by: dict[str, dict[str, dict[str, str]]] = {}
     for nb_path, required, selected in with_requirements(notebooks):
+        mine = by_stem.setdefault(nb_path.stem, [])
+        needs = tuple(r.name for stem in required for r in by_stem[stem])
+        problem = notebook_error(nb_path)
+        if problem is not None:
+            mine.append(Run(name=nb_path.stem, notebook=nb_path.resolve(), parameters={"profile": profile},
+                            run_dir=out / nb_path.stem, requires=needs, selected=selected, error=problem))
+            runs.extend(mine)
+            continue
         nb = read_notebook(nb_path)
         if warn is not None and len(parameters_cells(nb)) != 1:
             warn(f"{nb_path.name} has {len(parameters_cells(nb))} cells tagged 'parameters' (expected 1)")
-        declared = notebook_parameters(nb)
+        declared = declared_by[nb_path.name] = notebook_parameters(nb)
         own = {k: v for k, v in grid.items() if k in declared}
-        used.update(own)
         fixed = {"profile": profile} if "profile" in declared else {}
-        mine = by_stem.setdefault(nb_path.stem, [])
         for combo in expand_grid(own):
             name = run_name(nb_path.stem, combo)
             params = {**fixed, **combo}
-            needs = tuple(r.name for stem in required for r in by_stem[stem])
             mine.append(Run(name=name, notebook=nb_path.resolve(), parameters=params, run_dir=out / name,
                             declares_output_dir="output_dir" in declared, requires=needs, selected=selected))
         runs.extend(mine)
-    unused = [k for k in grid if k not in used]
-    if unused and warn is not None:
-        warn(f"-p {', '.join(unused)}: not a parameter of any selected notebook; ignored")
+    unknown = [k for k in grid if not any(k in declared for declared in declared_by.values())]
+    if unknown:
+        raise ValueError(f"Expected each `-p` name to be a parameter of a selected notebook, but no notebook declares "
+                         f"{', '.join(map(repr, unknown))}; their parameters: {_parameters_text(declared_by)}.")
     return runs
+
+
+def _parameters_text(declared_by: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str:
+    """``01_a.ipynb: seed = 0, lr = 1e-3; 02_b.ipynb: (none)``: the parameters ``-p`` can set, per notebook."""
+    parts = []
+    for name, declared in declared_by.items():
+        settable = [f"{k} = {v['default']}" for k, v in declared.items() if k not in RUNNER_PARAMETERS]
+        parts.append(f"{name}: {', '.join(settable) if settable else '(none)'}")
+    return "; ".join(parts) if parts else "(no readable notebook)"
 
 
 def execution_order(runs: Sequence[Run]) -> list[Run]:
@@ -242,6 +272,8 @@ def cached_result(run: Run) -> RunResult | None:
 
     Its requirements are not looked at: see :func:`reusable_result`.
     """
+    if run.error is not None:
+        return None
     record = read_run_record(run.run_dir)
     if not (record is not None and record.get("status") == "ok"
             and record.get("notebook_sha256") == sha256(run.notebook)
@@ -279,5 +311,6 @@ def predict_reuse(runs: Sequence[Run], *, force: bool = False) -> dict[str, RunR
     """
     predicted: dict[str, RunResult | None] = {}
     for run in execution_order(runs):
-        predicted[run.name] = None if force and run.selected else reusable_result(run, predicted)
+        predicted[run.name] = None if run.error is not None or (force and run.selected) else reusable_result(
+            run, predicted)
     return predicted

@@ -135,7 +135,7 @@ def _check_path(name: str, value: Any) -> Path:
 
 
 def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """The run folders of a batch folder: its subfolders that hold a ``run.json``, sorted by name.
+    """The run folders of a batch folder: its subfolders that hold a ``run.json`` (not hidden ones), sorted by name.
 
     A :class:`ValueError` names ``runs_dir`` when it does not exist, is a file or has no run folder.
     """
@@ -145,7 +145,8 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
         raise ValueError(f"{expected} {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise ValueError(f"{expected} {str(folder)!r} is a file.")
-    runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / RUN_FILE).is_file())
+    runs = sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / RUN_FILE).is_file())
     if not runs:
         raise ValueError(f"{expected} {str(folder)!r} has no <run>/{RUN_FILE}.")
     return runs

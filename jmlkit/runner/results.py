@@ -15,7 +15,7 @@ the columns ``regime``, ``config``, ``seed``, optional extra keys (``epsilon``, 
   :data:`FLOAT_FORMAT`, so that two identical batches give byte-identical files.
 
 A run folder whose ``run.json`` says the notebook did not finish (``failed``, ``interrupted``) is skipped, as
-is a folder without ``runs.csv``. :data:`LEGACY_FILES` are copied as well (``DIR/<run>_<name>``): the summary
+is a folder without ``runs.csv`` and a hidden folder (a previous run kept aside during a rerun). :data:`LEGACY_FILES` are copied as well (``DIR/<run>_<name>``): the summary
 tables and ``metrics.json`` files that the README quotes. Every file is written with
 :func:`jmlkit.io.atomic_write_text`.
 
@@ -172,7 +172,7 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
     if not runs_dir.is_dir():
         raise ValueError(f"Expected `runs_dir` to be a folder, but got {str(runs_dir)!r} (not a folder).")
     written: list[Path] = []
-    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not _finished(run_dir):
             continue
         tables = read_run_tables(run_dir)

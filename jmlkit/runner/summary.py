@@ -2,8 +2,11 @@
 
 Both tables describe the *output folder*, not only the batch that just ran: every run folder of ``OUT``
 with a ``run.json`` gets its row, so ``jmlkit run 01`` after a full batch keeps the rows of the other
-notebooks. A run of the current batch that never started (``pending``) has no ``run.json``; its row
-comes from the batch's results.
+notebooks. A run of the current batch replaces the row of its folder, except a run that never started
+(``pending``) or whose interrupted rerun gave its folder back to the previous run (``kept_previous``):
+the folder's own record stays (a pending run without a folder gets its row from the batch's results).
+Before reading, what a killed batch left aside is recovered (:func:`jmlkit.runner.outdir.recover`);
+hidden folders are never run folders.
 
 * ``summary.csv``: ``run``, ``status`` (ok | failed | skipped | interrupted | pending), ``duration_s``,
   ``error``, then one column per parameter whose value is not the same in every row (a ``-p`` grid;
@@ -51,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from jmlkit.io import atomic_write_text
+from jmlkit.runner.outdir import recover
 from jmlkit.runner.params import canonical
 from jmlkit.runner.plan import RunResult, read_metrics, read_run_record
 
@@ -112,10 +116,13 @@ def run_records(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -
     """The newest record of each run of ``out_dir``, by run name, sorted.
 
     A run folder is a sub-folder (not hidden) with a readable ``run.json`` object; the record of a run of
-    ``results`` (this batch) replaces the one on disk, and a run of ``results`` without a folder is added.
-    Each record has at least ``run``, ``status``, ``duration_s``, ``error``, ``parameters`` and ``run_dir``.
+    ``results`` (this batch) replaces the one on disk, unless it is ``pending`` or ``kept_previous`` (see the
+    module docs), and a run of ``results`` without a folder is added. Each record has at least ``run``,
+    ``status``, ``duration_s``, ``error``, ``parameters`` and ``run_dir``. A killed batch's aside folders are
+    recovered first (:func:`jmlkit.runner.outdir.recover`).
     """
     out = _check_out_dir(out_dir)
+    recover(out)
     records: dict[str, dict[str, Any]] = {}
     folders = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) if out.is_dir() else []
     for folder in folders:
@@ -128,6 +135,8 @@ def run_records(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -
     for res in results:
         if not isinstance(res, RunResult):
             raise TypeError(f"Expected `results` to hold RunResult objects, but got {type(res).__name__}.")
+        if (res.status == "pending" or res.kept_previous) and res.run.name in records:
+            continue  # the folder was not touched, or holds the previous run again: its own record describes it
         records[res.run.name] = {"run": res.run.name, "status": res.status, "duration_s": res.duration_s,
                                  "error": res.error, "parameters": dict(res.run.parameters), "run_dir": res.run.run_dir}
     return dict(sorted(records.items()))

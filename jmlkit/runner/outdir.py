@@ -1,0 +1,307 @@
+"""The output folder of a batch: reruns that lose nothing, recovery after a crash, and the batch's lock.
+
+**Reruns keep the previous run until the new one has finished.** A run executes at its real path
+``OUT/<run>`` (its ``output_dir`` parameter and the absolute paths recorded inside its training runs must
+stay valid), so an earlier run in that folder is first moved aside to the hidden sibling
+``OUT/.<run>.previous`` (:func:`set_aside`); its training cache ``runs/`` moves into the new folder, where
+the notebook reuses it. Then:
+
+* the new run finishes (``ok`` or ``failed``: it finished, its traceback is worth seeing): the aside copy is
+  deleted (:func:`discard_previous`);
+* the new run is interrupted (Ctrl-C, SIGTERM): the previous folder comes back (:func:`restore_previous`), with
+  the new ``runs/`` (the old cache plus the training runs finished meanwhile) moved back into it;
+* the runner dies (``kill -9``, power loss): the next batch, :func:`~jmlkit.runner.summary.write_summary` and
+  :func:`~jmlkit.runner.summary.run_records` first call :func:`recover`: each ``.<run>.previous`` whose
+  ``<run>/run.json`` is missing or not final (``running``, ``interrupted``) is restored as above; one whose
+  ``<run>`` has a final status (``ok``, ``failed``, ``skipped``) is deleted.
+
+Every step is a rename inside ``OUT`` (atomic), in an order that :func:`recover` can resume from any point.
+Readers of a batch folder ignore hidden folders.
+
+**One batch per folder.** A batch holds ``OUT/.jmlkit-run.lock`` (an advisory ``flock``, released by the
+system even when the runner is killed; POSIX only) while it runs: a second batch in the same folder is
+refused (:class:`OutDirBusy`), and :func:`recover` leaves a folder alone while a batch holds it (whose
+aside copies are then in use).
+
+Example (a rerun interrupted, then recovered):
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> (out / "01_a" / "runs").mkdir(parents=True)
+    >>> _ = (out / "01_a" / "run.json").write_text(json.dumps({"status": "ok"}))
+    >>> set_aside(out / "01_a").name
+    '.01_a.previous'
+    >>> sorted(p.name for p in (out / "01_a").iterdir())   # the training cache moved into the new folder
+    ['runs']
+    >>> _ = (out / "01_a" / "run.json").write_text(json.dumps({"status": "running"}))  # ...then kill -9
+    >>> recover(out)
+    ['01_a']
+    >>> json.loads((out / "01_a" / "run.json").read_text())["status"], sorted(p.name for p in out.iterdir())
+    ('ok', ['01_a'])
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "folder_problem", "hold_out_dir",
+           "previous_path", "recover", "restore_previous", "set_aside"]
+
+#: Statuses of a run that has finished: its folder replaces the previous one for good.
+FINAL_STATUSES = ("ok", "failed", "skipped")
+#: The lock file a batch holds in its output folder.
+LOCK_FILE = ".jmlkit-run.lock"
+_PREVIOUS = ".previous"
+_DISCARD = ".discard"
+_LEGACY_KEPT = ".runs-kept"  # the training cache set aside by the runner before the .previous folders
+_CACHE = "runs"
+_RUN_FILE = "run.json"
+
+
+class OutDirBusy(ValueError):
+    """Another batch holds the output folder."""
+
+
+# --------------------------------------------------------------------------- set aside, restore, discard
+def previous_path(run_dir: str | os.PathLike) -> Path:
+    """``OUT/.<run>.previous``: where the previous run of ``run_dir`` waits while ``run_dir`` reruns."""
+    run_dir = Path(run_dir)
+    return run_dir.with_name(f".{run_dir.name}{_PREVIOUS}")
+
+
+def _discard_path(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}{_DISCARD}")
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        record = json.loads((run_dir / _RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("status") if isinstance(record, dict) else None
+
+
+def _move_cache(source: Path, dest: Path) -> None:
+    """Move ``source/runs`` to ``dest/runs``; entries ``dest/runs`` already has stay where they are."""
+    src = source / _CACHE
+    if not src.is_dir():
+        return
+    target = dest / _CACHE
+    if not target.exists():
+        os.replace(src, target)
+        return
+    for entry in sorted(src.iterdir()):
+        if not (target / entry.name).exists():
+            os.replace(entry, target / entry.name)
+
+
+def set_aside(run_dir: str | os.PathLike) -> Path | None:
+    """Move the previous run in ``run_dir`` (a folder with a ``run.json``) aside before ``run_dir`` reruns.
+
+    The folder becomes ``OUT/.<run>.previous`` and a fresh ``run_dir`` is made, holding the previous
+    training cache ``runs/``. Returns the aside path, or ``None`` when there was no previous run (``run_dir``
+    is then created if needed; a folder without ``run.json`` is not the runner's and is left as it is).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / _RUN_FILE).is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    aside = previous_path(run_dir)
+    if aside.exists():  # cannot happen after recover(); never mix two earlier runs
+        shutil.rmtree(aside)
+    os.replace(run_dir, aside)
+    run_dir.mkdir()
+    _move_cache(aside, run_dir)
+    return aside
+
+
+def restore_previous(run_dir: str | os.PathLike) -> bool:
+    """Put the previous run back into ``run_dir`` (the rerun was interrupted); False when there is none.
+
+    The rerun's ``runs/`` (the previous cache plus the training runs finished meanwhile) moves back with it;
+    the rest of the rerun's folder is deleted.
+    """
+    run_dir = Path(run_dir)
+    aside = previous_path(run_dir)
+    if not aside.is_dir():
+        return False
+    trash = _discard_path(run_dir)
+    if run_dir.is_dir():
+        _move_cache(run_dir, aside)
+        if trash.exists():
+            shutil.rmtree(trash)
+        os.replace(run_dir, trash)
+    elif run_dir.exists() or run_dir.is_symlink():
+        run_dir.unlink()
+    os.replace(aside, run_dir)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def discard_previous(run_dir: str | os.PathLike) -> None:
+    """Delete the previous run of ``run_dir`` (the rerun has finished)."""
+    shutil.rmtree(previous_path(run_dir), ignore_errors=True)
+
+
+def _pending(out: Path) -> list[Path]:
+    """The hidden folders of ``out`` that :func:`recover` deals with."""
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if p.name.startswith(".") and p.name.endswith((_PREVIOUS, _DISCARD, _LEGACY_KEPT))
+                  and p.is_dir())
+
+
+def _recover_locked(out: Path) -> list[str]:
+    restored = []
+    for hidden in _pending(out):
+        for suffix in (_PREVIOUS, _DISCARD, _LEGACY_KEPT):
+            if hidden.name.endswith(suffix):
+                run_dir = out / hidden.name[1:-len(suffix)]
+                break
+        if not hidden.exists():  # handled with its run already
+            continue
+        if hidden.name.endswith(_PREVIOUS):
+            if _status(run_dir) in FINAL_STATUSES:
+                discard_previous(run_dir)
+            elif restore_previous(run_dir):
+                restored.append(run_dir.name)
+        elif hidden.name.endswith(_DISCARD):
+            shutil.rmtree(hidden, ignore_errors=True)
+        elif run_dir.is_dir() and not (run_dir / _CACHE).exists():  # legacy: the cache never went back
+            os.replace(hidden, run_dir / _CACHE)
+    return restored
+
+
+def recover(out_dir: str | os.PathLike) -> list[str]:
+    """Finish what a killed batch left in ``out_dir`` (see the module docs); returns the names of the runs restored.
+
+    Does nothing while a batch holds ``out_dir`` (that batch, in this process or another, owns its aside copies),
+    nor when the folder cannot be written.
+    """
+    out = Path(out_dir)
+    if not _pending(out) or _held_here(out):
+        return []
+    try:
+        with hold_out_dir(out):
+            return _recover_locked(out)
+    except (OutDirBusy, OSError):
+        return []
+
+
+# --------------------------------------------------------------------------- checks before a batch
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be an output folder (created if needed, then written), in words; ``None`` when it can.
+
+    Nothing is created: the nearest existing folder on the way must be a folder the user may write into.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "f.csv").write_text("x")
+    >>> folder_problem(root / "new" / "deeper") is None
+    True
+    >>> folder_problem(root / "f.csv")  # doctest: +ELLIPSIS
+    "expected a folder, but '.../f.csv' is a file"
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"expected a folder, but {str(path)!r} is a file"
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"expected a folder, but {str(existing)!r} is a broken link"
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"expected a folder, but {str(existing)!r} (on the way to {str(path)!r}) is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "" if existing == path else f" (on the way to {str(path)!r})"
+        return f"expected a folder you can write into, but {str(existing)!r}{what} is not writable"
+    return None
+
+
+# --------------------------------------------------------------------------- the lock
+_HELD_LOCK = threading.Lock()
+_HELD: dict[str, list] = {}  # resolved folder -> [file descriptor or None, depth]
+
+
+def _key(out: Path) -> str:
+    return str(out.resolve())
+
+
+def _held_here(out: Path) -> bool:
+    with _HELD_LOCK:
+        return _key(out) in _HELD
+
+
+def _lock_owner(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
+
+
+def _acquire(out: Path) -> int | None:
+    """Open and lock ``out/LOCK_FILE``; returns its descriptor (``None`` where ``flock`` does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        return None
+    path = out / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutDirBusy(f"Expected `out_dir` {str(out)!r} to be free, but another `jmlkit run` "
+                                 f"({_lock_owner(path)}) is writing into it.") from None
+            raise
+        try:  # the holder before us may have removed the file after we opened it: lock the current one
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_out_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of the output folder ``out_dir`` (created if needed) for the duration of the block.
+
+    Re-entrant within a process. Raises :class:`OutDirBusy` (a ``ValueError``) when another process holds it,
+    ``OSError`` when the folder cannot be created or written. The lock file is removed on release.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    key = _key(out)
+    with _HELD_LOCK:
+        entry = _HELD.get(key)
+        if entry is not None:
+            entry[1] += 1
+        else:
+            _HELD[key] = entry = [_acquire(out), 1]
+    try:
+        yield out
+    finally:
+        with _HELD_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[key]
+                if entry[0] is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(out / LOCK_FILE)
+                    os.close(entry[0])
