@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
+import fake_notebooks
 import pytest
 
 from jmlkit.runner import main_run, plan_runs, write_summary
@@ -60,14 +60,7 @@ GUARD_S = 180  # against hangs only: a kernel starts far sooner, even on a busy 
 
 
 def make_notebook(path: Path, body: str = BODY, *, requires: list[str] | None = None, params: str = PARAMS) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                                         nbformat.v4.new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    if requires is not None:
-        nb.metadata["jmlkit"] = {"requires": requires}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return fake_notebooks.make_notebook(path, body, requires=requires, params=params, title=False)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from fake_notebooks import make_notebook
 
 from jmlkit.runner import (
     Run,
@@ -38,7 +39,6 @@ from jmlkit.runner import (
     write_summary,
 )
 
-PARAMS = 'profile = "quick"  # quick or full\nseed = 0  # random seed\noutput_dir = "."  # run folder\n'
 
 # Writes <stamps>/<run>.start when the notebook starts and <run>.finish when it ends (time.time(): one clock for
 # all kernels of the machine), under JMLKIT_TEST_STAMPS.
@@ -79,19 +79,6 @@ with open(os.path.join(output_dir, "metrics.json"), "w") as fh:
     json.dump({"required_total": total}, fh)
 stamp("finish")
 """
-
-
-def make_notebook(path: Path, *cells: str, requires: list[str] | None = None, params: str = PARAMS) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell(f"# {path.stem}"),
-        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-        *(nbformat.v4.new_code_cell(c) for c in cells)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    if requires is not None:
-        nb.metadata["jmlkit"] = {"requires": requires}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 def graph_notebooks(folder: Path) -> Path:
