@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,dask]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -36,6 +36,7 @@ bench: env
 	$(PY) benchmarks/bench_losses.py
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_scheduler.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -55,6 +55,7 @@ import pandas as pd
 from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.runfolder import HASH_EXCLUDE, config_hash, is_complete, replace_folder, require_complete
+from jmlkit.runner.scheduler import current_scheduler, run_tasks, threads_per_run
 from jmlkit.io import atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name
 
 __all__ = [
@@ -185,17 +186,67 @@ def run_config(
     check_type("config", config, TrainConfig)
     run_dir = Path(run_dir).resolve()
     config = config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
-    digest = config_hash(config)
     if not force:
-        if _finished(run_dir, digest):
-            return run_metrics(run_dir), True
-        if reuse:
-            source = _find_elsewhere(run_dir.parent.parent, digest, run_dir)
-            if source is not None:
-                _copy_run(source, run_dir, config)
-                return run_metrics(run_dir), True
+        metrics = _cached(config, run_dir, reuse=reuse)
+        if metrics is not None:
+            return metrics, True
     result = fit(config, progress=progress)  # the previous content of run_dir stays until the run is complete
     return result.metrics, False
+
+
+def _cached(config: TrainConfig, run_dir: Path, *, reuse: bool) -> dict[str, Any] | None:
+    """The metrics of a finished run of ``config`` (in ``run_dir``, or copied there from elsewhere), else ``None``."""
+    config = config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
+    digest = config_hash(config)
+    if _finished(run_dir, digest):
+        return run_metrics(run_dir)
+    source = _find_elsewhere(run_dir.parent.parent, digest, run_dir) if reuse else None
+    if source is None:
+        return None
+    _copy_run(source, run_dir, config)
+    return run_metrics(run_dir)
+
+
+def _train_task(config: TrainConfig, run_dir: str, force: bool) -> tuple[dict[str, Any], bool, float]:
+    """One run on a worker: :func:`run_config` without the search of other folders; ``(metrics, cached, seconds)``.
+
+    A task submitted again after its worker was lost finds the run finished if the lost worker completed it."""
+    t0 = time.perf_counter()
+    metrics, cached = run_config(config, run_dir, force=force, reuse=False)
+    return metrics, cached, time.perf_counter() - t0
+
+
+def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: Any, force: bool, reuse: bool,
+             progress: bool) -> list[tuple[dict[str, Any], bool, float]]:
+    """``(metrics, cached, seconds)`` of each job ``(name, seed, config, run_dir)``, in order.
+
+    Serial: one after another here. On a Dask scheduler the cached runs are found here, the others are
+    submitted at once (:func:`~jmlkit.runner.scheduler.run_tasks`), with the torch threads of a
+    ``local:N`` worker set to ``cores // N`` (the thread count is not part of the configuration hash).
+    """
+    spec = current_scheduler(scheduler)
+    if spec.kind == "serial":
+        out = []
+        for _, _, config, run_dir in jobs:
+            t0 = time.perf_counter()
+            metrics, cached = run_config(config, run_dir, force=force, reuse=reuse, progress=progress)
+            out.append((metrics, cached, time.perf_counter() - t0))
+        return out
+    results: list[tuple[dict[str, Any], bool, float] | None] = [None] * len(jobs)
+    todo = []
+    for i, (_, _, config, run_dir) in enumerate(jobs):
+        metrics = None if force else _cached(config, Path(run_dir).resolve(), reuse=reuse)
+        if metrics is not None:
+            results[i] = (metrics, True, 0.0)
+        else:
+            todo.append(i)
+    threads = threads_per_run(spec)
+    tasks = [(jobs[i][2] if jobs[i][2].num_threads is not None or threads is None
+              else jobs[i][2].replace(num_threads=threads), str(Path(jobs[i][3]).resolve()), force) for i in todo]
+    done = run_tasks(_train_task, tasks, scheduler=spec, keys=[jobs[i][3].name for i in todo], desc="training runs")
+    for i, result in zip(todo, done):
+        results[i] = result
+    return [r for r in results if r is not None]
 
 
 def run_configs(
@@ -208,6 +259,7 @@ def run_configs(
     progress: bool = False,
     verbose: bool = True,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
+    scheduler: Any = None,
 ) -> pd.DataFrame:
     """Train every named configuration with every seed (cached, see :func:`run_config`).
 
@@ -221,6 +273,10 @@ def run_configs(
         progress: per-epoch progress bars.
         verbose: print one line per run (trained or reused, time, mIoU_D, ECE_D).
         extra: ``{name: {column: value}}`` added to that configuration's rows (e.g. an epsilon).
+        scheduler: where the runs that are not cached train: ``"serial"`` (here, one after another),
+            ``"local:N"`` (a local Dask cluster of N processes) or a Dask scheduler's address; ``None`` reads
+            the environment variable ``JMLKIT_SCHEDULER`` (``jmlkit run --scheduler``), else serial. See
+            :mod:`jmlkit.runner.scheduler`. The table is the same whichever ran the runs.
 
     Returns:
         A tidy DataFrame, one row per run in the order of ``configs`` then ``seeds``: ``config``,
@@ -240,24 +296,23 @@ def run_configs(
     unknown = sorted(set(extra) - set(configs))
     if unknown:
         raise ValueError(f"Expected `extra` keys among the config names {sorted(configs)}, but got {unknown}.")
+    jobs = [(name, seed, cfg.replace(seed=seed), run_dir_for(output_dir, name, seed))
+            for name, cfg in configs.items() for seed in seeds]
     rows = []
-    for name, cfg in configs.items():
-        for seed in seeds:
-            run_dir = run_dir_for(output_dir, name, seed)
-            t0 = time.perf_counter()
-            metrics, cached = run_config(cfg.replace(seed=seed), run_dir, force=force, reuse=reuse, progress=progress)
-            scalars = _scalar_metrics(metrics)
-            history = run_dir / "history.csv"
-            if history.is_file():
-                epoch_times = pd.read_csv(history).get("time_s")
-                if epoch_times is not None and len(epoch_times):
-                    scalars["epoch_time_s"] = float(epoch_times.mean())
-            if verbose:
-                what = "reused" if cached else f"trained in {time.perf_counter() - t0:.1f} s"
-                print(f"{name} (seed {seed}): {what}; mIoU_D {scalars.get('mIoU_D', float('nan')):.3f}, "
-                      f"ECE_D {scalars.get('ECE_D', float('nan')):.3f}", flush=True)
-            rows.append({"config": name, "seed": seed, **dict(extra.get(name, {})), "cached": cached,
-                         "run_dir": str(run_dir.resolve()), **scalars})
+    for (name, seed, _, run_dir), (metrics, cached, seconds) in zip(
+        jobs, _run_all(jobs, scheduler=scheduler, force=force, reuse=reuse, progress=progress)):
+        scalars = _scalar_metrics(metrics)
+        history = run_dir / "history.csv"
+        if history.is_file():
+            epoch_times = pd.read_csv(history).get("time_s")
+            if epoch_times is not None and len(epoch_times):
+                scalars["epoch_time_s"] = float(epoch_times.mean())
+        if verbose:
+            what = "reused" if cached else f"trained in {seconds:.1f} s"
+            print(f"{name} (seed {seed}): {what}; mIoU_D {scalars.get('mIoU_D', float('nan')):.3f}, "
+                  f"ECE_D {scalars.get('ECE_D', float('nan')):.3f}", flush=True)
+        rows.append({"config": name, "seed": seed, **dict(extra.get(name, {})), "cached": cached,
+                     "run_dir": str(run_dir.resolve()), **scalars})
     return pd.DataFrame(rows)
 
 
@@ -330,20 +385,19 @@ def run_regimes(
     unknown = sorted(set(only) - set(regimes))
     if unknown:
         raise ValueError(f"Expected `only` keys among the regimes {list(regimes)}, but got {unknown}.")
-    frames = []
+    named: dict[str, TrainConfig] = {}  # every regime in one call: a Dask scheduler gets all the runs at once
     for regime, overrides in regimes.items():
         _check_name(regime)
         names = list(configs) if regime not in only else [n for n in configs if n in set(only[regime])]
-        if not names:
-            continue
-        named = {f"{regime}.{name}": in_regime(configs[name], overrides) for name in names}
-        table = (run or run_configs)(named, seeds=seeds, output_dir=output_dir, **kwargs)
-        for column in ("config", "method"):
-            if column in table.columns:
-                table[column] = table[column].str.slice(len(regime) + 1)
-        table.insert(0, "regime", regime)
-        frames.append(table)
-    return pd.concat(frames, ignore_index=True)
+        named.update({f"{regime}.{name}": in_regime(configs[name], overrides) for name in names})
+    table = (run or run_configs)(named, seeds=seeds, output_dir=output_dir, **kwargs)
+    by_length = sorted(regimes, key=len, reverse=True)  # the longest regime name that prefixes the run's name
+    regime_of = table["config"].map(lambda c: next(r for r in by_length if c.startswith(f"{r}.")))
+    for column in ("config", "method"):
+        if column in table.columns:
+            table[column] = [value[len(r) + 1:] for value, r in zip(table[column], regime_of)]
+    table.insert(0, "regime", regime_of.to_numpy())
+    return table.reset_index(drop=True)
 
 
 # ============================================================================ reading runs back

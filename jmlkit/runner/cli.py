@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jmlkit.profiles import PROFILE_NAMES
@@ -23,6 +23,7 @@ from jmlkit.runner.notebooks import _read_problem, resolve_notebooks, with_requi
 from jmlkit.runner.outdir import OutDirBusy, folder_problem, hold_out_dir, recover
 from jmlkit.runner.params import notebook_parameters, parse_assignments
 from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
+from jmlkit.runner.scheduler import SCHEDULER_ENV, SchedulerSpec, close_clusters, current_scheduler, dask_client
 from jmlkit.runner.summary import collect_figures, write_metrics_table, write_summary
 
 __all__ = ["build_parser", "main_run"]
@@ -78,6 +79,12 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="print the planned runs in execution order (cached or run, and what each waits for), "
                              "then exit")
+    parser.add_argument("--scheduler", default=None, metavar="S",
+                        help="where the notebooks' training runs execute: serial (one after another in each kernel), "
+                             "local:N (one Dask cluster of N worker processes on this machine, shared by every "
+                             "notebook of the batch) or the address of a running Dask scheduler (tcp://host:8786; "
+                             "OUT must then be on a file system the workers share). The kernels get it as "
+                             f"{SCHEDULER_ENV} (default: that variable, else serial). The results do not depend on it")
     parser.add_argument("--debug", action="store_true",
                         help="raise usage errors with their traceback instead of a one-line message")
     progress = parser.add_mutually_exclusive_group()
@@ -114,6 +121,30 @@ def _share_cores(jobs: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, threads)
     os.environ.setdefault("JMLKIT_HEADLESS", "1")  # no front end: notebooks skip their live widgets
+
+
+@contextlib.contextmanager
+def _scheduler_for_kernels(spec: SchedulerSpec) -> Iterator[None]:
+    """Tell the kernels (through :data:`SCHEDULER_ENV`, which they inherit) where their training runs execute.
+
+    ``local:N`` starts one Dask cluster here, shared by every notebook of the batch (parallel kernels included),
+    and gives the kernels its address; it is closed when the batch ends. An address is checked by connecting.
+    """
+    old = os.environ.get(SCHEDULER_ENV)
+    value = str(spec)
+    if spec.kind != "serial":
+        client = dask_client(spec)  # prints the workers and the dashboard's link
+        value = client.scheduler.address if spec.kind == "local" else value
+    os.environ[SCHEDULER_ENV] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SCHEDULER_ENV, None)
+        else:
+            os.environ[SCHEDULER_ENV] = old
+        if spec.kind != "serial":
+            close_clusters()
 
 
 def main_run(argv: Sequence[str] | None = None) -> int:
@@ -156,6 +187,10 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         problem = None if folder is None else folder_problem(folder)
         if problem is not None:
             usage(f"argument {option}: {problem}")
+    try:
+        scheduler = current_scheduler(args.scheduler)
+    except (ValueError, TypeError) as err:
+        usage(str(err).replace("`scheduler`", "`--scheduler`"))
     if args.dry_run:
         recover(out)  # what a killed batch left aside (nothing is written otherwise)
         reused = predict_reuse(runs, force=args.force)
@@ -175,6 +210,10 @@ def main_run(argv: Sequence[str] | None = None) -> int:
             usage(err if args.debug else f"argument --out: {err}")
         except OSError as err:
             usage(err if args.debug else f"argument --out: cannot create or lock {str(out)!r}: {err}")
+        try:
+            stack.enter_context(_scheduler_for_kernels(scheduler))
+        except (ImportError, OSError) as err:
+            usage(err if args.debug else f"argument --scheduler: {scheduler}: {type(err).__name__}: {err}")
         results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
                                 force=args.force, progress=args.progress)
         summary = write_summary(out, results)
