@@ -25,9 +25,9 @@ from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECI
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
-                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for, run_regimes,
-                                     in_regime, regime_configs,
+                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
+from jmlkit.experiments.regimes import in_regime, regime_configs, run_regimes
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
                                       paired_differences, regime_differences, fraction_differences)

@@ -115,7 +115,7 @@ def regime_summary(configs: Mapping[str, TrainConfig]) -> str:
     """One line per data regime of ``{regime: config}``: model, schedule, scenes, and what the regime is
     (:data:`jmlkit.profiles.REGIME_DESCRIPTIONS`).
 
-    >>> from jmlkit.experiments.runs import regime_configs
+    >>> from jmlkit.experiments.regimes import regime_configs
     >>> from jmlkit.profiles import regime_settings
     >>> print(regime_summary(regime_configs(TrainConfig.from_profile("smoke"), regime_settings("smoke", ["large"]))))
     regime 'large': model 'tiny', 1 epochs, 16 training scenes of 24x24, lr 0.003; paper-like: one thick digit per scene, large against the 3x3 smoothing window (about a quarter or less of its pixels in the boundary band)

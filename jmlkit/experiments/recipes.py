@@ -371,7 +371,7 @@ def ssl_regime_runs(configs: Mapping[str, TrainConfig], fractions: Sequence[floa
                     output_dir: str | os.PathLike, force: bool = False, **ssl_options: Any) -> pd.DataFrame:
     """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``) with
     every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns."""
-    from jmlkit.experiments.runs import run_regimes
+    from jmlkit.experiments.regimes import run_regimes
 
     def sweep_fractions(named: Mapping[str, TrainConfig], **kwargs: Any) -> pd.DataFrame:
         return labeled_fraction_sweep(named, fractions, **kwargs)
