@@ -31,14 +31,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from browser_lab import (  # noqa: E402
-    WIDGET_NOTEBOOKS, JupyterLab, LabNotebook, copy_failure, launch, missing, prepare_notebooks,
+    WIDGET_NOTEBOOKS, JupyterLab, lab_notebook, launch, missing, prepare_notebooks,
 )
 
 
 def measure(lab: JupyterLab, browser, name: str, moves: int, within: float) -> dict:
     """Open ``name``, run it, and time ``moves`` moves of each of its controls."""
-    notebook = LabNotebook(lab, browser, name)
-    try:
+    with lab_notebook(lab, browser, name, Path(lab.home) / "failure",
+                      note=f"{name}: failed; screenshot and server log in {{}}") as notebook:
         t = time.perf_counter()
         notebook.open()
         opened = time.perf_counter() - t
@@ -54,12 +54,6 @@ def measure(lab: JupyterLab, browser, name: str, moves: int, within: float) -> d
                 if not move.disabled:  # 02's window while the smoothing drop-down is on uniform
                     times.setdefault(control_name, []).append(move.seconds)
         return {"open_s": opened, "run_all_s": ran, "moves": times}
-    except BaseException:
-        print(f"{name}: failed; screenshot and server log in {copy_failure(notebook, Path(lab.home) / 'failure')}")
-        raise
-    finally:
-        notebook.close()
-        lab.shutdown_kernels()
 
 
 def summarise(times: list[float | None]) -> str:

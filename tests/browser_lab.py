@@ -13,6 +13,7 @@ Playwright cannot download its own browsers here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,6 +313,25 @@ def launch(playwright: Any) -> Any:
     """Headless Chromium of the system (Playwright's own download is not available here)."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                       args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+
+
+@contextlib.contextmanager
+def lab_notebook(lab: JupyterLab, browser: Any, name: str, failures: Path,
+                 note: str = "screenshot and server log: {}") -> Iterator[LabNotebook]:
+    """:class:`LabNotebook` ``name`` in ``browser``; afterwards the page is closed and ``lab``'s kernels shut down.
+
+    On any failure inside, :func:`copy_failure` leaves the screenshot and server log in ``failures`` and
+    ``note.format(failures)`` is printed, before the error goes on.
+    """
+    notebook = LabNotebook(lab, browser, name)
+    try:
+        yield notebook
+    except BaseException:
+        print(note.format(copy_failure(notebook, failures)))
+        raise
+    finally:
+        notebook.close()
+        lab.shutdown_kernels()
 
 
 def copy_failure(notebook: LabNotebook, folder: Path) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_lab import WIDGET_NOTEBOOKS, JupyterLab, LabNotebook, copy_failure, launch, missing, prepare_notebooks
+from browser_lab import WIDGET_NOTEBOOKS, JupyterLab, lab_notebook, launch, missing, prepare_notebooks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -72,8 +72,7 @@ def browser(lab):
 
 def test_the_checks_see_an_error_and_a_figure_that_does_not_change(lab, browser, tmp_path):
     server, paths = lab
-    notebook = LabNotebook(server, browser, paths["broken"].name)
-    try:
+    with lab_notebook(server, browser, paths["broken"].name, tmp_path) as notebook:
         state = notebook.open().run_all(timeout=300)
         assert len(state["errors"]) == 1 and "the browser test must see this" in state["errors"][0]
         assert state["done"] == 2 < state["prompts"] == 3  # run-all stopped at the error
@@ -81,19 +80,12 @@ def test_the_checks_see_an_error_and_a_figure_that_does_not_change(lab, browser,
         assert name == "still" and notebook.image(root)
         move = notebook.move(control, root, name, within=REDRAW_SECONDS)
         assert move.seconds is None and not move.disabled  # moved, but the same image came back
-    except BaseException:
-        print(f"screenshot and server log: {copy_failure(notebook, tmp_path)}")
-        raise
-    finally:
-        notebook.close()
-        server.shutdown_kernels()
 
 
 @pytest.mark.parametrize("stem", WIDGET_NOTEBOOKS)  # in this order: 06 reads the runs of 02
 def test_notebook_runs_and_its_widgets_redraw_in_jupyterlab(lab, browser, stem, tmp_path):
     server, paths = lab
-    notebook = LabNotebook(server, browser, paths[stem].name)
-    try:
+    with lab_notebook(server, browser, paths[stem].name, tmp_path) as notebook:
         notebook.open()
         state = notebook.run_all()
         assert not state["errors"], f"{stem}: a cell shows an error:\n" + "\n".join(state["errors"])
@@ -109,9 +101,3 @@ def test_notebook_runs_and_its_widgets_redraw_in_jupyterlab(lab, browser, stem, 
         notebook.wait_idle()
         errors = notebook.cells()["errors"]
         assert not errors, f"{stem}: a widget callback failed:\n" + "\n".join(errors)
-    except BaseException:
-        print(f"screenshot and server log: {copy_failure(notebook, tmp_path)}")
-        raise
-    finally:
-        notebook.close()
-        server.shutdown_kernels()
