@@ -18,7 +18,11 @@ export MPLBACKEND := Agg
 
 env: $(VENV)/.installed
 
+# The venv takes about 6 GB on x86_64 (torch is a CUDA build there): say so before pip runs out of disk.
+NEED_GB := 7
 $(VENV)/.installed: pyproject.toml Makefile
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); if [ "$$free" -lt $(NEED_GB) ]; then \
+	  echo "make: the environment needs about $(NEED_GB) GB of free disk in $$(pwd), but only $$free GB are free." >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)

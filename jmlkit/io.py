@@ -39,6 +39,7 @@ __all__ = [
     "write_json",
     "write_metrics",
     "output_folder",
+    "folder_problem",
     "save_figure",
     "FIGURE_METADATA",
     "SVG_HASH_SALT",
@@ -149,6 +150,45 @@ def output_folder(path: str | os.PathLike) -> Path:
     out = Path(path).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be an output folder (made if needed, then written into), in words; ``None`` when it can.
+
+    ``path`` must not be a file, and the nearest existing folder on the way to it must be one this
+    process can write into: checked with :func:`os.access`, then for real (root, ACLs and read-only
+    mounts answer ``os.access`` wrongly) by making and removing a hidden folder there. Nothing else
+    is created. The one check behind ``jmlkit run --out/--figures/--results`` and a training run's ``out``.
+
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "f.csv").write_text("x")
+    >>> folder_problem(root / "new" / "deeper") is None
+    True
+    >>> folder_problem(root / "f.csv")  # doctest: +ELLIPSIS
+    "expected a folder, but '.../f.csv' is a file"
+    """
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        return f"expected a folder, but {str(path)!r} is a file"
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"expected a folder, but {str(existing)!r} is a broken link"
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    on_the_way = "" if existing == path else f" (on the way to {str(path)!r})"
+    if not existing.is_dir():
+        return f"expected a folder, but {str(existing)!r}{on_the_way} is a file"
+    reason = None if os.access(existing, os.W_OK | os.X_OK) else "permission denied"
+    if reason is None:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".jmlkit-probe-", dir=existing))
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+    if reason is not None:
+        return f"expected a folder you can write into, but {str(existing)!r}{on_the_way} is not writable ({reason})"
+    return None
 
 
 #: Figure formats :func:`save_figure` writes reproducibly, with the metadata that keeps dates out of each.

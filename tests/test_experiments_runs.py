@@ -279,3 +279,43 @@ def test_calibration_runs_reads_the_batch_or_trains_the_fallback(batch, tmp_path
     assert trained.trained_here and trained.source.startswith("runs trained here (profile `smoke`)")
     assert sorted(trained.runs["config"]) == sorted(ex.CALIBRATION_FALLBACK)
     assert set(trained.runs["notebook"]) == {"06_calibration (trained here)"}
+
+
+# --------------------------------------------------------------------------- regimes: one call for every regime
+def _spy(calls):
+    def run(named, *, seeds=(0,), output_dir, **kwargs):
+        calls.append({name: ex.config_hash(config) for name, config in named.items()})
+        return pd.DataFrame({"config": list(named), "method": list(named)})
+    return run
+
+
+def test_run_per_regime_submits_every_regime_in_one_call_and_splits_the_names(tiny):
+    calls = []
+    # "small" prefixes "small.x": each row goes to the longest regime that prefixes its name
+    per_regime = {"small": {"ce": tiny.replace(loss="ce"), "jml": tiny}, "small.x": {"ce": tiny.replace(epochs=2)}}
+    table = ex.run_per_regime(per_regime, seeds=3, output_dir="unused", run=_spy(calls))
+    assert [list(c) for c in calls] == [["small.ce", "small.jml", "small.x.ce"]]
+    assert table[["regime", "config", "method"]].values.tolist() == [
+        ["small", "ce", "ce"], ["small", "jml", "jml"], ["small.x", "ce", "ce"]]
+
+
+def test_run_regimes_is_run_per_regime_of_the_configs_in_each_regime(tiny):
+    calls = []
+    regimes = {"small": {}, "large": {"dataset_kwargs": {"size": 24}, "train_limit": 4}}
+    configs = {"ce": tiny.replace(loss="ce"), "jml": tiny.replace(loss="jml")}
+    a = ex.run_regimes(configs, regimes, output_dir="unused", run=_spy(calls))
+    per_regime = {r: {n: ex.in_regime(c, o) for n, c in configs.items()} for r, o in regimes.items()}
+    b = ex.run_per_regime(per_regime, output_dir="unused", run=_spy(calls))
+    assert calls[0] == calls[1] and len(set(calls[0].values())) == 4
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("per_regime, match", [
+    ({}, "`per_regime`"),
+    ({"a__b": {"ce": None}}, "config name"),
+    ({"a": {"b.ce": None}, "a.b": {"ce": None}}, "'a.b.ce'"),  # two runs of one name
+])
+def test_run_per_regime_bad_input(tiny, per_regime, match):
+    per_regime = {r: {n: tiny for n in names} for r, names in per_regime.items()}
+    with pytest.raises(ValueError, match=match):
+        ex.run_per_regime(per_regime, output_dir="unused", run=_spy([]))

@@ -76,3 +76,27 @@ def test_save_figure_is_reproducible(tmp_path):
     assert [p.suffix for p in a] == [".png", ".svg"]
     for pa, pb in zip(a, b):
         assert pa.read_bytes() == pb.read_bytes()
+
+
+# --------------------------------------------------------------------------- folder_problem: one check for every output
+def test_folder_problem_names_what_blocks_an_output_folder(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert io.folder_problem(tmp_path / "new" / "deeper") is None and not (tmp_path / "new").exists()
+    assert io.folder_problem(tmp_path / "a_file").endswith("a_file' is a file")
+    assert "(on the way to" in io.folder_problem(tmp_path / "a_file" / "run")
+    assert io.folder_problem(tmp_path / "link" / "run").endswith("link' is a broken link")
+    # os.access says no (a read-only folder for a user)
+    access = io.os.access
+    monkeypatch.setattr(io.os, "access", lambda p, mode, **kw: False if str(p) == str(tmp_path) else access(p, mode, **kw))
+    assert io.folder_problem(tmp_path / "new").endswith("is not writable (permission denied)")
+    monkeypatch.setattr(io.os, "access", access)
+
+    # os.access says yes, but writing fails (root on a read-only mount): the probe finds it, and leaves nothing
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(io.tempfile, "mkdtemp", read_only)
+    assert io.folder_problem(tmp_path / "new").endswith("is not writable (Read-only file system)")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "link"]

@@ -47,7 +47,6 @@ import secrets
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +54,7 @@ from typing import Any
 
 from jmlkit._checks import check_type
 from jmlkit.engine.config import TrainConfig
-from jmlkit.io import DONE_FILE, read_done
+from jmlkit.io import DONE_FILE, folder_problem, read_done
 
 __all__ = [
     "HASH_EXCLUDE",
@@ -180,20 +179,9 @@ def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: 
         if foreign:
             raise ValueError(f"Expected `out` to be a run folder to overwrite (holding only {', '.join(RUN_FILES)}), "
                              f"but {str(path)!r} also holds {foreign[:3]}; remove them or choose another folder.")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"Expected `out` to be a folder below folders, but {str(parent)!r} is a file.")
-    reason = None if os.access(parent, os.W_OK | os.X_OK) else "permission denied"
-    if reason is None:  # the real test (root, ACLs, read-only mounts): make and remove a hidden folder
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".jmlkit-probe-", dir=parent))
-        except OSError as err:
-            reason = err.strerror or type(err).__name__
-    if reason is not None:
-        raise ValueError(f"Expected `out` in a folder this process can write to, but {str(parent)!r} is not "
-                         f"writable ({reason}).")
+    problem = folder_problem(path)
+    if problem is not None:
+        raise ValueError(f"`out`: {problem}.")
     return path
 
 

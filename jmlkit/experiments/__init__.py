@@ -27,7 +27,7 @@ from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECI
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
-from jmlkit.experiments.regimes import in_regime, regime_configs, run_regimes
+from jmlkit.experiments.regimes import in_regime, regime_configs, run_per_regime, run_regimes
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
                                       paired_differences, regime_differences, fraction_differences)
@@ -39,7 +39,7 @@ from jmlkit.experiments.tables import compare, format_table, headline, per_class
 
 __all__ = [
     # runs
-    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "in_regime", "regime_configs", "load_runs", "run_metrics",
+    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "run_per_regime", "in_regime", "regime_configs", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
     "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",

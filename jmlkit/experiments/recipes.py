@@ -371,14 +371,13 @@ def ssl_regime_runs(configs: Mapping[str, TrainConfig], fractions: Sequence[floa
                     output_dir: str | os.PathLike, force: bool = False, **ssl_options: Any) -> pd.DataFrame:
     """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``) with
     every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns."""
-    from jmlkit.experiments.regimes import run_regimes
+    from jmlkit.experiments.regimes import run_per_regime
 
     def sweep_fractions(named: Mapping[str, TrainConfig], **kwargs: Any) -> pd.DataFrame:
         return labeled_fraction_sweep(named, fractions, **kwargs)
 
-    return pd.concat([run_regimes(ssl_configs(config, **ssl_options), {name: {}}, seeds=seeds, output_dir=output_dir,
-                                  force=force, run=sweep_fractions) for name, config in configs.items()],
-                     ignore_index=True)
+    per_regime = {name: ssl_configs(config, **ssl_options) for name, config in configs.items()}
+    return run_per_regime(per_regime, seeds=seeds, output_dir=output_dir, force=force, run=sweep_fractions)
 
 
 def labeled_fraction_sweep(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *,

@@ -2,8 +2,9 @@
 
 A regime is a dict of :class:`~jmlkit.engine.TrainConfig` options (:func:`jmlkit.profiles.regime_settings`): its
 ``dataset_kwargs`` are merged into each configuration's, its other options replace the configuration's.
-:func:`run_regimes` trains a comparison in every regime through :func:`~jmlkit.experiments.run_configs` (one call,
-so that a Dask scheduler gets every run at once) and returns one table with a ``regime`` column.
+:func:`run_regimes` trains a comparison in every regime, :func:`run_per_regime` each regime's own configurations,
+through :func:`~jmlkit.experiments.run_configs` (one call, so that a Dask scheduler gets every run at once); both
+return one table with a ``regime`` column.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from jmlkit._checks import check_type
 from jmlkit.engine import TrainConfig
 from jmlkit.experiments.runs import _check_name, run_configs
 
-__all__ = ["in_regime", "regime_configs", "run_regimes"]
+__all__ = ["in_regime", "regime_configs", "run_regimes", "run_per_regime"]
 
 
 def in_regime(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
@@ -89,13 +90,39 @@ def run_regimes(
     unknown = sorted(set(only) - set(regimes))
     if unknown:
         raise ValueError(f"Expected `only` keys among the regimes {list(regimes)}, but got {unknown}.")
-    named: dict[str, TrainConfig] = {}  # every regime in one call: a Dask scheduler gets all the runs at once
+    per_regime = {}
     for regime, overrides in regimes.items():
-        _check_name(regime)
         names = list(configs) if regime not in only else [n for n in configs if n in set(only[regime])]
-        named.update({f"{regime}.{name}": in_regime(configs[name], overrides) for name in names})
+        per_regime[regime] = {name: in_regime(configs[name], overrides) for name in names}
+    return run_per_regime(per_regime, seeds=seeds, output_dir=output_dir, run=run, **kwargs)
+
+
+def run_per_regime(
+    per_regime: Mapping[str, Mapping[str, TrainConfig]],
+    *,
+    seeds: Sequence[int] | int = (0,),
+    output_dir: str | os.PathLike,
+    run: Callable[..., pd.DataFrame] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Train ``{regime: {name: config}}`` in one call of ``run`` (default :func:`run_configs`), so that a Dask
+    scheduler gets the runs of every regime at once: :func:`run_regimes` when each regime has its own
+    configurations (e.g. built from each regime's base configuration). Runs go to
+    ``output_dir/runs/<regime>.<name>__seed<k>/``; returns ``run``'s table as :func:`run_regimes` does.
+    """
+    if not isinstance(per_regime, Mapping) or not per_regime:
+        raise ValueError(f"Expected `per_regime` to be a non-empty dict of regime -> configurations, but got {per_regime!r}.")
+    named: dict[str, TrainConfig] = {}
+    for regime, configs in per_regime.items():
+        _check_name(regime)
+        for name, config in configs.items():
+            full = f"{regime}.{name}"
+            if full in named:
+                raise ValueError(f"Expected one run per name, but regime {regime!r} and an earlier regime both give "
+                                 f"{full!r}; rename a regime or a configuration.")
+            named[full] = config
     table = (run or run_configs)(named, seeds=seeds, output_dir=output_dir, **kwargs)
-    by_length = sorted(regimes, key=len, reverse=True)  # the longest regime name that prefixes the run's name
+    by_length = sorted(per_regime, key=len, reverse=True)  # the longest regime name that prefixes the run's name
     regime_of = table["config"].map(lambda c: next(r for r in by_length if c.startswith(f"{r}.")))
     for column in ("config", "method"):
         if column in table.columns:

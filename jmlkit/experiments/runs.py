@@ -182,7 +182,7 @@ def run_config(
 
     check_type("config", config, TrainConfig)
     run_dir = Path(run_dir).resolve()
-    config = config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
+    config = _as_run(config, run_dir)
     if not force:
         metrics = _cached(config, run_dir, reuse=reuse)
         if metrics is not None:
@@ -191,9 +191,14 @@ def run_config(
     return result.metrics, False
 
 
+def _as_run(config: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``config`` as the cache trains it: into ``run_dir``, with a checkpoint, replacing what ``run_dir`` holds."""
+    return config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
+
+
 def _cached(config: TrainConfig, run_dir: Path, *, reuse: bool) -> dict[str, Any] | None:
-    """The metrics of a finished run of ``config`` (in ``run_dir``, or copied there from elsewhere), else ``None``."""
-    config = config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
+    """The metrics of a finished run of ``config`` (already :func:`_as_run`) in ``run_dir``, or copied there from
+    elsewhere; else ``None``."""
     digest = config_hash(config)
     if _finished(run_dir, digest):
         return run_metrics(run_dir)
@@ -232,7 +237,8 @@ def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: A
     results: list[tuple[dict[str, Any], bool, float] | None] = [None] * len(jobs)
     todo = []
     for i, (_, _, config, run_dir) in enumerate(jobs):
-        metrics = None if force else _cached(config, Path(run_dir).resolve(), reuse=reuse)
+        run_dir = Path(run_dir).resolve()
+        metrics = None if force else _cached(_as_run(config, run_dir), run_dir, reuse=reuse)
         if metrics is not None:
             results[i] = (metrics, True, 0.0)
         else:

@@ -20,7 +20,8 @@ from pathlib import Path
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.execute import run_notebooks
 from jmlkit.runner.notebooks import _read_problem, resolve_notebooks, with_requirements
-from jmlkit.runner.outdir import OutDirBusy, folder_problem, hold_out_dir, recover
+from jmlkit.io import folder_problem
+from jmlkit.runner.outdir import OutDirBusy, hold_out_dir, recover
 from jmlkit.runner.params import notebook_parameters, parse_assignments
 from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
 from jmlkit.runner.scheduler import SCHEDULER_ENV, SchedulerSpec, close_clusters, current_scheduler, dask_client

@@ -50,7 +50,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "folder_problem", "hold_out_dir",
+__all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "hold_out_dir",
            "previous_path", "recover", "restore_previous", "set_aside"]
 
 #: Statuses of a run that has finished: its folder replaces the previous one for good.
@@ -197,37 +197,6 @@ def recover(out_dir: str | os.PathLike) -> list[str]:
 
 
 # --------------------------------------------------------------------------- checks before a batch
-def folder_problem(path: str | os.PathLike) -> str | None:
-    """Why ``path`` cannot be an output folder (created if needed, then written), in words; ``None`` when it can.
-
-    Nothing is created: the nearest existing folder on the way must be a folder the user may write into.
-
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> _ = (root / "f.csv").write_text("x")
-    >>> folder_problem(root / "new" / "deeper") is None
-    True
-    >>> folder_problem(root / "f.csv")  # doctest: +ELLIPSIS
-    "expected a folder, but '.../f.csv' is a file"
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        return f"expected a folder, but {str(path)!r} is a file"
-    existing = path
-    while not existing.exists():
-        if existing.is_symlink():
-            return f"expected a folder, but {str(existing)!r} is a broken link"
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"expected a folder, but {str(existing)!r} (on the way to {str(path)!r}) is a file"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        what = "" if existing == path else f" (on the way to {str(path)!r})"
-        return f"expected a folder you can write into, but {str(existing)!r}{what} is not writable"
-    return None
-
-
 # --------------------------------------------------------------------------- the lock
 _HELD_LOCK = threading.Lock()
 _HELD: dict[str, list] = {}  # resolved folder -> [file descriptor or None, depth]

@@ -165,6 +165,7 @@ def dask_client(spec: SchedulerSpec | str, *, verbose: bool = True) -> Any:
                                                    host="127.0.0.1", dashboard_address=_dashboard_address(),
                                                    silence_logs=logging.ERROR, env=_thread_env(spec))
             client = distributed.Client(cluster)
+            client.wait_for_workers(spec.workers, timeout=120)  # all registered, on a busy machine too
         else:
             client = distributed.Client(spec.address)
         _CLIENTS[spec] = client
