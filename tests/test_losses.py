@@ -657,7 +657,7 @@ def test_empty_batch_gives_zero_loss_and_zero_gradient(name, soft):
     target = torch.zeros(0, 3, 5, 4, dtype=torch.float64) if soft else torch.zeros(0, 5, 4, dtype=torch.long)
     loss = EMPTY_BATCH_LOSSES[name]()(logits, target)
     loss.backward()
-    assert loss.shape == () and float(loss) == 0.0
+    assert loss.shape == () and loss.item() == 0.0
     assert logits.grad is not None and logits.grad.shape == logits.shape
 
 
@@ -665,8 +665,8 @@ def test_empty_batch_distillation_and_cross_entropy():
     student = torch.randn(0, 3, 4, 4, requires_grad=True)
     loss = L.JMLDistillationLoss(temperature=2.0)(student, torch.randn(0, 3, 4, 4), torch.zeros(0, 4, 4, dtype=torch.long))
     loss.backward()
-    assert float(loss) == 0.0 and student.grad.shape == student.shape
-    assert float(L.soft_cross_entropy(student, torch.zeros(0, 4, 4, dtype=torch.long))) == 0.0
+    assert loss.item() == 0.0 and student.grad.shape == student.shape
+    assert L.soft_cross_entropy(student, torch.zeros(0, 4, 4, dtype=torch.long)).item() == 0.0
 
 
 def test_empty_batch_adds_nothing_to_a_batch():
