@@ -203,6 +203,21 @@ def test_fit_refuses_a_non_empty_folder_before_any_work(ws, tmp_path):
     assert digest(prev) == before and hidden(tmp_path) == []
 
 
+def test_out_needs_a_writable_parent_even_when_it_exists(tmp_path, monkeypatch):
+    """The run is written beside `out` and renamed into it: an existing, writable `out` in a folder that is not
+    writable is refused before any work (root is simulated: it writes anywhere)."""
+    from jmlkit.engine import preflight
+    from jmlkit.engine.runfolder import os as runfolder_os
+
+    parent = tmp_path / "readonly"
+    (parent / "run").mkdir(parents=True)
+    access = runfolder_os.access
+    monkeypatch.setattr(runfolder_os, "access", lambda p, mode, **kw: False if Path(p) == parent else access(p, mode, **kw))
+    with pytest.raises(ValueError, match=r"`out`: expected a folder you can write into, but '.*readonly' is not writable"):
+        preflight(TrainConfig.from_profile("smoke", out=str(parent / "run")))
+    assert sorted(p.name for p in parent.iterdir()) == ["run"]
+
+
 # --------------------------------------------------------------------------- readers check the marker
 def test_readers_refuse_a_folder_without_its_completion_marker(ws, tmp_path):
     from jmlkit.experiments import load_model, run_metrics

@@ -179,7 +179,7 @@ def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: 
         if foreign:
             raise ValueError(f"Expected `out` to be a run folder to overwrite (holding only {', '.join(RUN_FILES)}), "
                              f"but {str(path)!r} also holds {foreign[:3]}; remove them or choose another folder.")
-    problem = folder_problem(path)
+    problem = folder_problem(path.parent)  # where the partial folder is made, then renamed to `out`
     if problem is not None:
         raise ValueError(f"`out`: {problem}.")
     return path
