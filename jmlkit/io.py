@@ -40,6 +40,7 @@ __all__ = [
     "write_metrics",
     "output_folder",
     "folder_problem",
+    "visible_folders",
     "save_figure",
     "FIGURE_METADATA",
     "SVG_HASH_SALT",
@@ -189,6 +190,16 @@ def folder_problem(path: str | os.PathLike) -> str | None:
     if reason is not None:
         return f"expected a folder you can write into, but {str(existing)!r}{on_the_way} is not writable ({reason})"
     return None
+
+
+def visible_folders(path: str | os.PathLike) -> list[Path]:
+    """The sub-folders of ``path`` that are not hidden, sorted: where run folders are looked for.
+
+    A hidden folder (``.name``) is never a run: jmlkit builds runs aside under hidden names (a training
+    run's ``.<name>.partial-...``, the runner's ``.<run>.previous``) and renames them when complete.
+    Raises ``OSError`` when ``path`` cannot be listed.
+    """
+    return sorted(p for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 #: Figure formats :func:`save_figure` writes reproducibly, with the metadata that keeps dates out of each.

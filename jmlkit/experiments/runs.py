@@ -55,7 +55,7 @@ import pandas as pd
 from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.runfolder import HASH_EXCLUDE, config_hash, is_complete, replace_folder, require_complete
-from jmlkit.io import atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name
+from jmlkit.io import atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name, visible_folders
 from jmlkit.runner.scheduler import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
@@ -444,7 +444,7 @@ def find_runs(
     while stack:
         folder, depth = stack.pop()
         try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            children = visible_folders(folder)
         except OSError:
             continue
         for child in children:

@@ -50,6 +50,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from jmlkit.runner.plan import RUN_FILE, read_run_record
+
 __all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "hold_out_dir",
            "previous_path", "recover", "restore_previous", "set_aside"]
 
@@ -61,7 +63,6 @@ _PREVIOUS = ".previous"
 _DISCARD = ".discard"
 _LEGACY_KEPT = ".runs-kept"  # the training cache set aside by the runner before the .previous folders
 _CACHE = "runs"
-_RUN_FILE = "run.json"
 
 
 class OutDirBusy(ValueError):
@@ -77,14 +78,6 @@ def previous_path(run_dir: str | os.PathLike) -> Path:
 
 def _discard_path(run_dir: Path) -> Path:
     return run_dir.with_name(f".{run_dir.name}{_DISCARD}")
-
-
-def _status(run_dir: Path) -> str | None:
-    try:
-        record = json.loads((run_dir / _RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record.get("status") if isinstance(record, dict) else None
 
 
 def _move_cache(source: Path, dest: Path) -> None:
@@ -109,7 +102,7 @@ def set_aside(run_dir: str | os.PathLike) -> Path | None:
     is then created if needed; a folder without ``run.json`` is not the runner's and is left as it is).
     """
     run_dir = Path(run_dir)
-    if not (run_dir / _RUN_FILE).is_file():
+    if not (run_dir / RUN_FILE).is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         return None
     aside = previous_path(run_dir)
@@ -169,7 +162,7 @@ def _recover_locked(out: Path) -> list[str]:
         if not hidden.exists():  # handled with its run already
             continue
         if hidden.name.endswith(_PREVIOUS):
-            if _status(run_dir) in FINAL_STATUSES:
+            if (read_run_record(run_dir) or {}).get("status") in FINAL_STATUSES:
                 discard_previous(run_dir)
             elif restore_previous(run_dir):
                 restored.append(run_dir.name)
@@ -196,7 +189,6 @@ def recover(out_dir: str | os.PathLike) -> list[str]:
         return []
 
 
-# --------------------------------------------------------------------------- checks before a batch
 # --------------------------------------------------------------------------- the lock
 _HELD_LOCK = threading.Lock()
 _HELD: dict[str, list] = {}  # resolved folder -> [file descriptor or None, depth]

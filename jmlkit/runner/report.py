@@ -50,7 +50,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jmlkit.io import atomic_write, atomic_write_text
+from jmlkit.io import atomic_write, atomic_write_text, visible_folders
 from jmlkit.runner.plan import METRICS_FILE, RUN_FILE
 from jmlkit.runner.summary import FIGURE_SUFFIXES
 
@@ -145,8 +145,7 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
         raise ValueError(f"{expected} {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise ValueError(f"{expected} {str(folder)!r} is a file.")
-    runs = sorted(p for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / RUN_FILE).is_file())
+    runs = [p for p in visible_folders(folder) if (p / RUN_FILE).is_file()]
     if not runs:
         raise ValueError(f"{expected} {str(folder)!r} has no <run>/{RUN_FILE}.")
     return runs

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jmlkit.io import atomic_write, atomic_write_text
+from jmlkit.io import atomic_write, atomic_write_text, visible_folders
 
 __all__ = ["MAIN_TABLE", "RUNS_FILE", "FLOAT_FORMAT", "KEY_COLUMNS", "EXTRA_KEYS", "DROPPED_COLUMNS",
            "LEGACY_FILES", "read_run_tables", "tidy_results", "collect_results"]
@@ -172,7 +172,7 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
     if not runs_dir.is_dir():
         raise ValueError(f"Expected `runs_dir` to be a folder, but got {str(runs_dir)!r} (not a folder).")
     written: list[Path] = []
-    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for run_dir in visible_folders(runs_dir):
         if not _finished(run_dir):
             continue
         tables = read_run_tables(run_dir)

@@ -53,7 +53,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jmlkit.io import atomic_write_text
+from jmlkit.io import atomic_write_text, visible_folders
 from jmlkit.runner.outdir import recover
 from jmlkit.runner.params import canonical
 from jmlkit.runner.plan import RunResult, read_metrics, read_run_record
@@ -124,7 +124,7 @@ def run_records(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -
     out = _check_out_dir(out_dir)
     recover(out)
     records: dict[str, dict[str, Any]] = {}
-    folders = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) if out.is_dir() else []
+    folders = visible_folders(out) if out.is_dir() else []
     for folder in folders:
         record = read_run_record(folder)
         if record is not None:
