@@ -51,6 +51,18 @@ def ws(tmp_path_factory) -> Path:
     save_checkpoint(ws / "teacher3.pt", build_model("tiny", num_classes=3, in_channels=3), spec)
     (ws / "garbage.pt").write_bytes(b"garbage\n")  # torch.load: "invalid literal for int()"
     (ws / "garbage_zip.pt").write_bytes(b"PK\x03\x04garbage")  # torch.load: "not a ZIP archive"
+    good = (ws / "base" / "model.pt").read_bytes()
+    (ws / "truncated.pt").write_bytes(good[:16384])  # torch.load: OSError "[Errno 22] Invalid argument", naming no file
+    (ws / "truncated_half.pt").write_bytes(good[:len(good) // 2])  # torch.load: "failed finding central directory"
+    (ws / "empty.pt").write_bytes(b"")  # torch.load: EOFError without a message
+    payload = torch.load(ws / "base" / "model.pt", weights_only=True)
+    first = next(iter(payload["state_dict"]))
+    for name, change in {"reshaped": lambda sd: sd.update({first: torch.zeros(3, 3)}),
+                         "missing_key": lambda sd: sd.pop(first),
+                         "extra_key": lambda sd: sd.update({"extra.weight": torch.zeros(2)})}.items():
+        state = dict(payload["state_dict"])
+        change(state)
+        torch.save({**payload, "state_dict": state}, ws / f"teacher_{name}.pt")  # load_state_dict: a 24-75 line RuntimeError
     (ws / "incomplete").mkdir()  # a run killed before its completion marker (or made before markers existed)
     for name in ("config.json", "metrics.json", "model.pt"):
         shutil.copy2(ws / "base" / name, ws / "incomplete" / name)
@@ -87,6 +99,20 @@ CASES = {
                         ["--teacher", "{ws}/garbage_zip.pt", "checkpoint"]),
     "teacher-incomplete-run": (["--labels", "kd", "--teacher", "{ws}/incomplete", "--out", "{prev}", "--overwrite"],
                                ["--teacher", "{ws}/incomplete", f"not a complete run folder: no {DONE_FILE}"]),
+    "teacher-truncated": (["--labels", "kd", "--teacher", "{ws}/truncated.pt", "--out", "{prev}", "--overwrite"],
+                          ["--teacher", "{ws}/truncated.pt", "checkpoint", "cannot read it"]),
+    "teacher-truncated-half": (["--labels", "kd", "--teacher", "{ws}/truncated_half.pt", "--out", "{prev}", "--overwrite"],
+                               ["--teacher", "{ws}/truncated_half.pt", "checkpoint", "cannot read it"]),
+    "teacher-empty": (["--labels", "kd", "--teacher", "{ws}/empty.pt", "--out", "{prev}", "--overwrite"],
+                      ["--teacher", "{ws}/empty.pt", "it is empty"]),
+    "teacher-reshaped": (["--labels", "kd", "--teacher", "{ws}/teacher_reshaped.pt", "--out", "{prev}", "--overwrite"],
+                         ["--teacher", "{ws}/teacher_reshaped.pt", "to fit its own model_spec", "1 key(s) of another shape",
+                          "(3, 3) in the file"]),
+    "teacher-missing-key": (["--labels", "kd", "--teacher", "{ws}/teacher_missing_key.pt", "--out", "{prev}", "--overwrite"],
+                            ["--teacher", "{ws}/teacher_missing_key.pt", "to fit its own model_spec", "1 missing key(s)"]),
+    "teacher-extra-key": (["--labels", "kd", "--teacher", "{ws}/teacher_extra_key.pt", "--out", "{prev}", "--overwrite"],
+                          ["--teacher", "{ws}/teacher_extra_key.pt", "to fit its own model_spec",
+                           "1 unexpected key(s), first 'extra.weight'"]),
     "teacher-classes": (["--labels", "kd", "--teacher", "{ws}/teacher3.pt", "--out", "{prev}", "--overwrite"],
                         ["--teacher", "{ws}/teacher3.pt", "11 classes", "it has 3"]),
     "config-not-object": (["--config", "{ws}/list.json", "--out", "{prev}", "--overwrite"], ["--config", "{ws}/list.json"]),
@@ -97,7 +123,7 @@ CASES = {
     "out-not-a-run": (["--out", "{ws}/notes", "--overwrite"], ["--out", "{ws}/notes", "notes.txt"]),
 }
 #: The cases also run as real subprocesses (about 7 s each: the import of torch).
-SUBPROCESS_CASES = ["teacher-garbage", "out-not-empty"]
+SUBPROCESS_CASES = ["teacher-garbage", "teacher-truncated", "teacher-reshaped", "out-not-empty"]
 
 
 def _case(name: str, ws: Path, prev: Path) -> tuple[list[str], list[str]]:

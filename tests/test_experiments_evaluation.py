@@ -133,12 +133,13 @@ def test_evaluate_runs_skips_a_broken_checkpoint(batch):
     runs = ex.find_runs(batch)
     broken = runs.iloc[:1].assign(path=str(batch / "broken_copy"))
     shutil.copytree(runs["path"].iloc[0], broken["path"].iloc[0], dirs_exist_ok=True)
-    torch.save({"model_spec": torch.load(Path(runs["path"].iloc[0]) / "model.pt", weights_only=False)["model_spec"],
+    torch.save({"model_spec": torch.load(Path(runs["path"].iloc[0]) / "model.pt", weights_only=True)["model_spec"],
                 "state_dict": {}}, Path(broken["path"].iloc[0]) / "model.pt")
     with pytest.warns(UserWarning, match="skipped"):
         ev = ex.evaluate_runs(broken)
-    assert ev["boundary"].empty and ev["skipped"]["error"].str.startswith("RuntimeError").all()
-    with pytest.raises(RuntimeError):
+    assert ev["boundary"].empty and ev["skipped"]["error"].str.startswith("ValueError").all()
+    assert ev["skipped"]["error"].str.contains("to fit its own model_spec").all()
+    with pytest.raises(ValueError, match="model.pt' to fit its own model_spec"):
         ex.evaluate_runs(broken, on_error="raise")
     with pytest.raises(ValueError, match="`on_error`"):
         ex.evaluate_runs(broken, on_error="ignore")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,21 +51,43 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: Mapping[str
     """Write ``{"model_spec", "state_dict", "config", ...}`` to ``path`` atomically; :func:`load_checkpoint` reads it.
 
     ``spec`` holds ``arch, encoder, num_classes, in_channels, kwargs`` of :func:`jmlkit.models.build_model`.
+    A checkpoint holds tensors and plain values only (``None``, bools, numbers, strings, lists, tuples,
+    dicts with string keys), so that it loads with ``torch.load(weights_only=True)``: ``spec`` or an
+    ``extra`` value holding anything else is a ``TypeError`` naming it, and nothing is written.
     """
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+    _check_plain("spec", spec)
+    for key, value in extra.items():
+        _check_plain(key, value)
     payload = {"model_spec": dict(spec), "state_dict": state, "config": config.to_dict() if config else None, **extra}
     atomic_torch_save(payload, path)
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The payload of a checkpoint: ``model.pt``, or a complete run folder holding one (see :func:`load_checkpoint`).
+def _check_plain(name: str, value: Any) -> None:
+    """``TypeError`` naming ``name`` unless ``value`` is a tensor or plain values (what ``weights_only`` loads).
 
-    Raises ``FileNotFoundError`` (no such file, or a run folder without ``model.pt``), ``ValueError``
-    naming the folder when it is not a complete run folder (:func:`~jmlkit.engine.runfolder.require_complete`)
-    and ``ValueError`` naming the file when it is not a jmlkit checkpoint (garbage, another format).
-    """
+    Types are matched exactly: a subclass (``numpy.float64``, a named tuple, a ``str`` enum) pickles its class."""
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
+        return
+    if type(value) in (list, tuple):
+        for i, item in enumerate(value):
+            _check_plain(f"{name}[{i}]", item)
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"Expected the keys of `{name}` to be strings (a checkpoint holds plain values), "
+                                f"but got {key!r} ({type(key).__name__}).")
+            _check_plain(f"{name}[{key!r}]", item)
+        return
+    raise TypeError(f"Expected `{name}` to hold tensors and plain values (None, bool, int, float, str, list, tuple, "
+                    f"dict) so that the checkpoint loads with weights_only=True, but got {type(value).__name__}.")
+
+
+def _checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` itself, or the ``model.pt`` of the complete run folder ``path``."""
     path = Path(path)
     if path.is_dir():
         require_complete(path)
@@ -74,26 +97,107 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         path = path / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"Expected a checkpoint file (model.pt or a run folder holding one), but {str(path)!r} does not exist.")
+    return path
+
+
+def _size(path: Path) -> int | None:
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        return path.stat().st_size
     except OSError:
-        raise
-    except Exception as err:  # torch.load of garbage: UnpicklingError, ValueError, RuntimeError, EOFError, ...
-        reason = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:200]
+        return None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0].split(". ")[0][:200]
+
+
+def _refusal(err: BaseException) -> str | None:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words (``None``: not such a refusal).
+
+    torch's message also says that ``weights_only=False`` "will likely succeed", or how to allow the object's
+    class (``add_safe_globals``): advice we do not pass on."""
+    text = str(err)
+    if "weights only load failed" not in text.lower() and "WeightsUnpickler" not in text:
+        return None
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.lower().startswith(("weights only load failed", "check the documentation",
+                                                                    "please file an issue"))]
+    return (lines[0] if lines else type(err).__name__).split(". ")[0][:200].rstrip(".")  # not the advice that follows
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """The payload of the checkpoint file ``path``, loaded with ``weights_only=True``; checked."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says what matters
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # garbage, another format, a truncated file (RuntimeError, EOFError, OSError), pickled code
+        refused = _refusal(err)
+        if refused is not None and any(word in refused.lower() for word in ("global", "unsupported class")):
+            raise ValueError(f"Expected {str(path)!r} to be a jmlkit checkpoint of tensors and plain values, but it holds a "
+                             f"Python object torch.load refuses to run (weights_only): {refused}.") from None
+        reason = refused if refused is not None else _first_line(err)
+        if _size(path) == 0:
+            raise ValueError(f"Expected {str(path)!r} to be a jmlkit checkpoint (model.pt), but it is empty.") from err
+        detail = f"{type(err).__name__}: {reason}" if reason else type(err).__name__
         raise ValueError(f"Expected {str(path)!r} to be a jmlkit checkpoint (model.pt), but torch.load cannot read it "
-                         f"({type(err).__name__}: {reason}).") from err
+                         f"with weights_only=True ({detail}).") from (None if refused else err)
     if not isinstance(payload, Mapping) or "model_spec" not in payload or "state_dict" not in payload:
         raise ValueError(f"Expected {str(path)!r} to be a jmlkit checkpoint with 'model_spec' and 'state_dict', but it is not.")
+    spec, state = payload["model_spec"], payload["state_dict"]
+    if (not isinstance(spec, Mapping) or not isinstance(spec.get("arch"), str)
+            or not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("num_classes", "in_channels"))
+            or not isinstance(spec.get("kwargs", {}), Mapping) or not isinstance(spec.get("encoder"), (str, type(None)))):
+        raise ValueError(f"Expected the 'model_spec' of {str(path)!r} to be a dict with arch (str), encoder, num_classes and "
+                         f"in_channels (ints) and kwargs (a dict), but got {str(spec)[:120]}.")
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"Expected the 'state_dict' of {str(path)!r} to map parameter names to tensors, but it does not.")
     return dict(payload)
+
+
+def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The payload of a checkpoint: ``model.pt``, or a complete run folder holding one (see :func:`load_checkpoint`).
+
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain values, never code. Raises
+    ``FileNotFoundError`` (no such file, or a run folder without ``model.pt``), ``ValueError``
+    naming the folder when it is not a complete run folder (:func:`~jmlkit.engine.runfolder.require_complete`)
+    and ``ValueError`` naming the file when it is not a jmlkit checkpoint (garbage, another format, a
+    truncated file, a pickled Python object that ``weights_only`` refuses to run, a malformed model spec).
+    """
+    return _read(_checkpoint_file(path), map_location)
+
+
+def _fit_state(path: Path, model: nn.Module, spec: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
+    """``ValueError`` naming ``path`` unless ``state`` has exactly the keys and shapes of ``model``'s state dict."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s), first {missing[0]!r}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), first {unexpected[0]!r}")
+    if mismatched:
+        k = mismatched[0]
+        problems.append(f"{len(mismatched)} key(s) of another shape, first {k!r}: {tuple(state[k].shape)} in the file, "
+                        f"{tuple(own[k].shape)} in the model")
+    if problems:
+        raise ValueError(f"Expected the state_dict of {str(path)!r} to fit its own model_spec (arch={spec['arch']!r}), "
+                         "but it does not: " + "; ".join(problems) + ".")
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model saved by :func:`jmlkit.engine.fit` (``model.pt``, or a run folder holding one), in eval mode.
 
     A run folder must be complete (its completion marker written: not an interrupted run, not one
-    still running); a path to a ``model.pt`` file is read as it is. The model's ``jmlkit_spec``
+    still running); a path to a ``model.pt`` file is read as it is, with ``weights_only=True`` (a file
+    that holds pickled Python objects is refused, and none of its code runs). The model's ``jmlkit_spec``
     attribute is the checkpoint's model spec (``arch, encoder, num_classes, in_channels, kwargs``).
-    Errors: see :func:`read_checkpoint`.
+    Errors: see :func:`read_checkpoint`; also a ``ValueError`` naming the file when its weights do not fit
+    the model of its own spec (the first missing, unexpected or differently shaped key).
 
     >>> import tempfile, torch
     >>> from jmlkit.io import mark_done
@@ -114,9 +218,19 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     >>> bool(torch.equal(net.eval()(x), again(x))), again.jmlkit_spec["num_classes"]
     (True, 3)
     """
-    payload = read_checkpoint(path, map_location=map_location)
-    model = build_from_spec(payload["model_spec"])
-    model.load_state_dict(payload["state_dict"])
+    file = _checkpoint_file(path)
+    payload = _read(file, map_location)
+    try:
+        model = build_from_spec(payload["model_spec"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"Expected the model_spec of {str(file)!r} to describe a model of jmlkit.models.build_model, "
+                         f"but it does not ({type(err).__name__}: {_first_line(err)}).") from None
+    _fit_state(file, model, payload["model_spec"], payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:  # what _fit_state does not see (e.g. a dtype torch cannot copy)
+        raise ValueError(f"Expected the state_dict of {str(file)!r} to fit its own model_spec, but it does not "
+                         f"({_first_line(err)}).") from None
     model.jmlkit_spec = dict(payload["model_spec"])
     return model.eval()
 

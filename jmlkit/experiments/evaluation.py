@@ -61,7 +61,10 @@ _RELIABILITY_COLUMNS = ("lower", "upper", "count", "confidence", "accuracy")
 
 def load_model(run_dir: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """The trained model of a complete run folder (eval mode, on ``map_location``); a folder without its completion
-    marker (an interrupted run, one still running) is a ``ValueError`` naming it (:func:`jmlkit.engine.load_checkpoint`)."""
+    marker (an interrupted run, one still running) is a ``ValueError`` naming it (:func:`jmlkit.engine.load_checkpoint`).
+
+    ``model.pt`` is read with ``torch.load(weights_only=True)``: a file holding a pickled Python object (a
+    poisoned copy in a run cache, say) is a ``ValueError`` naming it, and none of its code runs."""
     from jmlkit.engine import load_checkpoint
 
     return load_checkpoint(run_dir, map_location=map_location)
