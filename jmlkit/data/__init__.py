@@ -9,7 +9,8 @@ float32 (K, H, W) (only where the data has real soft labels), "index": int}``; l
 - :class:`BrainTissueSlices` — axial slices of nilearn's MNI152 template, 4 tissue classes, soft labels.
 - :class:`SegmentationFolder` — PASCAL VOC / Cityscapes folders already on disk.
 - :mod:`jmlkit.data.transforms` — paired augmentations, ``weak_view()`` / ``strong_view()``.
-- :func:`get_dataset`, :func:`make_loader` — registry by name, seeded loader.
+- :func:`get_dataset`, :func:`make_loader` — registry by name, seeded loader; :func:`check_dataset_options`
+  checks a data set's options without building it.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from . import transforms
 from .brain import BrainTissueSlices
 from .digits import SPLIT_FRACTIONS, SPLITS, DigitScenes, digit_pool
 from .folders import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_TO_TRAIN_ID, VOC_CLASSES, SegmentationFolder
-from .loading import DATASETS, get_dataset, make_loader
+from .loading import DATASETS, check_dataset_options, get_dataset, make_loader
 
 __all__ = [
     "DigitScenes", "digit_pool", "SPLIT_FRACTIONS", "SPLITS",
     "BrainTissueSlices",
     "SegmentationFolder", "VOC_CLASSES", "CITYSCAPES_CLASSES", "CITYSCAPES_LABEL_TO_TRAIN_ID",
-    "transforms", "DATASETS", "get_dataset", "make_loader",
+    "transforms", "DATASETS", "get_dataset", "check_dataset_options", "make_loader",
 ]

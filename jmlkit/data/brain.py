@@ -15,7 +15,9 @@ which sums to 1; slices are cropped to the brain's bounding box, zero-padded to 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,15 +138,11 @@ class BrainTissueSlices(Dataset):
         in_channels: int = 1,
         transform=None,
     ) -> None:
-        self.split = check_choice("split", split, SPLITS)
-        self.size = check_int("size", size, low=8, high=512)
-        self.block_size = check_int("block_size", block_size, low=1)
-        self.gap = check_int("gap", gap, low=0, high=self.block_size - 1)
-        self.min_brain_fraction = check_real("min_brain_fraction", min_brain_fraction, low=0.0, high=1.0)
-        self.noise = check_real("noise", noise, low=0.0)
-        self.seed = check_int("seed", seed, low=0)
-        self.in_channels = check_choice("in_channels", in_channels, (1, 3))
-        self.transform = check_callable("transform", transform, optional=True)
+        options = self.check_options(split, size=size, block_size=block_size, gap=gap,
+                                     min_brain_fraction=min_brain_fraction, noise=noise, seed=seed,
+                                     in_channels=in_channels, transform=transform)
+        for key, value in options.items():
+            setattr(self, key, value)
 
         t1, soft, fraction = _axial_slices(self.size)
         self.slice_ids = self.split_slices(split, size=self.size, block_size=self.block_size, gap=self.gap,
@@ -159,6 +157,45 @@ class BrainTissueSlices(Dataset):
         self._images = ((image - 0.5) / 0.5)[:, None].contiguous()
         self._soft = soft[self.slice_ids].contiguous()
         self._labels = self._soft.argmax(1)
+
+    @classmethod
+    def check_options(cls, split: str = "train", **options: Any) -> dict[str, Any]:
+        """The constructor's arguments checked as it checks them and cleaned, without reading the template.
+
+        Preflight checks (:func:`jmlkit.engine.preflight`) call this to find a bad option before any work. Not
+        checked here: whether any slice is left for the split (that needs the template).
+
+        Returns:
+            ``{"split", "size", "block_size", ...}``: every argument of the constructor, defaults filled in.
+
+        Raises:
+            TypeError: an option the constructor does not take, or a value of the wrong type.
+            ValueError: a value out of range.
+
+        Example:
+            >>> BrainTissueSlices.check_options(size=32)["in_channels"]
+            1
+            >>> BrainTissueSlices.check_options(size=4)
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected `size` to be an int in [8, 512], but got 4.
+        """
+        params = inspect.signature(cls.__init__).parameters
+        known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"Expected options of {cls.__name__} among {known}, but got unknown {unknown}.")
+        given = {k: options.get(k, params[k].default) for k in known}
+        out: dict[str, Any] = {"split": check_choice("split", split, SPLITS)}
+        out["size"] = check_int("size", given["size"], low=8, high=512)
+        out["block_size"] = check_int("block_size", given["block_size"], low=1)
+        out["gap"] = check_int("gap", given["gap"], low=0, high=out["block_size"] - 1)
+        out["min_brain_fraction"] = check_real("min_brain_fraction", given["min_brain_fraction"], low=0.0, high=1.0)
+        out["noise"] = check_real("noise", given["noise"], low=0.0)
+        out["seed"] = check_int("seed", given["seed"], low=0)
+        out["in_channels"] = check_choice("in_channels", given["in_channels"], (1, 3))
+        out["transform"] = check_callable("transform", given["transform"], optional=True)
+        return out
 
     @staticmethod
     def split_slices(split: str, *, size: int = 64, block_size: int = 8, gap: int = 1,

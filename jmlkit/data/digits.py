@@ -21,6 +21,7 @@ pixel is labelled with a digit when that digit covers more of it than anything e
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from typing import Any, Callable
 
@@ -171,27 +172,61 @@ class DigitScenes(Dataset):
         placement: str = "grid",
         transform: Callable[[dict], dict] | None = None,
     ) -> None:
-        self.split = check_choice("split", split, SPLITS)
-        if num_scenes is None:
-            num_scenes = _DEFAULT_NUM_SCENES[self.split]
-        self.num_scenes = check_int("num_scenes", num_scenes, low=1)
-        self.size = check_int("size", size, low=8)
-        self.digits_per_scene = check_range("digits_per_scene", digits_per_scene, low=1, integer=True)
-        self.digit_size = check_range("digit_size", digit_size, low=2, integer=True, high=self.size)
-        self.seed = check_int("seed", seed, low=0)
-        self.noise = check_real("noise", noise, low=0.0)
-        self.blur = check_real("blur", blur, low=0.0)
-        self.in_channels = check_choice("in_channels", in_channels, (1, 3))
-        self.stroke = check_int("stroke", stroke, low=0, high=3)
-        self.placement = check_choice("placement", placement, ("grid", "free"))
-        if placement == "grid" and (self.size // self.digit_size[1]) ** 2 < self.digits_per_scene[1]:
-            cells = self.size // self.digit_size[1]
+        options = self.check_options(split, num_scenes=num_scenes, size=size, digits_per_scene=digits_per_scene,
+                                     digit_size=digit_size, seed=seed, noise=noise, blur=blur, in_channels=in_channels,
+                                     stroke=stroke, placement=placement, transform=transform)
+        for key, value in options.items():
+            setattr(self, key, value)
+        self._render()
+
+    @classmethod
+    def check_options(cls, split: str = "train", **options: Any) -> dict[str, Any]:
+        """The constructor's arguments checked as it checks them and cleaned, without rendering a scene.
+
+        Preflight checks (:func:`jmlkit.engine.preflight`) call this to find a bad option before any work.
+
+        Returns:
+            ``{"split", "num_scenes", "size", ...}``: every argument of the constructor, defaults filled in.
+
+        Raises:
+            TypeError: an option the constructor does not take, or a value of the wrong type.
+            ValueError: a value out of range (``size`` < 8, ``digit_size`` > ``size``, too many digits for the grid, ...).
+
+        Example:
+            >>> DigitScenes.check_options("val", size=48)["num_scenes"]
+            250
+            >>> DigitScenes.check_options(size=16, digit_size=(40, 50))
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected `digit_size` to be an int in [2, 16], but got 40.
+        """
+        params = inspect.signature(cls.__init__).parameters
+        known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"Expected options of {cls.__name__} among {known}, but got unknown {unknown}.")
+        given = {k: options.get(k, params[k].default) for k in known}
+        out: dict[str, Any] = {"split": check_choice("split", split, SPLITS)}
+        num_scenes = given["num_scenes"] if given["num_scenes"] is not None else _DEFAULT_NUM_SCENES[out["split"]]
+        out["num_scenes"] = check_int("num_scenes", num_scenes, low=1)
+        out["size"] = size = check_int("size", given["size"], low=8)
+        out["digits_per_scene"] = check_range("digits_per_scene", given["digits_per_scene"], low=1, integer=True)
+        out["digit_size"] = check_range("digit_size", given["digit_size"], low=2, integer=True, high=size)
+        out["seed"] = check_int("seed", given["seed"], low=0)
+        out["noise"] = check_real("noise", given["noise"], low=0.0)
+        out["blur"] = check_real("blur", given["blur"], low=0.0)
+        out["in_channels"] = check_choice("in_channels", given["in_channels"], (1, 3))
+        out["stroke"] = check_int("stroke", given["stroke"], low=0, high=3)
+        out["placement"] = check_choice("placement", given["placement"], ("grid", "free"))
+        largest, most = out["digit_size"][1], out["digits_per_scene"][1]
+        if out["placement"] == "grid" and (size // largest) ** 2 < most:
+            cells = size // largest
             raise ValueError(
                 f"Expected `digits_per_scene` max <= {cells ** 2} (the {cells}x{cells} grid of cells of side "
-                f"digit_size max = {self.digit_size[1]} that fits in size = {self.size}) with placement='grid', "
-                f"but got {self.digits_per_scene[1]}; use smaller digits, a larger canvas or placement='free'.")
-        self.transform = check_callable("transform", transform, optional=True)
-        self._render()
+                f"digit_size max = {largest} that fits in size = {size}) with placement='grid', "
+                f"but got {most}; use smaller digits, a larger canvas or placement='free'.")
+        out["transform"] = check_callable("transform", given["transform"], optional=True)
+        return out
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

@@ -1,6 +1,7 @@
 """Data set registry and a seeded DataLoader helper."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import torch
@@ -8,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from jmlkit._checks import check_choice, check_int
 
-__all__ = ["DATASETS", "get_dataset", "make_loader"]
+__all__ = ["DATASETS", "get_dataset", "check_dataset_options", "make_loader"]
 
 #: Names accepted by :func:`get_dataset`.
 DATASETS = ("digits", "brain", "voc", "cityscapes")
@@ -37,6 +38,50 @@ def get_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
     if "root" not in kwargs:
         raise TypeError(f"get_dataset({name!r}, ...) needs `root=`, the folder that holds the data set.")
     return SegmentationFolder(kwargs.pop("root"), layout=name, split=split, **kwargs)
+
+
+def check_dataset_options(name: str, split: str = "train", **kwargs: Any) -> dict[str, Any]:
+    """Check the arguments of :func:`get_dataset` without building the data: no scene rendered, no template or
+    image read (a folder data set lists its split's files, which is what finds a wrong ``root`` or split).
+
+    Returns:
+        ``{"num_classes": K, "in_channels": C}`` of the data set these options make.
+
+    Raises:
+        TypeError: an option the data set does not take, or a value of the wrong type.
+        ValueError: a value out of range; ``root`` missing for a folder data set.
+        FileNotFoundError: the folder or files of a folder data set.
+
+    Example:
+        >>> check_dataset_options("digits", "test", size=48, in_channels=1)
+        {'num_classes': 11, 'in_channels': 1}
+        >>> check_dataset_options("digits", size=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `size` to be an int >= 8, but got 3.
+    """
+    name = check_choice("name", name, DATASETS)
+    if name in ("digits", "brain"):
+        if name == "digits":
+            from .digits import DigitScenes as cls
+        else:
+            from .brain import BrainTissueSlices as cls
+        options = cls.check_options(split, **kwargs)
+        return {"num_classes": cls.num_classes, "in_channels": options["in_channels"]}
+    from .folders import SegmentationFolder
+
+    options = dict(kwargs)
+    root = options.pop("root", None)
+    if root is None:
+        raise ValueError(f"Expected `root` = <the {name} folder> among the options of dataset {name!r}, but got "
+                         f"{sorted(kwargs)}.")
+    params = inspect.signature(SegmentationFolder).parameters
+    known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in ("layout", "split"))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"Expected options of SegmentationFolder among {['root', *known]}, but got unknown {unknown}.")
+    data = SegmentationFolder(root, layout=name, split=split, **options)  # lists the files; reads none
+    return {"num_classes": data.num_classes, "in_channels": data.in_channels}
 
 
 def make_loader(

