@@ -14,7 +14,9 @@ import jmlkit.losses as L
 pytestmark = pytest.mark.xdist_group("dist")
 WORLD = 2
 CASES = [("jml", "hard", "batch"), ("jml", "soft", "batch"), ("dml", "hard", "class"), ("jml", "soft", "image"),
-         ("jml", "hard", {"batch": 0.5, "class": 0.5})]
+         ("jml", "hard", {"batch": 0.5, "class": 0.5}),
+         # the cross-entropy and the Lovász loss, with more ignored pixels on the first rank than on the second
+         ("ce", "ignored", "batch"), ("lovasz", "ignored", "batch"), ("lovasz", "ignored", "image")]
 
 
 def free_port() -> int:
@@ -37,8 +39,21 @@ def make_data(B=4, C=3):
 
 
 def loss_fn(name, target, logits, aggregate, sync):
+    if name == "ce":
+        return L.soft_cross_entropy(logits, target, ignore_index=255, sync_distributed=sync)
+    if name == "lovasz":
+        return L.lovasz_softmax_loss(logits, target, ignore_index=255, per_image=aggregate == "image",
+                                     sync_distributed=sync)
     fn = L.jaccard_metric_loss if name == "jml" else L.dice_semimetric_loss
     return fn(logits, target, aggregate=aggregate, sync_distributed=sync)
+
+
+def pick(kind, t, y):
+    if kind == "ignored":
+        t = t.clone()
+        t[0, :4] = 255
+        t[1, 2:, :3] = 255
+    return t if kind != "soft" else y
 
 
 def worker(rank, port, out, cases):
@@ -49,7 +64,7 @@ def worker(rank, port, out, cases):
             model, x, t, y = make_data()
             ddp = torch.nn.parallel.DistributedDataParallel(model)
             part = slice(rank * 2, rank * 2 + 2)
-            target = (t if kind == "hard" else y)[part]
+            target = pick(kind, t, y)[part]
             loss = loss_fn(name, target, ddp(x[part]), aggregate, sync=True)
             loss.backward()
             if rank == 0:
@@ -64,7 +79,7 @@ def test_ddp_matches_single_process():
     mp.spawn(worker, args=(free_port(), out, CASES), nprocs=WORLD, join=True)
     for i, (name, kind, aggregate) in enumerate(CASES):
         model, x, t, y = make_data()
-        loss = loss_fn(name, t if kind == "hard" else y, model(x), aggregate, sync=False)
+        loss = loss_fn(name, pick(kind, t, y), model(x), aggregate, sync=False)
         loss.backward()
         got_loss, got_w, got_b = out[i]
         assert got_loss == pytest.approx(loss.item(), abs=1e-6), (name, kind, aggregate)

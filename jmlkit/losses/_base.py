@@ -19,7 +19,10 @@ REGION_ARGS_DOC = """
     Args:
         logits: ``(B, C, *spatial)`` scores (or probabilities when ``from_logits=False``).
         target: class indices ``(B, *spatial)`` (int) or probabilities ``(B, C, *spatial)`` (float); see
-            :mod:`jmlkit.losses.constants` for the binary and multilabel shapes.
+            :mod:`jmlkit.losses.constants` for the binary and multilabel shapes. A bool target is a foreground
+            mask in binary and multilabel modes and a ``TypeError`` in multiclass mode. A soft target that
+            requires grad gets its gradient (learned soft labels, mutual learning); one that does not costs no
+            extra work in the backward pass.
         mask: optional bool ``(B, *spatial)``; ``False`` pixels are left out (like ``ignore_index``).
         mode: ``"multiclass"`` (softmax), ``"binary"`` (one channel, sigmoid) or ``"multilabel"`` (sigmoid per
             channel).
@@ -48,7 +51,8 @@ REGION_ARGS_DOC = """
         sync_distributed: under ``torch.distributed``, all-reduce the statistics so the loss is that of the
             global batch; gradients flow through each rank's own part and are scaled by the world size, so that
             DDP's gradient average equals the single-process gradient.
-        validate_args: check the shapes, dtypes and values of the tensors (costs a few passes over the target;
+        validate_args: check the shapes, dtypes and values of the tensors, and that the logits are finite
+            (``ValueError`` for NaN or Inf, the same from every loss; costs a few passes over the target;
             switch off for speed). The options are checked whatever its value (numpy and 0-d tensor numbers are
             accepted for the numbers).
         fused: use ``torch.compile``-d kernels (a one-off compile of some seconds per shape, then faster).

@@ -9,7 +9,8 @@ where ``x`` are the predicted probabilities and ``y`` the target. The L1 interse
 metric loss are :math:`I = (s_x + s_y - s_d) / 2` and :math:`U = (s_x + s_y + s_d) / 2`.
 
 The statistics are computed by a custom autograd function that never keeps more than the probabilities for the
-backward pass and writes the gradient with respect to the logits in a few passes. With hard targets (class
+backward pass and writes the gradient with respect to the logits in a few passes (and with respect to a soft
+target, only when it requires one: learned soft labels, mutual learning). With hard targets (class
 indices) no one-hot tensor is built: :math:`s_y` is a class count, :math:`s_{xy}` the sum of the probabilities
 gathered at the target class, and :math:`s_d = s_x + s_y - 2 s_{xy}` exactly, because ``y`` is 0 or 1.
 The formulas on top of the statistics (``(B, C)`` tensors) use ordinary autograd; they cost nothing.
@@ -90,6 +91,24 @@ def _soft_forward(z: Tensor, y: Tensor, m: Tensor | None, activation: str | None
     return x, sx, sy, sxy, sd
 
 
+def _soft_target_backward(x: Tensor, y: Tensor, m: Tensor | None, c: Tensor, b: Tensor | None,
+                          e: Tensor | None) -> Tensor:
+    """Gradient w.r.t. the target of ``sum(c s_y + b s_xy + e s_d)``: dL/dy = c + b x - e sign(x - y) on valid
+    pixels, 0 elsewhere. Where ``x == y`` the subgradient ``c + b x + e`` is taken, the partner of the logits'
+    ``a - e`` (a subgradient of ``|x - y|`` as a function of both)."""
+    c2 = c.unsqueeze(2)
+    if e is not None:
+        e2 = e.unsqueeze(2)
+        g = torch.where(x > y, c2 - e2, c2 + e2)
+    else:
+        g = c2.expand_as(x).clone()
+    if b is not None:
+        g.addcmul_(x, b.unsqueeze(2))
+    if m is not None:
+        g.mul_(m.unsqueeze(1))
+    return g
+
+
 def _soft_backward(x: Tensor, y: Tensor, m: Tensor | None, a: Tensor, b: Tensor | None, e: Tensor | None,
                    activation: str | None) -> Tensor:
     """Gradient w.r.t. the logits of ``sum(a s_x + b s_xy + e s_d)``: dL/dx = a + b y + e sign(x - y).
@@ -168,6 +187,18 @@ def _fused_soft_backward(z: Tensor, lse: Tensor | None, y: Tensor, m: Tensor | N
     return _fused_to_logits(g.expand_as(x), x, m, activation)
 
 
+def _fused_soft_target_backward(z: Tensor, lse: Tensor | None, y: Tensor, m: Tensor | None, c: Tensor,
+                                b: Tensor | None, e: Tensor | None, activation: str | None) -> Tensor:
+    x = _fused_probs(z, lse, activation)
+    g = c.unsqueeze(2)
+    if e is not None:
+        g = g - e.unsqueeze(2) * torch.sign(x - y)
+    if b is not None:
+        g = g + b.unsqueeze(2) * x
+    g = g.expand_as(x)
+    return g * m.unsqueeze(1) if m is not None else g
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(name: str) -> Callable:
     """The ``torch.compile``-d kernel, compiled once per process (and per shape) on first use."""
@@ -201,6 +232,10 @@ class _HardStats(torch.autograd.Function):
 
 
 class _SoftStats(torch.autograd.Function):
+    """Soft-target statistics. The target's gradient (learned soft labels, mutual learning) is computed only when
+    the target requires one (``ctx.needs_input_grad``); otherwise ``s_y`` is marked non-differentiable and the
+    backward pass writes the logits' gradient alone."""
+
     @staticmethod
     def forward(ctx, z, y, m, activation, need_sxy, need_sd, fused):
         if fused:
@@ -210,21 +245,31 @@ class _SoftStats(torch.autograd.Function):
             x, sx, sy, sxy, sd = _soft_forward(z, y, m, activation, need_sxy, need_sd)
             ctx.save_for_backward(x, None, y, m)
         ctx.activation, ctx.fused, ctx.need = activation, fused, (need_sxy, need_sd)
-        ctx.mark_non_differentiable(sy)
+        if not ctx.needs_input_grad[1]:
+            ctx.mark_non_differentiable(sy)
         return sx, sy, (sxy if need_sxy else sx.new_zeros(())), (sd if need_sd else sx.new_zeros(()))
 
     @staticmethod
     def backward(ctx, g_sx, g_sy, g_sxy, g_sd):
         first, lse, y, m = ctx.saved_tensors
         need_sxy, need_sd = ctx.need
-        a = (g_sx if g_sx is not None else first.new_zeros(first.shape[:2])).contiguous()
+        shape = first.shape[:2]
         b = g_sxy.contiguous() if (need_sxy and g_sxy is not None) else None
         e = g_sd.contiguous() if (need_sd and g_sd is not None) else None
-        if ctx.fused:
-            grad = _compiled("soft_backward")(first, lse, y, m, a, b, e, ctx.activation)
-        else:
-            grad = _soft_backward(first, y, m, a, b, e, ctx.activation)
-        return grad, None, None, None, None, None, None
+        grad = grad_y = None
+        if ctx.needs_input_grad[0]:
+            a = (g_sx if g_sx is not None else first.new_zeros(shape)).contiguous()
+            if ctx.fused:
+                grad = _compiled("soft_backward")(first, lse, y, m, a, b, e, ctx.activation)
+            else:
+                grad = _soft_backward(first, y, m, a, b, e, ctx.activation)
+        if ctx.needs_input_grad[1]:
+            c = (g_sy if g_sy is not None else first.new_zeros(shape)).contiguous()
+            if ctx.fused:
+                grad_y = _compiled("soft_target_backward")(first, lse, y, m, c, b, e, ctx.activation)
+            else:
+                grad_y = _soft_target_backward(first, y, m, c, b, e)  # first: the probabilities
+        return grad, grad_y, None, None, None, None, None
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -410,6 +455,7 @@ def prepare(logits: Tensor, target: Tensor, mask: Tensor | None, *, mode: str, i
     """Check the inputs and bring binary targets to ``(B, 1, *spatial)``."""
     if validate_args:
         V.check_logits(logits, mode)
+        V.check_finite(logits)
         V.check_mask(mask, logits)
         V.check_target(target, logits, mode, ignore_index, validate_values=True, fused=fused, mask=mask)
     if mode == BINARY_MODE and target.ndim == logits.ndim - 1:
@@ -469,8 +515,6 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
     stats = region_statistics(logits, target, mask, mode=mode, from_logits=from_logits, ignore_index=ignore_index,
                               need=need, fused=fused,
                               presence_threshold=threshold if classes == "present" else None)
-    if validate_args and not bool(torch.isfinite(stats["sx"]).all()):
-        raise ValueError("Expected `logits` to be finite, but it holds NaN or Inf values.")
     if soft and classes == "present":
         _check_some_class_active(stats, threshold, sync_distributed)
     return region_loss(stats, score_fn, classes=classes, aggregate=aggregate, smooth=smooth, log_loss=log_loss,
@@ -478,11 +522,19 @@ def compute_region_loss(logits: Tensor, target: Tensor, mask: Tensor | None, sco
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = None, *, mode: str = MULTICLASS_MODE,
-                       ignore_index: int | None = None, validate_args: bool = True) -> Tensor:
+                       ignore_index: int | None = None, class_weights: Any = None, sync_distributed: bool = False,
+                       validate_args: bool = True) -> Tensor:
     """Cross-entropy on hard (class indices) or soft (probabilities) targets, averaged over the valid pixels.
 
     Multiclass: :math:`-\\sum_c y_c \\log \\mathrm{softmax}(z)_c`; binary and multilabel: binary cross-entropy
     with logits per channel. An empty set of valid pixels gives a zero loss with zero gradient.
+
+    ``class_weights`` (``C`` non-negative numbers) weigh as torch's ``weight``: with class indices the loss is
+    :math:`\\sum_i w_{y_i} \\ell_i / \\sum_i w_{y_i}` (:func:`torch.nn.functional.cross_entropy`); with
+    probabilities :math:`\\sum_i \\sum_c w_c y_{ic} (-\\log p_{ic}) / n` over the ``n`` valid pixels (torch's rule for
+    probability targets); in binary and multilabel modes each channel's binary cross-entropy is weighed before the
+    mean over pixels and channels. ``sync_distributed`` makes it the mean over the global batch of all processes
+    (gradients through each process's own part, scaled like the region losses' so that DDP's average is exact).
 
     >>> logits = torch.zeros(1, 2, 3)
     >>> round(float(soft_cross_entropy(logits, torch.tensor([[0, 1, 1]]))), 4)     # log 2
@@ -490,18 +542,21 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = Non
     """
     mode = check_choice("mode", mode, MODES)
     ignore_index = check_ignore_index(ignore_index)
+    class_weights = V.check_class_weights(class_weights)
     logits, target = prepare(logits, target, mask, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
     B, C = logits.shape[:2]
     N = math.prod(logits.shape[2:])
     z = logits.reshape(B, C, N)
+    w = None if class_weights is None else _class_weights(class_weights, C, z)
     m = None if mask is None else mask.reshape(B, N)
     if mode == MULTICLASS_MODE and not target.is_floating_point():
         t = target.reshape(B, N).long()
         ign = -100 if ignore_index is None else ignore_index
         if m is not None:
             t = torch.where(m, t, torch.full_like(t, ign))
-        per_pixel = F.cross_entropy(z, t, ignore_index=ign, reduction="none")
+        per_pixel = F.cross_entropy(z, t, weight=w, ignore_index=ign, reduction="none")  # w[t] * loss
         valid = t != ign
+        weight = None if w is None else torch.where(valid, w[torch.where(valid, t, 0)], 0.0)
     else:
         y = target.reshape(B, C, N).to(z.dtype)
         if not target.is_floating_point() and ignore_index is not None:
@@ -509,10 +564,19 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor | None = Non
             y = torch.where(keep.unsqueeze(1), y, torch.zeros_like(y))
             m = keep if m is None else m & keep
         if mode == MULTICLASS_MODE:
-            per_pixel = -(y * F.log_softmax(z, dim=1)).sum(1)
+            log_p = F.log_softmax(z, dim=1)
+            per_pixel = -((y if w is None else y * w.view(1, C, 1)) * log_p).sum(1)
         else:
-            per_pixel = F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(1)
+            per_pixel = F.binary_cross_entropy_with_logits(
+                z, y, weight=None if w is None else w.view(1, C, 1), reduction="none").mean(1)
         valid = torch.ones_like(per_pixel, dtype=torch.bool) if m is None else m
-    per_pixel = torch.where(valid, per_pixel, torch.zeros_like(per_pixel))
-    n = valid.sum()
-    return per_pixel.sum() / n.clamp_min(1)
+        weight = None
+    num = torch.where(valid, per_pixel, torch.zeros_like(per_pixel)).sum()
+    den = (valid.sum() if weight is None else weight.sum()).to(num.dtype)
+    world = _world_size() if sync_distributed else 1
+    if world > 1:
+        num, den = _sync_sum(num), _sync_sum(den).detach()
+    loss = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), num * 0.0)
+    if world > 1:  # as in region_loss: the global mean's value, a gradient that DDP's average makes exact
+        loss = loss * world - loss.detach() * (world - 1)
+    return loss

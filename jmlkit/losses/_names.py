@@ -12,8 +12,18 @@ from .dice import DiceSemimetricLoss, _dml_score
 from .jaccard import JaccardMetricLoss, SoftJaccardLoss, _jml1_score, _jml2_score, _sjl_score
 from .lovasz import LovaszSoftmaxLoss
 
-#: The options the Lovász-Softmax loss takes; the other region-loss options are dropped for it.
-LOVASZ_KEYS = frozenset({"mode", "from_logits", "classes", "per_image", "ignore_index", "validate_args"})
+#: The options the Lovász-Softmax loss takes (any other raises ``TypeError``).
+LOVASZ_KEYS = frozenset({"mode", "from_logits", "classes", "per_image", "ignore_index", "sync_distributed",
+                         "validate_args"})
+
+def check_known_options(loss: str, options: dict[str, Any], accepted: Any) -> dict[str, Any]:
+    """``options`` when each is one ``loss`` takes; otherwise a ``TypeError`` naming the unknown ones, the loss
+    and the accepted options (the message of :class:`~jmlkit.losses._base.RegionLossBase`)."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"{loss} got unknown option(s) {unknown}; expected some of {sorted(accepted)}.")
+    return options
+
 
 #: Region loss name -> builder taking the loss options as keywords.
 REGION_LOSSES = {
@@ -22,7 +32,7 @@ REGION_LOSSES = {
     "jml2": lambda **kw: JaccardMetricLoss(variant=2, **kw),
     "dml": lambda **kw: DiceSemimetricLoss(**kw),
     "sjl": lambda **kw: SoftJaccardLoss(**kw),
-    "lovasz": lambda **kw: LovaszSoftmaxLoss(**{k: v for k, v in kw.items() if k in LOVASZ_KEYS}),
+    "lovasz": lambda **kw: LovaszSoftmaxLoss(**check_known_options("LovaszSoftmaxLoss", kw, LOVASZ_KEYS)),
 }
 
 

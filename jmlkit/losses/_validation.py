@@ -110,6 +110,14 @@ def check_logits(logits: Any, mode: str, name: str = "logits") -> None:
             f"but got shape {tuple(logits.shape)}.")
 
 
+def check_finite(logits: torch.Tensor, name: str = "logits") -> None:
+    """Raise where ``logits`` hold NaN or Inf (either sign). One sum over the tensor decides in the usual case;
+    only a non-finite sum (NaN, Inf or an overflow of large finite values) is checked element by element."""
+    total = logits.sum(dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
+    if not bool(torch.isfinite(total)) and not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"Expected `{name}` to be finite, but it holds NaN or Inf values.")
+
+
 def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int | None, *,
                  validate_values: bool, sum_tol: float = 1e-3, fused: bool = False,
                  mask: torch.Tensor | None = None) -> None:
@@ -118,6 +126,11 @@ def check_target(target: Any, logits: torch.Tensor, mode: str, ignore_index: int
         raise TypeError(f"Expected `target` to be a torch.Tensor, but got {type(target).__name__}.")
     shape = tuple(logits.shape)
     hard_shape = (shape[0],) + shape[2:]
+    if target.dtype == torch.bool and mode == MULTICLASS_MODE:
+        raise TypeError(
+            "Expected `target` to hold integer class indices or float probabilities in multiclass mode, but got a "
+            "bool tensor: use target.long() for the classes 0 and 1, or mode='binary' or 'multilabel', where a bool "
+            "target is a foreground mask.")
     if target.dtype == torch.bool or not target.is_floating_point():
         if target.is_complex():
             raise TypeError(f"Expected `target` to be an integer or float tensor, but got {target.dtype}.")

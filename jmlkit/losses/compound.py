@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from jmlkit._checks import check_choice, check_ignore_index, check_real
 
 from ._functional import soft_cross_entropy
+from ._validation import check_class_weights
 from ._names import build_region_loss
 from .constants import MODES, MULTICLASS_MODE
 
@@ -16,6 +17,13 @@ class CrossEntropyLoss(nn.Module):
     """Cross-entropy on hard or soft targets with an optional mask (see
     :func:`jmlkit.losses._functional.soft_cross_entropy`).
 
+    Args:
+        mode: ``"multiclass"`` (softmax), ``"binary"`` or ``"multilabel"`` (binary cross-entropy per channel).
+        ignore_index: class index of hard targets to leave out.
+        class_weights: ``C`` non-negative weights, applied as torch's ``weight`` of the cross-entropy.
+        sync_distributed: the mean over the valid pixels of all processes under ``torch.distributed``.
+        validate_args: check the tensors (shapes, dtypes, values, finite logits).
+
     Example:
         >>> import torch
         >>> ce = CrossEntropyLoss()
@@ -23,12 +31,14 @@ class CrossEntropyLoss(nn.Module):
         1.3863
     """
 
-    def __init__(self, *, mode: str = MULTICLASS_MODE, ignore_index: int | None = None,
-                 validate_args: bool = True) -> None:
+    def __init__(self, *, mode: str = MULTICLASS_MODE, ignore_index: int | None = None, class_weights: Any = None,
+                 sync_distributed: bool = False, validate_args: bool = True) -> None:
         super().__init__()
         check_choice("mode", mode, MODES)  # at construction; the options are kept as given
         check_ignore_index(ignore_index)
-        self.options = dict(mode=mode, ignore_index=ignore_index, validate_args=validate_args)
+        check_class_weights(class_weights)
+        self.options = dict(mode=mode, ignore_index=ignore_index, class_weights=class_weights,
+                            sync_distributed=sync_distributed, validate_args=validate_args)
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         return soft_cross_entropy(logits, target, mask, **self.options)
@@ -56,7 +66,8 @@ class CompoundLoss(nn.Module):
         region_loss: a name (``"jml"``, ``"jml2"``, ``"dml"``, ``"sjl"``, ``"lovasz"``) or a loss module called as
             ``region_loss(logits, target, mask)``.
         ce_weight, region_weight: the weights (0.25 and 0.75 by default, as in the JML paper's recipes).
-        region_options: passed to the named region loss (``classes``, ``aggregate``, ``smooth`` ...).
+        region_options: passed to the named region loss only (``classes``, ``aggregate``, ``smooth``,
+            ``class_weights`` ...); an option it does not take raises ``TypeError``.
 
     Example:
         >>> import torch

@@ -75,9 +75,8 @@ def _check_tensors(student: Any, teacher: Any, target: Any, mask: Any, ignore_in
     V.check_target(target, student, MULTICLASS_MODE, ignore_index, validate_values=validate_values)
     V.check_mask(mask, student)
     if validate_values:
-        for name, z in (("student_logits", student), ("teacher_logits", teacher)):
-            if not bool(torch.isfinite(z).all()):
-                raise ValueError(f"Expected `{name}` to be finite, but it holds NaN or Inf values.")
+        V.check_finite(student, "student_logits")
+        V.check_finite(teacher, "teacher_logits")
 
 
 def _valid_pixels(target: Tensor, mask: Tensor | None, ignore_index: int | None) -> Tensor | None:
@@ -121,7 +120,9 @@ def jml_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, target
       softened. With the default ``classes=None`` the hard-label term averages the classes present in the batch
       and the teacher term all classes (the rule of :mod:`jmlkit.losses` for hard and soft targets); an explicit
       ``classes`` applies to both terms.
-    * The teacher gets no gradient (its logits are detached).
+    * The teacher gets no gradient (its logits are detached). For mutual learning, where both networks learn,
+      call :func:`~jmlkit.losses.jaccard_metric_loss` with the other network's softmax as the soft target: a
+      target that requires grad gets its gradient.
     * Pixels with ``target == ignore_index`` or ``mask == False`` count in no term; a batch without a valid pixel
       gives 0 with a zero gradient. A term whose weight is 0 is not computed.
 

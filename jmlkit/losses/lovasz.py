@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from jmlkit._checks import check_choice, check_ignore_index
 
 from . import _validation as V
+from ._functional import _sync_sum, _world_size
 from .constants import BINARY_MODE, MULTICLASS_MODE
 
 
@@ -51,6 +52,23 @@ def _lovasz_flat(probs: Tensor, labels: Tensor, classes: Any) -> Tensor:
     return torch.stack(losses).mean()
 
 
+def _gather_rows(rows: Tensor) -> Tensor:
+    """The ``(P, K)`` rows of every process, concatenated in rank order; the gradient flows through this
+    process's own rows only (the others arrive detached)."""
+    world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    count = torch.tensor([rows.shape[0]], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    torch.distributed.all_gather(counts, count)
+    counts = [int(c) for c in counts]
+    padded = rows.new_zeros(max(counts), rows.shape[1])
+    padded[:rows.shape[0]] = rows.detach()
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded)
+    parts = [p[:c] for p, c in zip(parts, counts)]
+    parts[rank] = rows
+    return torch.cat(parts)
+
+
 def _check_options(mode: Any, classes: Any, ignore_index: Any) -> tuple[str, Any, int | None]:
     """``mode`` (multiclass or binary), ``classes`` (``None`` counts as ``"present"``) and ``ignore_index``."""
     return (check_choice("mode", mode, (MULTICLASS_MODE, BINARY_MODE)), V.check_classes(classes),
@@ -59,7 +77,7 @@ def _check_options(mode: Any, classes: Any, ignore_index: Any) -> tuple[str, Any
 
 def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = None, *,
                         mode: str = MULTICLASS_MODE, from_logits: bool = True, classes: Any = "present",
-                        per_image: bool = False, ignore_index: int | None = None,
+                        per_image: bool = False, ignore_index: int | None = None, sync_distributed: bool = False,
                         validate_args: bool = True) -> Tensor:
     """Lovász-Softmax loss on hard labels.
 
@@ -71,6 +89,15 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         classes: ``"present"`` (also ``None``), ``"all"`` or a list of class indices.
         per_image: compute the loss per image and average (otherwise over the whole batch).
         ignore_index: class index to leave out.
+        sync_distributed: under ``torch.distributed``, the loss of the global batch: the valid pixels of every
+            process are gathered (the Lovász extension sorts them together; the mean over images pools the
+            images with ``per_image``), gradients flow through each process's own pixels and are scaled by the
+            world size, so that DDP's gradient average equals the single-process gradient.
+        validate_args: check the tensors (shapes, dtypes, values, finite logits).
+
+    Raises:
+        ValueError: a float (soft) target, or any target that requires a gradient (none can flow through class
+            indices).
 
     Example:
         >>> import torch
@@ -81,8 +108,14 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
         >>> loss.backward()
     """
     mode, classes, ignore_index = _check_options(mode, classes, ignore_index)
+    if isinstance(target, Tensor) and target.requires_grad:  # whatever validate_args: a silent None otherwise
+        raise ValueError(
+            "Expected `target` without requires_grad for the Lovász-Softmax loss, but got a target that requires "
+            "a gradient: the loss reads it as class indices, through which no gradient can flow. Use "
+            "JaccardMetricLoss or DiceSemimetricLoss for a learned soft target.")
     if validate_args:
         V.check_logits(logits, mode)
+        V.check_finite(logits)
         if isinstance(target, Tensor) and target.is_floating_point():
             raise ValueError(
                 "Expected `target` to hold class indices (an integer tensor) for the Lovász-Softmax loss, "
@@ -105,11 +138,21 @@ def lovasz_softmax_loss(logits: Tensor, target: Tensor, mask: Tensor | None = No
     if mask is not None:
         valid &= mask.reshape(B, N)
     probs = probs.transpose(1, 2)  # (B, N, C)
-    if per_image and B == 0:  # an empty batch: zero loss, zero gradient
-        return z.sum() * 0.0
+    world = _world_size() if sync_distributed else 1
     if per_image:
-        return torch.stack([_lovasz_flat(probs[b][valid[b]], t[b][valid[b]], classes) for b in range(B)]).mean()
-    return _lovasz_flat(probs[valid], t[valid], classes)
+        num = sum((_lovasz_flat(probs[b][valid[b]], t[b][valid[b]], classes) for b in range(B)), z.sum() * 0.0)
+        den = torch.tensor(float(B), dtype=num.dtype, device=num.device)
+        if world > 1:
+            num, den = _sync_sum(num), _sync_sum(den)
+        loss = torch.where(den > 0, num / den.clamp_min(1), num * 0.0)  # an empty batch: 0, zero gradient
+    elif world > 1:
+        rows = _gather_rows(torch.cat([probs[valid], t[valid].unsqueeze(1).to(probs.dtype)], 1))
+        loss = _lovasz_flat(rows[:, :C], rows[:, C].long(), classes)
+    else:
+        return _lovasz_flat(probs[valid], t[valid], classes)
+    if world > 1:  # DDP averages gradients over ranks; the global loss needs their sum (see region_loss)
+        loss = loss * world - loss.detach() * (world - 1)
+    return loss
 
 
 class LovaszSoftmaxLoss(nn.Module):
@@ -122,11 +165,13 @@ class LovaszSoftmaxLoss(nn.Module):
     """
 
     def __init__(self, *, mode: str = MULTICLASS_MODE, from_logits: bool = True, classes: Any = "present",
-                 per_image: bool = False, ignore_index: int | None = None, validate_args: bool = True) -> None:
+                 per_image: bool = False, ignore_index: int | None = None, sync_distributed: bool = False,
+                 validate_args: bool = True) -> None:
         super().__init__()
         _check_options(mode, classes, ignore_index)  # at construction; the options are kept as given
         self.options = dict(mode=mode, from_logits=from_logits, classes=classes, per_image=per_image,
-                            ignore_index=ignore_index, validate_args=validate_args)
+                            ignore_index=ignore_index, sync_distributed=sync_distributed,
+                            validate_args=validate_args)
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         return lovasz_softmax_loss(logits, target, mask, **self.options)
