@@ -11,6 +11,7 @@ from __future__ import annotations
 import html.parser
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -324,3 +325,77 @@ def test_failed_runs_are_listed_with_their_error_and_keep_their_page(tmp_path):
     assert 'class="jmlkit-error"' in broken and "ValueError: boom from the notebook" in broken
     assert "Traceback" not in (out / "01_fine.html").read_text(encoding="utf-8")
     assert check_links(out / "02_broken.html") == []
+
+
+# --------------------------------------------------------------------------- hostile content
+PAYLOADS = {
+    "script": "<script>alert(1)</script>",
+    "onerror": "<img src=x onerror=alert(1)>",
+    "attribute break-out": '"><svg onload=alert(1)>',
+    "markdown javascript link": "[click](javascript:alert(1))",
+    "html javascript link": '<a href=" jav&#x09;ascript:alert(1)">click</a>',
+    "data link": '<a href="data:text/html,<script>alert(1)</script>">click</a>',
+}
+
+
+class _Active(html.parser.HTMLParser):
+    """What in a page could run: script elements (but MathJax's), ``on*`` attributes, script or data URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attrs_ = dict(attrs)
+        if tag in ("script", "iframe", "object", "embed", "base") and not (
+                (attrs_.get("src") or "").startswith(MATHJAX_PREFIX) or attrs_.get("type") == "text/x-mathjax-config"):
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            url = re.sub(r"[\t\n\r]", "", value or "").strip("".join(map(chr, range(33)))).lower()  # as browsers do
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}=...>")
+            elif name in ("href", "src", "action", "formaction", "xlink:href") and (
+                    url.startswith(("javascript:", "vbscript:"))
+                    or (url.startswith("data:") and not (tag == "img" and url.startswith("data:image/")))):
+                self.found.append(f"<{tag} {name}={value!r}>")
+
+
+def active_content(page: Path) -> list[str]:
+    parser = _Active()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.found
+
+
+def _hostile_batch(batch: Path, payload: str) -> Path:
+    """A batch folder (no kernel) whose one run carries ``payload`` everywhere a notebook or a run can put text."""
+    run = batch / "01_hostile"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# Title *kept* {payload}\n\nThe question, "
+                                      f"[a safe link](https://example.org), {payload}.\n\nMore text."),
+        nbformat.v4.new_code_cell('profile = "quick"\nseed = 0\noutput_dir = "."', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("show()", execution_count=1, outputs=[
+            nbformat.v4.new_output("display_data", data={"text/html": f"<b>html</b> {payload}",
+                                                         "text/plain": "html"}),
+            nbformat.v4.new_output("display_data", data={"text/markdown": f"**md** {payload}", "text/plain": "md"}),
+            nbformat.v4.new_output("display_data", data={"application/javascript": "alert(1)",
+                                                         "text/plain": "js"})])])
+    run.mkdir(parents=True)
+    nbformat.write(nb, run / "01_hostile.ipynb")
+    (run / "run.json").write_text(json.dumps({
+        "run": run.name, "status": "failed", "error": f"ValueError: {payload}", "duration_s": 1.0,
+        "executed_notebook": "01_hostile.ipynb", "parameters": {"profile": "quick", payload: payload}}))
+    (run / "metrics.json").write_text(json.dumps({payload: payload, f"mIoU_D.{payload}": 0.5, "n": 3}))
+    return batch
+
+
+@pytest.mark.parametrize("payload", list(PAYLOADS.values()), ids=list(PAYLOADS))
+def test_report_of_a_hostile_notebook_runs_nothing(payload, tmp_path):
+    """Title, question, parameters, metrics, errors and outputs carrying a script: the report shows text, runs none."""
+    batch = _hostile_batch(tmp_path / "batch", payload)
+    assert main_report([str(batch), "--quiet"]) == 0
+    index, page = batch / "report" / INDEX_FILE, batch / "report" / "01_hostile.html"
+    assert active_content(index) == [] and active_content(page) == []
+    text = index.read_text(encoding="utf-8")
+    assert "Title <em>kept</em>" in text and '<a href="https://example.org" rel="noopener noreferrer">' in text
+    assert html.escape(payload) in text  # parameters, metrics and the error: shown as text
+    assert "<b>html</b>" in page.read_text(encoding="utf-8")  # sanitised outputs keep their safe markup

@@ -1,8 +1,18 @@
 """Notebook parameters: ``-p name=value`` options, grids, run names, and a notebook's ``parameters`` cell.
 
-A value is a Python literal (``ast.literal_eval``) and falls back to the string itself; a value
+A value is a Python literal (``ast.literal_eval``) and falls back to the string itself, unless it
+starts or ends like a literal (a bracket or a quote: ``[1,2`` is a mistake, not a string); a value
 with top-level commas is a grid (``seed=0,1,2``) and the runs are the product over all grids. A
 run's name is the notebook stem plus its overrides, keys sorted (:func:`run_name`).
+
+**Checked before any kernel starts** (:func:`parameter_problem`). A value must have the type of the
+notebook's default: an int default takes an int, a float default an int or a float, a bool a bool,
+a str a str, a list or tuple default a list or tuple (whose elements have the type of the default's
+elements when it has any), a dict a dict; a ``None`` default (or one that is not a literal) takes
+anything, and ``None`` is also taken where the parameter's comment mentions ``None``. A notebook may
+list the allowed values of a parameter in its ``parameters`` cell's metadata,
+``{"jmlkit": {"choices": {"name": [...]}}}`` (papermill ignores it; :func:`parameter_choices`): a
+value, or each element of a list value, must then be one of them.
 
 Example:
     >>> parse_assignments(["seed=0,1", "loss=ce+jml"])
@@ -20,6 +30,7 @@ import io
 import itertools
 import json
 import os
+import re
 import tokenize
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +48,8 @@ __all__ = [
     "find_parameters_cell",
     "parameters_cells",
     "notebook_parameters",
+    "parameter_choices",
+    "parameter_problem",
     "read_notebook",
 ]
 
@@ -46,18 +59,32 @@ _MAX_NAME = 120  # longer run names are shortened with a hash
 
 
 # --------------------------------------------------------------------------- -p options
+_LITERAL_ENDS = ("[", "(", "{", "'", '"', "]", ")", "}")
+
+
 def parse_value(text: str) -> Any:
     """Parse one ``-p`` value: a Python literal, else the string itself.
+
+    Text that starts or ends with a bracket or a quote is meant as a literal: when it is not one, a
+    ``ValueError`` says why.
 
     >>> parse_value("3"), parse_value("1e-3"), parse_value("True"), parse_value("ce+jml")
     (3, 0.001, True, 'ce+jml')
     >>> parse_value("[1, 2]"), parse_value("'quoted'")
     ([1, 2], 'quoted')
+    >>> parse_value("[1,2")
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `text` to be a Python literal (it starts or ends with a bracket or a quote), but got '[1,2' ('[' was never closed).
     """
     stripped = check_str("text", text, nonempty=False).strip()
     try:
         return ast.literal_eval(stripped)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
+        if stripped.startswith(_LITERAL_ENDS) or stripped.endswith(_LITERAL_ENDS):
+            why = err.msg if isinstance(err, SyntaxError) else f"{type(err).__name__}: {err}"
+            raise ValueError(f"Expected `text` to be a Python literal (it starts or ends with a bracket or a quote), "
+                             f"but got {stripped!r} ({why}).") from None
         return stripped
 
 
@@ -106,7 +133,10 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, list[Any]]:
         parts = _split_top_level(raw)
         if len(parts) > 1 and any(not p.strip() for p in parts):
             raise ValueError(f"Expected `-p {name}` grid values separated by single commas, but got {raw!r}.")
-        grid[name] = [parse_value(p) for p in parts]
+        try:
+            grid[name] = [parse_value(p) for p in parts]
+        except ValueError as err:
+            raise ValueError(str(err).replace("`text`", f"`-p {name}`", 1)) from None
     return grid
 
 
@@ -252,3 +282,96 @@ def notebook_parameters(nb: Mapping[str, Any] | str | os.PathLike) -> dict[str, 
         return _parse_parameters_source(source)
     except SyntaxError as err:
         raise ValueError(f"Expected the 'parameters' cell to be valid Python, but got a syntax error: {err}.") from err
+
+
+# --------------------------------------------------------------------------- checking -p values
+def parameter_choices(nb: Mapping[str, Any] | str | os.PathLike) -> dict[str, list[Any]]:
+    """The allowed values a notebook declares: ``metadata["jmlkit"]["choices"]`` of its first ``parameters`` cell.
+
+    ``{}`` when it declares none; a ``ValueError`` when the declaration is not ``{name: [values...]}``.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('kind = "a"', metadata={
+    ...     "tags": ["parameters"], "jmlkit": {"choices": {"kind": ["a", "b"]}}})])
+    >>> parameter_choices(nb)
+    {'kind': ['a', 'b']}
+    """
+    if isinstance(nb, (str, os.PathLike)):
+        nb = read_notebook(Path(nb))
+    cells = parameters_cells(nb)
+    if not cells:
+        return {}
+    meta = nb["cells"][cells[0]].get("metadata", {}).get("jmlkit", {})
+    choices = meta.get("choices", {}) if isinstance(meta, Mapping) else {}
+    if not isinstance(choices, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, list) and v for k, v in choices.items()):
+        raise ValueError(f"Expected the 'parameters' cell's metadata jmlkit.choices to map names to non-empty lists, "
+                         f"but got {choices!r}.")
+    return {k: list(v) for k, v in choices.items()}
+
+
+def _kind(value: Any) -> str:
+    """The type family of a default, as a value must match it: bool, int, float, str, list, dict or "" (any)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return ""
+
+
+def _matches(kind: str, value: Any) -> bool:
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return not kind or _kind(value) == kind
+
+
+_NAMES = {"bool": "a bool", "int": "an int", "float": "a number (int or float)", "str": "a str",
+          "list": "a list", "dict": "a dict"}
+_PLURALS = {"bool": "bools", "int": "ints", "float": "numbers", "str": "strs", "list": "lists", "dict": "dicts"}
+
+
+def parameter_problem(name: str, value: Any, default: str, *, help: str = "",
+                      choices: Sequence[Any] | None = None) -> str | None:
+    """Why ``value`` cannot be given to a parameter whose default is the source text ``default``; ``None`` when it can.
+
+    The rules are in the module docs. The text reads after "Expected `-p NAME` of NOTEBOOK to be".
+
+    >>> parameter_problem("seed", "abc", "0")
+    "an int (its default is 0), but got 'abc' (str)"
+    >>> parameter_problem("epsilon", 1, "0.1") is None, parameter_problem("model", "x", "None") is None
+    (True, True)
+    >>> parameter_problem("configs", ["nosuch"], '["a"]', choices=["a", "b"])
+    "a list of 'a', 'b', but got ['nosuch'] ('nosuch' is none of them)"
+    """
+    try:
+        default_value = ast.literal_eval(default)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        default_value = None  # an expression: its type is not known before the kernel runs it
+    kind = _kind(default_value)
+    got = f"but got {value!r} ({type(value).__name__})"
+    if value is None and (not kind or re.search(r"\bNone\b", help)):
+        return None
+    if not _matches(kind, value):
+        return f"{_NAMES[kind]} (its default is {default}), {got}"
+    items = list(value) if kind == "list" else [value]
+    if kind == "list" and default_value:
+        inner = {_kind(v) for v in default_value}
+        inner = {"float"} if inner == {"int", "float"} else inner
+        if len(inner) == 1 and (bad := [v for v in items if not _matches(next(iter(inner)), v)]):
+            return (f"a list of {_PLURALS[next(iter(inner))]} (its default is {default}), "
+                    f"but got {value!r} ({bad[0]!r} is a {type(bad[0]).__name__})")
+    if choices:
+        wanted = ", ".join(map(repr, choices))
+        bad = [v for v in items if v not in choices]
+        if bad:
+            what = f"a list of {wanted}" if kind == "list" else f"one of {wanted}"
+            return f"{what}, but got {value!r}" + (f" ({bad[0]!r} is none of them)" if kind == "list" else "")
+    return None

@@ -36,6 +36,8 @@ from jmlkit.runner.params import (
     canonical,
     expand_grid,
     notebook_parameters,
+    parameter_choices,
+    parameter_problem,
     parameters_cells,
     read_notebook,
     run_name,
@@ -135,8 +137,10 @@ def plan_runs(
     (its reason), which fails without executing. ``warn`` receives a message for each notebook that
     has no parameters cell or several.
 
-    Raises ``ValueError`` for an unknown profile, an unknown required notebook, a cycle of requirements, or
-    a grid name that no (readable) notebook declares; that message lists each notebook's parameters.
+    Raises ``ValueError`` for an unknown profile, an unknown required notebook, a cycle of requirements,
+    a grid name that no (readable) notebook declares (that message lists each notebook's parameters), or
+    a grid value that a notebook's parameter cannot take: not the type of its default, or not one of its
+    declared choices (:func:`~jmlkit.runner.params.parameter_problem`), named with the notebook.
     """
     check_choice("profile", profile, PROFILE_NAMES)
     grid = dict(grid or {})
@@ -158,6 +162,7 @@ def plan_runs(
             warn(f"{nb_path.name} has {len(parameters_cells(nb))} cells tagged 'parameters' (expected 1)")
         declared = declared_by[nb_path.name] = notebook_parameters(nb)
         own = {k: v for k, v in grid.items() if k in declared}
+        _check_values(nb_path, nb, declared, own)
         fixed = {"profile": profile} if "profile" in declared else {}
         for combo in expand_grid(own):
             name = run_name(nb_path.stem, combo)
@@ -170,6 +175,21 @@ def plan_runs(
         raise ValueError(f"Expected each `-p` name to be a parameter of a selected notebook, but no notebook declares "
                          f"{', '.join(map(repr, unknown))}; their parameters: {_parameters_text(declared_by)}.")
     return runs
+
+
+def _check_values(nb_path: Path, nb: Any, declared: Mapping[str, Mapping[str, str]],
+                  own: Mapping[str, Sequence[Any]]) -> None:
+    """A ``ValueError`` for the first ``-p`` value that the notebook's parameter cannot take (:func:`parameter_problem`)."""
+    try:
+        choices = parameter_choices(nb)
+    except ValueError as err:
+        raise ValueError(f"Expected {nb_path.name} to declare its parameters' choices as a mapping: {err}") from None
+    for name, values in own.items():
+        for value in values:
+            problem = parameter_problem(name, value, declared[name]["default"], help=declared[name]["help"],
+                                        choices=choices.get(name))
+            if problem is not None:
+                raise ValueError(f"Expected `-p {name}` of {nb_path.name} to be {problem}.")
 
 
 def _parameters_text(declared_by: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str:

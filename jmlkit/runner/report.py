@@ -11,11 +11,13 @@ executed notebook, ``metrics.json`` and figures). The report (default ``RUNS_DIR
   formulas show as their TeX source, which reads fine. Live widgets need a kernel, so a widget
   output shows its text fallback. Each page starts with a bar linking back to the index, the run's
   status and duration, and, for a run that did not finish ok, its error. A run without an
-  executed notebook (it failed before papermill wrote one) gets no page.
+  executed notebook (it failed before papermill wrote one) gets no page. Markdown cells, HTML and
+  markdown outputs are sanitised (:func:`sanitize_html`); JavaScript outputs are left out.
 * ``index.html``: for each run its title and question (the notebook's first markdown heading and
   the first paragraph after it), status and duration (``run.json``), headline numbers from
   ``metrics.json`` (:func:`headline_table`; every number in a fold-out table), thumbnails of its
   figures linking to the full-size copies, and a link to its page. Failed runs show their error.
+  Title and question are sanitised HTML (:func:`sanitize_html`), all else (parameters, metrics) escaped text.
 * ``figures/<run>/`` and ``thumbs/<run>/``: the run's ``*.png`` (``*.svg`` when a figure has no
   PNG) and their thumbnails, named as in ``jmlkit run --figures`` (``/`` becomes ``__``).
 
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import html
 import io
 import json
@@ -51,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from jmlkit.io import atomic_write, atomic_write_text, visible_folders
+from jmlkit.runner.params import read_notebook
 from jmlkit.runner.plan import METRICS_FILE, RUN_FILE
 from jmlkit.runner.summary import FIGURE_SUFFIXES
 
@@ -68,6 +72,7 @@ __all__ = [
     "main_report",
     "notebook_intro",
     "render_page",
+    "sanitize_html",
     "write_report",
 ]
 
@@ -203,10 +208,44 @@ def headline_table(metrics: Mapping[str, Any], *, columns: Sequence[str] = HEADL
     return ["value"], [(k, [format_number(metrics[k])]) for k in numeric[:rows]], max(0, len(numeric) - rows)
 
 
-def _markdown_html(text: str) -> str:
+_URL_SCHEMES = frozenset({"http", "https", "mailto", "data"})  # data: for images only (_keep_attribute)
+_INLINE_TAGS = frozenset({"b", "code", "del", "em", "i", "kbd", "mark", "s", "small", "strong", "sub", "sup"})
+
+
+def _keep_attribute(tag: str, name: str, value: str) -> str | None:
+    """nh3's attribute filter: a ``data:`` URL only as the ``src`` of an image that is an image."""
+    url = re.sub(r"[\t\n\r]", "", value).strip("".join(map(chr, range(33)))).lower()  # as a browser reads it
+    if name in ("href", "src", "cite", "action", "formaction") and url.startswith("data:"):
+        return value if tag == "img" and name == "src" and url.startswith("data:image/") else None
+    return value
+
+
+def sanitize_html(fragment: str, *, inline: bool = False, ids: bool = False) -> str:
+    """``fragment`` without anything a browser would run (nh3's allow-list): no script, no ``on*=``, no ``javascript:``.
+
+    Links keep ``http(s):``, ``mailto:`` and relative URLs, images also ``data:image/``. ``inline``: inline
+    emphasis only (a title); ``ids``: ``class`` and ``id`` attributes too (a page's anchors and CSS classes).
+
+    >>> sanitize_html('T "><script>alert(2)</script> <a href="javascript:alert(1)">a</a> <em>b</em>')
+    'T "&gt; <a rel="noopener noreferrer">a</a> <em>b</em>'
+    >>> sanitize_html('<img src=x onerror=alert(3)> <a href="https://x.org">x</a>', inline=True)
+    ' x'
+    """
+    import nh3
+
+    attributes = {**{k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}, **({"*": {"class", "id"}} if ids else {})}
+    return nh3.clean(str(fragment), tags=set(_INLINE_TAGS if inline else nh3.ALLOWED_TAGS),
+                     clean_content_tags={"script", "style"}, attributes=attributes, url_schemes=set(_URL_SCHEMES),
+                     attribute_filter=_keep_attribute)
+
+
+def _markdown_html(text: str, *, inline: bool = False) -> str:
+    """Markdown rendered as nbconvert renders it (``inline``: one paragraph's content), then sanitised."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    return markdown2html_mistune(text).strip()
+    rendered = markdown2html_mistune(text).strip()
+    rendered = rendered.removeprefix("<p>").removesuffix("</p>") if inline else rendered
+    return sanitize_html(rendered, inline=inline).strip()
 
 
 def _inline_html(text: str) -> str:
@@ -215,8 +254,7 @@ def _inline_html(text: str) -> str:
     >>> _inline_html("5. Soft *labels*")
     '5. Soft <em>labels</em>'
     """
-    rendered = _markdown_html(re.sub(r"^(\s*\d+)([.)])", r"\1\\\2", text))
-    return rendered.removeprefix("<p>").removesuffix("</p>").strip()
+    return _markdown_html(re.sub(r"^(\s*\d+)([.)])", r"\1\\\2", text), inline=True)
 
 
 def notebook_intro(nb: Any) -> tuple[str | None, str | None]:
@@ -257,7 +295,8 @@ def _exporter() -> Any:
     from nbconvert import HTMLExporter
 
     return HTMLExporter(template_name="lab", template_file="jmlkit_page.html.j2", embed_images=True,
-                        extra_loaders=[DictLoader({"jmlkit_page.html.j2": PAGE_TEMPLATE})])
+                        extra_loaders=[DictLoader({"jmlkit_page.html.j2": PAGE_TEMPLATE})],
+                        sanitize_html=True, filters={"clean_html": functools.partial(sanitize_html, ids=True)})
 
 
 def _static_outputs(nb: Any) -> Any:
@@ -300,12 +339,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_notebook(path: Path) -> Any:
-    import nbformat
-
-    return nbformat.read(str(path), as_version=4)
-
-
 def _entry(run_dir: Path) -> tuple[ReportEntry, Path | None]:
     record = _read_json(run_dir / RUN_FILE)
     record = record if isinstance(record, dict) else {}
@@ -318,7 +351,7 @@ def _entry(run_dir: Path) -> tuple[ReportEntry, Path | None]:
     for candidate in (executed, Path(str(record.get("notebook") or ""))):
         if candidate.suffix == ".ipynb" and candidate.is_file():
             try:
-                source = _read_notebook(candidate)
+                source = read_notebook(candidate)
                 break
             except Exception:  # unreadable: the page reports it
                 continue
@@ -504,7 +537,7 @@ def write_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             try:
                 exporter = exporter if exporter is not None else _exporter()
                 page = f"{entry.name}.html"
-                atomic_write_text(out / page, render_page(_read_notebook(executed), entry, exporter=exporter))
+                atomic_write_text(out / page, render_page(read_notebook(executed), entry, exporter=exporter))
                 entry.page = page
             except Exception as err:  # a broken notebook must not cost the other pages
                 entry.page_error = f"{type(err).__name__}: {err}"
