@@ -52,7 +52,8 @@ exit codes:
   1    a failure during training (the traceback is printed); no run folder written, a run in OUT is kept
   2    a usage error, found before any work: an unknown option (usage and the error), or one line on stderr
        for a bad value, missing data or teacher, an unavailable device, OUT a file, not writable or not
-       empty without --overwrite (--debug: with the traceback)
+       empty without --overwrite (--debug: with the traceback); also when another process finished a
+       run in OUT first: OUT is left as it is and this run is kept in OUT.kept-<pid>-<hex> next to it
   130  interrupted (Ctrl-C or SIGTERM): no run folder written, a run in OUT is kept
 """
 
@@ -185,13 +186,19 @@ class _UsageError(Exception):
 
 
 def _option_names(message: str) -> str:
-    """``Expected `kd_temperature` ...`` -> ``Expected `--kd-temperature` ...``: config fields named as options."""
+    """``Expected `kd_temperature` ...`` -> ``Expected `--kd-temperature` ...``: config fields named as options.
+
+    In ```dataset_kwargs` of dataset='digits': Expected `seed` ...`` only the head is rewritten: the rest names an
+    option inside ``--dataset-kwargs`` (its ``seed``, not ``--seed``).
+    """
     import re
 
     from jmlkit.engine.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return re.sub(r"`([a-z_]+)`", lambda m: f"`--{m[1].replace('_', '-')}`" if m[1] in fields else m[0], message)
+    nested = re.match(r"`[a-z_]+_kwargs` of [^:]*: ", message)
+    head, tail = (message[:nested.end()], message[nested.end():]) if nested else (message, "")
+    return re.sub(r"`([a-z_]+)`", lambda m: f"`--{m[1].replace('_', '-')}`" if m[1] in fields else m[0], head) + tail
 
 
 def _one_line(message: str) -> str:
@@ -250,6 +257,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     import threading
 
     import jmlkit.engine as engine
+    from jmlkit.engine.runfolder import FolderTaken
     from jmlkit.io import read_done
 
     prog = "python -m jmlkit train"
@@ -273,7 +281,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"{prog}: error: {_one_line(_option_names(str(err)))}", file=sys.stderr)
             return 2
-        result = engine.fit(config, teacher=checked.teacher, progress=progress and not quiet)
+        try:
+            result = engine.fit(config, teacher=checked.teacher, progress=progress and not quiet)
+        except FolderTaken as err:  # another process finished a run in OUT first: left as it is, ours kept aside
+            if debug:
+                raise
+            print(f"{prog}: error: {_one_line(_option_names(str(err)))}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         if debug:
             raise

@@ -1,8 +1,9 @@
 """Files that jmlkit writes: atomic writes, run folders and their completion marker, metrics and figures.
 
 Every file is written aside and renamed into place (:func:`atomic_write`), so a reader never sees a
-half-written file, even after ``kill -9``. A run folder is named ``<name>__seed<k>``
-(:func:`run_folder_name`, :func:`parse_run_folder_name`) and is *complete* only when its marker
+half-written file, even after ``kill -9``. A run folder is named ``<name>__seed<k>``, or
+``<name>__seed<k>__<hash8>`` in the run cache (:func:`run_folder_name`, :func:`parse_run_folder_name`) and is
+*complete* only when its marker
 file :data:`DONE_FILE`, written last, says so (:func:`mark_done`, :func:`read_done`).
 
 Example:
@@ -14,6 +15,8 @@ Example:
     {'ECE_D': None, 'mIoU_D': 0.5}
     >>> run_folder_name("ce_hard", 2), parse_run_folder_name("ce_hard__seed2")
     ('ce_hard__seed2', ('ce_hard', 2))
+    >>> run_folder_name("ce_hard", 2, "1a2b3c4d5e6f7a8b"), parse_run_folder_name("ce_hard__seed2__1a2b3c4d")
+    ('ce_hard__seed2__1a2b3c4d', ('ce_hard', 2))
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +38,7 @@ __all__ = [
     "DONE_FILE",
     "atomic_write",
     "atomic_write_text",
+    "atomic_copy",
     "atomic_torch_save",
     "jsonable",
     "write_json",
@@ -46,6 +51,8 @@ __all__ = [
     "SVG_HASH_SALT",
     "run_folder_name",
     "parse_run_folder_name",
+    "run_folder_hash",
+    "RUN_HASH_DIGITS",
     "mark_done",
     "read_done",
 ]
@@ -53,7 +60,9 @@ __all__ = [
 #: The completion marker of a run folder, written last (JSON: at least ``{"hash": ...}``).
 DONE_FILE = "recipe.json"
 
-_RUN_NAME_RE = re.compile(r"^(?P<config>.+)__seed(?P<seed>\d+)$")
+_RUN_NAME_RE = re.compile(r"^(?P<config>.+?)__seed(?P<seed>\d+)(?:__(?P<hash>[0-9a-f]{8}))?$")
+#: Hex digits of :func:`jmlkit.engine.config_hash` in a run cache folder's name.
+RUN_HASH_DIGITS = 8
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -92,6 +101,37 @@ _UMASK = _read_umask()
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write` of a text."""
     return atomic_write(path, text)
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file ``src`` to ``dst`` the way :func:`atomic_write` writes: through a temporary file next to
+    ``dst``, then ``os.replace``. A symbolic link at ``dst`` is replaced by the copy; its target is never
+    written (``shutil.copyfile`` would write through the link). Returns ``dst``.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "target.txt").write_text("kept")
+    >>> (d / "link.png").symlink_to(d / "target.txt")
+    >>> _ = (d / "fig.png").write_bytes(b"png")
+    >>> _ = atomic_copy(d / "fig.png", d / "link.png")
+    >>> (d / "link.png").is_symlink(), (d / "link.png").read_bytes(), (d / "target.txt").read_text()
+    (False, b'png', 'kept')
+    """
+    path = Path(dst)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
+            shutil.copyfileobj(fh, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -245,20 +285,39 @@ def save_figure(fig: Any, output_dir: str | os.PathLike, name: str, *, formats: 
     return paths
 
 
-def run_folder_name(name: str, seed: int) -> str:
-    """``<name>__seed<seed>``: the one naming of a training run's folder."""
+def run_folder_name(name: str, seed: int, digest: str | None = None) -> str:
+    """``<name>__seed<seed>``, or with ``digest`` (a :func:`jmlkit.engine.config_hash`)
+    ``<name>__seed<seed>__<first 8 hex digits of digest>``: the one naming of a training run's folder.
+    The run cache names its folders with the hash, so that runs of one name with different
+    configurations never share a folder."""
     from jmlkit._checks import check_int, check_str
 
     check_str("name", name)
-    return f"{name}__seed{check_int('seed', seed, low=0)}"
+    text = f"{name}__seed{check_int('seed', seed, low=0)}"
+    if digest is None:
+        return text
+    if not isinstance(digest, str) or not re.fullmatch(rf"[0-9a-f]{{{RUN_HASH_DIGITS},}}", digest):
+        raise ValueError(f"Expected `digest` to be a config_hash (at least {RUN_HASH_DIGITS} lower-case hex digits), "
+                         f"but got {digest!r}.")
+    return f"{text}__{digest[:RUN_HASH_DIGITS]}"
 
 
 def parse_run_folder_name(name: str) -> tuple[str, int] | None:
-    """``(name, seed)`` of a folder named by :func:`run_folder_name`, else ``None``."""
+    """``(name, seed)`` of a folder named by :func:`run_folder_name` (with or without the hash), else ``None``."""
     match = _RUN_NAME_RE.match(str(name))
     if match is None:
         return None
     return match["config"], int(match["seed"])
+
+
+def run_folder_hash(name: str) -> str | None:
+    """The configuration hash part (8 hex digits) of a run folder name, ``None`` when it has none.
+
+    >>> run_folder_hash("ce__seed0__1a2b3c4d"), run_folder_hash("ce__seed0")
+    ('1a2b3c4d', None)
+    """
+    match = _RUN_NAME_RE.match(str(name))
+    return None if match is None else match["hash"]
 
 
 def mark_done(folder: str | os.PathLike, **info: Any) -> Path:

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jmlkit import experiments as ex
 from jmlkit.engine import TrainConfig
-from jmlkit.io import DONE_FILE, read_done
+from jmlkit.io import DONE_FILE, parse_run_folder_name, read_done, run_folder_hash, run_folder_name
 
 
 @pytest.fixture(scope="module")
 def tiny():
     """A run of about a second: 8 scenes of 16x16, the tiny UNet, one epoch."""
     return TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, batch_size=4)
+
+
+def folder(out, name, seed, config) -> Path:
+    """The run cache's folder of ``config`` named ``name`` with ``seed``."""
+    return ex.run_dir_for(out, name, seed, config)
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +38,11 @@ def finished(tmp_path_factory, tiny):
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("call, match", [
-    (lambda: ex.run_dir_for("out", "a__b", 0), "config name"),
-    (lambda: ex.run_dir_for("out", "a/b", 0), "config name"),
-    (lambda: ex.run_dir_for("out", "a", -1), "`seed`"),
+    (lambda: ex.run_dir_for("out", "a__b", 0, TrainConfig()), "config name"),
+    (lambda: ex.run_dir_for("out", "a/b", 0, TrainConfig()), "config name"),
+    (lambda: ex.run_dir_for("out", "a", -1, TrainConfig()), "`seed`"),
+    (lambda: run_folder_name("a", 0, "XYZ"), "`digest`"),
+    (lambda: run_folder_name("a", 0, "abc"), "`digest`"),
     (lambda: ex.run_configs({}, seeds=[0], output_dir="x"), "`configs`"),
     (lambda: ex.run_configs({"a": TrainConfig()}, seeds=[0, 0], output_dir="x"), "without repeats"),
     (lambda: ex.run_configs({"a": TrainConfig()}, seeds=[0], output_dir=None), "`output_dir`"),
@@ -57,6 +66,10 @@ def test_bad_types_raise_type_error(tmp_path):
         ex.run_configs({"a": TrainConfig()}, seeds="0", output_dir=tmp_path)
     with pytest.raises(TypeError, match="TrainConfig"):
         ex.config_hash({"seed": 0})
+    with pytest.raises(TypeError, match="`config`"):
+        ex.run_dir_for(tmp_path, "a", 0, {"loss": "ce"})
+    with pytest.raises(TypeError, match="`latest`"):
+        ex.find_runs(tmp_path, latest="yes")
     with pytest.raises(TypeError, match="find_runs"):
         ex.load_metrics(pd.DataFrame({"config": ["a"]}))
     with pytest.raises(TypeError, match="`config` column"):
@@ -64,6 +77,15 @@ def test_bad_types_raise_type_error(tmp_path):
 
 
 # --------------------------------------------------------------------------- hashing
+@given(st.text(alphabet="abcdefghij_-.0123456789", min_size=1, max_size=20), st.integers(0, 10**6),
+       st.text(alphabet="0123456789abcdef", min_size=8, max_size=16))
+def test_run_folder_names_with_hash_round_trip(name, seed, digest):
+    folder_name = run_folder_name(name, seed, digest)
+    assert folder_name == f"{run_folder_name(name, seed)}__{digest[:8]}"
+    assert parse_run_folder_name(folder_name) == parse_run_folder_name(run_folder_name(name, seed)) == (name, seed)
+    assert run_folder_hash(folder_name) == digest[:8]
+
+
 def test_config_hash_ignores_output_and_runtime_options():
     cfg = TrainConfig(seed=0)
     assert ex.config_hash(cfg) == ex.config_hash(cfg.replace(out="/elsewhere", num_threads=1, device="cpu"))
@@ -76,15 +98,15 @@ def test_config_hash_ignores_output_and_runtime_options():
 
 
 def test_teacher_hash_follows_the_teacher_run(finished, tiny):
-    out, _, _ = finished
-    teacher_dir = out / "runs" / "ce__seed0"
+    out, configs, _ = finished
+    teacher_dir = folder(out, "ce", 0, configs["ce"])
     copy_dir = out.parent / "03_distillation" / "runs" / "teacher_copy__seed0"
     copy_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(teacher_dir, copy_dir, dirs_exist_ok=True)
     a = ex.distillation_configs(tiny, teacher_dir)["kd_jml"]
     b = ex.distillation_configs(tiny, copy_dir)["kd_jml"]
     assert ex.config_hash(a) == ex.config_hash(b)
-    c = ex.distillation_configs(tiny, out / "runs" / "jml_ls__seed0")["kd_jml"]
+    c = ex.distillation_configs(tiny, folder(out, "jml_ls", 0, configs["jml_ls"]))["kd_jml"]
     assert ex.config_hash(a) != ex.config_hash(c)
 
 
@@ -96,39 +118,74 @@ def test_run_configs_writes_the_run_layout(finished):
     assert not runs["cached"].any()
     for name in configs:
         for seed in (0, 1):
-            folder = out / "runs" / f"{name}__seed{seed}"
+            digest = ex.config_hash(configs[name].replace(seed=seed))
+            run_dir = out / "runs" / f"{name}__seed{seed}__{digest[:8]}"
+            assert run_dir == folder(out, name, seed, configs[name])
+            assert str(run_dir.resolve()) in set(runs["run_dir"])
             for file in ("config.json", "metrics.json", "model.pt", DONE_FILE, "history.csv"):
-                assert (folder / file).is_file(), folder / file
-            assert json.loads((folder / "config.json").read_text())["seed"] == seed
-            done = read_done(folder)
-            assert done["hash"] == ex.config_hash(configs[name].replace(seed=seed)) and done["seed"] == seed
+                assert (run_dir / file).is_file(), run_dir / file
+            assert json.loads((run_dir / "config.json").read_text())["seed"] == seed
+            done = read_done(run_dir)
+            assert done["hash"] == digest and done["seed"] == seed
     assert {"mIoU_D", "ECE_D", "SCE_D", "run_dir", "epoch_time_s"} <= set(runs.columns)
 
 
 def test_rerun_reuses_finished_runs(finished):
     out, configs, runs = finished
-    stamp = (out / "runs" / "ce__seed0" / "model.pt").stat().st_mtime_ns
+    stamp = (folder(out, "ce", 0, configs["ce"]) / "model.pt").stat().st_mtime_ns
     again = ex.run_configs(configs, seeds=[0, 1], output_dir=out, verbose=False)
-    assert again["cached"].all()
-    assert (out / "runs" / "ce__seed0" / "model.pt").stat().st_mtime_ns == stamp
+    assert again["cached"].all() and again["run_dir"].tolist() == runs["run_dir"].tolist()
+    assert (folder(out, "ce", 0, configs["ce"]) / "model.pt").stat().st_mtime_ns == stamp
     pd.testing.assert_series_equal(again["mIoU_D"], runs["mIoU_D"])
 
 
-def test_changed_config_retrains(finished, tmp_path):
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_runs_of_one_name_with_other_configurations_coexist(finished, tmp_path):
+    """A changed configuration (another kernel, or the notebook rerun with other parameters) trains into its own
+    folder: the first table's run_dir keeps its own run, and rerunning the first configuration reuses it."""
     _, configs, _ = finished
     other = tmp_path / "changed"
     first = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=other, verbose=False, reuse=False)
+    before = _snapshot(Path(first["run_dir"].item()))
     changed = ex.run_configs({"ce": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=other, verbose=False)
     assert not first["cached"].item() and not changed["cached"].item()
-    assert json.loads((other / "runs" / "ce__seed0" / "config.json").read_text())["lr"] == 1e-3
+    a, b = Path(first["run_dir"].item()), Path(changed["run_dir"].item())
+    assert a != b and parse_run_folder_name(a.name) == parse_run_folder_name(b.name) == ("ce", 0)
+    assert _snapshot(a) == before  # never replaced by the other configuration's run
+    for run_dir, config in ((a, configs["ce"]), (b, configs["ce"].replace(lr=1e-3))):
+        assert json.loads((run_dir / "config.json").read_text())["lr"] == config.lr
+        assert read_done(run_dir)["hash"] == ex.config_hash(config) and run_folder_hash(run_dir.name) == ex.config_hash(config)[:8]
+        assert ex.run_metrics(run_dir)["mIoU_D"] == (first if run_dir == a else changed)["mIoU_D"].item()
+    again = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=other, verbose=False)
+    assert again["cached"].item() and again["run_dir"].item() == str(a)
+    # readers: every folder, or the one finished last per name and seed
+    assert sorted(ex.load_runs(other)["run_dir"]) == sorted([str(a), str(b)])
+    assert ex.find_runs(other, latest=False)["path"].map(lambda p: str(Path(p).resolve())).tolist() == [str(a), str(b)]
+    assert ex.find_runs(other)["path"].map(lambda p: str(Path(p).resolve())).tolist() == [str(b)]
 
 
-def test_an_unfinished_run_is_trained_again(finished, tmp_path):
+def test_run_config_never_replaces_a_run_of_another_configuration(finished, tmp_path):
     _, configs, _ = finished
-    ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
-    (tmp_path / "runs" / "ce__seed0" / DONE_FILE).unlink()  # killed before the marker was written
-    again = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
-    assert not again["cached"].item() and read_done(tmp_path / "runs" / "ce__seed0") is not None
+    run_dir = tmp_path / "runs" / "ce__seed0"
+    ex.run_config(configs["ce"], run_dir, reuse=False)
+    before = _snapshot(tmp_path)
+    for force in (False, True):
+        with pytest.raises(ValueError, match=r"`run_dir`.*another configuration"):
+            ex.run_config(configs["ce"].replace(lr=1e-3), run_dir, force=force, reuse=False)
+        assert _snapshot(tmp_path) == before
+
+
+def test_a_folder_without_marker_is_refused_and_left_as_it_is(finished, tmp_path):
+    _, configs, _ = finished
+    runs = ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
+    (Path(runs["run_dir"].item()) / DONE_FILE).unlink()  # not a complete run: never deleted by the cache
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match="ce__seed0__"):
+        ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
+    assert _snapshot(tmp_path) == before
 
 
 def test_an_interrupted_retrain_keeps_the_finished_run(finished, tmp_path, monkeypatch):
@@ -136,8 +193,8 @@ def test_an_interrupted_retrain_keeps_the_finished_run(finished, tmp_path, monke
 
     _, configs, _ = finished
     ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, reuse=False)
-    folder = tmp_path / "runs" / "ce__seed0"
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    run_dir = folder(tmp_path, "ce", 0, configs["ce"])
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -145,8 +202,8 @@ def test_an_interrupted_retrain_keeps_the_finished_run(finished, tmp_path, monke
     monkeypatch.setattr(loop, "_optimizer_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ex.run_configs({"ce": configs["ce"]}, seeds=[0], output_dir=tmp_path, verbose=False, force=True)
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    assert sorted(p.name for p in folder.parent.iterdir()) == ["ce__seed0"]  # no partial folder left
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name]  # no partial folder left
 
 
 def test_another_notebook_reuses_a_sibling_run(finished):
@@ -154,12 +211,12 @@ def test_another_notebook_reuses_a_sibling_run(finished):
     sibling = out.parent / "03_distillation"
     reused = ex.run_configs({"hard_ce": configs["ce"]}, seeds=[1], output_dir=sibling, verbose=False)
     assert reused["cached"].item()
-    folder = sibling / "runs" / "hard_ce__seed1"
-    assert (folder / "model.pt").is_file()
-    assert json.loads((folder / "config.json").read_text())["out"] == str(folder.resolve())
-    assert read_done(folder)["copied_from"] == str((out / "runs" / "ce__seed1").resolve())
+    copy = folder(sibling, "hard_ce", 1, configs["ce"])
+    assert reused["run_dir"].item() == str(copy.resolve()) and (copy / "model.pt").is_file()
+    assert json.loads((copy / "config.json").read_text())["out"] == str(copy.resolve())
+    assert read_done(copy)["copied_from"] == str(folder(out, "ce", 1, configs["ce"]).resolve())
     assert reused["mIoU_D"].item() == runs.query("config == 'ce' and seed == 1")["mIoU_D"].item()
-    assert not list(folder.parent.glob(".*"))  # nothing left of the copy's temporary folder
+    assert not list(copy.parent.glob(".*"))  # nothing left of the copy's temporary folder
 
 
 def test_unrelated_sibling_folders_are_not_searched(finished):
@@ -179,10 +236,15 @@ def test_epsilon_sweep_reuses_same_configuration(finished):
 def test_train_teacher_and_labeled_fraction_sweep(finished, tiny):
     out, configs, _ = finished
     run_dir, metrics = ex.train_teacher(configs["ce"], output_dir=out, seed=0, verbose=False)
-    assert run_dir.name == "teacher__seed0" and metrics == ex.run_metrics(run_dir)
+    assert run_dir == folder(out, "teacher", 0, configs["ce"]).resolve() and metrics == ex.run_metrics(run_dir)
+    # several seeds: the selection table names the runs without the configuration hash
+    run_dir, _ = ex.train_teacher(configs["ce"], output_dir=out, seeds=[0, 1], verbose=False)
+    selection = pd.read_csv(out / "teacher_selection.csv")
+    assert selection["run"].tolist() == ["teacher__seed0", "teacher__seed1"]
+    assert run_dir == folder(out, "teacher", int(selection.loc[selection["kept"], "seed"].item()), configs["ce"]).resolve()
     swept = ex.labeled_fraction_sweep({"lo": tiny.replace(loss="ce")}, [0.5], seeds=0, output_dir=out, verbose=False)
     assert swept[["config", "method", "fraction"]].values.tolist() == [["lo_f0.5", "lo", 0.5]]
-    assert json.loads((out / "runs" / "lo_f0.5__seed0" / "config.json").read_text())["labeled_fraction"] == 0.5
+    assert json.loads((Path(swept["run_dir"].item()) / "config.json").read_text())["labeled_fraction"] == 0.5
 
 
 # --------------------------------------------------------------------------- loading runs back
@@ -199,12 +261,13 @@ def test_load_runs_and_run_metrics(finished):
 
 
 def test_readers_skip_partial_and_incomplete_folders(finished, tmp_path):
-    out, _, _ = finished
+    out, configs, _ = finished
     root = tmp_path / "02_label_smoothing"
     runs = root / "runs"
-    shutil.copytree(out / "runs" / "ce__seed0", runs / "ce__seed0")
-    shutil.copytree(out / "runs" / "ce__seed1", runs / ".ce__seed1.partial-1-00000000-00000000")  # still running
-    shutil.copytree(out / "runs" / "jml_ls__seed0", runs / "jml_ls__seed0")
+    # folder names without the hash (older versions) are read as well
+    shutil.copytree(folder(out, "ce", 0, configs["ce"]), runs / "ce__seed0")
+    shutil.copytree(folder(out, "ce", 1, configs["ce"]), runs / ".ce__seed1.partial-1-00000000-00000000")  # running
+    shutil.copytree(folder(out, "jml_ls", 0, configs["jml_ls"]), runs / "jml_ls__seed0")
     (runs / "jml_ls__seed0" / DONE_FILE).unlink()  # interrupted before its marker (or written before markers)
     assert ex.load_runs(root)["run_dir"].tolist() == [str((runs / "ce__seed0").resolve())]
     assert ex.find_runs(root)["run"].tolist() == ["ce__seed0"]
@@ -224,7 +287,7 @@ def batch(finished, tiny) -> Path:
     (root / "02_label_smoothing" / "figures").mkdir(exist_ok=True)  # not a run folder
     (root / "02_label_smoothing" / "runs" / "broken__seed0").mkdir(exist_ok=True)  # no metrics.json: unfinished
     nested = root / "04_semi_supervised" / "exercise" / "runs"  # an exercise's runs: too deep, not compared
-    shutil.copytree(out / "runs" / "ce__seed0", nested / "ce__seed0", dirs_exist_ok=True)
+    shutil.copytree(folder(out, "ce", 0, configs["ce"]), nested / "ce__seed0", dirs_exist_ok=True)
     return root
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jmlkit.io import parse_run_folder_name
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 STEMS = ("05_soft_labels", "06_calibration")
 
@@ -45,7 +47,8 @@ def _execute(stem: str, tmp_path: Path, **parameters) -> tuple[Path, dict, float
 def test_05_soft_labels_smoke(tmp_path):
     out_dir, metrics, elapsed = _execute("05_soft_labels", tmp_path)
     assert {"MAE_band.jml_soft", "MAE_band.sjl_soft", "extreme_band.ce_soft"} <= set(metrics)
-    assert sorted(p.name for p in (out_dir / "runs").iterdir()) == ["ce_soft__seed0", "jml_soft__seed0", "sjl_soft__seed0"]
+    assert sorted(parse_run_folder_name(p.name) for p in (out_dir / "runs").iterdir()) == [
+        ("ce_soft", 0), ("jml_soft", 0), ("sjl_soft", 0)]
     assert {"predicted_vs_target.png", "band_histograms.png"} <= {p.name for p in out_dir.glob("*.png")}
     print(f"05 smoke: {elapsed:.1f} s")
 
@@ -56,7 +59,7 @@ def test_06_calibration_smoke_trains_when_alone(tmp_path):
     # tmp_path holds no other notebook's runs, so 06 trains its small fallback set itself
     out_dir, metrics, elapsed = _execute("06_calibration", tmp_path)
     assert metrics["trained_here"] == 1 and metrics["n_runs"] == 4
-    assert sorted(p.name for p in (out_dir / "runs").iterdir()) == [
-        "ce_hard__seed0", "ce_ls__seed0", "jml_bls__seed0", "jml_ls__seed0"]
+    assert sorted(parse_run_folder_name(p.name) for p in (out_dir / "runs").iterdir()) == [
+        ("ce_hard", 0), ("ce_ls", 0), ("jml_bls", 0), ("jml_ls", 0)]
     assert (out_dir / "reliability_diagrams.png").is_file()
     print(f"06 smoke: {elapsed:.1f} s")

@@ -11,7 +11,10 @@ So a folder named ``out`` is always one complete run: an interrupted run (Ctrl-C
 ``kill -9``) leaves at most a hidden partial folder, which every reader ignores and the next run into
 the same ``out`` removes once its process is gone. Replacing a finished run (``overwrite=True``)
 renames the old folder aside, the new one in, then deletes the old one: until the very end the old
-run stays where it was.
+run stays where it was. Only an empty folder or a complete run holding nothing but :data:`RUN_FILES`
+is ever replaced (:func:`replace_problem`; a hidden ``.git`` or ``.env`` makes a folder foreign). A run
+that finds ``out`` taken when it finishes (another process finished a run there first) leaves it as it
+is and is kept, complete, next to it as ``<name>.kept-<pid>-<hex>`` (:class:`FolderTaken` names it).
 
 :func:`config_hash` (the marker's ``hash``) identifies what a run computed; :func:`check_out` is
 the output part of :func:`jmlkit.engine.preflight`; :func:`require_complete` is the check every reader
@@ -64,14 +67,16 @@ __all__ = [
     "require_complete",
     "check_out",
     "clean_stale",
+    "FolderTaken",
     "RunFolder",
     "replace_folder",
+    "replace_problem",
 ]
 
 #: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
 HASH_EXCLUDE = ("out", "overwrite", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint")
 
-#: The files a run folder holds (``overwrite`` replaces a folder that holds nothing else).
+#: The files a run folder holds (``overwrite`` replaces a complete run that holds nothing else).
 RUN_FILES = ("config.json", "weights.json", "history.csv", "metrics.json", "model.pt", DONE_FILE)
 
 #: This machine, in the names of partial folders: a process id means something on its own host only.
@@ -152,8 +157,9 @@ def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: 
     :func:`jmlkit.engine.preflight`. Returns ``out`` as an absolute path (``None`` stays ``None``).
 
     ``out`` must not be a file; it must be new or an empty folder unless ``overwrite``; with
-    ``overwrite`` it may hold a run, and nothing else (so a mistyped ``out`` such as ``.`` is never
-    deleted); its nearest existing parent must be a folder this process can write to.
+    ``overwrite`` it may also be a complete run folder holding nothing but :data:`RUN_FILES`, hidden
+    entries included (:func:`replace_problem`: a mistyped ``out`` such as ``.`` or a folder holding only
+    ``.git`` is never deleted); its nearest existing parent must be a folder this process can write to.
     ``clean``: first remove the partial folders of dead processes next to it (:func:`clean_stale`).
     Writing is tested by making and removing a hidden folder in that parent.
     Raises ``ValueError`` naming ``out`` and the folder.
@@ -169,20 +175,65 @@ def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: 
         clean_stale(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"Expected `out` to be a folder for the run, but {str(path)!r} is a file.")
-    if path.is_dir():
-        entries = sorted(p.name for p in path.iterdir())
-        if entries and not overwrite:
-            what = "holds a finished run" if is_complete(path) else f"is not empty ({len(entries)} entries, e.g. {entries[0]!r})"
-            raise ValueError(f"Expected `out` to be a new or empty folder, but {str(path)!r} {what}; "
-                             "pass overwrite=True (--overwrite) to replace it when the new run finishes.")
-        foreign = [name for name in entries if name not in RUN_FILES and not name.startswith(".")]
-        if foreign:
-            raise ValueError(f"Expected `out` to be a run folder to overwrite (holding only {', '.join(RUN_FILES)}), "
-                             f"but {str(path)!r} also holds {foreign[:3]}; remove them or choose another folder.")
+    problem = replace_problem(path, overwrite=overwrite)
+    if problem is not None:
+        raise ValueError(problem)
     problem = folder_problem(path.parent)  # where the partial folder is made, then renamed to `out`
     if problem is not None:
         raise ValueError(f"`out`: {problem}.")
     return path
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """The entries of the folder ``path`` that are not a run's: any name outside :data:`RUN_FILES` (hidden
+    ones included), and a folder under one of those names."""
+    return sorted(name for name in os.listdir(path)
+                  if name not in RUN_FILES or ((path / name).is_dir() and not (path / name).is_symlink()))
+
+
+def replace_problem(path: str | os.PathLike, *, overwrite: bool = False) -> str | None:
+    """Why a run may not be moved to ``path``, replacing what is there, in one sentence; ``None`` when it may.
+
+    It may when ``path`` is new (or a link to nothing: only the link is replaced), an empty folder, or, with
+    ``overwrite``, a complete run folder (:data:`~jmlkit.io.DONE_FILE` readable) holding only
+    :data:`RUN_FILES`. Anything else (a file, a folder with any other entry, a hidden one included, a run
+    without its marker) is never replaced. A link to a folder is judged by that folder; only the link is
+    ever replaced, never its target.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> replace_problem(folder) is None
+    True
+    >>> _ = (folder / ".env").write_text("secret")
+    >>> replace_problem(folder, overwrite=True)
+    "Expected `out` to be a new or empty folder or a complete run to overwrite (holding only config.json, ..., recipe.json), but '...' also holds ['.env']; it is left as it is: remove those entries or choose another folder."
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return f"Expected `out` to be a folder for the run, but {str(path)!r} is a file."
+    try:
+        entries = os.listdir(path)
+    except OSError as err:
+        return (f"Expected `out` to be a folder this process can read, but {str(path)!r} cannot be listed "
+                f"({err.strerror}).")
+    if not entries:
+        return None
+    foreign = _foreign_entries(path)
+    complete = read_done(path) is not None
+    if not foreign and complete:
+        if overwrite:
+            return None
+        return (f"Expected `out` to be a new or empty folder, but {str(path)!r} holds a finished run; "
+                "pass overwrite=True (--overwrite) to replace it when the new run finishes.")
+    if foreign:
+        what = f"also holds {foreign[:3]}" + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    else:
+        what = f"holds no completion marker {DONE_FILE} (an interrupted run, or not a run)"
+    return (f"Expected `out` to be a new or empty folder or a complete run to overwrite (holding only "
+            f"{', '.join(RUN_FILES[:1])}, ..., {DONE_FILE}), but {str(path)!r} {what}; it is left as it is: "
+            + ("remove those entries or choose another folder." if foreign else "remove it or choose another folder."))
 
 
 def _alive(pid: int) -> bool:
@@ -264,20 +315,31 @@ def _signals_deferred() -> Iterator[None]:
                 signal.raise_signal(sig)
 
 
+class FolderTaken(FileExistsError):
+    """The destination of :func:`replace_folder` holds something it may not replace (:func:`replace_problem`),
+    e.g. a run that another process finished there first."""
+
+
 def replace_folder(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Move the finished folder ``src`` to ``dst``: renamed in; an existing ``dst`` (empty, or any with
-    ``overwrite``) is renamed aside first and deleted after, so ``dst`` is the old folder or the new one,
-    never a mix. Ctrl-C/SIGTERM wait until the renames are done. A non-empty ``dst`` without
-    ``overwrite`` is a ``FileExistsError`` (``src`` is left as it is)."""
+    """Move the finished folder ``src`` to ``dst``: renamed in; an existing ``dst`` (an empty folder, or with
+    ``overwrite`` a complete run folder, see :func:`replace_problem`) is renamed aside first and deleted after,
+    so ``dst`` is the old folder or the new one, never a mix. Ctrl-C/SIGTERM wait until the renames are done.
+    Anything else in ``dst`` (a run another process finished there meanwhile, foreign files) is a
+    :class:`FolderTaken` and nothing moves: ``src`` and ``dst`` are left as they are. A link at ``dst`` is
+    replaced, never its target."""
     src, dst = Path(src), Path(dst)
     with _signals_deferred():
-        if dst.is_dir() and not overwrite and any(dst.iterdir()):
-            raise FileExistsError(f"Expected `out` {str(dst)!r} to be new or empty when the run finished, but another "
-                                  "process has written into it meanwhile; pass overwrite=True to replace it.")
+        problem = replace_problem(dst, overwrite=overwrite)
+        if problem is not None:
+            raise FolderTaken(problem)
         old = None
-        if dst.is_dir() or dst.is_symlink():
+        if dst.exists() or dst.is_symlink():
             old = _aside(dst, "old")
             os.rename(dst, old)
+            problem = None if old.is_symlink() else replace_problem(old, overwrite=overwrite)
+            if problem is not None:  # written into between the check and the rename: put it back untouched
+                os.rename(old, dst)
+                raise FolderTaken(problem.replace(str(old), str(dst)))
         try:
             os.rename(src, dst)
         except BaseException:
@@ -314,10 +376,23 @@ class RunFolder:
         return self.path
 
     def commit(self) -> Path:
-        """Move the partial folder to ``out`` (:func:`replace_folder`); returns ``out``."""
+        """Move the partial folder to ``out`` (:func:`replace_folder`); returns ``out``.
+
+        When ``out`` may no longer be replaced (another process finished a run there first, or wrote into
+        it), nothing there is touched: this run is kept, complete, as ``<out>.kept-<pid>-<hex>`` next to it,
+        and :class:`FolderTaken` names that folder."""
         if self.path is None:
             raise ValueError("Expected an open RunFolder to commit, but it is not open (call open() first).")
-        replace_folder(self.path, self.out, overwrite=self.overwrite)
+        try:
+            replace_folder(self.path, self.out, overwrite=self.overwrite)
+        except FolderTaken as err:  # keep this finished run, under a visible name next to `out`
+            kept = self.out.with_name(f"{self.out.name}.kept-{os.getpid()}-{secrets.token_hex(2)}")
+            os.rename(self.path, kept)
+            self.path = None
+            what = ("another process finished a run there first" if is_complete(self.out)
+                    else "another process wrote into it meanwhile")
+            raise FolderTaken(f"`out` {str(self.out)!r} changed while this run trained: {what}, and it is left as it "
+                              f"is; this finished run is kept in {str(kept)!r}.") from err
         self.path = None
         return self.out
 

@@ -34,6 +34,7 @@ import pandas as pd
 from jmlkit._checks import check_real
 from jmlkit.engine import TrainConfig
 from jmlkit.experiments.runs import find_runs, notebook_status, resolve_results_dir, run_configs, run_metrics
+from jmlkit.io import run_folder_name
 
 __all__ = [
     "LABELS",
@@ -260,7 +261,8 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
         data = eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
         scores = [evaluate(load_model(d), data)[select_metric] for d in dirs]
         best = max(range(len(dirs)), key=scores.__getitem__)
-        pd.DataFrame({"run": [d.name for d in dirs], "seed": seeds, f"{select_metric}_{select_split}": scores,
+        pd.DataFrame({"run": [run_folder_name(name, k) for k in seeds], "seed": seeds,  # the folder name without its hash
+                      f"{select_metric}_{select_split}": scores,
                       "kept": [i == best for i in range(len(dirs))]}).to_csv(
             Path(output_dir) / f"{name}_selection.csv", index=False)
         if verbose:

@@ -1,10 +1,15 @@
 r"""The run cache: train named configurations × seeds once, find finished runs again, read them back.
 
-Every run lives in its own folder, named by :func:`jmlkit.io.run_folder_name`::
+Every run lives in its own folder, named by :func:`jmlkit.io.run_folder_name` after the configuration's name,
+its seed and the first 8 hex digits of its :func:`config_hash`::
 
-    output_dir/runs/<name>__seed<k>/      (all written by jmlkit.engine.fit)
+    output_dir/runs/<name>__seed<k>__<hash8>/      (all written by jmlkit.engine.fit)
         config.json   weights.json   history.csv   metrics.json   model.pt
         recipe.json   {"hash", "seed", "wall_time_s", "finished"}   (the completion marker, written last)
+
+So runs of one name with different configurations (two kernels of one notebook with another ε, a notebook
+rerun with other parameters) have different folders: a table's ``run_dir`` always holds the run of exactly
+its row's configuration, and a finished run is never replaced by another configuration's.
 
 :func:`~jmlkit.engine.fit` builds the folder aside and moves it into place when complete
 (:mod:`jmlkit.engine.runfolder`), so a folder of that name is a finished run; every reader here
@@ -17,14 +22,17 @@ notebook: before training, :func:`run_config` also looks for a finished run with
 under ``output_dir/runs/`` (another name) and, when ``output_dir`` is a notebook's folder (its name
 starts with the notebook number, ``02_label_smoothing``), in the sibling notebook folders
 (``output_dir/../NN_*/runs/*``: the other notebooks of the same batch run or of
-``runs/interactive``), and copies it over.
+``runs/interactive``), and copies it over. Processes may share ``output_dir``: a copy (like a
+training run) is built in a hidden folder of its own process and renamed into place only when
+complete, and when an identical run or copy of another process gets there first, that one is used.
 
 Two tables of runs, both one row per run folder:
 
 * :func:`run_configs` / :func:`load_runs` (one notebook's own runs): ``config``, ``seed``,
   ``cached``, ``run_dir`` and every scalar metric;
-* :func:`find_runs` (every notebook of a batch folder): ``notebook``, ``config``, ``seed``,
-  ``run``, ``path``, ``has_model`` and a few config fields; :func:`load_metrics` adds the metrics.
+* :func:`find_runs` (every notebook of a batch folder; of one name and seed the run finished last):
+  ``notebook``, ``config``, ``seed``, ``run``, ``path``, ``has_model`` and a few config fields;
+  :func:`load_metrics` adds the metrics.
 
 Example:
     >>> import tempfile
@@ -40,6 +48,7 @@ Example:
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -54,8 +63,9 @@ import pandas as pd
 
 from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
-from jmlkit.engine.runfolder import HASH_EXCLUDE, config_hash, is_complete, replace_folder, require_complete
-from jmlkit.io import atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name, visible_folders
+from jmlkit.engine.runfolder import HASH_EXCLUDE, RunFolder, config_hash, is_complete, replace_folder, require_complete
+from jmlkit.io import (DONE_FILE, atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name,
+                       visible_folders)
 from jmlkit.runner.scheduler import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
@@ -91,14 +101,22 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def run_dir_for(output_dir: str | os.PathLike, name: str, seed: int) -> Path:
-    """``output_dir/runs/<name>__seed<seed>``: where :func:`run_config` keeps a run.
+def run_dir_for(output_dir: str | os.PathLike, name: str, seed: int, config: TrainConfig) -> Path:
+    """``output_dir/runs/<name>__seed<seed>__<hash8>``: where :func:`run_configs` keeps the run of ``config``
+    (its ``seed`` replaced by ``seed``; ``hash8``: the first 8 hex digits of its :func:`config_hash`).
 
     Example:
-        >>> run_dir_for("out", "ce_hard", 2).as_posix()
-        'out/runs/ce_hard__seed2'
+        >>> cfg = TrainConfig.from_profile("smoke", loss="ce")
+        >>> folder = run_dir_for("out", "ce_hard", 2, cfg)
+        >>> folder.parent.as_posix(), folder.name == f"ce_hard__seed2__{config_hash(cfg.replace(seed=2))[:8]}"
+        ('out/runs', True)
+        >>> run_dir_for("out", "ce_hard", 2, cfg.replace(lr=0.5)) != folder  # another configuration, another folder
+        True
     """
-    return Path(output_dir) / "runs" / run_folder_name(_check_name(name), seed)
+    _check_name(name)
+    check_int("seed", seed, low=0)
+    check_type("config", config, TrainConfig)
+    return Path(output_dir) / "runs" / run_folder_name(name, seed, config_hash(config.replace(seed=seed)))
 
 
 def _finished(folder: Path, digest: str) -> bool:
@@ -124,21 +142,34 @@ def _find_elsewhere(output_dir: Path, digest: str, exclude: Path) -> Path | None
     return None
 
 
-def _copy_run(src: Path, dst: Path, config: TrainConfig) -> None:
-    """Copy a finished run to ``dst`` (built aside, then renamed into place), with ``config``'s ``out``."""
-    tmp = dst.with_name(f".{dst.name}.copy")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def _copy_run(src: Path, dst: Path, config: TrainConfig, digest: str) -> bool:
+    """Copy the finished run ``src`` (hash ``digest``) to ``dst``, with ``config``'s ``out``; whether ``dst`` now holds it.
+
+    Built in a hidden folder of this process (a :class:`~jmlkit.engine.runfolder.RunFolder`: never read, removed
+    once this process is gone), completed (marker last), then renamed to ``dst``, which must be new: when another
+    process put an identical run there first, ours is dropped and theirs used. ``False`` when ``src`` changed or
+    went away meanwhile (a retrain replaced it): the caller trains instead."""
+    folder = RunFolder(dst)
+    tmp = folder.open()
     try:
+        done = read_done(src)
         for name in _RUN_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
+        if done is None or done.get("hash") != digest or read_done(src) != done:  # src replaced while we copied
+            return _finished(dst, digest)
         atomic_write_text(tmp / "config.json", config.to_json())
-        mark_done(tmp, **{**(read_done(src) or {}), "copied_from": str(src.resolve())})  # a copy of a copy names its source
-        replace_folder(tmp, dst, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        mark_done(tmp, **{**done, "copied_from": str(src.resolve())})  # a copy of a copy names its source
+        replace_folder(tmp, dst)  # moves nothing when dst is taken meanwhile
+        return True
+    except FileNotFoundError:  # src removed meanwhile
+        return _finished(dst, digest)
+    except Exception:
+        if _finished(dst, digest):  # another process's identical copy got there first
+            return True
         raise
+    finally:
+        folder.abort()  # the temporary folder, if it is still there
 
 
 # ============================================================================ running
@@ -167,45 +198,68 @@ def run_config(
     """Train ``config`` into ``run_dir`` unless a finished run with the same :func:`config_hash` exists.
 
     Args:
-        config: what to train (its ``out`` is replaced by ``run_dir``, ``overwrite`` by true: another run in
-            ``run_dir`` is replaced when this one finishes; :func:`~jmlkit.engine.fit` writes the completion marker).
-        run_dir: the run folder.
+        config: what to train (its ``out`` is replaced by ``run_dir``; :func:`~jmlkit.engine.fit` writes the
+            completion marker).
+        run_dir: the run folder (:func:`run_dir_for`). A finished run of this configuration there is reused (with
+            ``force`` replaced when the new run finishes); anything else there is never replaced (a ``ValueError``).
         force: train even if a finished run exists.
         reuse: also look for a finished run with the same hash under ``output_dir/runs/`` and in the
             sibling notebook folders (``output_dir/../NN_*/runs/*``) and copy it into ``run_dir``.
         progress: progress bars of :func:`jmlkit.engine.fit`.
 
     Returns:
-        ``(metrics, cached)``: the run's ``metrics.json`` and whether it was reused.
+        ``(metrics, cached)``: the run's ``metrics.json`` and whether it was reused (also when another process
+        finished the identical run into ``run_dir`` while this one trained: that run is kept and used).
     """
     from jmlkit.engine import fit
 
     check_type("config", config, TrainConfig)
     run_dir = Path(run_dir).resolve()
-    config = _as_run(config, run_dir)
+    digest = config_hash(config)
+    _check_not_another_run(run_dir, digest)
     if not force:
-        metrics = _cached(config, run_dir, reuse=reuse)
+        metrics = _cached(config, run_dir, digest, reuse=reuse)
         if metrics is not None:
             return metrics, True
-    result = fit(config, progress=progress)  # the previous content of run_dir stays until the run is complete
+    try:  # the previous content of run_dir stays until the run is complete
+        result = fit(_as_run(config, run_dir, force=force), progress=progress)
+    except Exception:
+        if force or not _finished(run_dir, digest):
+            raise
+        _drop_kept(run_dir, digest)  # an identical run of another process got there first: use it
+        return run_metrics(run_dir), True
     return result.metrics, False
 
 
-def _as_run(config: TrainConfig, run_dir: Path) -> TrainConfig:
-    """``config`` as the cache trains it: into ``run_dir``, with a checkpoint, replacing what ``run_dir`` holds."""
-    return config.replace(out=str(run_dir), save_checkpoint=True, overwrite=True)
+def _drop_kept(run_dir: Path, digest: str) -> None:
+    """Remove the duplicates of ``run_dir`` that this process's lost commit kept aside (``<run>.kept-<pid>-...``)."""
+    for kept in run_dir.parent.glob(f"{glob.escape(run_dir.name)}.kept-{os.getpid()}-*"):
+        if not kept.is_symlink() and (read_done(kept) or {}).get("hash") == digest:
+            shutil.rmtree(kept, ignore_errors=True)
 
 
-def _cached(config: TrainConfig, run_dir: Path, *, reuse: bool) -> dict[str, Any] | None:
-    """The metrics of a finished run of ``config`` (already :func:`_as_run`) in ``run_dir``, or copied there from
+def _check_not_another_run(run_dir: Path, digest: str) -> None:
+    done = read_done(run_dir) if is_complete(run_dir) else None
+    if done is not None and done.get("hash") != digest:
+        raise ValueError(f"Expected `run_dir` to hold no run or a run of this configuration (hash {digest}), but "
+                         f"{str(run_dir)!r} holds a finished run of another configuration (hash {done.get('hash')}); "
+                         "it is kept: choose another folder (run_dir_for names each configuration's folder).")
+
+
+def _as_run(config: TrainConfig, run_dir: Path, *, force: bool = False) -> TrainConfig:
+    """``config`` as the cache trains it: into ``run_dir``, with a checkpoint; ``run_dir`` must be new when the run
+    finishes (an identical run another process put there first is kept and used), unless ``force``."""
+    return config.replace(out=str(run_dir), save_checkpoint=True, overwrite=bool(force))
+
+
+def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> dict[str, Any] | None:
+    """The metrics of a finished run of ``config`` (hash ``digest``) in ``run_dir``, or copied there from
     elsewhere; else ``None``."""
-    digest = config_hash(config)
     if _finished(run_dir, digest):
         return run_metrics(run_dir)
     source = _find_elsewhere(run_dir.parent.parent, digest, run_dir) if reuse else None
-    if source is None:
+    if source is None or not _copy_run(source, run_dir, _as_run(config, run_dir), digest):
         return None
-    _copy_run(source, run_dir, config)
     return run_metrics(run_dir)
 
 
@@ -238,7 +292,9 @@ def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: A
     todo = []
     for i, (_, _, config, run_dir) in enumerate(jobs):
         run_dir = Path(run_dir).resolve()
-        metrics = None if force else _cached(_as_run(config, run_dir), run_dir, reuse=reuse)
+        digest = config_hash(config)
+        _check_not_another_run(run_dir, digest)
+        metrics = None if force else _cached(config, run_dir, digest, reuse=reuse)
         if metrics is not None:
             results[i] = (metrics, True, 0.0)
         else:
@@ -270,7 +326,7 @@ def run_configs(
         configs: ``{name: TrainConfig}``; names become folder names (letters, digits, ``._+-``).
             Each config's own ``seed`` is replaced by the seeds.
         seeds: seeds to run each configuration with.
-        output_dir: runs go to ``output_dir/runs/<name>__seed<k>/``.
+        output_dir: runs go to ``output_dir/runs/<name>__seed<k>__<hash8>/`` (:func:`run_dir_for`).
         force: retrain finished runs.
         reuse: reuse finished runs of sibling output folders (other notebooks).
         progress: per-epoch progress bars.
@@ -299,7 +355,7 @@ def run_configs(
     unknown = sorted(set(extra) - set(configs))
     if unknown:
         raise ValueError(f"Expected `extra` keys among the config names {sorted(configs)}, but got {unknown}.")
-    jobs = [(name, seed, cfg.replace(seed=seed), run_dir_for(output_dir, name, seed))
+    jobs = [(name, seed, cfg.replace(seed=seed), run_dir_for(output_dir, name, seed, cfg))
             for name, cfg in configs.items() for seed in seeds]
     rows = []
     for (name, seed, _, run_dir), (metrics, cached, seconds) in zip(
@@ -338,7 +394,9 @@ def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
     """The tidy table of every complete run under ``output_dir/runs/`` (e.g. another notebook's).
 
     Columns as :func:`run_configs` (``config``, ``seed``, ``cached`` = True, ``run_dir``, metrics),
-    plus ``labels``, ``loss``, ``epsilon``, ``smoothing``, ``model`` from each ``config.json``.
+    plus ``labels``, ``loss``, ``epsilon``, ``smoothing``, ``model`` from each ``config.json``. Runs of one
+    config name and seed with different configurations each have their row (select by ``run_dir``, as a
+    :func:`run_configs` table gives it, or see :func:`find_runs` with ``latest``).
     """
     runs = Path(output_dir) / "runs"
     rows = []
@@ -404,12 +462,13 @@ def find_runs(
     exclude: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     only_finished: bool = True,
     max_depth: int = 3,
+    latest: bool = True,
 ) -> pd.DataFrame:
-    """Every finished run folder under ``root``, one row each.
+    """Every finished run folder under ``root``, one row each (with ``latest``: one per notebook, config and seed).
 
-    A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>``, holds ``config.json``
-    and ``metrics.json`` and is complete (its completion marker written; hidden partial folders of
-    runs in progress are never listed).
+    A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>__<hash8>`` (or ``<config>__seed<k>``,
+    as older versions named them), holds ``config.json`` and ``metrics.json`` and is complete (its completion
+    marker written; hidden partial folders of runs in progress are never listed).
 
     Args:
         root: a batch folder (``OUT``), one notebook's ``output_dir``, or its ``runs`` folder.
@@ -419,6 +478,9 @@ def find_runs(
             (still running, failed); notebooks without ``run.json`` always count.
         max_depth: how deep below ``root`` to look; the default 3 finds ``root/<notebook>/runs/<run>``
             but not runs nested deeper (e.g. an exercise's ``<notebook>/exercise/runs/<run>``).
+        latest: when a notebook holds runs of one config name and seed with different configurations
+            (the notebook was run again with other parameters, in the same folder), keep only the one
+            that finished last (its completion marker written last); ``False`` lists them all.
 
     Returns:
         DataFrame with columns ``notebook`` (the first folder below ``root``, or ``root``'s own
@@ -430,6 +492,7 @@ def find_runs(
     root = Path(root)
     columns = ["notebook", "config", "seed", "run", "path", "has_model", *_CONFIG_COLUMNS]
     max_depth = check_int("max_depth", max_depth, low=1)
+    check_type("latest", latest, bool)
     if not root.is_dir():
         return pd.DataFrame(columns=columns)
     if exclude is None:
@@ -465,6 +528,10 @@ def find_runs(
             elif depth + 1 < max_depth:
                 stack.append((child, depth + 1))
     df = pd.DataFrame(rows, columns=columns)
+    if latest and len(df):
+        done_at = df["path"].map(lambda p: (Path(p) / DONE_FILE).stat().st_mtime_ns)
+        keep = done_at.groupby([df["notebook"], df["config"], df["seed"]]).transform("max") == done_at
+        df = df[keep.astype(bool)].drop_duplicates(["notebook", "config", "seed"], keep="last")
     if notebooks is not None:
         wanted = [str(n) for n in notebooks]
         # a bool mask even when df is empty (an empty object Series would select columns instead of rows)

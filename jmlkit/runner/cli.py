@@ -4,7 +4,9 @@ Notebooks named on the command line bring the notebooks they require (``metadata
 ``jmlkit run 06`` runs 02-05 first, or reuses their finished runs in ``--out``. ``--list`` and
 ``--dry-run`` show the order. Exit code: 0 all ok, 1 some run failed or was skipped, 2 usage error
 (before anything runs: an unknown or circular requirement, a ``-p`` name no selected notebook declares,
-an output folder that is a file or cannot be written, ``--out`` in use by another batch), 130
+an output folder that is a file or cannot be written, ``--out`` in use by another batch, a run folder in ``--out``
+that is a symbolic link or holds files but no ``run.json``, a ``summary.csv``/``metrics.csv`` there that the runner
+did not write, without ``--force``), 130
 interrupted (Ctrl-C or SIGTERM). ``--debug`` raises usage errors with their traceback instead.
 """
 from __future__ import annotations
@@ -21,11 +23,11 @@ from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.execute import run_notebooks
 from jmlkit.runner.notebooks import _read_problem, resolve_notebooks, with_requirements
 from jmlkit.io import folder_problem
-from jmlkit.runner.outdir import OutDirBusy, hold_out_dir, recover
+from jmlkit.runner.outdir import OutDirBusy, hold_out_dir, recover, run_dir_problem
 from jmlkit.runner.params import notebook_parameters, parse_assignments
 from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
 from jmlkit.runner.scheduler import SCHEDULER_ENV, SchedulerSpec, close_clusters, current_scheduler, dask_client
-from jmlkit.runner.summary import collect_figures, write_metrics_table, write_summary
+from jmlkit.runner.summary import collect_figures, foreign_tables, write_metrics_table, write_summary
 
 __all__ = ["build_parser", "main_run"]
 
@@ -73,7 +75,9 @@ def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
                         help="Jupyter kernel (default: the notebook's kernelspec, else python3)")
     parser.add_argument("--force", action="store_true",
                         help="rerun the named notebooks' runs even if they finished ok (the notebooks they require "
-                             "are still reused when they finished ok)")
+                             "are still reused when they finished ok); also replace a summary.csv or metrics.csv in "
+                             "--out that jmlkit did not write. A run folder that is not the runner's (no run.json) "
+                             "or is a symbolic link is never replaced")
     parser.add_argument("--list", action="store_true",
                         help="list the notebooks (in execution order), what they require and their parameters, "
                              "then exit")
@@ -188,6 +192,12 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         problem = None if folder is None else folder_problem(folder)
         if problem is not None:
             usage(f"argument {option}: {problem}")
+    for problem in [run_dir_problem(run.run_dir) for run in runs]:  # never write into a folder that is not ours
+        if problem is not None:
+            usage(f"argument --out: {problem}")
+    for table in [] if args.force else foreign_tables(out):
+        usage(f"argument --out: {str(table)!r} was not written by `jmlkit run` and would be replaced; it is left "
+              "as it is: move it, choose another --out, or pass --force to replace it")
     try:
         scheduler = current_scheduler(args.scheduler)
     except (ValueError, TypeError) as err:
@@ -217,8 +227,8 @@ def main_run(argv: Sequence[str] | None = None) -> int:
             usage(err if args.debug else f"argument --scheduler: {scheduler}: {type(err).__name__}: {err}")
         results = run_notebooks(runs, jobs=args.jobs, kernel_name=args.kernel, timeout=args.timeout,
                                 force=args.force, progress=args.progress)
-        summary = write_summary(out, results)
-        metrics = write_metrics_table(out, results)
+        summary = write_summary(out, results, force=args.force)
+        metrics = write_metrics_table(out, results, force=args.force)
     problems = []
     try:  # after the tables: a figure that cannot be copied never costs the summary
         figures = f"{len(collect_figures(results, args.figures))} figure(s) in {args.figures}"

@@ -18,6 +18,11 @@ the notebook reuses it. Then:
 Every step is a rename inside ``OUT`` (atomic), in an order that :func:`recover` can resume from any point.
 Readers of a batch folder ignore hidden folders.
 
+**Only the runner's folders are moved or deleted.** A run folder is replaced only when it is missing, empty or
+the runner's (it holds ``run.json``); a run folder that is a symbolic link, or a folder with other files and no
+``run.json``, is refused (:func:`run_dir_problem`, checked by ``jmlkit run`` before anything runs, and again by
+:func:`set_aside`). :func:`recover` deletes or restores only hidden folders that hold what the runner puts there.
+
 **One batch per folder.** A batch holds ``OUT/.jmlkit-run.lock`` (an advisory ``flock``, released by the
 system even when the runner is killed; POSIX only) while it runs: a second batch in the same folder is
 refused (:class:`OutDirBusy`), and :func:`recover` leaves a folder alone while a batch holds it (whose
@@ -45,6 +50,7 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -53,7 +59,7 @@ from pathlib import Path
 from jmlkit.runner.plan import RUN_FILE, read_run_record
 
 __all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "hold_out_dir",
-           "previous_path", "recover", "restore_previous", "set_aside"]
+           "previous_path", "recover", "restore_previous", "run_dir_problem", "set_aside"]
 
 #: Statuses of a run that has finished: its folder replaces the previous one for good.
 FINAL_STATUSES = ("ok", "failed", "skipped")
@@ -77,7 +83,60 @@ def previous_path(run_dir: str | os.PathLike) -> Path:
 
 
 def _discard_path(run_dir: Path) -> Path:
-    return run_dir.with_name(f".{run_dir.name}{_DISCARD}")
+    """A new hidden name to move ``run_dir`` to before it is deleted (unique: never an existing folder)."""
+    return run_dir.with_name(f".{run_dir.name}.{os.getpid()}-{secrets.token_hex(4)}{_DISCARD}")
+
+
+def _is_runners(folder: Path, *, record: bool = False) -> bool:
+    """Whether ``folder`` is a real folder (not a link) that the runner made: it holds ``run.json``, or (unless
+    ``record``) nothing but the training cache ``runs/`` (a fresh run folder before its record)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / RUN_FILE).is_file():
+        return True
+    try:
+        return not record and set(os.listdir(folder)) <= {_CACHE}
+    except OSError:
+        return False
+
+
+def run_dir_problem(run_dir: str | os.PathLike) -> str | None:
+    """Why the runner may not (re)run into ``run_dir``, in one sentence naming it; ``None`` when it may.
+
+    It may when ``run_dir`` is missing, an empty folder or a run folder of the runner (it holds ``run.json``, or
+    only the training cache ``runs/`` that :func:`set_aside` moved in before the record was written).
+    A symbolic link (the run would write through it, and a rerun's swap would move the link, not the run), a
+    file, or a folder with other files and no ``run.json`` (not the runner's) is never replaced.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> run_dir_problem(out / "01_a") is None
+    True
+    >>> (out / "01_a").mkdir(); _ = (out / "01_a" / "notes.txt").write_text("mine")
+    >>> run_dir_problem(out / "01_a")  # doctest: +ELLIPSIS
+    "Expected the run folder '.../01_a' to be new, empty or a run of `jmlkit run` (with run.json), but it holds other files (e.g. 'notes.txt'); it is left as it is: move it or choose another `--out`."
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink():
+        return (f"Expected the run folder {str(run_dir)!r} to be a folder, but it is a symbolic link (to "
+                f"{os.readlink(run_dir)!r}); it is left as it is: remove the link or choose another `--out`.")
+    if not run_dir.exists():
+        return None
+    if not run_dir.is_dir():
+        return (f"Expected the run folder {str(run_dir)!r} to be a folder, but it is a file; it is left as it is: "
+                "move it or choose another `--out`.")
+    if (run_dir / RUN_FILE).is_file():
+        return None
+    try:
+        entries = sorted(os.listdir(run_dir))
+    except OSError as err:
+        return f"Expected the run folder {str(run_dir)!r} to be readable, but it cannot be listed ({err.strerror})."
+    if set(entries) <= {_CACHE} or _is_runners(previous_path(run_dir), record=True):
+        return None  # empty, or what set_aside made (a killed batch's rerun: recover() gives the previous run back)
+    other = [e for e in entries if e != _CACHE]
+    return (f"Expected the run folder {str(run_dir)!r} to be new, empty or a run of `jmlkit run` (with "
+            f"{RUN_FILE}), but it holds other files (e.g. {other[0]!r}); it is left as it is: move it or choose "
+            "another `--out`.")
 
 
 def _move_cache(source: Path, dest: Path) -> None:
@@ -99,14 +158,21 @@ def set_aside(run_dir: str | os.PathLike) -> Path | None:
 
     The folder becomes ``OUT/.<run>.previous`` and a fresh ``run_dir`` is made, holding the previous
     training cache ``runs/``. Returns the aside path, or ``None`` when there was no previous run (``run_dir``
-    is then created if needed; a folder without ``run.json`` is not the runner's and is left as it is).
+    is then created if needed). A ``ValueError`` (:func:`run_dir_problem`) when ``run_dir`` is not the runner's
+    to replace: a symbolic link, a file, or a folder with other files and no ``run.json``; nothing moves then.
     """
     run_dir = Path(run_dir)
+    problem = run_dir_problem(run_dir)
+    if problem is not None:
+        raise ValueError(problem)
     if not (run_dir / RUN_FILE).is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         return None
     aside = previous_path(run_dir)
-    if aside.exists():  # cannot happen after recover(); never mix two earlier runs
+    if aside.exists() or aside.is_symlink():  # cannot happen after recover(); never mix two earlier runs
+        if not _is_runners(aside, record=True):
+            raise ValueError(f"Expected {str(aside)!r} to be the runner's copy of an earlier run, but it is "
+                             "something else; it is left as it is: move it or choose another `--out`.")
         shutil.rmtree(aside)
     os.replace(run_dir, aside)
     run_dir.mkdir()
@@ -122,13 +188,11 @@ def restore_previous(run_dir: str | os.PathLike) -> bool:
     """
     run_dir = Path(run_dir)
     aside = previous_path(run_dir)
-    if not aside.is_dir():
+    if not _is_runners(aside, record=True):
         return False
     trash = _discard_path(run_dir)
-    if run_dir.is_dir():
+    if run_dir.is_dir() and not run_dir.is_symlink():
         _move_cache(run_dir, aside)
-        if trash.exists():
-            shutil.rmtree(trash)
         os.replace(run_dir, trash)
     elif run_dir.exists() or run_dir.is_symlink():
         run_dir.unlink()
@@ -138,8 +202,11 @@ def restore_previous(run_dir: str | os.PathLike) -> bool:
 
 
 def discard_previous(run_dir: str | os.PathLike) -> None:
-    """Delete the previous run of ``run_dir`` (the rerun has finished)."""
-    shutil.rmtree(previous_path(run_dir), ignore_errors=True)
+    """Delete the previous run of ``run_dir`` (the rerun has finished); a hidden ``.<run>.previous`` that is not the
+    runner's (a link, or a folder without ``run.json``) is left as it is."""
+    aside = previous_path(run_dir)
+    if _is_runners(aside, record=True):
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _pending(out: Path) -> list[Path]:
@@ -149,7 +216,7 @@ def _pending(out: Path) -> list[Path]:
     except OSError:
         return []
     return sorted(p for p in entries if p.name.startswith(".") and p.name.endswith((_PREVIOUS, _DISCARD, _LEGACY_KEPT))
-                  and p.is_dir())
+                  and p.is_dir() and not p.is_symlink())
 
 
 def _recover_locked(out: Path) -> list[str]:
@@ -167,7 +234,8 @@ def _recover_locked(out: Path) -> list[str]:
             elif restore_previous(run_dir):
                 restored.append(run_dir.name)
         elif hidden.name.endswith(_DISCARD):
-            shutil.rmtree(hidden, ignore_errors=True)
+            if _is_runners(hidden):
+                shutil.rmtree(hidden, ignore_errors=True)
         elif run_dir.is_dir() and not (run_dir / _CACHE).exists():  # legacy: the cache never went back
             os.replace(hidden, run_dir / _CACHE)
     return restored

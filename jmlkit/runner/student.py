@@ -9,7 +9,9 @@ Each notebook of the folder (every ``*.ipynb``, sorted) is copied to ``OUT/<name
 
 The teacher's notebooks are read, never written: ``OUT`` may not be the notebooks folder, and the
 batch runner (``jmlkit run``) keeps executing the full notebooks with their solutions. Copies are
-written atomically and checked with ``nbformat.validate``.
+written atomically and checked with ``nbformat.validate``. A file already in ``OUT`` under a copy's name
+that differs from the copy (a student's edited copy, a link, anything else) is never replaced unless
+asked (``force=True``, ``--force``): nothing is written then; a link is replaced, never written through.
 
 Example:
 
@@ -73,9 +75,12 @@ def student_notebook(nb: Any, *, tag: str = SOLUTION_TAG) -> tuple[Any, int]:
 
 
 def write_student_notebooks(out_dir: str | os.PathLike, notebooks_dir: str | os.PathLike | None = None, *,
-                            tag: str = SOLUTION_TAG) -> list[StudentCopy]:
+                            tag: str = SOLUTION_TAG, force: bool = False) -> list[StudentCopy]:
     """Write the student copy of every ``*.ipynb`` of ``notebooks_dir`` (default: ./notebooks, else the
     repository's) into ``out_dir``; returns what was written, sorted by name.
+
+    A file of ``out_dir`` with a copy's name that is not byte-identical to that copy (edited since, or not a
+    copy at all) is a ``ValueError`` naming it, before anything is written, unless ``force``.
 
     >>> write_student_notebooks("notebooks", "notebooks")
     Traceback (most recent call last):
@@ -99,14 +104,34 @@ def write_student_notebooks(out_dir: str | os.PathLike, notebooks_dir: str | os.
     sources = sorted(folder.glob("*.ipynb"))
     if not sources:
         raise ValueError(f"Expected `notebooks_dir` to hold *.ipynb notebooks, but {str(folder)!r} has none.")
-    notebooks = [(path, nbformat.read(str(path), as_version=4)) for path in sources]  # all read before any write
-    written = []
-    for path, nb in notebooks:
-        student, removed = student_notebook(nb, tag=tag)
+    copies = []  # all read, made and checked before any write
+    for path in sources:
+        student, removed = student_notebook(nbformat.read(str(path), as_version=4), tag=tag)
         nbformat.validate(student)
-        target = atomic_write_text(out / path.name, nbformat.writes(student))
-        written.append(StudentCopy(source=path, path=target, removed=removed, kept=len(student.cells)))
+        copies.append((path, nbformat.writes(student), removed, len(student.cells)))
+    changed = [] if force else [out / path.name for path, text, _, _ in copies if _differs(out / path.name, text)]
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise ValueError(f"Expected `out_dir` to hold no file under a copy's name other than that copy, but "
+                         f"{str(changed[0])!r}{more} differs from the new copy (a student's edited copy?); nothing was "
+                         "written: pass --force (force=True) to replace it, or choose another folder.")
+    written = []
+    for path, text, removed, kept in copies:
+        target = atomic_write_text(out / path.name, text)  # a link there is replaced, never written through
+        written.append(StudentCopy(source=path, path=target, removed=removed, kept=kept))
     return written
+
+
+def _differs(target: Path, text: str) -> bool:
+    """Whether ``target`` exists (a link counts, even to nothing) and is not a plain file holding ``text``."""
+    if target.is_symlink():
+        return True
+    if not target.exists():
+        return False
+    try:
+        return not target.is_file() or target.read_bytes() != text.encode("utf-8")
+    except OSError:
+        return True
 
 
 _DESCRIPTION = f"""\
@@ -119,8 +144,10 @@ _EPILOG = """\
 examples:
   python -m jmlkit student student/                       # the copies of notebooks/*.ipynb
   python -m jmlkit student handout --notebooks-dir notebooks
+  python -m jmlkit student handout --force                # replace copies edited since
 
-exit code: 0 written, 2 usage error (e.g. OUT is a file or the notebooks folder itself).
+exit code: 0 written, 2 usage error (e.g. OUT is a file or the notebooks folder itself, or OUT holds
+a copy that was edited since, without --force: nothing is written then).
 """
 
 
@@ -131,6 +158,9 @@ def build_parser(prog: str = "python -m jmlkit student") -> argparse.ArgumentPar
     parser.add_argument("out", metavar="OUT", help="folder for the student copies (created if needed)")
     parser.add_argument("--notebooks-dir", default=None, metavar="DIR",
                         help="folder of the teacher's notebooks (default: ./notebooks, else the repository's)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace files of OUT under a copy's name that differ from the new copy (e.g. a "
+                             "student's edited copy); without it they are an error and nothing is written")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -143,7 +173,7 @@ def main_student(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        written = write_student_notebooks(args.out, args.notebooks_dir)
+        written = write_student_notebooks(args.out, args.notebooks_dir, force=args.force)
     except (ValueError, TypeError, OSError) as err:
         parser.error(str(err))
     if not args.quiet:

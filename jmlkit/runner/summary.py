@@ -18,11 +18,14 @@ hidden folders are never run folders.
   empty field; ``pandas.read_csv`` reads the file as it is. Two batches with the same metrics give
   byte-identical files.
 
-Both are written atomically (:func:`jmlkit.io.atomic_write_text`).
+Both are written atomically (:func:`jmlkit.io.atomic_write_text`). A ``summary.csv`` or ``metrics.csv`` already
+in ``OUT`` that the runner did not write (its header is not the runner's, or it is a link or a folder) is
+never replaced unless asked (``force=True``, ``jmlkit run --force``): :func:`foreign_tables`.
 
 Every ``*.png`` and ``*.svg`` under a *successful* run folder is copied to the figures folder as
 ``<run>__<relative path with / -> __>`` (failed runs' partial figures stay in their run folder only,
-so the figures folder never mixes in figures of broken runs).
+so the figures folder never mixes in figures of broken runs). Copies are atomic
+(:func:`jmlkit.io.atomic_copy`): a link in the figures folder is replaced, its target never written.
 
 Example:
     >>> import json, tempfile
@@ -48,19 +51,18 @@ import csv
 import io
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jmlkit.io import atomic_write_text, visible_folders
+from jmlkit.io import atomic_copy, atomic_write_text, visible_folders
 from jmlkit.runner.outdir import recover
 from jmlkit.runner.params import canonical
 from jmlkit.runner.plan import RunResult, read_metrics, read_run_record
 
 __all__ = ["FIGURE_SUFFIXES", "SUMMARY_FILE", "METRICS_TABLE_FILE", "SUMMARY_COLUMNS", "METRICS_COLUMNS",
-           "collect_figures", "is_timing", "run_records", "summary_rows", "metrics_rows", "write_summary",
-           "write_metrics_table"]
+           "collect_figures", "foreign_tables", "is_timing", "run_records", "summary_rows", "metrics_rows",
+           "write_summary", "write_metrics_table"]
 
 FIGURE_SUFFIXES = (".png", ".svg")
 SUMMARY_FILE = "summary.csv"
@@ -100,7 +102,7 @@ def collect_figures(results: Sequence[RunResult], figures_dir: str | os.PathLike
             rel = fig.relative_to(res.run.run_dir)
             dest = dest_dir / f"{res.run.name}__{'__'.join(rel.parts)}"
             dest_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fig, dest)
+            atomic_copy(fig, dest)  # a link already at `dest` is replaced, never written through
             res.figures.append(dest)
             copied.append(dest)
     return copied
@@ -189,6 +191,44 @@ def metrics_rows(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) 
     return rows
 
 
+def _is_ours(path: Path, columns: Sequence[str]) -> bool:
+    """Whether the file ``path`` is a table the runner wrote: a plain file whose header starts with ``columns``."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader([fh.readline()]), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return header[:len(columns)] == list(columns)
+
+
+def foreign_tables(out_dir: str | os.PathLike) -> list[Path]:
+    """The ``summary.csv`` and ``metrics.csv`` of ``out_dir`` that the runner did not write (any other header,
+    a link or a folder under that name): :func:`write_summary` and :func:`write_metrics_table` leave them
+    alone unless ``force``. Missing ones are not listed.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = (out / "summary.csv").write_text("name,grade\\nada,A\\n")
+    >>> [p.name for p in foreign_tables(out)]
+    ['summary.csv']
+    """
+    out = _check_out_dir(out_dir)
+    tables = ((SUMMARY_FILE, SUMMARY_COLUMNS), (METRICS_TABLE_FILE, METRICS_COLUMNS))
+    return [out / name for name, columns in tables
+            if ((out / name).exists() or (out / name).is_symlink()) and not _is_ours(out / name, columns)]
+
+
+def _check_ours(path: Path, columns: Sequence[str], force: bool) -> Path:
+    """``path``, or a ``ValueError`` naming it when it is a table the runner did not write and not ``force``."""
+    if not force and path in foreign_tables(path.parent):
+        raise ValueError(f"Expected {str(path)!r} to be a table written by `jmlkit run` (header "
+                         f"{','.join(columns)}), but it holds something else; it is left as it is: move it, "
+                         "choose another `--out`, or pass --force to replace it.")
+    return path
+
+
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
@@ -197,12 +237,21 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
     return atomic_write_text(path, buf.getvalue())
 
 
-def write_summary(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> Path:
-    """Write ``out_dir/summary.csv`` atomically (one row per run folder, see the module docs); returns its path."""
+def write_summary(out_dir: str | os.PathLike, results: Sequence[RunResult] = (), *, force: bool = False) -> Path:
+    """Write ``out_dir/summary.csv`` atomically (one row per run folder, see the module docs); returns its path.
+
+    A ``summary.csv`` the runner did not write (:func:`foreign_tables`) is a ``ValueError`` unless ``force``.
+    """
+    path = _check_ours(_check_out_dir(out_dir) / SUMMARY_FILE, SUMMARY_COLUMNS, force)
     columns, rows = summary_rows(out_dir, results)
-    return _write_csv(_check_out_dir(out_dir) / SUMMARY_FILE, columns, rows)
+    return _write_csv(path, columns, rows)
 
 
-def write_metrics_table(out_dir: str | os.PathLike, results: Sequence[RunResult] = ()) -> Path:
-    """Write ``out_dir/metrics.csv`` atomically (``run, metric, value``, see the module docs); returns its path."""
-    return _write_csv(_check_out_dir(out_dir) / METRICS_TABLE_FILE, METRICS_COLUMNS, metrics_rows(out_dir, results))
+def write_metrics_table(out_dir: str | os.PathLike, results: Sequence[RunResult] = (), *,
+                        force: bool = False) -> Path:
+    """Write ``out_dir/metrics.csv`` atomically (``run, metric, value``, see the module docs); returns its path.
+
+    A ``metrics.csv`` the runner did not write (:func:`foreign_tables`) is a ``ValueError`` unless ``force``.
+    """
+    path = _check_ours(_check_out_dir(out_dir) / METRICS_TABLE_FILE, METRICS_COLUMNS, force)
+    return _write_csv(path, METRICS_COLUMNS, metrics_rows(out_dir, results))
