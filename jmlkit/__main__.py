@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jmlkit._checks import OneLineParser
+
 _DESCRIPTION = "jmlkit: Jaccard Metric Losses for hard and soft labels."
 
 _TRAIN_DESCRIPTION = """\
@@ -150,7 +152,7 @@ def _train_parser(prog: str = "python -m jmlkit train") -> argparse.ArgumentPars
     from jmlkit.engine.objectives import label_modes
     from jmlkit.profiles import PROFILE_NAMES
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description=_TRAIN_DESCRIPTION, epilog=_TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -308,7 +310,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m jmlkit", description=_DESCRIPTION,
         epilog="Run `python -m jmlkit COMMAND --help` for the options of a command.",
     )

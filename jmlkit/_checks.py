@@ -30,10 +30,11 @@ Example:
 """
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "check_int",
@@ -273,3 +274,25 @@ def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
     if not callable(value):
         raise TypeError(f"Expected `{name}` to be callable{' or None' if optional else ''}, but got {_describe(value)}.")
     return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` whose usage errors are one line on stderr (``prog: error: ...``,
+    exit code 2), without argparse's usage block: the form of every usage error of ``python -m jmlkit``.
+
+    >>> import contextlib, io
+    >>> parser = OneLineParser(prog="demo")
+    >>> _ = parser.add_argument("--jobs", type=int)
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     try:
+    ...         parser.parse_args(["--jobs", "x"])
+    ...     except SystemExit as exc:
+    ...         print(exc.code)
+    2
+    >>> err.getvalue()
+    "demo: error: argument --jobs: invalid int value: 'x'\\n"
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from jmlkit._checks import OneLineParser
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.execute import run_notebooks
 from jmlkit.runner.notebooks import _read_problem, resolve_notebooks, with_requirements
@@ -34,7 +35,7 @@ __all__ = ["build_parser", "main_run"]
 
 def build_parser(prog: str = "jmlkit run") -> argparse.ArgumentParser:
     """The ``jmlkit run`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Execute the jmlkit notebooks with papermill (in dependency order, in parallel, resumable), "
                     "write OUT/summary.csv and OUT/metrics.csv and collect the figures.",

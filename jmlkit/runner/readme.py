@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write_text
 
 __all__ = ["BEGIN", "END", "RESULTS_BEGIN", "RESULTS_END", "Block", "BLOCKS", "DEFAULT_RESULTS",
@@ -216,7 +217,7 @@ def main_readme(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["readme"]:
         argv = argv[1:]
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m jmlkit readme",
         description=f"Rewrite the README's generated blocks from the result files of `jmlkit run --results DIR`: "
                     f"{BEGIN} ... {END}, the paper's claims tested (jmlkit.experiments.claims), and, when the README "

@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write, atomic_write_text, visible_folders
 from jmlkit.runner.params import read_notebook
 from jmlkit.runner.plan import METRICS_FILE, RUN_FILE
@@ -567,7 +568,7 @@ exit code: 0 written, 1 some page could not be rendered (see the index), 2 usage
 
 def build_parser(prog: str = "python -m jmlkit report") -> argparse.ArgumentParser:
     """The ``jmlkit report`` argument parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
+    parser = OneLineParser(prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs_dir", metavar="RUNS_DIR", help="batch folder written by `jmlkit run --out RUNS_DIR`")
     parser.add_argument("--out", default=None, metavar="HTML_DIR",

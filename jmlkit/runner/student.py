@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write_text
 from jmlkit.runner.report import _check_path
 
@@ -153,7 +154,7 @@ a copy that was edited since, without --force: nothing is written then).
 
 def build_parser(prog: str = "python -m jmlkit student") -> argparse.ArgumentParser:
     """The ``jmlkit student`` argument parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
+    parser = OneLineParser(prog=prog, description=_DESCRIPTION, epilog=_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", metavar="OUT", help="folder for the student copies (created if needed)")
     parser.add_argument("--notebooks-dir", default=None, metavar="DIR",
