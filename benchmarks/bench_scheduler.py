@@ -30,7 +30,7 @@ import pandas as pd
 from jmlkit import experiments
 from jmlkit.engine import TrainConfig
 from jmlkit.profiles import regime_settings
-from jmlkit.runner.scheduler import close_clusters, dask_client
+from jmlkit.parallel import close_clusters, dask_client
 
 
 def sweep(out: str, scheduler: str, seeds: list[int]) -> tuple[pd.DataFrame, float]:

@@ -7,7 +7,8 @@ Submodules are imported lazily so that ``import jmlkit`` stays cheap:
   ``jmlkit.profiles`` (the one table of smoke/quick/full);
 * experiments and figures: ``jmlkit.experiments`` (run cache, recipes, tables), ``jmlkit.plot``,
   ``jmlkit.lessons`` (notebook 01's loss geometry);
-* batch runs: ``jmlkit.runner``; files: ``jmlkit.io``.
+* batch runs: ``jmlkit.runner``; independent tasks serially or on Dask: ``jmlkit.parallel``;
+* files: ``jmlkit.layout`` (what lies in a run folder), ``jmlkit.io`` (atomic writes).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("losses", "targets", "metrics", "data", "models", "engine", "profiles", "experiments", "plot", "lessons",
-               "runner", "io")
+               "runner", "parallel", "layout", "io")
 
 
 def __getattr__(name: str):

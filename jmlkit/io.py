@@ -1,22 +1,22 @@
-"""Files that jmlkit writes: atomic writes, run folders and their completion marker, metrics and figures.
+"""Files that jmlkit writes: atomic writes, the completion marker, metrics and figures.
 
 Every file is written aside and renamed into place (:func:`atomic_write`), so a reader never sees a
-half-written file, even after ``kill -9``. A run folder is named ``<name>__seed<k>``, or
-``<name>__seed<k>__<hash8>`` in the run cache (:func:`run_folder_name`, :func:`parse_run_folder_name`) and is
-*complete* only when its marker
-file :data:`DONE_FILE`, written last, says so (:func:`mark_done`, :func:`read_done`).
+half-written file, even after ``kill -9``. What the files and folders are called, and when a run folder is
+finished, is :mod:`jmlkit.layout`'s; this module writes them: :func:`mark_done` writes a run folder's
+completion marker (last), :func:`write_metrics` a notebook's headline numbers. The names of
+:mod:`jmlkit.layout` that readers used from here still work (:data:`DONE_FILE`, :func:`read_done`,
+:func:`run_folder_name`, :func:`parse_run_folder_name`, :func:`run_folder_hash`).
 
 Example:
     >>> import tempfile, json
     >>> from pathlib import Path
     >>> d = Path(tempfile.mkdtemp())
-    >>> _ = write_metrics(d, {"mIoU_D": 0.5, "ECE_D": float("nan")})
-    >>> json.loads((d / "metrics.json").read_text())
+    >>> path = write_metrics(d, {"mIoU_D": 0.5, "ECE_D": float("nan")})
+    >>> json.loads(path.read_text())
     {'ECE_D': None, 'mIoU_D': 0.5}
-    >>> run_folder_name("ce_hard", 2), parse_run_folder_name("ce_hard__seed2")
-    ('ce_hard__seed2', ('ce_hard', 2))
-    >>> run_folder_name("ce_hard", 2, "1a2b3c4d5e6f7a8b"), parse_run_folder_name("ce_hard__seed2__1a2b3c4d")
-    ('ce_hard__seed2__1a2b3c4d', ('ce_hard', 2))
+    >>> _ = mark_done(d, hash="1a2b")
+    >>> read_done(d)
+    {'hash': '1a2b'}
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import io as _io
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jmlkit.layout import (DONE_FILE, METRICS_FILE, RUN_HASH_DIGITS, parse_run_folder_name, read_done,
+                           run_folder_hash, run_folder_name)
 
 __all__ = [
     "DONE_FILE",
@@ -56,14 +58,6 @@ __all__ = [
     "mark_done",
     "read_done",
 ]
-
-#: The completion marker of a run folder, written last (JSON: at least ``{"hash": ...}``).
-DONE_FILE = "recipe.json"
-
-_RUN_NAME_RE = re.compile(r"^(?P<config>.+?)__seed(?P<seed>\d+)(?:__(?P<hash>[0-9a-f]{8}))?$")
-#: Hex digits of :func:`jmlkit.engine.config_hash` in a run cache folder's name.
-RUN_HASH_DIGITS = 8
-
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and ``os.replace``.
@@ -178,10 +172,10 @@ def write_json(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -
     return atomic_write(path, json.dumps(jsonable(data), indent=2, sort_keys=sort_keys))
 
 
-def write_metrics(output_dir: str | os.PathLike, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
+def write_metrics(output_dir: str | os.PathLike, metrics: Mapping[str, Any], name: str = METRICS_FILE) -> Path:
     """Write headline metrics as JSON (tensors and numpy scalars become numbers, NaN becomes null), atomically.
 
-    The batch runner reads ``metrics.json`` of each notebook run into its summary.
+    The batch runner reads the :data:`~jmlkit.layout.METRICS_FILE` of each notebook run into its summary.
     """
     return write_json(Path(output_dir) / name, dict(metrics), sort_keys=True)
 
@@ -285,50 +279,7 @@ def save_figure(fig: Any, output_dir: str | os.PathLike, name: str, *, formats: 
     return paths
 
 
-def run_folder_name(name: str, seed: int, digest: str | None = None) -> str:
-    """``<name>__seed<seed>``, or with ``digest`` (a :func:`jmlkit.engine.config_hash`)
-    ``<name>__seed<seed>__<first 8 hex digits of digest>``: the one naming of a training run's folder.
-    The run cache names its folders with the hash, so that runs of one name with different
-    configurations never share a folder."""
-    from jmlkit._checks import check_int, check_str
-
-    check_str("name", name)
-    text = f"{name}__seed{check_int('seed', seed, low=0)}"
-    if digest is None:
-        return text
-    if not isinstance(digest, str) or not re.fullmatch(rf"[0-9a-f]{{{RUN_HASH_DIGITS},}}", digest):
-        raise ValueError(f"Expected `digest` to be a config_hash (at least {RUN_HASH_DIGITS} lower-case hex digits), "
-                         f"but got {digest!r}.")
-    return f"{text}__{digest[:RUN_HASH_DIGITS]}"
-
-
-def parse_run_folder_name(name: str) -> tuple[str, int] | None:
-    """``(name, seed)`` of a folder named by :func:`run_folder_name` (with or without the hash), else ``None``."""
-    match = _RUN_NAME_RE.match(str(name))
-    if match is None:
-        return None
-    return match["config"], int(match["seed"])
-
-
-def run_folder_hash(name: str) -> str | None:
-    """The configuration hash part (8 hex digits) of a run folder name, ``None`` when it has none.
-
-    >>> run_folder_hash("ce__seed0__1a2b3c4d"), run_folder_hash("ce__seed0")
-    ('1a2b3c4d', None)
-    """
-    match = _RUN_NAME_RE.match(str(name))
-    return None if match is None else match["hash"]
-
-
 def mark_done(folder: str | os.PathLike, **info: Any) -> Path:
-    """Write the completion marker of a run folder (last, atomically) with ``info`` in it."""
+    """Write the completion marker of a run folder (:data:`~jmlkit.layout.DONE_FILE`; last, atomically) with ``info``
+    in it (:func:`jmlkit.layout.read_done` reads it back)."""
     return write_json(Path(folder) / DONE_FILE, info)
-
-
-def read_done(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The completion marker's content, or ``None`` when the folder is not complete."""
-    try:
-        data = json.loads((Path(folder) / DONE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -1,9 +1,9 @@
-"""The scheduler of training runs (jmlkit.runner.scheduler): parsing, the environment variable, serial runs."""
+"""The scheduler of training runs (jmlkit.parallel): parsing, the environment variable, serial runs."""
 from __future__ import annotations
 
 import pytest
 
-from jmlkit.runner.scheduler import (SCHEDULER_ENV, SchedulerSpec, current_scheduler, parse_scheduler, run_tasks,
+from jmlkit.parallel import (SCHEDULER_ENV, SchedulerSpec, current_scheduler, parse_scheduler, run_tasks,
                                           threads_per_run)
 
 
@@ -108,7 +108,7 @@ def test_a_killed_worker_does_not_change_the_results(tmp_path, serial_table):
 
     import pandas as pd
 
-    from jmlkit.runner.scheduler import dask_client
+    from jmlkit.parallel import dask_client
 
     client = dask_client("local:2", verbose=False)
     pids = client.run(os.getpid)  # worker address -> pid
@@ -195,7 +195,7 @@ def test_local_workers_get_their_threads_and_no_malloc_trim():
     made training 1.6x slower), so that a run on a worker is as fast as one in a plain process."""
     import os
 
-    from jmlkit.runner.scheduler import MALLOC_TRIM_VARIABLE, dask_client
+    from jmlkit.parallel import MALLOC_TRIM_VARIABLE, dask_client
 
     client = dask_client("local:2", verbose=False)
     env = client.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get(MALLOC_TRIM_VARIABLE)))

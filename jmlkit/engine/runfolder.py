@@ -2,7 +2,7 @@ r"""Run folders: built aside, moved into place when complete, and read back only
 
 A training run (:func:`jmlkit.engine.fit` with ``config.out``) never writes into ``out`` itself. It
 writes into a hidden sibling, ``.<name>.partial-<pid>-<host>-<random>``, and only when everything
-is written (the completion marker :data:`jmlkit.io.DONE_FILE` last) renames it to ``out``::
+is written (the completion marker :data:`jmlkit.layout.DONE_FILE` last) renames it to ``out``::
 
     parent/.run.partial-4242-1a2b3c4d-9f8e7d6c/   config.json  weights.json  history.csv ...  (training)
     parent/run/                                 ... metrics.json  model.pt  recipe.json     (complete)
@@ -11,14 +11,16 @@ So a folder named ``out`` is always one complete run: an interrupted run (Ctrl-C
 ``kill -9``) leaves at most a hidden partial folder, which every reader ignores and the next run into
 the same ``out`` removes once its process is gone. Replacing a finished run (``overwrite=True``)
 renames the old folder aside, the new one in, then deletes the old one: until the very end the old
-run stays where it was. Only an empty folder or a complete run holding nothing but :data:`RUN_FILES`
-is ever replaced (:func:`replace_problem`; a hidden ``.git`` or ``.env`` makes a folder foreign). A run
+run stays where it was. Only an empty folder or a complete run holding nothing but
+:data:`~jmlkit.layout.RUN_FILES` is ever replaced (:func:`replace_problem`; a hidden ``.git`` or ``.env`` makes a
+folder foreign). A run
 that finds ``out`` taken when it finishes (another process finished a run there first) leaves it as it
 is and is kept, complete, next to it as ``<name>.kept-<pid>-<hex>`` (:class:`FolderTaken` names it).
 
 :func:`config_hash` (the marker's ``hash``) identifies what a run computed; :func:`check_out` is
-the output part of :func:`jmlkit.engine.preflight`; :func:`require_complete` is the check every reader
-of a run folder makes.
+the output part of :func:`jmlkit.engine.preflight`. The file names and the rule for a finished run
+(:func:`~jmlkit.layout.is_complete`, :func:`~jmlkit.layout.require_complete`: the check every reader of a run
+folder makes) are :mod:`jmlkit.layout`'s.
 
 Example:
     >>> import tempfile
@@ -29,7 +31,7 @@ Example:
     >>> work = folder.open()
     >>> work.name.startswith(".run.partial-"), (parent / "run").exists()
     (True, False)
-    >>> _ = (work / "metrics.json").write_text("{}")
+    >>> _ = (work / METRICS_FILE).write_text("{}")
     >>> _ = mark_done(work, hash="abc")
     >>> _ = folder.commit()
     >>> sorted(p.name for p in parent.iterdir()), sorted(p.name for p in (parent / "run").iterdir())
@@ -57,7 +59,8 @@ from typing import Any
 
 from jmlkit._checks import check_type
 from jmlkit.engine.config import TrainConfig
-from jmlkit.io import DONE_FILE, folder_problem, read_done
+from jmlkit.io import folder_problem
+from jmlkit.layout import DONE_FILE, METRICS_FILE, RUN_FILES, is_complete, read_done, require_complete
 
 __all__ = [
     "HASH_EXCLUDE",
@@ -75,9 +78,6 @@ __all__ = [
 
 #: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
 HASH_EXCLUDE = ("out", "overwrite", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint")
-
-#: The files a run folder holds (``overwrite`` replaces a complete run that holds nothing else).
-RUN_FILES = ("config.json", "weights.json", "history.csv", "metrics.json", "model.pt", DONE_FILE)
 
 #: This machine, in the names of partial folders: a process id means something on its own host only.
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
@@ -120,35 +120,6 @@ def _teacher_key(teacher: str) -> str:
     return f"path:{path.resolve()}"
 
 
-# ============================================================================ reading
-
-
-def is_complete(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` is a complete run folder: a folder whose completion marker (:data:`~jmlkit.io.DONE_FILE`,
-    written last) is a JSON object. Hidden folders (partial runs, ``.<name>.partial-...``) never are."""
-    folder = Path(folder)
-    return not folder.name.startswith(".") and folder.is_dir() and read_done(folder) is not None
-
-
-def require_complete(folder: str | os.PathLike) -> dict[str, Any]:
-    """The completion marker of a run folder, or a ``ValueError`` naming the folder when it has none
-    (an interrupted run, one still running, or a folder that is no run at all).
-
-    >>> import tempfile
-    >>> require_complete(tempfile.mkdtemp())
-    Traceback (most recent call last):
-    ...
-    ValueError: '...' is not a complete run folder: no recipe.json; interrupted or still running?
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Expected a run folder, but {str(folder)!r} does not exist or is not a folder.")
-    done = read_done(folder)
-    if done is None or folder.name.startswith("."):
-        raise ValueError(f"{str(folder)!r} is not a complete run folder: no {DONE_FILE}; interrupted or still running?")
-    return done
-
-
 # ============================================================================ the output folder
 
 
@@ -157,7 +128,7 @@ def check_out(out: str | os.PathLike | None, *, overwrite: bool = False, clean: 
     :func:`jmlkit.engine.preflight`. Returns ``out`` as an absolute path (``None`` stays ``None``).
 
     ``out`` must not be a file; it must be new or an empty folder unless ``overwrite``; with
-    ``overwrite`` it may also be a complete run folder holding nothing but :data:`RUN_FILES`, hidden
+    ``overwrite`` it may also be a complete run folder holding nothing but :data:`~jmlkit.layout.RUN_FILES`, hidden
     entries included (:func:`replace_problem`: a mistyped ``out`` such as ``.`` or a folder holding only
     ``.git`` is never deleted); its nearest existing parent must be a folder this process can write to.
     ``clean``: first remove the partial folders of dead processes next to it (:func:`clean_stale`).
@@ -195,7 +166,7 @@ def replace_problem(path: str | os.PathLike, *, overwrite: bool = False) -> str 
     """Why a run may not be moved to ``path``, replacing what is there, in one sentence; ``None`` when it may.
 
     It may when ``path`` is new (or a link to nothing: only the link is replaced), an empty folder, or, with
-    ``overwrite``, a complete run folder (:data:`~jmlkit.io.DONE_FILE` readable) holding only
+    ``overwrite``, a complete run folder (:data:`~jmlkit.layout.DONE_FILE` readable) holding only
     :data:`RUN_FILES`. Anything else (a file, a folder with any other entry, a hidden one included, a run
     without its marker) is never replaced. A link to a folder is judged by that folder; only the link is
     ever replaced, never its target.
@@ -221,7 +192,7 @@ def replace_problem(path: str | os.PathLike, *, overwrite: bool = False) -> str 
     if not entries:
         return None
     foreign = _foreign_entries(path)
-    complete = read_done(path) is not None
+    complete = read_done(path) is not None  # not is_complete(): `path` may be the hidden aside copy of a run
     if not foreign and complete:
         if overwrite:
             return None

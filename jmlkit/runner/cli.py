@@ -27,7 +27,7 @@ from jmlkit.io import folder_problem
 from jmlkit.runner.outdir import OutDirBusy, hold_out_dir, recover, run_dir_problem
 from jmlkit.runner.params import notebook_parameters, parse_assignments
 from jmlkit.runner.plan import execution_order, plan_runs, predict_reuse
-from jmlkit.runner.scheduler import SCHEDULER_ENV, SchedulerSpec, close_clusters, current_scheduler, dask_client
+from jmlkit.parallel import SCHEDULER_ENV, SchedulerSpec, close_clusters, current_scheduler, dask_client
 from jmlkit.runner.summary import collect_figures, foreign_tables, write_metrics_table, write_summary
 
 __all__ = ["build_parser", "main_run"]

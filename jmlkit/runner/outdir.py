@@ -56,7 +56,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from jmlkit.runner.plan import RUN_FILE, read_run_record
+from jmlkit.layout import CACHE_DIR, PREVIOUS_SUFFIX, RUN_RECORD, previous_folder, read_run_record
 
 __all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "hold_out_dir",
            "previous_path", "recover", "restore_previous", "run_dir_problem", "set_aside"]
@@ -65,10 +65,7 @@ __all__ = ["FINAL_STATUSES", "LOCK_FILE", "OutDirBusy", "discard_previous", "hol
 FINAL_STATUSES = ("ok", "failed", "skipped")
 #: The lock file a batch holds in its output folder.
 LOCK_FILE = ".jmlkit-run.lock"
-_PREVIOUS = ".previous"
 _DISCARD = ".discard"
-_LEGACY_KEPT = ".runs-kept"  # the training cache set aside by the runner before the .previous folders
-_CACHE = "runs"
 
 
 class OutDirBusy(ValueError):
@@ -77,9 +74,9 @@ class OutDirBusy(ValueError):
 
 # --------------------------------------------------------------------------- set aside, restore, discard
 def previous_path(run_dir: str | os.PathLike) -> Path:
-    """``OUT/.<run>.previous``: where the previous run of ``run_dir`` waits while ``run_dir`` reruns."""
-    run_dir = Path(run_dir)
-    return run_dir.with_name(f".{run_dir.name}{_PREVIOUS}")
+    """``OUT/.<run>.previous``: where the previous run of ``run_dir`` waits while ``run_dir`` reruns
+    (:func:`jmlkit.layout.previous_folder`)."""
+    return previous_folder(run_dir)
 
 
 def _discard_path(run_dir: Path) -> Path:
@@ -92,10 +89,10 @@ def _is_runners(folder: Path, *, record: bool = False) -> bool:
     ``record``) nothing but the training cache ``runs/`` (a fresh run folder before its record)."""
     if folder.is_symlink() or not folder.is_dir():
         return False
-    if (folder / RUN_FILE).is_file():
+    if (folder / RUN_RECORD).is_file():
         return True
     try:
-        return not record and set(os.listdir(folder)) <= {_CACHE}
+        return not record and set(os.listdir(folder)) <= {CACHE_DIR}
     except OSError:
         return False
 
@@ -125,26 +122,26 @@ def run_dir_problem(run_dir: str | os.PathLike) -> str | None:
     if not run_dir.is_dir():
         return (f"Expected the run folder {str(run_dir)!r} to be a folder, but it is a file; it is left as it is: "
                 "move it or choose another `--out`.")
-    if (run_dir / RUN_FILE).is_file():
+    if (run_dir / RUN_RECORD).is_file():
         return None
     try:
         entries = sorted(os.listdir(run_dir))
     except OSError as err:
         return f"Expected the run folder {str(run_dir)!r} to be readable, but it cannot be listed ({err.strerror})."
-    if set(entries) <= {_CACHE} or _is_runners(previous_path(run_dir), record=True):
+    if set(entries) <= {CACHE_DIR} or _is_runners(previous_path(run_dir), record=True):
         return None  # empty, or what set_aside made (a killed batch's rerun: recover() gives the previous run back)
-    other = [e for e in entries if e != _CACHE]
+    other = [e for e in entries if e != CACHE_DIR]
     return (f"Expected the run folder {str(run_dir)!r} to be new, empty or a run of `jmlkit run` (with "
-            f"{RUN_FILE}), but it holds other files (e.g. {other[0]!r}); it is left as it is: move it or choose "
+            f"{RUN_RECORD}), but it holds other files (e.g. {other[0]!r}); it is left as it is: move it or choose "
             "another `--out`.")
 
 
 def _move_cache(source: Path, dest: Path) -> None:
     """Move ``source/runs`` to ``dest/runs``; entries ``dest/runs`` already has stay where they are."""
-    src = source / _CACHE
+    src = source / CACHE_DIR
     if not src.is_dir():
         return
-    target = dest / _CACHE
+    target = dest / CACHE_DIR
     if not target.exists():
         os.replace(src, target)
         return
@@ -165,7 +162,7 @@ def set_aside(run_dir: str | os.PathLike) -> Path | None:
     problem = run_dir_problem(run_dir)
     if problem is not None:
         raise ValueError(problem)
-    if not (run_dir / RUN_FILE).is_file():
+    if not (run_dir / RUN_RECORD).is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         return None
     aside = previous_path(run_dir)
@@ -215,29 +212,23 @@ def _pending(out: Path) -> list[Path]:
         entries = list(out.iterdir())
     except OSError:
         return []
-    return sorted(p for p in entries if p.name.startswith(".") and p.name.endswith((_PREVIOUS, _DISCARD, _LEGACY_KEPT))
+    return sorted(p for p in entries if p.name.startswith(".") and p.name.endswith((PREVIOUS_SUFFIX, _DISCARD))
                   and p.is_dir() and not p.is_symlink())
 
 
 def _recover_locked(out: Path) -> list[str]:
     restored = []
     for hidden in _pending(out):
-        for suffix in (_PREVIOUS, _DISCARD, _LEGACY_KEPT):
-            if hidden.name.endswith(suffix):
-                run_dir = out / hidden.name[1:-len(suffix)]
-                break
         if not hidden.exists():  # handled with its run already
             continue
-        if hidden.name.endswith(_PREVIOUS):
+        if hidden.name.endswith(PREVIOUS_SUFFIX):
+            run_dir = out / hidden.name[1:-len(PREVIOUS_SUFFIX)]
             if (read_run_record(run_dir) or {}).get("status") in FINAL_STATUSES:
                 discard_previous(run_dir)
             elif restore_previous(run_dir):
                 restored.append(run_dir.name)
-        elif hidden.name.endswith(_DISCARD):
-            if _is_runners(hidden):
-                shutil.rmtree(hidden, ignore_errors=True)
-        elif run_dir.is_dir() and not (run_dir / _CACHE).exists():  # legacy: the cache never went back
-            os.replace(hidden, run_dir / _CACHE)
+        elif _is_runners(hidden):  # a .discard folder
+            shutil.rmtree(hidden, ignore_errors=True)
     return restored
 
 

@@ -1,4 +1,5 @@
-"""Runs: planning notebooks × parameter grid in dependency order, and each run's record (``run.json``).
+"""Runs: planning notebooks × parameter grid in dependency order, and each run's record (``run.json``,
+:data:`jmlkit.layout.RUN_RECORD`, read by :func:`jmlkit.layout.read_run_record`).
 
 A run is one notebook with one parameter combination; its folder is ``OUT/<stem>`` or, with ``-p``
 overrides, ``OUT/<stem>__k=v,k2=v2`` (keys sorted). ``OUT/<run>/run.json`` records the notebook, its
@@ -29,6 +30,7 @@ from typing import Any
 
 from jmlkit._checks import check_choice
 from jmlkit.io import atomic_write_text
+from jmlkit.layout import METRICS_FILE, RUN_RECORD, read_run_record
 from jmlkit.profiles import PROFILE_NAMES
 from jmlkit.runner.notebooks import notebook_error, with_requirements
 from jmlkit.runner.params import (
@@ -44,8 +46,6 @@ from jmlkit.runner.params import (
 )
 
 __all__ = [
-    "RUN_FILE",
-    "METRICS_FILE",
     "Run",
     "RunResult",
     "plan_runs",
@@ -54,12 +54,8 @@ __all__ = [
     "reusable_result",
     "predict_reuse",
     "read_metrics",
-    "read_run_record",
     "write_run_json",
 ]
-
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +241,8 @@ def sha256(path: Path) -> str:
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:
-    """The scalar entries of ``run_dir/metrics.json``; ``{}`` when it is missing or not a JSON object."""
+    """The scalar entries of the notebook's headline numbers (:data:`jmlkit.layout.METRICS_FILE`); ``{}`` when they
+    are missing or not a JSON object."""
     path = run_dir / METRICS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -254,15 +251,6 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     return {str(k): v for k, v in data.items() if v is None or isinstance(v, (int, float, str, bool))}
-
-
-def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The JSON object of ``run_dir/run.json``; ``None`` when it is missing, unreadable or not an object."""
-    try:
-        record = json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def write_run_json(result: RunResult, sha: str | None, kernel: str | None) -> None:
@@ -284,7 +272,7 @@ def write_run_json(result: RunResult, sha: str | None, kernel: str | None) -> No
         "error": result.error,
         "requires": dict(result.required_ids),
     }
-    atomic_write_text(run.run_dir / RUN_FILE, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(run.run_dir / RUN_RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def cached_result(run: Run) -> RunResult | None:

@@ -55,8 +55,8 @@ from typing import Any
 
 from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write, atomic_write_text, visible_folders
+from jmlkit.layout import METRICS_FILE, RUN_RECORD, read_run_record
 from jmlkit.runner.params import read_notebook
-from jmlkit.runner.plan import METRICS_FILE, RUN_FILE
 from jmlkit.runner.summary import FIGURE_SUFFIXES
 
 __all__ = [
@@ -146,14 +146,14 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
     A :class:`ValueError` names ``runs_dir`` when it does not exist, is a file or has no run folder.
     """
     folder = _check_path("runs_dir", runs_dir)
-    expected = "Expected `runs_dir` to be a batch folder of `jmlkit run` (subfolders with run.json), but"
+    expected = f"Expected `runs_dir` to be a batch folder of `jmlkit run` (subfolders with {RUN_RECORD}), but"
     if not folder.exists():
         raise ValueError(f"{expected} {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise ValueError(f"{expected} {str(folder)!r} is a file.")
-    runs = [p for p in visible_folders(folder) if (p / RUN_FILE).is_file()]
+    runs = [p for p in visible_folders(folder) if (p / RUN_RECORD).is_file()]
     if not runs:
-        raise ValueError(f"{expected} {str(folder)!r} has no <run>/{RUN_FILE}.")
+        raise ValueError(f"{expected} {str(folder)!r} has no <run>/{RUN_RECORD}.")
     return runs
 
 
@@ -333,21 +333,22 @@ def render_page(nb: Any, entry: ReportEntry, *, exporter: Any = None, index_href
 
 
 # --------------------------------------------------------------------------- one run
-def _read_json(path: Path) -> Any:
+def _read_metrics(run_dir: Path) -> dict[str, Any]:
+    """Every entry of the notebook's headline numbers (:data:`~jmlkit.layout.METRICS_FILE`); ``{}`` when they are
+    missing or not a JSON object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def _entry(run_dir: Path) -> tuple[ReportEntry, Path | None]:
-    record = _read_json(run_dir / RUN_FILE)
-    record = record if isinstance(record, dict) else {}
-    metrics = _read_json(run_dir / METRICS_FILE)
-    metrics = metrics if isinstance(metrics, dict) else {}
+    record = read_run_record(run_dir) or {}
+    metrics = _read_metrics(run_dir)
     executed = run_dir / str(record.get("executed_notebook") or f"{run_dir.name.split('__')[0]}.ipynb")
     status = str(record.get("status") or "unknown")
-    error = record.get("error") if record else f"{RUN_FILE} is not a JSON object"
+    error = record.get("error") if record else f"{RUN_RECORD} is not a JSON object"
     source = None
     for candidate in (executed, Path(str(record.get("notebook") or ""))):
         if candidate.suffix == ".ipynb" and candidate.is_file():

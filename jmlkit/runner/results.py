@@ -7,17 +7,16 @@ the columns ``regime``, ``config``, ``seed``, optional extra keys (``epsilon``, 
 ``runs.csv`` into one file ``DIR/<run>.csv``:
 
 * the rows of ``runs.csv`` (column ``table`` = ``"main"``) followed by those of each ``<table>_runs.csv``
-  (``table`` = ``<table>``); a file without a ``regime`` column (older run folders) gets ``regime`` = ``"main"``;
+  (``table`` = ``<table>``); a file without a ``regime`` column (a notebook of one regime) gets ``regime`` = ``"main"``;
 * without ``run_dir``, ``cached`` and every column whose name contains ``time`` (timings and folders differ
   between two runs of the same batch, the results do not);
 * columns ``table, regime, config, seed``, the extra keys, then the metrics; rows sorted by
   ``table`` (``main`` first), ``regime``, ``config``, ``seed`` and the extra keys; floats written with
   :data:`FLOAT_FORMAT`, so that two identical batches give byte-identical files.
 
-A run folder whose ``run.json`` says the notebook did not finish (``failed``, ``interrupted``) is skipped, as
-is a folder without ``runs.csv`` and a hidden folder (a previous run kept aside during a rerun). :data:`LEGACY_FILES` are copied as well (``DIR/<run>_<name>``): the summary
-tables and ``metrics.json`` files that the README quotes. Every file is written with
-:func:`jmlkit.io.atomic_write_text`.
+A run folder whose ``run.json`` says the notebook did not finish (``failed``, ``interrupted``;
+:func:`jmlkit.layout.notebook_run_status`) is skipped, as is a folder without ``runs.csv`` and a hidden folder (a
+previous run kept aside during a rerun). Every file is written with :func:`jmlkit.io.atomic_write_text`.
 
 Example:
     >>> import tempfile, pandas as pd
@@ -36,16 +35,16 @@ Example:
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from jmlkit.io import atomic_write, atomic_write_text, visible_folders
+from jmlkit.io import atomic_write_text, visible_folders
+from jmlkit.layout import notebook_run_status
 
 __all__ = ["MAIN_TABLE", "RUNS_FILE", "FLOAT_FORMAT", "KEY_COLUMNS", "EXTRA_KEYS", "DROPPED_COLUMNS",
-           "LEGACY_FILES", "read_run_tables", "tidy_results", "collect_results"]
+           "read_run_tables", "tidy_results", "collect_results"]
 
 #: The main run table of a notebook's run folder.
 RUNS_FILE = "runs.csv"
@@ -59,31 +58,10 @@ KEY_COLUMNS = ("table", "regime", "config", "seed")
 EXTRA_KEYS = ("method", "fraction", "epsilon")
 #: Columns never written (besides every column whose name contains ``time``).
 DROPPED_COLUMNS = ("run_dir", "cached")
-#: Files copied as they are (CSV files without their time columns) to ``DIR/<notebook>_<name>``: the tables and
-#: metrics the README quotes, as ``make run`` copied them before ``--results``.
-LEGACY_FILES = {
-    "02_label_smoothing": ("results.csv", "ablation.csv", "epsilon_sweep.csv", "metrics.json"),
-    "03_distillation": ("results.csv", "large.teacher_selection.csv", "small.teacher_selection.csv"),
-    "04_semi_supervised": ("results.csv",),
-    "05_soft_labels": ("metrics.json",),
-}
-
-_RUN_JSON = "run.json"
 
 
 def _dropped(column: str) -> bool:
     return column in DROPPED_COLUMNS or "time" in column.lower()
-
-
-def _finished(run_dir: Path) -> bool:
-    """False when ``run.json`` records a run that did not finish ok; True without a ``run.json``."""
-    try:
-        record = json.loads((run_dir / _RUN_JSON).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return True
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(record, dict) and record.get("status", "ok") == "ok"
 
 
 def read_run_tables(run_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
@@ -159,7 +137,7 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
         results_dir: where the result files go (created if needed).
 
     Returns:
-        The files written, sorted: the tidy tables (:func:`tidy_results`) and the copies of :data:`LEGACY_FILES`.
+        The files written, sorted: the tidy tables (:func:`tidy_results`).
 
     Raises:
         TypeError: a folder that is not a path.
@@ -173,7 +151,7 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
         raise ValueError(f"Expected `runs_dir` to be a folder, but got {str(runs_dir)!r} (not a folder).")
     written: list[Path] = []
     for run_dir in visible_folders(runs_dir):
-        if not _finished(run_dir):
+        if notebook_run_status(run_dir) not in (None, "ok"):  # no record: a notebook run outside the runner
             continue
         tables = read_run_tables(run_dir)
         if tables:
@@ -182,15 +160,4 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
             except ValueError as err:
                 raise ValueError(f"{run_dir}: {err}") from None
             written.append(atomic_write_text(results_dir / f"{run_dir.name}.csv", _csv_text(tidy)))
-        for file in LEGACY_FILES.get(run_dir.name, ()):
-            source = run_dir / file
-            if not source.is_file():
-                continue
-            dest = results_dir / f"{run_dir.name}_{file}"
-            if source.suffix == ".csv":
-                frame = pd.read_csv(source)
-                atomic_write_text(dest, _csv_text(frame.drop(columns=[c for c in frame if "time" in str(c).lower()])))
-            else:
-                atomic_write(dest, source.read_bytes())
-            written.append(dest)
     return sorted(written)

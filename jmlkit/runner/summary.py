@@ -56,9 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from jmlkit.io import atomic_copy, atomic_write_text, visible_folders
+from jmlkit.layout import read_run_record
 from jmlkit.runner.outdir import recover
 from jmlkit.runner.params import canonical
-from jmlkit.runner.plan import RunResult, read_metrics, read_run_record
+from jmlkit.runner.plan import RunResult, read_metrics
 
 __all__ = ["FIGURE_SUFFIXES", "SUMMARY_FILE", "METRICS_TABLE_FILE", "SUMMARY_COLUMNS", "METRICS_COLUMNS",
            "collect_figures", "foreign_tables", "is_timing", "run_records", "summary_rows", "metrics_rows",

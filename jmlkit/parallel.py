@@ -1,4 +1,7 @@
-"""Where the training runs of a sweep execute: in this process, on a local Dask cluster, or on a running one.
+"""Running independent tasks: in this process, on a local Dask cluster, or on a running one.
+
+The service below :mod:`jmlkit.experiments` (which trains the runs of a sweep with it) and :mod:`jmlkit.runner`
+(``jmlkit run --scheduler``); it knows nothing of what the tasks are.
 
 A *scheduler* is chosen once, outside the notebooks, by a short text:
 
