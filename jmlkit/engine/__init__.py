@@ -5,11 +5,14 @@ module                        owns
 ============================  =====================================================================
 :mod:`~.config`               :class:`TrainConfig`, in sections (data, model, labels, loss,
                               optimisation, runtime) whose fields carry their own checks
+:mod:`~.registry`             the label modes by name (:data:`OBJECTIVES`), imported by the config
+                              and filled by the objectives; it imports nothing of jmlkit
 :mod:`~.objectives`           one objective per label mode (:class:`Hard`, :class:`Smoothing`,
                               :class:`Distillation`, :class:`SoftLabels`, :class:`SemiSupervised`),
                               registered by name
 :mod:`~.loop`                 :func:`fit`: the loop, the run folder
-:mod:`~.checks`               :func:`preflight`: what a user can get wrong, checked before any work
+:mod:`~.checks`               :func:`preflight`: what a user can get wrong, checked before any work (once:
+                              ``fit(config, checked=preflight(config))``), and the teacher loaded
 :mod:`~.runfolder`            run folders built aside and moved into place when complete;
                               :func:`config_hash`, the completion check of every reader
 :mod:`~.evaluation`           :func:`evaluate` (accuracy + calibration), :func:`predict`

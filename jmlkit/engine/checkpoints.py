@@ -16,6 +16,7 @@ from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.distributed import unwrap
 from jmlkit.engine.runfolder import require_complete
 from jmlkit.io import atomic_torch_save
+from jmlkit.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 
 __all__ = ["model_spec", "build_from_spec", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_run"]
 
@@ -91,10 +92,10 @@ def _checkpoint_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         require_complete(path)
-        if not (path / "model.pt").is_file():
+        if not (path / MODEL_FILE).is_file():
             raise FileNotFoundError(f"Expected a checkpoint (model.pt) in the run folder {str(path)!r}, but it has none "
                                     "(trained with save_checkpoint=False?).")
-        path = path / "model.pt"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"Expected a checkpoint file (model.pt or a run folder holding one), but {str(path)!r} does not exist.")
     return path
@@ -242,7 +243,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, pd.DataFrame, dic
     """
     run_dir = Path(run_dir)
     require_complete(run_dir)
-    config = TrainConfig.from_json(run_dir / "config.json")
-    history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").exists() else pd.DataFrame()
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    config = TrainConfig.from_json(run_dir / CONFIG_FILE)
+    history = pd.read_csv(run_dir / HISTORY_FILE) if (run_dir / HISTORY_FILE).exists() else pd.DataFrame()
+    metrics = json.loads((run_dir / METRICS_FILE).read_text()) if (run_dir / METRICS_FILE).exists() else {}
     return config, history, metrics

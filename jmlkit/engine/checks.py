@@ -17,8 +17,12 @@ what            checked
                 (:func:`jmlkit.data.check_dataset_options`: nothing rendered); for the folder data
                 sets (VOC, Cityscapes) the ``root`` folder and the splits' files
 ``teacher``     given when the label mode needs one; a readable checkpoint or complete run
-                folder; the data set's class count and input channels
+                folder (loaded here, once: eval mode, frozen); the data set's class count and
+                input channels
 ==============  ============================================================================
+
+``fit(config, checked=preflight(config))`` trains with what was checked (``checked.teacher``) and checks
+nothing again; :meth:`Preflight.require_for` refuses a ``checked`` of another config.
 
 Errors are ``ValueError``, ``TypeError`` or ``FileNotFoundError`` whose message names the option
 and the path. Nothing is written; partial folders of dead runs next to ``out`` are removed.
@@ -28,6 +32,10 @@ Example:
     >>> checked = preflight(TrainConfig.from_profile("smoke"))
     >>> checked.device.type, checked.num_classes, checked.teacher is None
     ('cpu', 11, True)
+    >>> checked.require_for(TrainConfig.from_profile("smoke", epochs=3))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `checked` to be the preflight of this config, but it checked another one (differing in ['epochs']).
     >>> preflight(TrainConfig.from_profile("smoke", model="nosuch"))
     Traceback (most recent call last):
     ...
@@ -47,6 +55,7 @@ from torch.utils.data import Dataset
 
 from jmlkit._checks import check_choice
 from jmlkit.engine.config import TrainConfig
+from jmlkit.engine.registry import OBJECTIVES
 from jmlkit.engine.runfolder import check_out
 from jmlkit.engine.runtime import resolve_device
 
@@ -60,8 +69,11 @@ class Preflight:
     Attributes:
         out: the run folder as an absolute path (``None``: nothing is written).
         device: the device the run trains on.
-        teacher: the teacher model (loaded from its checkpoint) when the label mode needs one, else ``None``.
+        teacher: the teacher model when the label mode needs one (loaded from its checkpoint, in eval mode,
+            frozen; or the model given), else ``None``.
         num_classes, in_channels: of the training data, when known without building it.
+        config: a copy of the config that was checked.
+        skipped: the checks skipped for what was given: ``"model"`` (a ``model``), ``"dataset"`` (``train_data``).
     """
 
     out: Path | None
@@ -69,6 +81,34 @@ class Preflight:
     teacher: nn.Module | None
     num_classes: int | None
     in_channels: int | None
+    config: TrainConfig | None = None
+    skipped: tuple[str, ...] = ()
+
+    def require_for(self, config: TrainConfig, *, teacher: Any = None, model: nn.Module | None = None,
+                    train_data: Dataset | None = None) -> None:
+        """Check that this is the preflight of ``config`` and of what :func:`~jmlkit.engine.fit` was given with it.
+
+        Raises ``ValueError`` when ``config`` differs from the checked one in any option, when a ``teacher`` other
+        than :attr:`teacher` is given (the checked one is used), or when a check was skipped for a ``model`` or
+        ``train_data`` that is not given now; ``TypeError`` when ``config`` is not a :class:`TrainConfig`.
+        """
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"Expected `config` to be a TrainConfig, but got {type(config).__name__}.")
+        if self.config is None:
+            raise ValueError("Expected `checked` to be the preflight of this config, but it records no config "
+                             "(made by hand?); call preflight(config).")
+        if self.config != config:
+            theirs, ours = self.config.to_dict(), config.to_dict()
+            differ = [k for k in ours if theirs.get(k) != ours[k]]
+            raise ValueError(f"Expected `checked` to be the preflight of this config, but it checked another one "
+                             f"(differing in {differ}).")
+        if teacher is not None and teacher is not self.teacher:
+            shown = repr(str(teacher)) if isinstance(teacher, (str, os.PathLike)) else type(teacher).__name__
+            raise ValueError(f"Expected `teacher` to be None when `checked` is given (its teacher is used), but got {shown}.")
+        for name, given, what in (("model", model, "model"), ("train_data", train_data, "dataset")):
+            if what in self.skipped and given is None:
+                raise ValueError(f"Expected `{name}` to be given, as it was to the preflight of `checked` (which "
+                                 f"skipped the {what} checks), but got None: the config's {what} is not checked.")
 
 
 def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | str | os.PathLike | None = None,
@@ -81,7 +121,8 @@ def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | s
             name check, given ``train_data`` the data set checks).
 
     Returns:
-        :class:`Preflight`; pass its ``teacher`` on to :func:`~jmlkit.engine.fit` to load it once.
+        :class:`Preflight`; ``fit(config, checked=...)`` trains with it (nothing checked twice, the teacher
+        loaded once).
 
     Raises:
         ValueError, TypeError, FileNotFoundError: with a message naming the option and the path.
@@ -98,7 +139,8 @@ def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | s
     _check_loss(config)
     num_classes, in_channels = _check_data(config, model, train_data)
     teacher_model = _check_teacher(config, teacher, num_classes, in_channels)
-    return Preflight(out, device, teacher_model, num_classes, in_channels)
+    skipped = tuple(what for what, given in (("model", model), ("dataset", train_data)) if given is not None)
+    return Preflight(out, device, teacher_model, num_classes, in_channels, config.replace(), skipped)
 
 
 def _check_model(config: TrainConfig) -> None:
@@ -157,8 +199,9 @@ def _check_data(config: TrainConfig, model: nn.Module | None, train_data: Datase
 
 
 def _check_teacher(config: TrainConfig, teacher: Any, num_classes: int | None, in_channels: int | None) -> nn.Module | None:
+    """The teacher of a label mode that needs one: ``teacher`` (a model, used as it is) or the checkpoint ``teacher``
+    or ``config.teacher`` names, loaded here (the run's only load) in eval mode and frozen; checked against the data."""
     from jmlkit.engine.checkpoints import load_checkpoint
-    from jmlkit.engine.objectives import OBJECTIVES
 
     cls = OBJECTIVES.get(config.labels)
     if cls is None or not cls.needs_teacher:
@@ -172,7 +215,7 @@ def _check_teacher(config: TrainConfig, teacher: Any, num_classes: int | None, i
     elif isinstance(source, (str, os.PathLike)):
         where = f"`teacher` = {str(source)!r}"
         try:
-            model = load_checkpoint(source)
+            model = load_checkpoint(source).requires_grad_(False)  # in eval mode
         except (ValueError, FileNotFoundError) as err:
             raise type(err)(f"`teacher` = {str(source)!r}: {err}") from err
     else:

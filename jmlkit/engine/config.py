@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 
 from jmlkit._checks import (check_bool, check_choice, check_ignore_index, check_int, check_mapping, check_real,
                             check_str)
+from jmlkit.engine.registry import label_modes
 
 __all__ = ["TrainConfig", "SECTIONS", "option", "SMOOTHINGS", "SSL_METHODS", "SCHEDULES", "KD_FORMS"]
 
@@ -91,9 +92,7 @@ def _odd_pos_int(name: str, value: Any) -> int:
 
 
 def _label_mode(name: str, value: Any) -> str:
-    from jmlkit.engine.objectives import label_modes
-
-    return check_choice(name, value, label_modes())
+    return check_choice(name, value, label_modes())  # the registry of jmlkit.engine.registry
 
 
 @dataclass
