@@ -31,12 +31,20 @@ The folder is built aside (a hidden .OUT.partial-... next to it) and renamed to 
 complete; OUT must be new or empty unless --overwrite, which replaces the run in OUT only when the
 new one is complete (an interrupted run keeps it).
 
-Options start from the profile of jmlkit.profiles, the same table the notebooks use (--profile
-smoke: seconds, for tests; quick: a small UNet on 256 one-digit 16x16 scenes, 20 epochs; full: a
-small UNet on 1,000 32x32 scenes of 1-3 digits, 15 epochs), then a --config JSON file, then the
-options given here. Under `torchrun --nproc_per_node=N -m jmlkit train ...`
+Options start from the profile of jmlkit.profiles, the same table the notebooks use (--profile):
+{profiles}
+then a --config JSON file, then the options given here. Under `torchrun --nproc_per_node=N -m jmlkit train ...`
 the run uses DistributedDataParallel (gloo on CPU, NCCL on GPUs); only rank 0 writes.
 """
+
+
+def _train_description() -> str:
+    """:data:`_TRAIN_DESCRIPTION` with one line per profile, read from :data:`jmlkit.profiles.PROFILES`."""
+    from jmlkit.profiles import PROFILE_NAMES, describe_training
+
+    notes = {"smoke": " (seconds, for tests)"}
+    lines = [f"  {name}: {describe_training(name)}{notes.get(name, '')}" for name in PROFILE_NAMES]
+    return _TRAIN_DESCRIPTION.format(profiles="\n".join(lines))
 
 _TRAIN_EPILOG = """\
 examples:
@@ -153,7 +161,7 @@ def _train_parser(prog: str = "python -m jmlkit train") -> argparse.ArgumentPars
     from jmlkit.profiles import PROFILE_NAMES
 
     parser = OneLineParser(
-        prog=prog, description=_TRAIN_DESCRIPTION, epilog=_TRAIN_EPILOG,
+        prog=prog, description=_train_description(), epilog=_TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
@@ -231,7 +239,7 @@ def _train_config(args: dict[str, Any]) -> Any:
 
 def _interrupted_line(out: str | None, before: Any) -> str:
     """What an interruption leaves, in one line (``before``: the completion marker of OUT before the run)."""
-    from jmlkit.io import read_done
+    from jmlkit.layout import read_done
 
     if out is None:
         return "interrupted: nothing written"
@@ -249,7 +257,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     """``python -m jmlkit train``: parse options, check them (:func:`jmlkit.engine.preflight`), run
-    :func:`jmlkit.engine.fit`, print the metrics.
+    :func:`jmlkit.engine.fit` with that check (``checked=``: nothing checked twice, the teacher loaded once), print
+    the metrics.
 
     Returns the exit code: 0 done, 2 a usage error found before any work (one line on stderr),
     130 interrupted (Ctrl-C or SIGTERM; no run folder written). A failure during training raises.
@@ -260,7 +269,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     import jmlkit.engine as engine
     from jmlkit.engine.runfolder import FolderTaken
-    from jmlkit.io import read_done
+    from jmlkit.layout import read_done
 
     prog = "python -m jmlkit train"
     parser = _train_parser(prog)
@@ -284,7 +293,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             print(f"{prog}: error: {_one_line(_option_names(str(err)))}", file=sys.stderr)
             return 2
         try:
-            result = engine.fit(config, teacher=checked.teacher, progress=progress and not quiet)
+            result = engine.fit(config, checked=checked, progress=progress and not quiet)  # checked once
         except FolderTaken as err:  # another process finished a run in OUT first: left as it is, ours kept aside
             if debug:
                 raise

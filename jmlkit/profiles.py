@@ -1,46 +1,49 @@
 """The one table of run profiles: ``smoke``, ``quick`` and ``full``.
 
 Every consumer reads :data:`PROFILES`: ``python -m jmlkit train --profile P``
-(:meth:`jmlkit.engine.TrainConfig.from_profile`), ``python -m jmlkit run --profile P`` (the
-``profile`` parameter it passes to each notebook) and the notebooks themselves (their recipes,
-seeds, sweep values, grid sizes). "quick" therefore means the same thing everywhere.
+(:meth:`jmlkit.engine.TrainConfig.from_profile`; its ``--help`` describes each profile with
+:func:`describe_training`), ``python -m jmlkit run --profile P`` (the ``profile`` parameter it passes to each
+notebook) and the notebooks themselves (their recipes, seeds, sweep values, grid sizes). "quick" therefore means
+the same thing everywhere.
 
-=========  ===========================================================================  =============
-profile    training runs (digit scenes; :mod:`jmlkit.data`)                             seeds
-=========  ===========================================================================  =============
-``smoke``  16 one-digit scenes of 16×16 px, ``tiny`` UNet, 1 epoch: seconds (tests)     ``[seed]``
-``quick``  256 one-digit scenes of 16×16 px, ``small`` UNet, 20 epochs: 10–25 s a run  ``[seed]``
-``full``   1,000 one-digit scenes of 16×16 px, ``small`` UNet, 30 epochs: 1–2 min a run ``[0, …, 4]``
-=========  ===========================================================================  =============
+=========  ==========================================================================  ================
+profile    training runs (``train``: digit scenes of :mod:`jmlkit.data`)              ``seeds``
+=========  ==========================================================================  ================
+``smoke``  ``tiny`` model, 16 one-digit scenes of 16×16 px (digits of 12–16 px),       ``[seed]``
+           1 epoch: seconds (tests)
+``quick``  ``small`` model, 256 such scenes, 20 epochs                                 ``[seed]``
+``full``   ``small`` model, 1,000 such scenes (the whole training split), 30 epochs    ``[0, …, 4]``
+=========  ==========================================================================  ================
 
-The result notebooks (02–04) run their comparisons in the profile's **data regimes**
-(:func:`regime_settings`): ``small`` (the profile's scenes: digits of 12–16 px, about 80 % of whose
-pixels the paper's 3×3 boundary smoothing touches) in every profile, and in smoke and full also ``large``
-(the paper-like regime: one digit of 28–32 px with strokes thickened (``stroke=1``) on 32×32 px, about 23 %
-of its pixels in the band; 1,000 scenes, 20 epochs in full).
+The result notebooks (02–04) run their comparisons in the profile's **data regimes** (``regimes``,
+:func:`regime_settings`): ``small`` (the profile's own scenes, most of whose object pixels the paper's 3×3
+boundary smoothing touches) in every profile, and in smoke and full also ``large`` (the paper-like regime: one
+digit thickened with ``stroke=1`` filling most of the scene, 20–24 px on 24×24 in smoke and 28–32 px on 32×32,
+trained for 20 epochs, in full). :data:`REGIME_DESCRIPTIONS` says what each regime is in words.
 
-Why the full profile trains this long: with 15 epochs of 1,000 scenes of 32×32 px (1–3 digits), one seed
-in five of CE with hard labels stopped at 45 % mIoU_D (four digit classes at IoU 0; training loss 0.18
-against 0.04–0.05 for the others; the other seeds 87–89 %): the network tells digits from background
-within two epochs and the digit classes apart only after a plateau, which some seeds leave only after
-the learning rate has decayed. With 30 epochs the same seed reached 88 %. A higher or lower learning rate
-alone did not fix it (73 % at 5e-3, 82 % at 1e-3). The full profile's small regime therefore trains 30
-epochs on the quick profile's 16×16 scenes (four times cheaper per scene than 32×32), and the large regime
-1,000 scenes for 20 epochs: with 500 scenes × 20 epochs, two seeds in five lost most of a digit class at a
-learning rate of 1e-3 (79 %, 75 % against 87–90 %) and one in four at 2e-3 (84 % against 88–92 %).
+The other entries of each profile:
 
-Each profile also holds the sweep values of the result notebooks (``epsilon_boundary``, the ε of the
-paper's boundary smoothing, and ``epsilon`` of uniform smoothing in 02; labelled ``fraction`` in 04), the teacher and student models of 03, the grid sizes of notebook 01's loss
-geometry (``lessons``), the brain-slice settings of notebook 05 (``soft_labels``) and notebook 02's
-ablation of the paper's recipe (``ablation``: the smaller ε it tries and the large-object scenes: 24×24 with
-18–24-px digits in smoke, 32×32 with 24–32-px digits in quick, 64×64 with 40–56-px digits in full).
+* ``sweeps``: the sweep values of the result notebooks (``epsilon_boundary``, the ε of the paper's boundary
+  smoothing, and ``epsilon`` of uniform smoothing in 02; the labelled ``fraction`` in 04), :func:`sweep_values`;
+* ``models`` and ``teacher_seeds``: the teacher and student models of 03 and the teacher seeds of which it keeps
+  the best, :func:`model_for`, :func:`profile_teacher_seeds`;
+* ``lessons``: the grid sizes of notebook 01's loss geometry, :func:`lesson_settings`;
+* ``soft_labels``: the brain-slice settings of notebook 05, :func:`soft_label_settings`;
+* ``ablation``: notebook 02's ablation of the paper's recipe (the smaller ε it tries and, in smoke and quick, the
+  large-object scenes: 24×24 with 18–24-px digits in smoke, 32×32 with 24–32-px digits in quick; in full the
+  ``large`` regime takes their place), :func:`ablation_settings`.
 
-Smoke and quick runs use one CPU thread each (``num_threads=1``): two notebooks side by side on
-two cores then do not fight over threads.
+Smoke and quick runs use one CPU thread each (``num_threads=1``): two notebooks side by side on two cores then do
+not fight over threads. Why the full profile trains 30 epochs: the README's "Baselines that no longer collapse".
 
 Example:
     >>> PROFILES["quick"]["train"]["model"], profile_seeds("full"), sweep_values("epsilon", "quick")
     ('small', [0, 1, 2, 3, 4], [0.0, 0.1, 0.3])
+    >>> for name in PROFILE_NAMES:
+    ...     print(f"{name}: {describe_training(name)}")
+    smoke: model tiny, 16 16x16 scenes with 1 digit of 12-16 px, 1 epoch
+    quick: model small, 256 16x16 scenes with 1 digit of 12-16 px, 20 epochs
+    full: model small, 1,000 16x16 scenes with 1 digit of 12-16 px, 30 epochs
     >>> get_profile("fast")
     Traceback (most recent call last):
     ...
@@ -68,14 +71,13 @@ __all__ = [
     "ablation_settings",
     "regime_settings",
     "REGIME_DESCRIPTIONS",
+    "describe_training",
 ]
 
 _DIGITS_16 = {"size": 16, "digit_size": [12, 16], "digits_per_scene": [1, 1], "in_channels": 3}
-_DIGITS_32 = {"size": 32, "digit_size": [12, 16], "in_channels": 3}
 # notebook 02's large-object ablation: the same one-digit scenes with digits larger relative to the 3x3 window
 _LARGE_24 = {"size": 24, "digit_size": [18, 24], "digits_per_scene": [1, 1], "in_channels": 3}
 _LARGE_32 = {"size": 32, "digit_size": [24, 32], "digits_per_scene": [1, 1], "in_channels": 3}
-_LARGE_64 = {"size": 64, "digit_size": [40, 56], "digits_per_scene": [1, 1], "in_channels": 3}
 # the paper-like regime: one thick digit filling most of the canvas; about 23 % of its pixels lie in the 3x3 band
 _THICK_24 = {"size": 24, "digit_size": [20, 24], "digits_per_scene": [1, 1], "stroke": 1, "in_channels": 3}
 _THICK_32 = {"size": 32, "digit_size": [28, 32], "digits_per_scene": [1, 1], "stroke": 1, "in_channels": 3}
@@ -140,6 +142,30 @@ def get_profile(profile: str) -> dict[str, Any]:
     """A deep copy of one profile's table (so callers may change it freely)."""
     check_choice("profile", profile, PROFILE_NAMES)
     return copy.deepcopy(PROFILES[profile])
+
+
+def describe_training(profile: str) -> str:
+    """The training runs of ``profile`` in words, read from :data:`PROFILES` (``python -m jmlkit train --help``
+    prints it): model, number and kind of training scenes (``train_limit``, else the whole training split), epochs.
+
+    >>> describe_training("quick")
+    'model small, 256 16x16 scenes with 1 digit of 12-16 px, 20 epochs'
+    """
+    train = get_profile(profile)["train"]
+    epochs = train["epochs"]
+    if train["dataset"] == "digits":
+        from jmlkit.data.digits import DigitScenes
+
+        options = DigitScenes.check_options(train.get("train_split", "train"), **train.get("dataset_kwargs", {}))
+        limit = train.get("train_limit")
+        n = options["num_scenes"] if limit is None else min(limit, options["num_scenes"])
+        (few, many), (small, large) = options["digits_per_scene"], options["digit_size"]
+        digits = f"{few} digit" if few == many == 1 else f"{few} digits" if few == many else f"{few}-{many} digits"
+        sizes = f"{small} px" if small == large else f"{small}-{large} px"
+        data = f"{n:,} {options['size']}x{options['size']} scenes with {digits} of {sizes}"
+    else:
+        data = f"data set {train['dataset']}"
+    return f"model {train['model']}, {data}, {epochs} epoch{'' if epochs == 1 else 's'}"
 
 
 def train_options(profile: str) -> dict[str, Any]:

@@ -339,14 +339,7 @@ NUMBER_OPTIONS = {
     "data.DigitScenes": lambda i, r: DigitScenes(
         "val", num_scenes=i(2), size=i(32), digits_per_scene=(i(1), i(2)), digit_size=(i(10), i(16)), seed=i(1),
         noise=r(0.0625), blur=r(0.5), in_channels=i(1))[1],
-    "data.transforms": lambda i, r: T.Compose([
-        T.RandomScaleCrop(i(24), scale=(r(0.5), r(1.5)), ignore_index=i(255), fill=r(0.5), p=r(1.0)),
-        T.RandomResizedCrop((i(16), i(20)), scale=(r(0.25), i(1)), ratio=r(1.0), p=i(1)),
-        T.ColorJitter(r(0.25), r(0.5), r(0.25), p=r(1.0)),
-        T.GaussianBlur(r(0.75), p=r(1.0)),
-        T.GaussianNoise(r(0.125)),
-        T.Cutout((r(0.25), r(0.5)), fill=r(0.0), mark_ignore=True, ignore_index=i(255), p=r(1.0)),
-    ])(DigitScenes("val", num_scenes=2, size=32, digit_size=16)[0], generator=torch.Generator().manual_seed(3)),
+    "data.transforms": lambda i, r: T.Resize((i(16), i(20)))(DigitScenes("val", num_scenes=2, size=32, digit_size=16)[0]),
     "data.make_loader": lambda i, r: next(iter(make_loader(DigitScenes("val", num_scenes=4, size=32, digit_size=16),
                                                            i(2), shuffle=True, seed=i(7))))["index"],
 }
@@ -428,10 +421,6 @@ IGNORE_INDEX_USERS = {
     "targets.boundary_label_smoothing": lambda v: TG.boundary_label_smoothing(LABELS, 3, 0.1, ignore_index=v),
     "targets.distillation_targets": lambda v: TG.distillation_targets(LOGITS, target=LABELS, ignore_index=v),
     "targets.average_annotators": lambda v: TG.average_annotators([LABELS], 3, ignore_index=v),
-    "data.RandomScaleCrop": lambda v: T.RandomScaleCrop(8, ignore_index=v),
-    "data.Cutout": lambda v: T.Cutout(ignore_index=v),
-    "data.weak_view": lambda v: T.weak_view(8, ignore_index=v),
-    "data.strong_view": lambda v: T.strong_view(ignore_index=v),
 }
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -295,11 +297,18 @@ def test_triangle_rejects_bad_arguments():
 
 
 # --------------------------------------------------------------------------------------------- reports
-def test_seconds_per_update_reports_positive_times():
-    out = L.seconds_per_update("surfaces", repeats=1, grid=7, arrow_grid=3)
-    assert out["wall_s"] > 0 and out["cpu_s"] >= 0
-    with pytest.raises(ValueError, match="kind"):
-        L.seconds_per_update("volumes")
+def test_lessons_draw_nothing_and_never_import_plot():
+    """jmlkit.plot imports jmlkit.lessons (its figures draw these results), never the other way round."""
+    code = "import sys, jmlkit.lessons; print(sorted(m for m in sys.modules if m.startswith(('jmlkit.plot', 'matplotlib'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert not hasattr(L, "seconds_per_update") and not hasattr(L, "LOSS_LABELS")
+
+
+def test_abbreviations_name_every_loss():
+    assert [L.abbreviation(n) for n in L.LOSSES] == ["CE", "SJL", "JML1", "JML2", "DML", "Lovász"]
+    with pytest.raises(ValueError, match="Expected `name` to be one of"):
+        L.abbreviation("kl")
 
 
 @pytest.fixture(scope="module")
@@ -323,8 +332,8 @@ def test_findings_are_written_from_the_numbers(results):
     timing = {k: {"wall_s": 0.125, "cpu_s": 0.0625} for k in ("curves", "surfaces")}
     text = L.findings(curves, surfaces, race, triangle, timing, profile="smoke")
     assert text.startswith("* **One pixel, target 0.30** (smoke profile, grid of 11 points)")
-    assert "the target for cross-entropy, Jaccard metric, form 1 (JML1), Jaccard metric, form 2 (JML2), " \
-           "Dice semimetric (DML);" in text
+    assert "the target for CE, JML1, JML2, DML;" in text
+    assert "; ".join(f"{L.abbreviation(k)} {d:.1e}" for k, d in race.final.items()) in text
     assert "the soft Jaccard loss at\n  (0.0, 1.0)." in text
     assert f"DML {triangle.violations['dml']} ({100 * triangle.violations['dml'] / 20:.1f}%)" in text
     assert "0.125 s wall / 0.062 s CPU" in text and len(text.splitlines()) == 14

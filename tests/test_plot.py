@@ -62,16 +62,42 @@ def test_the_package_exports_every_figure_flat():
             "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "target_panel",
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
             "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war", "smoothing_explorer",
-            "reliability_comparison", "reliability_explorer"} == functions
+            "reliability_comparison", "reliability_explorer", "seconds_per_update"} == functions
     assert plot.LABELS["ce_ls"] == "CE + uniform LS" and "paper's recipe" in plot.LABELS["jml_bls"]
 
 
-def test_import_is_light_and_independent_of_the_old_modules():
+def test_import_loads_no_runner_module_and_no_widgets():
+    """Layer 5 (plot) loads nothing of layer 6 (runner, reporting); ipywidgets only when a widget is built."""
     code = ("import sys, jmlkit.plot; "
-            "print(sorted(m for m in ('ipywidgets', 'jmlkit.recipes', 'jmlkit.compare', 'jmlkit.viz', "
-            "'jmlkit.explain') if m in sys.modules))")
+            "print(sorted(m for m in sys.modules if m == 'ipywidgets' or m.split('.')[:2] == ['jmlkit', 'runner']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_seconds_per_update_times_a_computation_and_a_render(monkeypatch):
+    import jmlkit.plot.losses as losses_module
+
+    rendered, computed = [], []
+    real_render, real_surfaces = losses_module.render_png, losses_module.loss_surfaces
+    monkeypatch.setattr(losses_module, "render_png", lambda fig, dpi: rendered.append(dpi) or real_render(fig, dpi=dpi))
+    monkeypatch.setattr(losses_module, "loss_surfaces",
+                        lambda y, **kw: computed.append((y, kw)) or real_surfaces(y, **kw))
+    out = plot.seconds_per_update("surfaces", repeats=3, grid=7, arrow_grid=3, dpi=40)
+    assert out["wall_s"] > 0 and out["cpu_s"] >= 0 and sorted(out) == ["cpu_s", "wall_s"]
+    assert rendered == [40] * 4  # the first draw, then one per update
+    assert len(computed) == 4 and all(kw == {"grid": 7, "arrow_grid": 3} for _, kw in computed)
+    assert [y for y, _ in computed[1:]] == [pytest.approx((0.1 + 0.8 * i / 3, 0.9 - 0.8 * i / 3)) for i in range(3)]
+    with pytest.raises(ValueError, match="kind"):
+        plot.seconds_per_update("volumes")
+    with pytest.raises(ValueError, match="repeats"):
+        plot.seconds_per_update("curves", repeats=0)
+
+
+def test_loss_labels_are_plots_and_name_every_loss():
+    assert set(plot.LOSS_LABELS) == set(lessons.LOSSES) == set(plot.LOSS_COLORS)
+    fig = plot.plot_race(lessons.race(lessons.race_target(2, 4), losses=("ce", "jml1"), steps=2))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0].startswith(plot.LOSS_LABELS["ce"]) and legend[1].startswith(plot.LOSS_LABELS["jml1"])
 
 
 # --------------------------------------------------------------------------------------------- helpers

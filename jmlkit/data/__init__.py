@@ -1,4 +1,4 @@
-"""Offline data sets, splits and paired augmentations.
+"""Offline data sets, splits and the augmentations.
 
 Every data set returns items ``{"image": float32 (C, H, W), "label": int64 (H, W), "soft":
 float32 (K, H, W) (only where the data has real soft labels), "index": int}``; label value
@@ -8,7 +8,9 @@ float32 (K, H, W) (only where the data has real soft labels), "index": int}``; l
 - :class:`DigitScenes` — scenes of scikit-learn's handwritten digits, 11 classes, real coverage soft labels.
 - :class:`BrainTissueSlices` — axial slices of nilearn's MNI152 template, 4 tissue classes, soft labels.
 - :class:`SegmentationFolder` — PASCAL VOC / Cityscapes folders already on disk.
-- :mod:`jmlkit.data.transforms` — paired augmentations, ``weak_view()`` / ``strong_view()``.
+- :mod:`jmlkit.data.transforms` — the augmentations: :func:`~jmlkit.data.transforms.weak_view` and
+  :func:`~jmlkit.data.transforms.strong_view` of a batch (what semi-supervised training trains on), and
+  :class:`~jmlkit.data.transforms.Resize` of an item.
 - :func:`get_dataset`, :func:`make_loader` — registry by name, seeded loader; :func:`check_dataset_options`
   checks a data set's options without building it.
 """

@@ -4,16 +4,19 @@
   logits, the triangle inequality.
 * :mod:`jmlkit.lessons.collapse` — notebook 02: the gradient of the paper's soft-label loss split into its CE and
   JML terms, per class (why classes collapse with boundary smoothing on small objects).
+
+Nothing here draws or imports :mod:`jmlkit.plot`: the figures of these results, their display names and the
+timing of the widgets (:func:`jmlkit.plot.seconds_per_update`) are :mod:`jmlkit.plot`'s, which imports this package.
 """
 from jmlkit.lessons.collapse import SPLIT_COLUMNS, GradientSplit, gradient_split, recipe_gradients, tug_summary
-from jmlkit.lessons.geometry import (LOSS_LABELS, LOSSES, METRIC_LOSSES, CurveResult, RaceResult, SurfaceResult,
-                                     TriangleResult, describe_worst_triple, findings, loss_curves, loss_surfaces,
-                                     pointwise_losses, race, race_target, seconds_per_update, summary, triangle_check)
+from jmlkit.lessons.geometry import (LOSSES, METRIC_LOSSES, CurveResult, RaceResult, SurfaceResult, TriangleResult,
+                                     abbreviation, describe_worst_triple, findings, loss_curves, loss_surfaces,
+                                     pointwise_losses, race, race_target, summary, triangle_check)
 
 __all__ = [
-    "LOSSES", "METRIC_LOSSES", "LOSS_LABELS", "pointwise_losses",
+    "LOSSES", "METRIC_LOSSES", "pointwise_losses",
     "CurveResult", "loss_curves", "SurfaceResult", "loss_surfaces",
     "RaceResult", "race_target", "race", "TriangleResult", "triangle_check",
-    "seconds_per_update", "summary", "findings", "describe_worst_triple",
+    "summary", "findings", "describe_worst_triple", "abbreviation",
     "SPLIT_COLUMNS", "GradientSplit", "gradient_split", "recipe_gradients", "tug_summary",
 ]

@@ -15,10 +15,11 @@ computation                               figure (:mod:`jmlkit.plot`)           
                                                                                   vectors
 ========================================  ======================================  =====================================
 
-:func:`seconds_per_update` times one slider move of the explorers (``jmlkit.plot.curve_explorer``,
-``surface_explorer``); :func:`summary` gives the headline numbers for ``metrics.json``, :func:`findings` and
-:func:`describe_worst_triple` the sentences the notebook shows. The grid sizes of each profile are
-:func:`jmlkit.profiles.lesson_settings`.
+:func:`summary` gives the headline numbers for ``metrics.json`` (with the slider timings of
+:func:`jmlkit.plot.seconds_per_update`), :func:`findings` and :func:`describe_worst_triple` the sentences the
+notebook shows, naming each loss by its abbreviation (the figures' display names are
+:data:`jmlkit.plot.LOSS_LABELS`). Nothing here draws: :mod:`jmlkit.plot` imports this module, never the other way
+round. The grid sizes of each profile are :func:`jmlkit.profiles.lesson_settings`.
 
 **Setting.** A prediction ``x`` and a soft target ``y`` are vectors in :math:`[0, 1]^N` (``N`` pixels of one
 probability channel): the ``mode="binary"``, ``from_logits=False``, ``classes="all"`` case of :mod:`jmlkit.losses`.
@@ -39,12 +40,10 @@ loss functions, one point at a time.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -55,24 +54,16 @@ from jmlkit.losses import (REGION_SCORES, dice_semimetric_loss, jaccard_metric_l
 # classes; the loss functions themselves only return the average.
 
 __all__ = [
-    "LOSSES", "METRIC_LOSSES", "LOSS_LABELS", "pointwise_losses",
+    "LOSSES", "METRIC_LOSSES", "pointwise_losses",
     "CurveResult", "loss_curves", "SurfaceResult", "loss_surfaces",
     "RaceResult", "race_target", "race", "TriangleResult", "triangle_check",
-    "seconds_per_update", "summary", "findings", "describe_worst_triple",
+    "summary", "findings", "describe_worst_triple", "abbreviation",
 ]
 
 #: Every loss of the lesson, in plotting order.
 LOSSES: tuple[str, ...] = ("ce", "sjl", "jml1", "jml2", "dml", "lovasz")
 #: The losses compared by the triangle-inequality check (CE and Lovász are not distances between two vectors).
 METRIC_LOSSES: tuple[str, ...] = ("jml1", "jml2", "dml", "sjl")
-LOSS_LABELS: dict[str, str] = {
-    "ce": "cross-entropy",
-    "sjl": "soft Jaccard (SJL)",
-    "jml1": "Jaccard metric, form 1 (JML1)",
-    "jml2": "Jaccard metric, form 2 (JML2)",
-    "dml": "Dice semimetric (DML)",
-    "lovasz": "Lovász (rounded target)",
-}
 _REGION_SCORES: dict[str, Callable[[dict, float], Tensor]] = {k: REGION_SCORES[k] for k in ("jml1", "jml2", "dml", "sjl")}
 _CE_EPS = 1e-7
 
@@ -465,37 +456,15 @@ def triangle_check(n: int = 1000, *, dim: int = 2, distribution: str = "uniform"
 
 
 # --------------------------------------------------------------------------------------------- reports
-def seconds_per_update(kind: str = "surfaces", *, repeats: int = 5, **options: Any) -> dict[str, float]:
-    """Median time of one slider update of ``jmlkit.plot.curve_explorer`` (``kind="curves"``) or
-    ``surface_explorer`` (``"surfaces"``): compute the losses for a new target, update the kept figure and
-    render it to PNG. Returns ``{"wall_s": ..., "cpu_s": ...}``; on a busy machine the wall time exceeds the
-    CPU time. For the notebook's report; the test suite never asserts a time.
+def abbreviation(name: str) -> str:
+    """How the sentences of this module name a loss of :data:`LOSSES`: its abbreviation.
 
     Example:
-        >>> sorted(seconds_per_update("curves", repeats=1, grid=11))
-        ['cpu_s', 'wall_s']
+        >>> [abbreviation(n) for n in LOSSES]
+        ['CE', 'SJL', 'JML1', 'JML2', 'DML', 'Lovász']
     """
-    from jmlkit.plot import CurvePlot, SurfacePlot, render_png
-
-    repeats = check_int("repeats", repeats, low=1)
-    kind = check_choice("kind", kind, ("curves", "surfaces"))
-    dpi = options.pop("dpi", 80)
-    if kind == "curves":
-        targets = [0.1 + 0.8 * i / repeats for i in range(repeats)]
-        compute = lambda y: loss_curves(y, **options)  # noqa: E731
-        plot = CurvePlot(compute(0.5))
-    else:
-        targets = [(0.1 + 0.8 * i / repeats, 0.9 - 0.8 * i / repeats) for i in range(repeats)]
-        compute = lambda y: loss_surfaces(y, **options)  # noqa: E731
-        plot = SurfacePlot(compute((0.5, 0.5)))
-    render_png(plot.fig, dpi=dpi)  # the first draw lays out the text once, like the widget's first display
-    wall, cpu = [], []
-    for y in targets:
-        t0, c0 = time.perf_counter(), time.process_time()
-        render_png(plot.update(compute(y)), dpi=dpi)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"wall_s": float(np.median(wall)), "cpu_s": float(np.median(cpu))}
+    name = check_choice("name", name, LOSSES)
+    return "Lovász" if name == "lovasz" else name.upper()
 
 
 def summary(curves: CurveResult | None = None, surfaces: SurfaceResult | None = None,
@@ -503,7 +472,7 @@ def summary(curves: CurveResult | None = None, surfaces: SurfaceResult | None = 
             timing: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
     """Headline numbers for ``metrics.json`` (scalars only, as the batch runner's summary wants): minimisers,
     final race distances, triangle violations and self-distances, and the slider timings
-    (``timing = {kind: seconds_per_update(kind)}``) as ``slider_<kind>_wall_s`` / ``slider_<kind>_cpu_s``.
+    (``timing = {kind: jmlkit.plot.seconds_per_update(kind)}``) as ``slider_<kind>_wall_s`` / ``slider_<kind>_cpu_s``.
 
     Example:
         >>> summary(curves=loss_curves(0.3, grid=11, losses=("jml1",)))
@@ -540,7 +509,7 @@ def describe_worst_triple(triangle: TriangleResult, name: str = "dml") -> str:
     name = check_choice("name", name, tuple(triangle.worst))
     x, z, y = triangle.worst[name]
     lx = pointwise_losses(torch.tensor([x, x, z]), torch.tensor([y, z, y]), losses=(name,))[name]
-    short = name.upper()
+    short = abbreviation(name)
     return (f"The worst {short} triple: x = {[round(v, 3) for v in x]}, z = {[round(v, 3) for v in z]}, "
             f"y = {[round(v, 3) for v in y]}: {short}(x, y) = {lx[0]:.3f} > {short}(x, z) + {short}(z, y) = "
             f"{lx[1]:.3f} + {lx[2]:.3f} = {lx[1] + lx[2]:.3f}.")
@@ -550,7 +519,7 @@ def findings(curves: CurveResult, surfaces: SurfaceResult, race_result: RaceResu
              timing: Mapping[str, Mapping[str, float]], *, profile: str) -> str:
     """What the notebook saw, as a Markdown list written from the numbers of the four experiments (run with every
     loss of :data:`LOSSES`) and the slider timings (``{"curves": ..., "surfaces": ...}`` of
-    :func:`seconds_per_update`).
+    :func:`jmlkit.plot.seconds_per_update`). Each loss is named by its abbreviation (:func:`abbreviation`).
 
     Example:
         >>> text = findings(loss_curves(0.3, grid=11), loss_surfaces((0.3, 0.7), grid=11, arrow_grid=3),
@@ -559,8 +528,8 @@ def findings(curves: CurveResult, surfaces: SurfaceResult, race_result: RaceResu
         >>> text.splitlines()[0]
         '* **One pixel, target 0.30** (smoke profile, grid of 11 points): the minimiser is at'
     """
-    mins, name = curves.minimisers, LOSS_LABELS
-    at_target = [name[k] for k in ("ce", "jml1", "jml2", "dml") if abs(mins[k] - curves.target) < 1e-9]
+    mins, name = curves.minimisers, abbreviation
+    at_target = [name(k) for k in ("ce", "jml1", "jml2", "dml") if abs(mins[k] - curves.target) < 1e-9]
     reached = [k for k, d in race_result.final.items() if d < 1e-3]
     n_dml = triangle.violations["dml"]
     return f"""\
@@ -571,8 +540,8 @@ def findings(curves: CurveResult, surfaces: SurfaceResult, race_result: RaceResu
   {surfaces.minimisers["jml1"]}, DML at {surfaces.minimisers["dml"]}, the soft Jaccard loss at
   {surfaces.minimisers["sjl"]}.
 * **Race** ({race_result.steps} steps): final gap to the soft target
-  {"; ".join(f"{name[k]} {d:.1e}" for k, d in race_result.final.items())}.
-  Within $10^{{-3}}$: {", ".join(name[k] for k in reached) or "none"}.
+  {"; ".join(f"{name(k)} {d:.1e}" for k, d in race_result.final.items())}.
+  Within $10^{{-3}}$: {", ".join(name(k) for k in reached) or "none"}.
 * **Triangle inequality** on {triangle.n} random triples in $[0,1]^{{{triangle.dim}}}$: violations JML1
   {triangle.violations["jml1"]}, JML2 {triangle.violations["jml2"]}, DML {n_dml} ({100 * n_dml / triangle.n:.1f}%),
   SJL {triangle.violations["sjl"]}, while SJL(x, x) reaches {triangle.self_distance["sjl"]:.3f}.

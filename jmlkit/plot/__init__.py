@@ -17,7 +17,8 @@ module                      figures
                             :func:`target_panel`
 :mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`history_plot`
 :mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
-                            :func:`plot_triangle` (notebook 01)
+                            :func:`plot_triangle`, :func:`seconds_per_update` (notebook 01), the
+                            display names :data:`LOSS_LABELS`
 :mod:`.regime`              :func:`smoothing_regime`, :func:`gradient_tug_of_war` (notebook 02's ablation)
 :mod:`.interactive`         :func:`curve_explorer`, :func:`surface_explorer` (01), :func:`smoothing_explorer`
                             (02, :class:`SmoothingTargetPlot`), :func:`reliability_explorer` (06,
@@ -34,7 +35,7 @@ Example:
 """
 from __future__ import annotations
 
-from ._common import LABELS
+from ._common import LABELS, render_png
 from .calibration import (
     calibration_vs_boundary_distance,
     plot_band_histograms,
@@ -53,17 +54,27 @@ from .interactive import (
     headless,
     reliability_comparison,
     reliability_explorer,
-    render_png,
     smoothing_explorer,
     surface_explorer,
 )
-from .losses import LOSS_COLORS, CurvePlot, SurfacePlot, plot_loss_curves, plot_loss_surfaces, plot_race, plot_triangle
+from .losses import (
+    LOSS_COLORS,
+    LOSS_LABELS,
+    CurvePlot,
+    SurfacePlot,
+    plot_loss_curves,
+    plot_loss_surfaces,
+    plot_race,
+    plot_triangle,
+    seconds_per_update,
+)
 from .regime import gradient_tug_of_war, smoothing_regime
 from .runs import bar_chart, history_plot, sweep_plot
 from .segmentation import per_class_iou, plot_soft_predictions, segmentation_panel, target_panel
 
 __all__ = [
     "LABELS",
+    "LOSS_LABELS",
     "LOSS_COLORS",
     "HEADLESS_ENV",
     # calibration
@@ -90,6 +101,7 @@ __all__ = [
     "plot_loss_surfaces",
     "plot_race",
     "plot_triangle",
+    "seconds_per_update",
     # regime of label smoothing (notebook 02)
     "smoothing_regime",
     "gradient_tug_of_war",

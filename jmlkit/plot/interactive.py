@@ -13,7 +13,7 @@ widget                             what moves
 
 The explorers of 01 and 02 keep one figure (:class:`~jmlkit.plot.CurvePlot`, :class:`~jmlkit.plot.SurfacePlot`,
 :class:`SmoothingTargetPlot`) and update its artists in place, then send a lightly compressed PNG
-(:func:`render_png`): one slider move costs one computation and one redraw (:func:`jmlkit.lessons.seconds_per_update`
+(:func:`render_png`): one slider move costs one computation and one redraw (:func:`jmlkit.plot.seconds_per_update`
 measures it for 01). The picker of 06 keeps its panels and replaces their bars. Every widget
 draws its first state when it is built; in a batch run (:func:`headless`) the widgets of 01 return a note (their
 static figures are drawn by the cells above them) and those of 02 and 06 return their first state's figure.
@@ -23,7 +23,6 @@ works without them.
 """
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from jmlkit import targets
 from jmlkit._checks import check_choice, check_ignore_index, check_int, check_real
 from jmlkit.lessons import LOSSES, SurfaceResult, loss_curves, loss_surfaces
 
-from ._common import _reliability_bars, _reliability_frame
+from ._common import _reliability_bars, _reliability_frame, render_png
 from .losses import CurvePlot, SurfacePlot
 
 __all__ = ["HEADLESS_ENV", "SMOOTHINGS", "headless", "render_png", "curve_explorer", "surface_explorer",
@@ -57,18 +56,6 @@ def headless() -> bool:
     notebook hung). The static figures of the same cells are drawn either way.
     """
     return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
-
-
-def render_png(fig: Figure, *, dpi: int = 80) -> bytes:
-    """The figure as PNG bytes, with fast (light) compression: what a slider update sends to the browser.
-
-    Example:
-        >>> render_png(Figure(figsize=(1, 1)))[:4]
-        b'\\x89PNG'
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
 
 
 def _show_png(data: bytes) -> None:
@@ -96,7 +83,7 @@ def curve_explorer(*, target: float = 0.3, grid: int = 201, losses: Sequence[str
     """An ``ipywidgets.interactive`` with a slider for the target of :func:`~jmlkit.plot.plot_loss_curves`;
     display it.
 
-    One figure is built and updated in place on each move (see :func:`jmlkit.lessons.seconds_per_update` for the
+    One figure is built and updated in place on each move (see :func:`jmlkit.plot.seconds_per_update` for the
     cost). The figure for the initial value is drawn when the widget is built, so a headless run renders it once.
     """
     if headless():

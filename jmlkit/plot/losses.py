@@ -1,4 +1,5 @@
-"""Figures of notebook 01: what the losses look like (the computations are in :mod:`jmlkit.lessons`).
+"""Figures of notebook 01: what the losses look like (the computations are in :mod:`jmlkit.lessons`), with the
+display name (:data:`LOSS_LABELS`) and colour (:data:`LOSS_COLORS`) of each loss.
 
 =========================================  ==================================================================
 figure                                     what
@@ -10,23 +11,37 @@ figure                                     what
 =========================================  ==================================================================
 
 :class:`CurvePlot` and :class:`SurfacePlot` keep their figure so that a slider can update the artists in place
-(:meth:`CurvePlot.update`): redrawing an existing figure costs a fraction of building a new one.
+(:meth:`CurvePlot.update`): redrawing an existing figure costs a fraction of building a new one;
+:func:`seconds_per_update` measures what one slider move of the explorers costs.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from jmlkit.lessons import LOSS_LABELS
+from jmlkit._checks import check_choice, check_int
+from jmlkit.lessons import loss_curves, loss_surfaces
+
+from ._common import render_png
 
 if TYPE_CHECKING:
     from jmlkit.lessons import CurveResult, RaceResult, SurfaceResult, TriangleResult
 
-__all__ = ["LOSS_COLORS", "CurvePlot", "plot_loss_curves", "SurfacePlot", "plot_loss_surfaces", "plot_race",
-           "plot_triangle"]
+__all__ = ["LOSS_LABELS", "LOSS_COLORS", "CurvePlot", "plot_loss_curves", "SurfacePlot", "plot_loss_surfaces",
+           "plot_race", "plot_triangle", "seconds_per_update"]
 
+#: The display name of each loss of :data:`jmlkit.lessons.LOSSES` (legends and panel titles).
+LOSS_LABELS: dict[str, str] = {
+    "ce": "cross-entropy",
+    "sjl": "soft Jaccard (SJL)",
+    "jml1": "Jaccard metric, form 1 (JML1)",
+    "jml2": "Jaccard metric, form 2 (JML2)",
+    "dml": "Dice semimetric (DML)",
+    "lovasz": "Lovász (rounded target)",
+}
 #: One colour per loss of :data:`jmlkit.lessons.LOSSES`.
 LOSS_COLORS: dict[str, str] = {
     "ce": "#7f7f7f", "sjl": "#d62728", "jml1": "#1f77b4", "jml2": "#17becf", "dml": "#2ca02c", "lovasz": "#9467bd",
@@ -227,3 +242,36 @@ def plot_triangle(result: TriangleResult, *, bins: int = 60) -> Figure:
            title=f"Triangle inequality on {result.n} random triples in [0,1]^{result.dim} ({result.distribution})")
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+# --------------------------------------------------------------------------------------------- slider cost
+def seconds_per_update(kind: str = "surfaces", *, repeats: int = 5, **options: Any) -> dict[str, float]:
+    """Median time of one slider update of :func:`~jmlkit.plot.curve_explorer` (``kind="curves"``) or
+    :func:`~jmlkit.plot.surface_explorer` (``"surfaces"``): compute the losses for a new target
+    (:func:`jmlkit.lessons.loss_curves` / :func:`~jmlkit.lessons.loss_surfaces` with ``options``), update the kept
+    figure and render it to PNG. Returns ``{"wall_s": ..., "cpu_s": ...}``; on a busy machine the wall time exceeds
+    the CPU time. For the notebook's report; the test suite never asserts a time.
+
+    Example:
+        >>> sorted(seconds_per_update("curves", repeats=1, grid=11))
+        ['cpu_s', 'wall_s']
+    """
+    repeats = check_int("repeats", repeats, low=1)
+    kind = check_choice("kind", kind, ("curves", "surfaces"))
+    dpi = options.pop("dpi", 80)
+    if kind == "curves":
+        targets = [0.1 + 0.8 * i / repeats for i in range(repeats)]
+        compute = lambda y: loss_curves(y, **options)  # noqa: E731
+        plot = CurvePlot(compute(0.5))
+    else:
+        targets = [(0.1 + 0.8 * i / repeats, 0.9 - 0.8 * i / repeats) for i in range(repeats)]
+        compute = lambda y: loss_surfaces(y, **options)  # noqa: E731
+        plot = SurfacePlot(compute((0.5, 0.5)))
+    render_png(plot.fig, dpi=dpi)  # the first draw lays out the text once, like the widget's first display
+    wall, cpu = [], []
+    for y in targets:
+        t0, c0 = time.perf_counter(), time.process_time()
+        render_png(plot.update(compute(y)), dpi=dpi)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"wall_s": float(np.median(wall)), "cpu_s": float(np.median(cpu))}

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jmlkit.layout import HISTORY_FILE
+
 from ._common import LABELS, _label
 
 __all__ = ["bar_chart", "sweep_plot", "history_plot"]
@@ -102,11 +104,12 @@ def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: st
     return fig
 
 
-def history_plot(runs: Mapping[str, str | os.PathLike], columns: Sequence[str], *, title: str | None = None) -> Figure:
+def history_plot(runs: Mapping[str, str | os.PathLike | pd.DataFrame], columns: Sequence[str], *, title: str | None = None) -> Figure:
     """Training curves: one panel per ``history.csv`` column (e.g. ``train_loss``, ``mask_ratio``), a line per run.
 
     Args:
-        runs: ``{label: run folder}``.
+        runs: ``{label: history}``: a run's history as a DataFrame (``FitResult.history``, ``RunResult.history``)
+            or its run folder (its ``history.csv``).
         columns: history columns; a run without a column is left out of that panel.
         title: figure title.
 
@@ -121,7 +124,7 @@ def history_plot(runs: Mapping[str, str | os.PathLike], columns: Sequence[str], 
     fig = Figure(figsize=(3.8 * len(columns) + 0.4, 3.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(columns)))
     for i, (label, folder) in enumerate(runs.items()):
-        history = pd.read_csv(Path(folder) / "history.csv")
+        history = folder if isinstance(folder, pd.DataFrame) else pd.read_csv(Path(folder) / HISTORY_FILE)
         for ax, col in zip(axes, columns):
             if col in history.columns:
                 ax.plot(history["epoch"], history[col], marker=".", color=f"C{i}", label=_label(label, LABELS))
