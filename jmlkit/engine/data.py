@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.distributed import DistInfo
 
-__all__ = ["make_dataset", "RunData", "run_data", "train_loader", "Cycle", "base_dataset", "num_classes_of"]
+__all__ = ["make_dataset", "split_dataset", "evaluation_data", "ignore_index_of", "RunData", "run_data", "train_loader",
+           "Cycle", "base_dataset", "num_classes_of"]
 
 
 def make_dataset(name: str, split: str, **kwargs: Any) -> Dataset:
@@ -56,6 +57,26 @@ def _limit(data: Dataset, limit: int | None) -> Dataset:
     return Subset(data, range(limit))
 
 
+def split_dataset(config: TrainConfig, split: str, limit: int | None = None) -> Dataset:
+    """The ``split`` of ``config``'s data set (``dataset``, ``dataset_kwargs``), its first ``limit`` items."""
+    return _limit(make_dataset(config.dataset, split, **config.dataset_kwargs), limit)
+
+
+def evaluation_data(config: TrainConfig) -> Dataset | None:
+    """The split a run of ``config`` is evaluated on: ``eval_split``, its first ``eval_limit`` items (``None``
+    without an ``eval_split``). The one builder: :func:`jmlkit.engine.fit` and every later reader use it.
+
+    >>> len(evaluation_data(TrainConfig.from_profile("smoke")))
+    8
+    """
+    return split_dataset(config, config.eval_split, config.eval_limit) if config.eval_split is not None else None
+
+
+def ignore_index_of(data: Any, config: TrainConfig) -> int | None:
+    """The label value that does not count: the data set's ``ignore_index``, else the config's (as training uses it)."""
+    return getattr(base_dataset(data), "ignore_index", config.ignore_index)
+
+
 def _labeled_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
     if fraction >= 1.0:
         return data, None
@@ -89,11 +110,11 @@ def run_data(config: TrainConfig, *, model: Any = None, objective_cls: Any = Non
             return given
         if split is None:
             return None
-        return _limit(make_dataset(config.dataset, split, **config.dataset_kwargs), limit)
+        return split_dataset(config, split, limit)
 
     train_full = dataset(config.train_split, train_data, config.train_limit)
     val_set = dataset(config.val_split, val_data, config.eval_limit)
-    eval_set = dataset(config.eval_split, eval_data, config.eval_limit)
+    eval_set = eval_data if eval_data is not None else evaluation_data(config)
     labeled, rest = _labeled_split(train_full, config.labeled_fraction, config.seed)
     unlabeled = None
     if objective_cls is not None and objective_cls.needs_unlabeled:
@@ -111,7 +132,7 @@ def run_data(config: TrainConfig, *, model: Any = None, objective_cls: Any = Non
     num_classes = num_classes_of(model, train_full)
     if num_classes is None:
         raise ValueError("Expected the training data set to have a `num_classes` attribute, but it has none.")
-    ignore_index = getattr(base, "ignore_index", config.ignore_index)
+    ignore_index = ignore_index_of(base, config)
     first = train_full[0]
     if objective_cls is not None and objective_cls.needs_soft and "soft" not in first:
         raise ValueError(f"Expected items with a 'soft' label for labels={config.labels!r}, but data set {type(base).__name__} has none.")

@@ -1,8 +1,20 @@
-"""Evaluation: streaming accuracy and calibration metrics of a model on a data set, and predictions for plots."""
+"""Evaluation: streaming accuracy and calibration metrics of a model on a data set, extra evaluators computed in the
+same pass, and predictions for plots.
+
+An *extra evaluator* is any ``torchmetrics.Metric`` updated with ``(probs, labels)`` on every evaluation batch
+(one whose class says ``needs_soft_labels = True`` gets ``(probs, soft, mask)`` instead, on data sets with soft
+labels), e.g. :class:`~jmlkit.metrics.BoundaryCalibration`, :class:`~jmlkit.metrics.ClasswiseCalibration`,
+:class:`~jmlkit.metrics.SoftLabelStats`. It is given as an instance, or as a factory built once the run knows its
+data: a ``Metric`` class or a :func:`functools.partial` of one, called with ``num_classes`` and those of
+``ignore_index`` and ``class_names`` that it accepts and the partial does not set. A factory is identified by
+:func:`describe_evaluator` (class and options), which the run cache compares before reusing a stored value.
+"""
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +29,8 @@ from jmlkit.engine.distributed import ShardSampler, unwrap
 from jmlkit.engine.runtime import autocast, resolve_device
 from jmlkit.engine.runtime import progress as progress_bar
 
-__all__ = ["evaluate", "predict", "Prediction"]
+__all__ = ["evaluate", "evaluation_pass", "Evaluation", "build_evaluators", "describe_evaluator", "check_evaluators",
+           "predict", "Prediction"]
 
 
 def _plain(value: Any) -> Any:
@@ -55,6 +68,82 @@ def _make_metrics(num_classes: int, ignore_index: int | None, n_bins: int, devic
     seg = jm.SegmentationMetrics(num_classes, ignore_index=ignore_index)
     cal = jm.CalibrationMetrics(num_classes, n_bins=n_bins, ignore_index=ignore_index)
     return [cal.to(device), seg.to(device)]  # seg last: its `Acc`, `n_pixels` win the merge
+
+
+Factory = Callable[..., Any]
+
+
+def _factory_target(spec: Any) -> Any:
+    while isinstance(spec, functools.partial):
+        spec = spec.func
+    return spec
+
+
+def check_evaluators(evaluators: Any) -> dict[str, Any]:
+    """``evaluators`` as a dict ``{name: Metric or factory}`` (``None``: empty); a ``TypeError`` naming the bad entry."""
+    from torchmetrics import Metric
+
+    if evaluators is None:
+        return {}
+    if not isinstance(evaluators, Mapping):
+        raise TypeError(f"Expected `evaluators` to be a dict of name -> torchmetrics Metric (or a factory of one), "
+                        f"but got {type(evaluators).__name__}.")
+    out = {}
+    for name, spec in evaluators.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Expected the names of `evaluators` to be non-empty strings, but got {name!r}.")
+        target = _factory_target(spec)
+        if not (isinstance(spec, Metric) or (isinstance(target, type) and issubclass(target, Metric))):
+            raise TypeError(f"Expected `evaluators[{name!r}]` to be a torchmetrics Metric, a Metric class or a "
+                            f"functools.partial of one, but got {type(spec).__name__}.")
+        out[name] = spec
+    return out
+
+
+def describe_evaluator(spec: Any) -> str:
+    """What identifies an evaluator: its class and options, e.g. ``"jmlkit.metrics.calibration.BoundaryCalibration(
+    max_distance=6)"``. An instance is described by its class alone (give a factory to have its options count).
+
+    >>> from functools import partial
+    >>> from jmlkit.metrics import BoundaryCalibration
+    >>> describe_evaluator(partial(BoundaryCalibration, max_distance=6, n_bins=15))
+    'jmlkit.metrics.calibration.BoundaryCalibration(max_distance=6, n_bins=15)'
+    """
+    parts: list[str] = []
+    target = spec
+    while isinstance(target, functools.partial):
+        parts = [*map(repr, target.args), *(f"{k}={v!r}" for k, v in sorted(target.keywords.items())), *parts]
+        target = target.func
+    cls = target if isinstance(target, type) else type(target)
+    return f"{cls.__module__}.{cls.__qualname__}({', '.join(parts)})"
+
+
+def build_evaluators(evaluators: Mapping[str, Any] | None, *, num_classes: int, ignore_index: int | None = None,
+                     class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Instances of ``evaluators`` (see the module docstring): a factory is called with ``num_classes`` and those of
+    ``ignore_index``, ``class_names`` that it accepts and does not set itself; an instance is used as given."""
+    from torchmetrics import Metric
+
+    out = {}
+    for name, spec in check_evaluators(evaluators).items():
+        if isinstance(spec, Metric):
+            out[name] = spec
+            continue
+        given = dict(spec.keywords) if isinstance(spec, functools.partial) else {}
+        params = inspect.signature(_factory_target(spec)).parameters
+        options = {k: v for k, v in (("ignore_index", ignore_index), ("class_names", class_names))
+                   if k in params and k not in given and (k != "class_names" or v is not None)}
+        out[name] = spec(num_classes, **options)
+    return out
+
+
+class Evaluation(NamedTuple):
+    """What :func:`evaluation_pass` returns: the standard ``metrics`` and the ``evaluations`` of the extra evaluators
+    (python types: tables as dicts of lists, NaN as ``None``; ``None`` for a soft-label evaluator on data without soft
+    labels)."""
+
+    metrics: dict[str, Any]
+    evaluations: dict[str, Any]
 
 
 @torch.no_grad()
@@ -100,6 +189,40 @@ def evaluate(
         >>> 0.0 <= m["mIoU_D"] <= 1.0, 0.0 <= m["ECE_D"] <= 1.0
         (True, True)
     """
+    return evaluation_pass(model, data, num_classes=num_classes, ignore_index=ignore_index, n_bins=n_bins,
+                           batch_size=batch_size, device=device, amp=amp, progress=progress).metrics
+
+
+@torch.no_grad()
+def evaluation_pass(
+    model: nn.Module,
+    data: Dataset | DataLoader,
+    *,
+    evaluators: Mapping[str, Any] | None = None,
+    standard: bool = True,
+    num_classes: int | None = None,
+    ignore_index: int | None = 255,
+    n_bins: int = 15,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    progress: bool = False,
+) -> Evaluation:
+    """One pass of ``model`` over ``data``: the metrics of :func:`evaluate` (``standard=False``: none) and the
+    ``evaluators`` (instances, or factories built with the data's ``num_classes``, ``ignore_index`` and class
+    names), each updated with every batch's probabilities. Other arguments as in :func:`evaluate`.
+
+    Example:
+        >>> from functools import partial
+        >>> from jmlkit.data import DigitScenes
+        >>> from jmlkit.metrics import BoundaryCalibration
+        >>> from jmlkit.models import build_model
+        >>> net = build_model("tiny", num_classes=11, in_channels=3)
+        >>> ev = evaluation_pass(net, DigitScenes("test", num_scenes=2, size=32, digit_size=12),
+        ...                      evaluators={"near": partial(BoundaryCalibration, max_distance=2)})
+        >>> sum(ev.evaluations["near"]["count"]) == ev.metrics["n_pixels"]
+        True
+    """
     model_ = unwrap(model)
     if device is None:
         try:
@@ -114,7 +237,10 @@ def evaluate(
     num_classes = check_int("num_classes", num_classes, low=1)
     n_bins = check_int("n_bins", n_bins, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
-    ignore_index = getattr(base_dataset(data), "ignore_index", ignore_index)
+    base = base_dataset(data)
+    ignore_index = getattr(base, "ignore_index", ignore_index)
+    extra = build_evaluators(evaluators, num_classes=num_classes, ignore_index=ignore_index,
+                             class_names=getattr(base, "class_names", None))
     if isinstance(data, DataLoader):
         loader = data
     else:
@@ -126,7 +252,9 @@ def evaluate(
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sampler = ShardSampler(len(data), dist.get_rank(), dist.get_world_size())
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=0)
-    metrics = _make_metrics(num_classes, ignore_index, n_bins, device)
+    metrics = _make_metrics(num_classes, ignore_index, n_bins, device) if standard else []
+    extra = {name: metric.to(device) for name, metric in extra.items()}
+    soft_seen = dict.fromkeys(extra, True)
     was_training = model_.training
     model_.eval()
     try:
@@ -138,12 +266,22 @@ def evaluate(
             probs = torch.softmax(logits.float(), dim=1)
             for metric in metrics:
                 metric.update(probs, labels)
+            for name, metric in extra.items():
+                if not getattr(metric, "needs_soft_labels", False):
+                    metric.update(probs, labels)
+                elif "soft" in batch and soft_seen[name]:
+                    metric.update(probs, batch["soft"].to(device).float(),
+                                  labels != ignore_index if ignore_index is not None else None)
+                else:  # a batch without soft labels: this evaluator has no value
+                    soft_seen[name] = False
         results: dict[str, Any] = {}
         for metric in metrics:
             results.update(metric.compute())
+        evaluations = {name: _plain(metric.compute()) if soft_seen[name] and metric.update_count else None
+                       for name, metric in extra.items()}
     finally:
         model_.train(was_training)
-    return {key: _plain(value) for key, value in results.items()}
+    return Evaluation({key: _plain(value) for key, value in results.items()}, evaluations)
 
 
 @torch.no_grad()

@@ -12,8 +12,8 @@ Metrics come from :mod:`jmlkit.metrics` (accuracy and calibration, on a validati
 Before anything is built, :func:`~jmlkit.engine.preflight` checks what a user can get wrong (the
 output folder, device, model, loss, data set, teacher). A run with ``config.out`` writes its folder
 (``config.json``, ``weights.json`` (what the model started from: random or which pretrained encoder),
-``history.csv``, ``metrics.json``, ``model.pt``, and last the completion marker ``recipe.json``
-``{"hash", "seed", "wall_time_s", "finished"}``) into a hidden sibling folder and renames it to
+``history.csv``, ``metrics.json``, ``model.pt``, ``evaluations.json`` (with ``evaluators``), and last the
+completion marker ``recipe.json`` ``{"hash", "seed", "wall_time_s", "finished"}``) into a hidden sibling folder and renames it to
 ``out`` only when complete (:mod:`jmlkit.engine.runfolder`): an interrupted run (an exception,
 Ctrl-C, ``kill -9``) leaves nothing that looks like a run, and with ``overwrite=True`` the previous
 run in ``out`` stays until the new one is complete. Under ``torchrun --nproc_per_node=N`` the same
@@ -34,7 +34,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +45,17 @@ from torch.utils.data import Dataset
 
 from jmlkit.engine import distributed as D
 from jmlkit.engine.checkpoints import build_from_spec, model_spec, save_checkpoint
-from jmlkit.engine.checks import preflight
+from jmlkit.engine.checks import Preflight, preflight
 from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.data import Cycle, run_data, train_loader
-from jmlkit.engine.evaluation import evaluate
-from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objective, resolve_teacher
+from jmlkit.engine.evaluation import check_evaluators, describe_evaluator, evaluate, evaluation_pass
+from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objective
 from jmlkit.engine.optim import make_loss, make_optimizer
 from jmlkit.engine.runfolder import RunFolder, config_hash
 from jmlkit.engine.runtime import progress as progress_bar
 from jmlkit.engine.runtime import resolve_device, runtime, seed_everything
 from jmlkit.io import atomic_write, jsonable, mark_done, write_json
+from jmlkit.layout import CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, WEIGHTS_FILE
 
 __all__ = ["fit", "FitResult"]
 
@@ -71,6 +72,8 @@ class FitResult:
             plus ``train_time_s``, ``epochs`` and ``steps``.
         run_dir: the run folder (complete), or ``None`` when ``config.out`` is ``None``.
         config: the configuration that ran.
+        evaluations: ``{name: value}`` of the extra ``evaluators``, computed in the same pass as ``metrics``
+            (python types: tables as dicts of lists, NaN as ``None``; see :func:`~jmlkit.engine.evaluation.evaluation_pass`).
     """
 
     model: nn.Module
@@ -78,11 +81,13 @@ class FitResult:
     metrics: dict[str, Any]
     run_dir: Path | None
     config: TrainConfig
+    evaluations: dict[str, Any] = field(default_factory=dict)
 
 
 def fit(
     config: TrainConfig | Mapping[str, Any] | None = None,
     *,
+    checked: Preflight | None = None,
     teacher: nn.Module | str | os.PathLike | None = None,
     model: nn.Module | None = None,
     train_data: Dataset | None = None,
@@ -91,13 +96,18 @@ def fit(
     unlabeled_data: Dataset | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    evaluators: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Train a segmentation model as ``config`` says; evaluate it; write the run folder.
 
     Args:
         config: a :class:`TrainConfig` (or a dict of its options; ``None``: the defaults).
+        checked: what :func:`~jmlkit.engine.preflight` returned for this same config (and the same ``model`` and
+            ``train_data`` given): ``fit`` then checks nothing again and trains with ``checked.teacher``, loaded
+            once (``python -m jmlkit train`` does this). ``None``: ``fit`` runs :func:`~jmlkit.engine.preflight`
+            itself. A ``checked`` of another config is a ``ValueError`` (:meth:`~jmlkit.engine.Preflight.require_for`).
         teacher: for ``labels="kd"``: a frozen teacher model (overrides ``config.teacher``) or a
-            checkpoint path. It runs in eval mode under ``no_grad``.
+            checkpoint path. It runs in eval mode under ``no_grad``. With ``checked``: ``None`` (its teacher is used).
         model: train this model instead of building ``config.model`` (not saved as a checkpoint
             that :func:`~jmlkit.engine.load_checkpoint` can rebuild unless it came from
             :func:`jmlkit.models.build_model`).
@@ -105,9 +115,14 @@ def fit(
             ``config.dataset`` names (items ``{"image", "label", ["soft"]}``).
         progress: tqdm progress bars (the notebook kind inside Jupyter), on rank 0 only.
         callback: called with each history row (a dict) at the end of every epoch.
+        evaluators: extra evaluators ``{name: torchmetrics Metric, Metric class or functools.partial of one}``
+            (:mod:`jmlkit.engine.evaluation`; e.g. ``{"near": partial(BoundaryCalibration, max_distance=6)}``),
+            updated in the one evaluation pass on ``eval_split`` with the standard metrics; their values are in
+            :attr:`FitResult.evaluations` and, with ``config.out``, in the run folder's ``evaluations.json``
+            (``{name: {"evaluator": describe_evaluator(...), "value": ...}}``). They need an ``eval_split``.
 
     Returns:
-        :class:`FitResult` ``(model, history, metrics, run_dir, config)``.
+        :class:`FitResult` ``(model, history, metrics, run_dir, config, evaluations)``.
 
     Raises:
         ValueError, TypeError, FileNotFoundError: from :func:`~jmlkit.engine.preflight`, before any work, when
@@ -124,14 +139,21 @@ def fit(
     config = config.replace()  # validated copy
     t_start = time.perf_counter()
     # first: loading the teacher must not shift the run's random stream
-    teacher = preflight(config, teacher=teacher, model=model, train_data=train_data).teacher
+    if checked is None:
+        checked = preflight(config, teacher=teacher, model=model, train_data=train_data)
+    elif isinstance(checked, Preflight):
+        checked.require_for(config, teacher=teacher, model=model, train_data=train_data)
+    else:
+        raise TypeError(f"Expected `checked` to be a Preflight (what preflight(config) returns), but got {type(checked).__name__}.")
+    teacher = checked.teacher  # a model (loaded once, by preflight) or None
+    evaluators = _check_evaluators(evaluators, config, eval_data)
     info = D.setup_distributed(config.device)
     folder = RunFolder(config.out, overwrite=config.overwrite) if config.out is not None and info.is_main else None
     try:
         work_dir = folder.open() if folder is not None else None
         with runtime(config.num_threads, config.deterministic):
             result = _fit(config, info, teacher=teacher, model=model, progress=progress, callback=callback, work_dir=work_dir,
-                          t_start=t_start, data_sets=dict(train_data=train_data, val_data=val_data, eval_data=eval_data,
+                          t_start=t_start, evaluators=evaluators, data_sets=dict(train_data=train_data, val_data=val_data, eval_data=eval_data,
                                                           unlabeled_data=unlabeled_data))
         if folder is not None and work_dir is not None:  # rank 0 of a run with `out`
             mark_done(work_dir, hash=config_hash(config), seed=config.seed, wall_time_s=time.perf_counter() - t_start,
@@ -146,12 +168,11 @@ def fit(
         D.teardown_distributed(info)
 
 
-def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Module | None, progress: bool,
+def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, model: nn.Module | None, progress: bool,
          callback: Callable[[dict[str, Any]], None] | None, work_dir: Path | None, t_start: float,
-         data_sets: dict[str, Dataset | None]) -> FitResult:
+         evaluators: dict[str, Any], data_sets: dict[str, Dataset | None]) -> FitResult:
     """The run itself; files go to ``work_dir`` (the partial folder, on rank 0 only)."""
     device = resolve_device(config.device, info.local_rank if info.enabled else None)
-    teacher = resolve_teacher(config, teacher)
     data = run_data(config, model=model, objective_cls=OBJECTIVES[config.labels], **data_sets)
 
     seed_everything(config.seed)
@@ -181,10 +202,10 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
 
     run_dir = Path(config.out) if config.out is not None else None
     if work_dir is not None:
-        atomic_write(work_dir / "config.json", config.to_json())
+        atomic_write(work_dir / CONFIG_FILE, config.to_json())
         from jmlkit.models import loaded_weights
 
-        write_json(work_dir / "weights.json", loaded_weights(model))  # what the model started from
+        write_json(work_dir / WEIGHTS_FILE, loaded_weights(model))  # what the model started from
     eval_kwargs = dict(num_classes=data.num_classes, ignore_index=data.ignore_index, n_bins=config.n_bins,
                        batch_size=config.eval_batch_size, device=device, amp=config.amp)
 
@@ -216,16 +237,29 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: Any, model: nn.Modul
             callback(dict(row))
 
     metrics: dict[str, Any] = {}
+    evaluations: dict[str, Any] = {}
     train_time = time.perf_counter() - t_start
     model.eval()
-    if data.eval is not None:
-        metrics.update(evaluate(model, data.eval, **eval_kwargs))
+    if data.eval is not None:  # the one evaluation pass: standard metrics and the extra evaluators
+        metrics, evaluations = evaluation_pass(model, data.eval, evaluators=evaluators, **eval_kwargs)
     metrics = jsonable({**metrics, "train_time_s": train_time, "epochs": config.epochs, "steps": step})
     if work_dir is not None:
         if config.save_checkpoint:
-            save_checkpoint(work_dir / "model.pt", model, spec, config=config, epoch=config.epochs)
-        atomic_write(work_dir / "metrics.json", json.dumps(metrics, indent=2))
-    return FitResult(model=model, history=pd.DataFrame(history), metrics=metrics, run_dir=run_dir, config=config)
+            save_checkpoint(work_dir / MODEL_FILE, model, spec, config=config, epoch=config.epochs)
+        atomic_write(work_dir / METRICS_FILE, json.dumps(metrics, indent=2))
+        if evaluators:
+            write_json(work_dir / EVALUATIONS_FILE, {name: {"evaluator": describe_evaluator(spec), "value": evaluations[name]}
+                                                     for name, spec in evaluators.items()})
+    return FitResult(model=model, history=pd.DataFrame(history), metrics=metrics, run_dir=run_dir, config=config,
+                     evaluations=evaluations)
+
+
+def _check_evaluators(evaluators: Any, config: TrainConfig, eval_data: Dataset | None) -> dict[str, Any]:
+    """``evaluators`` checked before any work: a dict of Metrics or factories, and an evaluation split to run them on."""
+    evaluators = check_evaluators(evaluators)
+    if evaluators and config.eval_split is None and eval_data is None:
+        raise ValueError(f"Expected an `eval_split` (or `eval_data`) for the evaluators {sorted(evaluators)}, but got None.")
+    return evaluators
 
 
 def _optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
@@ -260,7 +294,7 @@ def _report_epoch(row: dict[str, Any], history: list[dict[str, Any]], work_dir: 
         summary = ", ".join(f"{k}={row[k]:.4f}" for k in ("train_loss", "val_mIoU_D", "val_ECE_D") if k in row)
         tqdm.write(f"epoch {row['epoch']}/{config.epochs}: {summary}")
     if work_dir is not None:
-        atomic_write(work_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        atomic_write(work_dir / HISTORY_FILE, pd.DataFrame(history).to_csv(index=False))
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:

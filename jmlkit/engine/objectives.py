@@ -24,8 +24,10 @@ objective           ``labels=``      target passed to the loss
                                      confidence threshold masked out
 ==================  ===============  ===============================================================
 
-A new label mode is one new class registered by name (:func:`register_objective`), with no edit
-to the loop; ``TrainConfig(labels=name)`` accepts it at once.
+A new label mode is one new class registered by name (:func:`register_objective`, into the table of
+:mod:`jmlkit.engine.registry`), with no edit to the loop; ``TrainConfig(labels=name)`` accepts it at once.
+An objective that needs a teacher gets the model itself (``ObjectiveContext.teacher``), loaded once by
+:func:`~jmlkit.engine.preflight`; nothing here reads a checkpoint.
 
 Example:
     >>> import torch
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,6 +53,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from jmlkit.engine.registry import OBJECTIVES, label_modes, register
 from jmlkit.engine.runtime import autocast
 
 __all__ = [
@@ -66,32 +68,19 @@ __all__ = [
     "register_objective",
     "label_modes",
     "build_objective",
-    "weak_view",
-    "strong_view",
 ]
-
-#: Label mode name -> objective class (see :func:`register_objective`).
-OBJECTIVES: dict[str, type[Objective]] = {}
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator: make an :class:`Objective` subclass the label mode ``name``."""
+    """Class decorator: make an :class:`Objective` subclass the label mode ``name`` (in :data:`OBJECTIVES`, the
+    table of :mod:`jmlkit.engine.registry`; :func:`label_modes` lists them)."""
 
     def deco(cls: type[Objective]) -> type[Objective]:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"Expected `name` to be a non-empty str, but got {name!r}.")
-        if not (isinstance(cls, type) and issubclass(cls, Objective)):
-            raise TypeError(f"Expected an Objective subclass, but got {cls!r}.")
+        register(name, cls, base=Objective)
         cls.name = name
-        OBJECTIVES[name] = cls
         return cls
 
     return deco
-
-
-def label_modes() -> tuple[str, ...]:
-    """The registered label modes, in registration order."""
-    return tuple(OBJECTIVES)
 
 
 @dataclass
@@ -104,7 +93,8 @@ class ObjectiveContext:
         num_classes, ignore_index: of the training data.
         device: where batches go.
         model: the trained model itself (not a DDP wrapper); the mean teacher copies it.
-        teacher: a frozen teacher model (distillation), on ``device`` in eval mode.
+        teacher: the frozen teacher model (distillation), on ``device`` in eval mode; loaded once, by
+            :func:`~jmlkit.engine.preflight`.
         generator: the run's CPU generator for augmentations (semi-supervised views).
         total_steps: optimisation steps of the whole run.
         distributed: the run is one of several DDP processes (region statistics are then pooled across them).
@@ -273,7 +263,8 @@ class SemiSupervised(Objective):
 
     FixMatch (``ssl_method="fixmatch"``): the model's own prediction on a weak view (flips) of an
     unlabelled batch, thresholded at ``ssl_threshold``, is the target of its prediction on a strong
-    view (photometric jitter, noise, cut-out) of the same images. ``"ema"``: a mean teacher
+    view (photometric jitter, noise, cut-out) of the same images (:func:`jmlkit.data.transforms.weak_view`,
+    :func:`~jmlkit.data.transforms.strong_view`, drawn from the run's generator). ``"ema"``: a mean teacher
     (exponential moving average of the model's weights) predicts instead. Pseudo-labels start after
     ``ssl_warmup`` of all steps; before that a step is the labelled objective alone.
 
@@ -303,6 +294,7 @@ class SemiSupervised(Objective):
     def pseudo_targets(self, u_images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(strong view, soft pseudo-labels, mask)`` of an unlabelled batch."""
         from jmlkit import targets as T
+        from jmlkit.data.transforms import strong_view, weak_view
 
         cfg, ctx = self.ctx.config, self.ctx
         weak = weak_view(u_images, ctx.generator)
@@ -359,55 +351,6 @@ def build_objective(ctx: ObjectiveContext) -> Objective:
     if name not in OBJECTIVES:
         raise ValueError(f"Expected `labels` to be one of {label_modes()}, but got {name!r}.")
     return OBJECTIVES[name](ctx)
-
-
-def resolve_teacher(config: Any, teacher: nn.Module | str | os.PathLike | None) -> nn.Module | None:
-    """The teacher of an objective that needs one: ``teacher`` (a model or a checkpoint path) or ``config.teacher``."""
-    cls = OBJECTIVES.get(config.labels)
-    if cls is None or not cls.needs_teacher:
-        return None
-    source = teacher if teacher is not None else config.teacher
-    if source is None:
-        raise ValueError(f"Expected a teacher for labels={config.labels!r} (`teacher=` model or `config.teacher` checkpoint path), but got None.")
-    if isinstance(source, nn.Module):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        from jmlkit.engine.checkpoints import load_checkpoint
-
-        return load_checkpoint(source)
-    raise TypeError(f"Expected `teacher` to be an nn.Module or a checkpoint path, but got {type(source).__name__}.")
-
-
-# ----------------------------------------------------------------------------- semi-supervised views
-
-
-def weak_view(images: Tensor, gen: torch.Generator | None) -> Tensor:
-    """Random horizontal flips (per image)."""
-    flip = torch.rand(images.shape[0], generator=gen) < 0.5
-    out = images.clone()
-    out[flip.to(images.device)] = out[flip.to(images.device)].flip(-1)
-    return out
-
-
-def strong_view(images: Tensor, gen: torch.Generator | None) -> Tensor:
-    """Photometric jitter (brightness, contrast), Gaussian noise and a cut-out square, per image.
-
-    Geometry is unchanged, so pseudo-labels of the weak view stay aligned with the strong view.
-    """
-    b, _, h, w = images.shape
-    dev = images.device
-    shape = (b, 1, 1, 1)
-    brightness = ((torch.rand(shape, generator=gen) - 0.5) * 0.6).to(dev)
-    contrast = (0.6 + 0.8 * torch.rand(shape, generator=gen)).to(dev)
-    noise = (0.1 * torch.randn(images.shape, generator=gen)).to(dev)
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    out = (images - mean) * contrast + mean + brightness + noise
-    side = max(1, min(h, w) // 4)
-    ys = torch.randint(0, max(h - side, 0) + 1, (b,), generator=gen).tolist()
-    xs = torch.randint(0, max(w - side, 0) + 1, (b,), generator=gen).tolist()
-    for i, (y, x) in enumerate(zip(ys, xs)):
-        out[i, :, y : y + side, x : x + side] = 0.0
-    return out
 
 
 @torch.no_grad()

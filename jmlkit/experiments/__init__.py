@@ -5,8 +5,10 @@ module                                         what
 =============================================  ==================================================================
 :mod:`~jmlkit.experiments.runs`                run cache (:func:`config_hash`, :func:`run_configs`), finding and
                                                loading finished runs (:func:`find_runs`, :func:`load_metrics`)
-:mod:`~jmlkit.experiments.evaluation`          finished runs evaluated again: reliability tables (one table,
-                                               one pooling), calibration near boundaries, per class, soft labels
+:mod:`~jmlkit.experiments.results`             the full result of each run (metrics with tables, history,
+                                               evaluations, model), kept in memory (:func:`run_results`)
+:mod:`~jmlkit.experiments.evaluation`          what runs measured: reliability tables (one table, one pooling),
+                                               the extra evaluators (near boundaries, per class, soft labels)
 :mod:`~jmlkit.experiments.soft`                errors of predictions against soft labels (:class:`SoftLabelStats`)
 :mod:`~jmlkit.experiments.recipes`             the configurations of notebooks 02–06 and their sweeps
 :mod:`~jmlkit.experiments.tables`              mean ± std over seeds, comparisons in words
@@ -16,7 +18,8 @@ module                                         what
 Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values, models) in
 :mod:`jmlkit.profiles`; run-folder names and the completion marker in :mod:`jmlkit.io`.
 """
-from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, examples,
+from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, evaluation_tables,
+                                           evaluators, examples,
                                            training_shares, regime_shares, regime_summary,
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
@@ -27,6 +30,7 @@ from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECI
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
+from jmlkit.experiments.results import RunResult, first_results, results_table, run_result, run_results
 from jmlkit.experiments.regimes import in_regime, regime_configs, run_per_regime, run_regimes
 from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
@@ -43,7 +47,9 @@ __all__ = [
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
     "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",
-    "boundary_calibration", "evaluate_run", "evaluate_runs", "mean_boundary_tables",
+    "evaluators", "boundary_calibration", "evaluate_run", "evaluation_tables", "evaluate_runs", "mean_boundary_tables",
+    # full results of runs, in memory
+    "RunResult", "run_result", "run_results", "first_results", "results_table",
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes

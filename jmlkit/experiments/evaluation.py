@@ -1,15 +1,17 @@
-"""Finished runs evaluated again: their model and data rebuilt, reliability tables read and pooled.
+"""What finished runs measured: reliability tables (pooled over seeds), calibration by distance to the boundary,
+class-wise calibration and soft-label errors, as tables.
 
-What a run's ``metrics.json`` holds is read back (:func:`reliability_table`, pooled over seeds by
-:func:`pool_reliability` and :func:`reliability_tables`); what it does not hold is measured by
-rebuilding the model (``model.pt``) and the evaluation split of its ``config.json``
-(:func:`evaluate_run`, :func:`evaluate_runs`: calibration by distance to the nearest boundary,
-class-wise calibration, errors against the data's soft labels)::
+A run's metrics come from memory when this process trained it (:mod:`jmlkit.experiments.results`), else from its
+``metrics.json`` (:func:`reliability_table`, pooled over seeds by :func:`pool_reliability` and
+:func:`reliability_tables`). The rest comes from the extra evaluators of :func:`evaluators`, computed in each run's
+one evaluation pass (``run_configs(..., evaluators=evaluators())``) and stored with it: :func:`evaluate_run` and
+:func:`evaluate_runs` only read them. A run without them (one trained before, or with other options) is evaluated
+for the missing ones once, its model (``model.pt``) and evaluation split rebuilt::
 
-    find_runs(OUT) / run_configs(...)  ──►  one row per run folder
-        ├─► reliability_tables   (from metrics.json, pooled over seeds)
-        └─► evaluate_runs        (rebuilds each model and its eval split):
-              ECE by distance to the boundary, class-wise calibration, soft-label errors
+    run_configs(configs, evaluators=evaluators())  /  find_runs(OUT)  ──►  one row per run folder
+        ├─► reliability_tables   (metrics, pooled over seeds)
+        └─► evaluate_runs        (the stored evaluations: ECE by distance to the boundary,
+                                  class-wise calibration, soft-label errors)
 
 Example:
     >>> t = {"bin": [0, 1], "lower": [0.0, 0.5], "upper": [0.5, 1.0], "count": [1, 3],
@@ -33,9 +35,10 @@ import torch
 
 from jmlkit._checks import check_choice, check_int
 from jmlkit.engine import TrainConfig
-from jmlkit.engine.data import base_dataset
+from jmlkit.engine.data import base_dataset, evaluation_data
+from jmlkit.experiments.results import as_frame, complete_evaluations, run_result
 from jmlkit.experiments.runs import _check_runs, run_metrics
-from jmlkit.experiments.soft import SoftLabelStats
+from jmlkit.layout import CONFIG_FILE
 
 __all__ = [
     "load_model",
@@ -47,8 +50,10 @@ __all__ = [
     "reliability_table",
     "pool_reliability",
     "reliability_tables",
+    "evaluators",
     "boundary_calibration",
     "evaluate_run",
+    "evaluation_tables",
     "evaluate_runs",
     "mean_boundary_tables",
 ]
@@ -60,8 +65,10 @@ _RELIABILITY_COLUMNS = ("lower", "upper", "count", "confidence", "accuracy")
 
 
 def load_model(run_dir: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """The trained model of a complete run folder (eval mode, on ``map_location``); a folder without its completion
-    marker (an interrupted run, one still running) is a ``ValueError`` naming it (:func:`jmlkit.engine.load_checkpoint`).
+    """The trained model of a complete run folder, read from its ``model.pt`` (eval mode, on ``map_location``); a
+    folder without its completion marker (an interrupted run, one still running) is a ``ValueError`` naming it
+    (:func:`jmlkit.engine.load_checkpoint`). A run this process trained has its model in memory:
+    :attr:`RunResult.model <jmlkit.experiments.results.RunResult.model>` of :func:`~jmlkit.experiments.run_results`.
 
     ``model.pt`` is read with ``torch.load(weights_only=True)``: a file holding a pickled Python object (a
     poisoned copy in a run cache, say) is a ``ValueError`` naming it, and none of its code runs."""
@@ -71,17 +78,11 @@ def load_model(run_dir: str | os.PathLike, *, map_location: str | torch.device =
 
 
 def eval_dataset(config: TrainConfig | str | os.PathLike):
-    """The evaluation data of a config (or a run folder's ``config.json``), limited to ``eval_limit``."""
-    from torch.utils.data import Subset
-
-    from jmlkit.data import get_dataset
-
+    """The evaluation data of a config (or a run folder's ``config.json``): :func:`jmlkit.engine.evaluation_data`
+    (``eval_split``, here ``"test"`` when the config has none; its first ``eval_limit`` items)."""
     if not isinstance(config, TrainConfig):
-        config = TrainConfig.from_json(Path(config) / "config.json")
-    data = get_dataset(config.dataset, config.eval_split or "test", **config.dataset_kwargs)
-    if config.eval_limit is not None and config.eval_limit < len(data):
-        data = Subset(data, range(config.eval_limit))
-    return data
+        config = TrainConfig.from_json(Path(config) / CONFIG_FILE)
+    return evaluation_data(config if config.eval_split is not None else config.replace(eval_split="test"))
 
 
 def examples(config: TrainConfig, n: int = 4, *, split: str | None = None) -> dict[str, Any]:
@@ -229,97 +230,76 @@ def reliability_tables(runs: pd.DataFrame, *, by: Sequence[str] = ("notebook", "
 # ============================================================================ evaluating runs again
 
 
-@torch.no_grad()
-def boundary_calibration(run_dir: str | os.PathLike, *, max_distance: int = 6, n_bins: int = 15,
-                         batch_size: int = 64) -> pd.DataFrame:
-    """Calibration against distance to the nearest label change, for a run's model on its eval data.
+def evaluators(*, max_distance: int = 6, n_bins: int = 15, band: tuple[float, float] = (0.2, 0.8)) -> dict[str, Any]:
+    """The extra evaluators that :func:`evaluate_run` reads (``run_configs(..., evaluators=evaluators())``):
+    ``"boundary"`` (:class:`~jmlkit.metrics.BoundaryCalibration`), ``"per_class"``
+    (:class:`~jmlkit.metrics.ClasswiseCalibration`) and ``"soft"`` (:class:`~jmlkit.metrics.SoftLabelStats`, on data
+    with soft labels), as factories the run completes with its number of classes, ``ignore_index`` and class names.
 
-    Returns the table of :class:`jmlkit.metrics.BoundaryCalibration` (``distance``, ``count``,
-    ``accuracy``, ``confidence``, ``ECE``), ready for ``jmlkit.plot.calibration_vs_boundary_distance``.
+    >>> sorted(evaluators())
+    ['boundary', 'per_class', 'soft']
     """
-    from torch.utils.data import DataLoader
+    from functools import partial
 
-    from jmlkit.metrics import BoundaryCalibration
+    from jmlkit.metrics import BoundaryCalibration, ClasswiseCalibration, SoftLabelStats
 
-    model = load_model(run_dir)
-    data = eval_dataset(run_dir)
-    base = base_dataset(data)
-    metric = BoundaryCalibration(base.num_classes, max_distance=max_distance, n_bins=n_bins,
-                                 ignore_index=getattr(base, "ignore_index", None))
-    for batch in DataLoader(data, batch_size=batch_size):
-        metric.update(torch.softmax(model(batch["image"]).float(), dim=1), batch["label"])
-    return metric.compute()
+    max_distance, n_bins = check_int("max_distance", max_distance, low=1), check_int("n_bins", n_bins, low=1)
+    return {"boundary": partial(BoundaryCalibration, max_distance=max_distance, n_bins=n_bins, validate_args=False),
+            "per_class": partial(ClasswiseCalibration, n_bins=n_bins, validate_args=False),
+            "soft": partial(SoftLabelStats, band=tuple(float(b) for b in band))}
 
 
-@torch.no_grad()
+def boundary_calibration(run_dir: str | os.PathLike, *, max_distance: int = 6, n_bins: int = 15) -> pd.DataFrame:
+    """Calibration against distance to the nearest label change, for a run's model on its eval data: the table of
+    :class:`jmlkit.metrics.BoundaryCalibration` (``distance``, ``count``, ``accuracy``, ``confidence``, ``ECE``),
+    ready for ``jmlkit.plot.calibration_vs_boundary_distance``; :func:`evaluate_run`'s ``"boundary"``."""
+    return evaluate_run(run_dir, max_distance=max_distance, n_bins=n_bins, parts=("boundary",))["boundary"]
+
+
 def evaluate_run(
     path: str | os.PathLike,
     *,
-    max_distance: int = 8,
+    max_distance: int = 6,
     n_bins: int = 15,
     band: tuple[float, float] = (0.2, 0.8),
-    batch_size: int = 32,
-    device: str | torch.device | None = "auto",
+    parts: Sequence[str] = ("boundary", "per_class", "soft"),
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Rebuild a run's model (``model.pt``) and its evaluation data (:func:`eval_dataset`: the run's
-    ``eval_split``, first ``eval_limit`` items) and measure what ``metrics.json`` does not hold.
+    """What the :func:`evaluators` of a run measured: stored with the run (in memory when this process trained it,
+    else its ``evaluations.json``); those it lacks (a run trained without them, or with other options) are
+    evaluated once on its evaluation split (:func:`jmlkit.engine.evaluation_data`), its ``model.pt`` read.
 
     Args:
         path: the run folder.
         max_distance: distances to the boundary tracked one by one (farther ones are pooled).
         n_bins: confidence bins.
         band: target interval of the soft-label "band" (data sets with soft labels only).
-        batch_size: evaluation batch size.
-        device: ``"auto"`` (cuda when available), ``"cpu"``...
+        parts: which of ``"boundary"``, ``"per_class"``, ``"soft"`` to return.
+        batch_size, device: of the evaluation of missing ones (default: the run's ``eval_batch_size``, the CPU).
 
     Returns:
         ``{"boundary": DataFrame (distance, count, accuracy, confidence, ECE)``,
         ``"per_class": DataFrame (class, class_name, ECE_class, frequency, mean_prob)``,
-        ``"soft": dict of`` :class:`~jmlkit.experiments.SoftLabelStats` ``or None}``.
+        ``"soft": dict of`` :class:`~jmlkit.experiments.SoftLabelStats` ``or None}`` (the ``parts`` asked for).
     """
-    from jmlkit.engine import resolve_device
-    from jmlkit.metrics import BoundaryCalibration
-    from jmlkit.metrics.functional import calibration_stats
-
-    path = Path(path)
-    config = TrainConfig.from_json(path / "config.json")
-    dev = resolve_device(device)
-    model = load_model(path, map_location=dev).to(dev)
-    data = eval_dataset(config)
-    base = base_dataset(data)
-    k = int(base.num_classes)
-    ignore = getattr(base, "ignore_index", config.ignore_index)
-    names = list(getattr(base, "class_names", [str(i) for i in range(k)]))
-    boundary = BoundaryCalibration(k, max_distance=max_distance, n_bins=n_bins, ignore_index=ignore, validate_args=False)
-    cw = torch.zeros(k, n_bins, 2, dtype=torch.float64)
-    n_valid = 0.0
-    soft_stats = None
-    for batch in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False):
-        probs = torch.softmax(model(batch["image"].to(dev)).float(), dim=1).cpu()
-        labels = batch["label"].long()
-        boundary.update(probs, labels)
-        st = calibration_stats(probs, labels, k, n_bins=n_bins, fine_bins=n_bins, ignore_index=ignore,
-                               scores=False, per_image=False, validate_args=False)
-        cw += st["classwise"].cpu()
-        n_valid += float(st["top"][:, 0].sum())
-        if "soft" in batch:
-            if soft_stats is None:
-                soft_stats = SoftLabelStats(k, band=band)
-            soft_stats.update(probs, batch["soft"].float(), labels != ignore if ignore is not None else None)
-    # class-wise calibration: sum_b |sum_y - sum_p| / N for each class (SCE_D is their mean)
-    per_class = pd.DataFrame({
-        "class": np.arange(k),
-        "class_name": names[:k],
-        "ECE_class": ((cw[..., 1] - cw[..., 0]).abs().sum(-1) / max(n_valid, 1.0)).numpy(),
-        "frequency": (cw[..., 1].sum(-1) / max(n_valid, 1.0)).numpy(),
-        "mean_prob": (cw[..., 0].sum(-1) / max(n_valid, 1.0)).numpy(),
-    })
-    return {"boundary": boundary.compute(), "per_class": per_class,
-            "soft": soft_stats.compute() if soft_stats is not None else None}
+    wanted = {k: v for k, v in evaluators(max_distance=max_distance, n_bins=n_bins, band=band).items() if k in parts}
+    result = complete_evaluations(run_result(path), wanted, store=False, batch_size=batch_size, device=device)
+    out: dict[str, Any] = {}
+    for name in wanted:
+        value = result.evaluations.get(name)
+        if name == "soft":
+            out[name] = None if value is None else {k: as_frame(v) if isinstance(v, Mapping) else
+                                                    (float("nan") if v is None else v) for k, v in value.items()}
+        else:
+            out[name] = as_frame(value)
+    return out
 
 
-def evaluate_runs(runs: pd.DataFrame, *, on_error: str = "warn", **kwargs: Any) -> dict[str, pd.DataFrame]:
-    """:func:`evaluate_run` on every run with a ``model.pt``, as tidy tables.
+def evaluation_tables(runs: pd.DataFrame, *, on_error: str = "warn", **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """:func:`evaluate_run` of every run with a ``model.pt``, as tidy tables: what each run's :func:`evaluators`
+    measured in its evaluation pass (nothing is evaluated again for the runs that hold them). Also called
+    ``evaluate_runs``.
 
     Args:
         runs: a :func:`~jmlkit.experiments.find_runs` (or :func:`~jmlkit.experiments.run_configs`) table.
@@ -368,6 +348,9 @@ def evaluate_runs(runs: pd.DataFrame, *, on_error: str = "warn", **kwargs: Any) 
             out[name] = pd.DataFrame(columns=keep)
     out["skipped"] = pd.DataFrame(skipped, columns=[*keep, "path", "error"])
     return out
+
+
+evaluate_runs = evaluation_tables
 
 
 def mean_boundary_tables(boundary: pd.DataFrame, *, by: Sequence[str] = ("config",)) -> dict[str, pd.DataFrame]:

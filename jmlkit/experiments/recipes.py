@@ -34,7 +34,7 @@ import pandas as pd
 from jmlkit._checks import check_real
 from jmlkit.engine import TrainConfig
 from jmlkit.experiments.runs import find_runs, notebook_status, resolve_results_dir, run_configs, run_metrics
-from jmlkit.io import run_folder_name
+from jmlkit.layout import run_folder_name
 
 __all__ = [
     "LABELS",
@@ -252,14 +252,15 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
     returns that run, unscored.
     """
     from jmlkit.engine import evaluate
-    from jmlkit.experiments.evaluation import eval_dataset, load_model
+    from jmlkit.experiments.evaluation import eval_dataset
+    from jmlkit.experiments.results import run_result
 
     seeds = [seed] if seeds is None else list(seeds)
     runs = run_configs({name: config}, seeds=seeds, output_dir=output_dir, verbose=verbose, **kwargs)
     dirs = [Path(d) for d in runs["run_dir"]]
     if len(dirs) > 1:
         data = eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
-        scores = [evaluate(load_model(d), data)[select_metric] for d in dirs]
+        scores = [evaluate(run_result(d).model, data)[select_metric] for d in dirs]  # models in memory
         best = max(range(len(dirs)), key=scores.__getitem__)
         pd.DataFrame({"run": [run_folder_name(name, k) for k in seeds], "seed": seeds,  # the folder name without its hash
                       f"{select_metric}_{select_split}": scores,
@@ -370,16 +371,19 @@ def labeled_split_words(config: TrainConfig, fractions: Sequence[float]) -> str:
 
 
 def ssl_regime_runs(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *, seeds: Sequence[int] | int,
-                    output_dir: str | os.PathLike, force: bool = False, **ssl_options: Any) -> pd.DataFrame:
+                    output_dir: str | os.PathLike, force: bool = False, evaluators: Mapping[str, Any] | None = None,
+                    **ssl_options: Any) -> pd.DataFrame:
     """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``) with
-    every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns."""
+    every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns
+    (``evaluators``: of :func:`~jmlkit.experiments.run_configs`)."""
     from jmlkit.experiments.regimes import run_per_regime
 
     def sweep_fractions(named: Mapping[str, TrainConfig], **kwargs: Any) -> pd.DataFrame:
         return labeled_fraction_sweep(named, fractions, **kwargs)
 
     per_regime = {name: ssl_configs(config, **ssl_options) for name, config in configs.items()}
-    return run_per_regime(per_regime, seeds=seeds, output_dir=output_dir, force=force, run=sweep_fractions)
+    return run_per_regime(per_regime, seeds=seeds, output_dir=output_dir, force=force, run=sweep_fractions,
+                          evaluators=evaluators)
 
 
 def labeled_fraction_sweep(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *,
@@ -453,10 +457,12 @@ def calibration_runs(
     notebooks: Sequence[str] | None = None,
     seeds: Sequence[int] | int | None = None,
     seed: int = 0,
+    evaluators: Mapping[str, Any] | None = None,
 ) -> RunSource:
     """The finished runs of the other notebooks (see :func:`~jmlkit.experiments.resolve_results_dir`),
     or, when there are none, four of notebook 02's configurations (:data:`CALIBRATION_FALLBACK`,
-    ε = 0.1) trained into ``output_dir`` with the profile's seeds."""
+    ε = 0.1) trained into ``output_dir`` with the profile's seeds (and ``evaluators``, see
+    :func:`~jmlkit.experiments.run_configs`)."""
     from jmlkit.profiles import profile_seeds
 
     out = Path(output_dir)
@@ -467,7 +473,7 @@ def calibration_runs(
     if len(runs):
         return RunSource(runs, f"the finished runs in `{source_dir.resolve()}`", skipped, False)
     run_configs(calibration_fallback_configs(TrainConfig.from_profile(profile), epsilon=0.1),
-                seeds=profile_seeds(profile, seeds, seed=seed), output_dir=out)
+                seeds=profile_seeds(profile, seeds, seed=seed), output_dir=out, evaluators=evaluators)
     runs = find_runs(out, only_finished=False).assign(notebook="06_calibration (trained here)")
     source = f"runs trained here (profile `{profile}`), because no finished runs were found" + (
         f" in `{source_dir}`" if source_dir is not None else "")

@@ -1,6 +1,6 @@
 r"""The run cache: train named configurations × seeds once, find finished runs again, read them back.
 
-Every run lives in its own folder, named by :func:`jmlkit.io.run_folder_name` after the configuration's name,
+Every run lives in its own folder, named by :func:`jmlkit.layout.run_folder_name` after the configuration's name,
 its seed and the first 8 hex digits of its :func:`config_hash`::
 
     output_dir/runs/<name>__seed<k>__<hash8>/      (all written by jmlkit.engine.fit)
@@ -13,8 +13,8 @@ its row's configuration, and a finished run is never replaced by another configu
 
 :func:`~jmlkit.engine.fit` builds the folder aside and moves it into place when complete
 (:mod:`jmlkit.engine.runfolder`), so a folder of that name is a finished run; every reader here
-also checks its completion marker (:data:`jmlkit.io.DONE_FILE`) and ignores hidden folders
-(``.<name>.partial-...``: runs in progress or interrupted). The marker holds :func:`config_hash` of
+also checks that it is finished (:func:`jmlkit.layout.is_complete`: its completion marker, hidden folders never)
+(``.<name>.partial-...`` are runs in progress or interrupted). The marker holds :func:`config_hash` of
 the configuration (everything that changes the numbers; not the output folder, device or thread
 count; :func:`config_hash` and :data:`HASH_EXCLUDE` live in :mod:`jmlkit.engine.runfolder`). A rerun with
 the same configuration reuses the folder instead of training again, and so does *another*
@@ -52,21 +52,26 @@ import glob
 import json
 import os
 import re
+import dataclasses
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
-from jmlkit.engine.runfolder import HASH_EXCLUDE, RunFolder, config_hash, is_complete, replace_folder, require_complete
-from jmlkit.io import (DONE_FILE, atomic_write_text, mark_done, parse_run_folder_name, read_done, run_folder_name,
-                       visible_folders)
-from jmlkit.runner.scheduler import current_scheduler, run_tasks, threads_per_run
+from jmlkit.engine.evaluation import check_evaluators, describe_evaluator
+from jmlkit.engine.runfolder import HASH_EXCLUDE, RunFolder, config_hash, replace_folder
+from jmlkit.experiments.results import RunResult, complete_evaluations, read_run, remember, run_result
+from jmlkit.experiments.results import scalar_metrics as _scalar_metrics
+from jmlkit.io import atomic_write_text, mark_done, visible_folders
+from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES,
+                           cache_folders, is_complete, notebook_run_status, parse_run_folder_name, read_done,
+                           run_folder_name)
+from jmlkit.parallel import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
     "HASH_EXCLUDE",
@@ -84,8 +89,6 @@ __all__ = [
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_NOTEBOOK_DIR_RE = re.compile(r"^\d+_")
-_RUN_FILES = ("config.json", "weights.json", "history.csv", "metrics.json", "model.pt")
 _CONFIG_COLUMNS = ("dataset", "labels", "loss", "epsilon", "model", "epochs")
 
 
@@ -116,26 +119,18 @@ def run_dir_for(output_dir: str | os.PathLike, name: str, seed: int, config: Tra
     _check_name(name)
     check_int("seed", seed, low=0)
     check_type("config", config, TrainConfig)
-    return Path(output_dir) / "runs" / run_folder_name(name, seed, config_hash(config.replace(seed=seed)))
+    return Path(output_dir) / CACHE_DIR / run_folder_name(name, seed, config_hash(config.replace(seed=seed)))
 
 
 def _finished(folder: Path, digest: str) -> bool:
-    done = read_done(folder) if is_complete(folder) else None
-    return (done is not None and done.get("hash") == digest and (folder / "metrics.json").is_file()
-            and (folder / "model.pt").is_file())
+    """Whether ``folder`` holds the finished run of hash ``digest``, with the metrics and model the cache serves."""
+    return is_complete(folder, digest=digest, files=(METRICS_FILE, MODEL_FILE))
 
 
 def _find_elsewhere(output_dir: Path, digest: str, exclude: Path) -> Path | None:
-    """A finished run with this hash in ``output_dir`` or in the ``runs/`` folders of its sibling notebook
-    output folders (names starting with digits and ``_``, like ``03_distillation``)."""
-    roots = [output_dir]
-    parent = output_dir.parent
-    if _NOTEBOOK_DIR_RE.match(output_dir.name) and parent.is_dir():
-        roots += sorted(p for p in parent.iterdir() if p.is_dir() and p != output_dir and _NOTEBOOK_DIR_RE.match(p.name))
-    for root in roots:
-        runs = root / "runs"
-        if not runs.is_dir():
-            continue
+    """A finished run with this hash in the run cache of ``output_dir`` or in those of its sibling notebook
+    output folders (:func:`jmlkit.layout.cache_folders`)."""
+    for runs in cache_folders(output_dir):
         for folder in sorted(runs.iterdir()):
             if folder.resolve() != exclude.resolve() and folder.is_dir() and _finished(folder, digest):
                 return folder
@@ -153,12 +148,12 @@ def _copy_run(src: Path, dst: Path, config: TrainConfig, digest: str) -> bool:
     tmp = folder.open()
     try:
         done = read_done(src)
-        for name in _RUN_FILES:
-            if (src / name).is_file():
+        for name in RUN_FILES:
+            if name != DONE_FILE and (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
         if done is None or done.get("hash") != digest or read_done(src) != done:  # src replaced while we copied
             return _finished(dst, digest)
-        atomic_write_text(tmp / "config.json", config.to_json())
+        atomic_write_text(tmp / CONFIG_FILE, config.to_json())
         mark_done(tmp, **{**done, "copied_from": str(src.resolve())})  # a copy of a copy names its source
         replace_folder(tmp, dst)  # moves nothing when dst is taken meanwhile
         return True
@@ -175,18 +170,6 @@ def _copy_run(src: Path, dst: Path, config: TrainConfig, digest: str) -> bool:
 # ============================================================================ running
 
 
-def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            out[key] = float(value)
-        elif value is None:
-            out[key] = float("nan")
-    return out
-
-
 def run_config(
     config: TrainConfig,
     run_dir: str | os.PathLike,
@@ -194,7 +177,8 @@ def run_config(
     force: bool = False,
     reuse: bool = True,
     progress: bool = False,
-) -> tuple[dict[str, Any], bool]:
+    evaluators: Mapping[str, Any] | None = None,
+) -> RunResult:
     """Train ``config`` into ``run_dir`` unless a finished run with the same :func:`config_hash` exists.
 
     Args:
@@ -206,10 +190,13 @@ def run_config(
         reuse: also look for a finished run with the same hash under ``output_dir/runs/`` and in the
             sibling notebook folders (``output_dir/../NN_*/runs/*``) and copy it into ``run_dir``.
         progress: progress bars of :func:`jmlkit.engine.fit`.
+        evaluators: extra evaluators of :func:`jmlkit.engine.fit`; a cached run without one of them is evaluated
+            for it once and keeps its value (:func:`~jmlkit.experiments.results.complete_evaluations`).
 
     Returns:
-        ``(metrics, cached)``: the run's ``metrics.json`` and whether it was reused (also when another process
-        finished the identical run into ``run_dir`` while this one trained: that run is kept and used).
+        The run's :class:`~jmlkit.experiments.results.RunResult` (also kept in memory): metrics, history,
+        evaluations, model; ``cached`` says whether it was reused (also when another process finished the
+        identical run into ``run_dir`` while this one trained: that run is kept and used).
     """
     from jmlkit.engine import fit
 
@@ -218,17 +205,19 @@ def run_config(
     digest = config_hash(config)
     _check_not_another_run(run_dir, digest)
     if not force:
-        metrics = _cached(config, run_dir, digest, reuse=reuse)
-        if metrics is not None:
-            return metrics, True
+        cached = _cached(config, run_dir, digest, reuse=reuse)
+        if cached is not None:
+            return remember(complete_evaluations(cached, evaluators))
     try:  # the previous content of run_dir stays until the run is complete
-        result = fit(_as_run(config, run_dir, force=force), progress=progress)
+        result = fit(_as_run(config, run_dir, force=force), progress=progress, evaluators=evaluators)
     except Exception:
         if force or not _finished(run_dir, digest):
             raise
         _drop_kept(run_dir, digest)  # an identical run of another process got there first: use it
-        return run_metrics(run_dir), True
-    return result.metrics, False
+        return remember(complete_evaluations(read_run(run_dir), evaluators))
+    evaluators = check_evaluators(evaluators)
+    return remember(RunResult(run_dir, result.config, result.metrics, result.history, dict(result.evaluations),
+                              {name: describe_evaluator(spec) for name, spec in evaluators.items()}, False, result.model))
 
 
 def _drop_kept(run_dir: Path, digest: str) -> None:
@@ -252,32 +241,35 @@ def _as_run(config: TrainConfig, run_dir: Path, *, force: bool = False) -> Train
     return config.replace(out=str(run_dir), save_checkpoint=True, overwrite=bool(force))
 
 
-def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> dict[str, Any] | None:
-    """The metrics of a finished run of ``config`` (hash ``digest``) in ``run_dir``, or copied there from
-    elsewhere; else ``None``."""
+def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> RunResult | None:
+    """The result of a finished run of ``config`` (hash ``digest``) in ``run_dir`` (from memory when this process
+    has it), or copied there from elsewhere; else ``None``."""
     if _finished(run_dir, digest):
-        return run_metrics(run_dir)
+        return dataclasses.replace(run_result(run_dir), cached=True)
     source = _find_elsewhere(run_dir.parent.parent, digest, run_dir) if reuse else None
     if source is None or not _copy_run(source, run_dir, _as_run(config, run_dir), digest):
         return None
-    return run_metrics(run_dir)
+    return read_run(run_dir)
 
 
-def _train_task(config: TrainConfig, run_dir: str, force: bool) -> tuple[dict[str, Any], bool, float]:
-    """One run on a worker: :func:`run_config` without the search of other folders; ``(metrics, cached, seconds)``.
+def _train_task(config: TrainConfig, run_dir: str, force: bool,
+                evaluators: Mapping[str, Any] | None = None) -> tuple[RunResult, float]:
+    """One run on a worker: :func:`run_config` without the search of other folders; ``(result, seconds)``, the
+    result without its model (the caller reads ``model.pt`` if it needs it).
 
     A task submitted again after its worker was lost finds the run finished if the lost worker completed it."""
     t0 = time.perf_counter()
-    metrics, cached = run_config(config, run_dir, force=force, reuse=False)
-    return metrics, cached, time.perf_counter() - t0
+    result = run_config(config, run_dir, force=force, reuse=False, evaluators=evaluators)
+    result._model = None
+    return result, time.perf_counter() - t0
 
 
 def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: Any, force: bool, reuse: bool,
-             progress: bool) -> list[tuple[dict[str, Any], bool, float]]:
-    """``(metrics, cached, seconds)`` of each job ``(name, seed, config, run_dir)``, in order.
+             progress: bool, evaluators: Mapping[str, Any] | None = None) -> list[tuple[RunResult, float]]:
+    """``(result, seconds)`` of each job ``(name, seed, config, run_dir)``, in order.
 
     Serial: one after another here. On a Dask scheduler the cached runs are found here, the others are
-    submitted at once (:func:`~jmlkit.runner.scheduler.run_tasks`), with the torch threads of a
+    submitted at once (:func:`~jmlkit.parallel.run_tasks`), with the torch threads of a
     ``local:N`` worker set to ``cores // N`` (the thread count is not part of the configuration hash).
     """
     spec = current_scheduler(scheduler)
@@ -285,26 +277,27 @@ def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: A
         out = []
         for _, _, config, run_dir in jobs:
             t0 = time.perf_counter()
-            metrics, cached = run_config(config, run_dir, force=force, reuse=reuse, progress=progress)
-            out.append((metrics, cached, time.perf_counter() - t0))
+            result = run_config(config, run_dir, force=force, reuse=reuse, progress=progress, evaluators=evaluators)
+            out.append((result, time.perf_counter() - t0))
         return out
-    results: list[tuple[dict[str, Any], bool, float] | None] = [None] * len(jobs)
+    results: list[tuple[RunResult, float] | None] = [None] * len(jobs)
     todo = []
     for i, (_, _, config, run_dir) in enumerate(jobs):
         run_dir = Path(run_dir).resolve()
         digest = config_hash(config)
         _check_not_another_run(run_dir, digest)
-        metrics = None if force else _cached(config, run_dir, digest, reuse=reuse)
-        if metrics is not None:
-            results[i] = (metrics, True, 0.0)
+        cached = None if force else _cached(config, run_dir, digest, reuse=reuse)
+        if cached is not None:
+            results[i] = (remember(complete_evaluations(cached, evaluators)), 0.0)
         else:
             todo.append(i)
     threads = threads_per_run(spec)
     tasks = [(jobs[i][2] if jobs[i][2].num_threads is not None or threads is None
-              else jobs[i][2].replace(num_threads=threads), str(Path(jobs[i][3]).resolve()), force) for i in todo]
+              else jobs[i][2].replace(num_threads=threads), str(Path(jobs[i][3]).resolve()), force, evaluators)
+             for i in todo]
     done = run_tasks(_train_task, tasks, scheduler=spec, keys=[jobs[i][3].name for i in todo], desc="training runs")
-    for i, result in zip(todo, done):
-        results[i] = result
+    for i, (result, seconds) in zip(todo, done):
+        results[i] = (remember(result), seconds)
     return [r for r in results if r is not None]
 
 
@@ -319,6 +312,7 @@ def run_configs(
     verbose: bool = True,
     extra: Mapping[str, Mapping[str, Any]] | None = None,
     scheduler: Any = None,
+    evaluators: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Train every named configuration with every seed (cached, see :func:`run_config`).
 
@@ -332,15 +326,19 @@ def run_configs(
         progress: per-epoch progress bars.
         verbose: print one line per run (trained or reused, time, mIoU_D, ECE_D).
         extra: ``{name: {column: value}}`` added to that configuration's rows (e.g. an epsilon).
+        evaluators: extra evaluators of :func:`jmlkit.engine.fit` (``{name: Metric class or partial}``), computed in
+            each run's evaluation pass; a cached run that lacks one is evaluated for it once (see :func:`run_config`).
         scheduler: where the runs that are not cached train: ``"serial"`` (here, one after another),
             ``"local:N"`` (a local Dask cluster of N processes) or a Dask scheduler's address; ``None`` reads
             the environment variable ``JMLKIT_SCHEDULER`` (``jmlkit run --scheduler``), else serial. See
-            :mod:`jmlkit.runner.scheduler`. The table is the same whichever ran the runs.
+            :mod:`jmlkit.parallel`. The table is the same whichever ran the runs.
 
     Returns:
         A tidy DataFrame, one row per run in the order of ``configs`` then ``seeds``: ``config``,
         ``seed``, the ``extra`` columns, ``cached``, ``run_dir``, every scalar metric and ``epoch_time_s``
-        (mean wall time of a training epoch, without data set creation and evaluation).
+        (mean wall time of a training epoch, without data set creation and evaluation). The full result of
+        each row (metrics with their tables, history, evaluations, model) stays in memory:
+        :func:`~jmlkit.experiments.results.run_results` of this table (or of any table made from it).
     """
     if not isinstance(configs, Mapping) or not configs:
         raise ValueError(f"Expected `configs` to be a non-empty dict of name -> TrainConfig, but got {configs!r}.")
@@ -358,14 +356,12 @@ def run_configs(
     jobs = [(name, seed, cfg.replace(seed=seed), run_dir_for(output_dir, name, seed, cfg))
             for name, cfg in configs.items() for seed in seeds]
     rows = []
-    for (name, seed, _, run_dir), (metrics, cached, seconds) in zip(
-        jobs, _run_all(jobs, scheduler=scheduler, force=force, reuse=reuse, progress=progress)):
-        scalars = _scalar_metrics(metrics)
-        history = run_dir / "history.csv"
-        if history.is_file():
-            epoch_times = pd.read_csv(history).get("time_s")
-            if epoch_times is not None and len(epoch_times):
-                scalars["epoch_time_s"] = float(epoch_times.mean())
+    for (name, seed, _, run_dir), (result, seconds) in zip(
+        jobs, _run_all(jobs, scheduler=scheduler, force=force, reuse=reuse, progress=progress, evaluators=evaluators)):
+        scalars, cached = _scalar_metrics(result.metrics), result.cached
+        epoch_times = result.history.get("time_s")
+        if epoch_times is not None and len(epoch_times):
+            scalars["epoch_time_s"] = float(epoch_times.mean())
         if verbose:
             what = "reused" if cached else f"trained in {seconds:.1f} s"
             print(f"{name} (seed {seed}): {what}; mIoU_D {scalars.get('mIoU_D', float('nan')):.3f}, "
@@ -379,15 +375,11 @@ def run_configs(
 
 
 def run_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The ``metrics.json`` of a complete run folder (scalars, per-class lists and the reliability table as a dict).
-
-    A folder without ``metrics.json`` is a ``FileNotFoundError``, one without its completion marker
-    (interrupted, still running) a ``ValueError`` naming it."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"Expected a finished run folder with metrics.json, but {str(path)!r} does not exist.")
-    require_complete(run_dir)
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The metrics of a complete run folder (scalars, per-class lists and the reliability table as a dict): from
+    memory when this process trained or loaded it (:func:`~jmlkit.experiments.results.run_result`), else its
+    ``metrics.json``. A folder without ``metrics.json`` is a ``FileNotFoundError``, one without its completion
+    marker (interrupted, still running) a ``ValueError`` naming it."""
+    return run_result(run_dir).metrics
 
 
 def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
@@ -398,14 +390,14 @@ def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
     config name and seed with different configurations each have their row (select by ``run_dir``, as a
     :func:`run_configs` table gives it, or see :func:`find_runs` with ``latest``).
     """
-    runs = Path(output_dir) / "runs"
+    runs = Path(output_dir) / CACHE_DIR
     rows = []
     if runs.is_dir():
         for folder in sorted(runs.iterdir()):
             parsed = parse_run_folder_name(folder.name)
-            if parsed is None or not is_complete(folder) or not (folder / "metrics.json").is_file():
+            if parsed is None or not is_complete(folder, files=(METRICS_FILE,)):
                 continue
-            cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+            cfg = json.loads((folder / CONFIG_FILE).read_text()) if (folder / CONFIG_FILE).is_file() else {}
             rows.append({"config": parsed[0], "seed": parsed[1], "cached": True, "run_dir": str(folder.resolve()),
                          **{k: cfg.get(k) for k in ("labels", "loss", "epsilon", "smoothing", "model")},
                          **_scalar_metrics(run_metrics(folder))})
@@ -413,22 +405,19 @@ def load_runs(output_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def notebook_status(root: str | os.PathLike) -> dict[str, str]:
-    """Status of each notebook run of a batch folder, from the runner's ``<root>/<run>/run.json``.
+    """Status of each notebook run of a batch folder, from the runner's record in each
+    (:func:`jmlkit.layout.notebook_run_status`).
 
-    ``{"02_label_smoothing": "ok", "05_soft_labels": "running", ...}``; folders without a
-    ``run.json`` (interactive runs) are not listed.
+    ``{"02_label_smoothing": "ok", "05_soft_labels": "running", ...}``; folders without a record
+    (interactive runs) and hidden folders are not listed.
     """
     root = Path(root)
-    out: dict[str, str] = {}
-    if not root.is_dir():
-        return out
-    for record in sorted(root.glob("*/run.json")):
-        try:
-            status = json.loads(record.read_text(encoding="utf-8")).get("status")
-        except (OSError, ValueError, AttributeError):
-            status = "unreadable"
-        out[record.parent.name] = str(status)
-    return out
+    try:
+        folders = visible_folders(root)
+    except OSError:
+        return {}
+    statuses = {folder.name: notebook_run_status(folder) for folder in folders}
+    return {name: status for name, status in statuses.items() if status is not None}
 
 
 def resolve_results_dir(
@@ -449,10 +438,6 @@ def resolve_results_dir(
         if len(find_runs(candidate, exclude=exclude)):
             return candidate
     return None
-
-
-def _is_run_dir(path: Path) -> bool:
-    return is_complete(path) and (path / "config.json").is_file() and (path / "metrics.json").is_file()
 
 
 def find_runs(
@@ -515,13 +500,14 @@ def find_runs(
             if any(resolved == e or e in resolved.parents for e in excluded):
                 continue
             parsed = parse_run_folder_name(child.name)
-            if parsed is not None and folder.name == "runs" and _is_run_dir(child):
+            if (parsed is not None and folder.name == CACHE_DIR
+                    and is_complete(child, files=(CONFIG_FILE, METRICS_FILE))):
                 rel = child.relative_to(root).parts
                 here = root.resolve()
-                if len(rel) > 1 and rel[0] != "runs":
+                if len(rel) > 1 and rel[0] != CACHE_DIR:
                     notebook = rel[0]
                 else:  # root is one notebook's output_dir, or its runs/ folder
-                    notebook = here.parent.name if here.name == "runs" and len(rel) == 1 else here.name
+                    notebook = here.parent.name if here.name == CACHE_DIR and len(rel) == 1 else here.name
                 if only_finished and status.get(notebook, "ok") != "ok":
                     continue
                 rows.append(_run_row(child, notebook, *parsed))
@@ -536,8 +522,8 @@ def find_runs(
         wanted = [str(n) for n in notebooks]
         # a bool mask even when df is empty (an empty object Series would select columns instead of rows)
         df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted)).astype(bool)]
-    # configurations in the order they were trained (first metrics.json of each), then seeds
-    finished = df["path"].map(lambda p: (Path(p) / "metrics.json").stat().st_mtime)
+    # configurations in the order they were trained (first metrics file of each), then seeds
+    finished = df["path"].map(lambda p: (Path(p) / METRICS_FILE).stat().st_mtime)
     order = finished.groupby([df["notebook"], df["config"]]).transform("min")
     df = df.assign(_order=order).sort_values(["notebook", "_order", "config", "seed"], kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
@@ -545,11 +531,11 @@ def find_runs(
 
 def _run_row(path: Path, notebook: str, config: str, seed: int) -> dict[str, Any]:
     try:
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        cfg = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cfg = {}
     row = {"notebook": notebook, "config": config, "seed": seed, "run": path.name, "path": str(path),
-           "has_model": (path / "model.pt").is_file()}
+           "has_model": (path / MODEL_FILE).is_file()}
     for key in _CONFIG_COLUMNS:
         row[key] = cfg.get(key)
     return row

@@ -163,10 +163,16 @@ def per_config_means(table: pd.DataFrame, on: Sequence[str], columns: Sequence[s
 
 
 def per_class_means(metrics: pd.DataFrame, column: str = "IoU_per_class", *, by: str = "config") -> dict[Any, np.ndarray]:
-    """``{config: mean over seeds of a per-class list column}`` (of :func:`~jmlkit.experiments.load_metrics` with ``extra``).
+    """``{config: mean over seeds of a per-class list}``: the ``column`` of the table (e.g. of
+    :func:`~jmlkit.experiments.load_metrics` with ``extra``), or, for a table of runs without it, that metric of each
+    run's result (:func:`~jmlkit.experiments.results.run_results`: from memory for the runs this process trained).
 
     >>> t = pd.DataFrame({"config": ["a", "a"], "IoU_per_class": [[0.5, 1.0], [0.7, 0.0]]})
     >>> per_class_means(t)["a"].tolist()
     [0.6, 0.5]
     """
+    if column not in metrics.columns:
+        from jmlkit.experiments.results import run_results
+
+        metrics = metrics.assign(**{column: [r.metrics[column] for r in run_results(metrics)]})
     return {c: np.mean(np.array(g[column].tolist(), dtype=float), axis=0) for c, g in metrics.groupby(by, sort=False)}

@@ -18,6 +18,8 @@ Streaming classes (``torchmetrics.Metric``: ``update``/``compute``/``reset``, co
   the boundary band or the interior.
 * :class:`TopLabelCalibrationError` -- the top-label ECE alone (fast, tiny state).
 * :class:`BoundaryCalibration` -- calibration as a function of distance to the boundary.
+* :class:`ClasswiseCalibration` -- the calibration error, frequency and mean probability of each class.
+* :class:`SoftLabelStats` -- errors of the probabilities against soft labels (partial volume, coverage).
 
 One-shot forms live in :mod:`jmlkit.metrics.functional`.
 
@@ -34,7 +36,8 @@ is a valid data set; with no valid pixel at all every figure is NaN and a ``User
 Bad input raises ``ValueError`` (``TypeError`` for a wrong type: a non-tensor, ``ignore_index=1.5``,
 ``n_bins=2.5``) naming the argument; numbers may also be numpy scalars or 0-d tensors.
 """
-from jmlkit.metrics.calibration import BoundaryCalibration, CalibrationMetrics, TopLabelCalibrationError
+from jmlkit.metrics.calibration import (BoundaryCalibration, CalibrationMetrics, ClasswiseCalibration,
+                                       TopLabelCalibrationError)
 from jmlkit.metrics.functional import (
     boundary_distance,
     boundary_mask,
@@ -44,12 +47,16 @@ from jmlkit.metrics.functional import (
     top_label_calibration_error,
 )
 from jmlkit.metrics.segmentation import SegmentationMetrics
+from jmlkit.metrics.soft import SoftLabelStats, soft_label_metrics
 
 __all__ = [
     "SegmentationMetrics",
     "CalibrationMetrics",
     "TopLabelCalibrationError",
     "BoundaryCalibration",
+    "ClasswiseCalibration",
+    "SoftLabelStats",
+    "soft_label_metrics",
     "segmentation_metrics",
     "calibration_metrics",
     "top_label_calibration_error",

@@ -21,7 +21,7 @@ from jmlkit.metrics.functional.calibration import (_ece_from_hist, boundary_dist
                                                    calibration_scores, calibration_stats, fine_bins_for)
 from jmlkit.metrics.functional.regions import region_mask
 
-__all__ = ["CalibrationMetrics", "TopLabelCalibrationError", "BoundaryCalibration"]
+__all__ = ["CalibrationMetrics", "TopLabelCalibrationError", "BoundaryCalibration", "ClasswiseCalibration"]
 
 
 class CalibrationMetrics(Metric):
@@ -229,3 +229,64 @@ class BoundaryCalibration(Metric):
     def compute(self) -> pd.DataFrame:
         """Per-distance table (see the class docstring)."""
         return boundary_distance_table(self.hist)
+
+
+class ClasswiseCalibration(Metric):
+    r"""Calibration of each class: the class-wise histogram of :class:`CalibrationMetrics` as a table.
+
+    ``compute()`` returns a DataFrame with one row per class: ``class``, ``class_name``, ``ECE_class``
+    (:math:`\sum_b |\sum_{i\in b} 1[y_i=k] - \sum_{i\in b} p_{ik}| / N` over ``n_bins`` equal-width bins of
+    :math:`p_{ik}`; ``SCE_D`` of :class:`CalibrationMetrics` is their mean), ``frequency`` (share of the
+    valid pixels labelled ``k``) and ``mean_prob`` (mean :math:`p_{ik}`). State: ``C x n_bins x 2`` sums
+    and the number of valid pixels.
+
+    Example:
+        >>> m = ClasswiseCalibration(num_classes=2, n_bins=10, class_names=["bg", "fg"])
+        >>> m.update(torch.tensor([[[0.9, 0.6], [0.1, 0.4]]]), torch.tensor([[0, 1]]))
+        >>> m.compute()[["class_name", "frequency", "mean_prob"]].values.tolist()
+        [['bg', 0.5, 0.75], ['fg', 0.5, 0.25]]
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        n_bins: int = 15,
+        ignore_index: Optional[int] = None,
+        class_names: Optional[list] = None,
+        validate_args: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.n_bins = check_int("n_bins", n_bins, low=1)
+        self.ignore_index = check_ignore_index(ignore_index)
+        names = [str(i) for i in range(self.num_classes)] if class_names is None else [str(n) for n in class_names]
+        if len(names) < self.num_classes:
+            raise ValueError(f"Expected `class_names` to name {self.num_classes} classes, but got {len(names)} names.")
+        self.class_names, self.validate_args = names[: self.num_classes], bool(validate_args)
+        self.add_state("cw", default=torch.zeros(self.num_classes, self.n_bins, 2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("n_valid", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probs: Tensor, target: Tensor) -> None:
+        """Accumulate one batch: ``probs`` ``(B, C, *spatial)``, ``target`` ``(B, *spatial)``."""
+        st = calibration_stats(probs, target, self.num_classes, n_bins=self.n_bins, fine_bins=self.n_bins,
+                               ignore_index=self.ignore_index, scores=False, per_image=False,
+                               validate_args=self.validate_args)
+        self.cw += st["classwise"]
+        self.n_valid += st["top"][:, 0].sum()
+
+    def compute(self) -> pd.DataFrame:
+        """Per-class table (see the class docstring)."""
+        cw, n = self.cw.double().cpu(), max(float(self.n_valid), 1.0)
+        return pd.DataFrame({
+            "class": torch.arange(self.num_classes).numpy(),
+            "class_name": self.class_names,
+            "ECE_class": ((cw[..., 1] - cw[..., 0]).abs().sum(-1) / n).numpy(),
+            "frequency": (cw[..., 1].sum(-1) / n).numpy(),
+            "mean_prob": (cw[..., 0].sum(-1) / n).numpy(),
+        })
