@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -274,6 +275,26 @@ def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
     if not callable(value):
         raise TypeError(f"Expected `{name}` to be callable{' or None' if optional else ''}, but got {_describe(value)}.")
     return value
+
+
+def keyword_options(owner: str, func: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every keyword-only option of ``func`` with its value in ``options`` or its default; an option ``func`` does
+    not take is a ``TypeError`` naming ``owner`` and the options it takes (a check that builds nothing).
+
+    >>> def build(*, size=16, seed=0): ...
+    >>> keyword_options("Scenes", build, {"size": 8})
+    {'seed': 0, 'size': 8}
+    >>> keyword_options("Scenes", build, {"sizes": 8})
+    Traceback (most recent call last):
+    ...
+    TypeError: Expected options of Scenes among ['seed', 'size'], but got unknown ['sizes'].
+    """
+    params = inspect.signature(func).parameters
+    known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"Expected options of {owner} among {known}, but got unknown {unknown}.")
+    return {k: options.get(k, params[k].default) for k in known}
 
 
 class OneLineParser(argparse.ArgumentParser):

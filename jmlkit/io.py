@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +65,19 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     The folder is created if needed. An interrupted write leaves the old file (or none), never a
     partial one, and no temporary file behind.
     """
+    return _write_aside(path, lambda fh: fh.write(data.encode("utf-8") if isinstance(data, str) else data))
+
+
+def _write_aside(path: str | os.PathLike, write: Callable[[Any], Any]) -> Path:
+    """``write(file)`` into a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path`` (a link
+    there is replaced, its target never written); on any error the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files: give the user's usual mode
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -111,21 +117,8 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     >>> (d / "link.png").is_symlink(), (d / "link.png").read_bytes(), (d / "target.txt").read_text()
     (False, b'png', 'kept')
     """
-    path = Path(dst)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
-            shutil.copyfileobj(fh, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    with open(src, "rb") as source:
+        return _write_aside(dst, lambda out: shutil.copyfileobj(source, out))
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -15,7 +15,6 @@ which sums to 1; slices are cropped to the brain's bounding box, zero-padded to 
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from jmlkit._checks import check_callable, check_choice, check_int, check_real
+from jmlkit._checks import check_callable, check_choice, check_int, check_real, keyword_options
 
 from .digits import SPLITS, _seed_for
 
@@ -180,12 +179,7 @@ class BrainTissueSlices(Dataset):
             ...
             ValueError: Expected `size` to be an int in [8, 512], but got 4.
         """
-        params = inspect.signature(cls.__init__).parameters
-        known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise TypeError(f"Expected options of {cls.__name__} among {known}, but got unknown {unknown}.")
-        given = {k: options.get(k, params[k].default) for k in known}
+        given = keyword_options(cls.__name__, cls.__init__, options)
         out: dict[str, Any] = {"split": check_choice("split", split, SPLITS)}
         out["size"] = check_int("size", given["size"], low=8, high=512)
         out["block_size"] = check_int("block_size", given["block_size"], low=1)

@@ -21,7 +21,6 @@ pixel is labelled with a digit when that digit covers more of it than anything e
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from typing import Any, Callable
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from jmlkit._checks import check_callable, check_choice, check_int, check_real
+from jmlkit._checks import check_callable, check_choice, check_int, check_real, keyword_options
 
 from ._ops import gaussian_blur as _gaussian_blur
 from .transforms import check_range
@@ -200,12 +199,7 @@ class DigitScenes(Dataset):
             ...
             ValueError: Expected `digit_size` to be an int in [2, 16], but got 40.
         """
-        params = inspect.signature(cls.__init__).parameters
-        known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise TypeError(f"Expected options of {cls.__name__} among {known}, but got unknown {unknown}.")
-        given = {k: options.get(k, params[k].default) for k in known}
+        given = keyword_options(cls.__name__, cls.__init__, options)
         out: dict[str, Any] = {"split": check_choice("split", split, SPLITS)}
         num_scenes = given["num_scenes"] if given["num_scenes"] is not None else _DEFAULT_NUM_SCENES[out["split"]]
         out["num_scenes"] = check_int("num_scenes", num_scenes, low=1)

@@ -258,6 +258,19 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
 # ----------------------------------------------------------------------------- factory
 
 
+def _resolve_preset(name: str, encoder: str | None, input_range: Any, kwargs: dict[str, Any]
+                    ) -> tuple[str, str | None, Any, dict[str, Any]]:
+    """``(arch, encoder, input_range, options)`` of the preset ``name``: what the caller gives wins over the preset."""
+    settings = copy.deepcopy(PRESETS[name])
+    arch = settings.pop("arch")
+    preset_encoder = settings.pop("encoder", None)
+    preset_range = settings.pop("input_range", None)
+    settings.update(kwargs)
+    settings.pop("input_range", None)
+    return (arch, encoder if encoder is not None else preset_encoder,
+            input_range if input_range is not None else preset_range, settings)
+
+
 def build_model(
     arch: str = "small-unet",
     encoder: str | None = None,
@@ -312,20 +325,9 @@ def build_model(
     encoder = check_str("encoder", encoder, optional=True)
     encoder_weights = check_str("encoder_weights", encoder_weights, optional=True)
     if arch in PRESETS:
-        settings = copy.deepcopy(PRESETS[arch])
-        preset_arch = settings.pop("arch")
-        preset_encoder = encoder if encoder is not None else settings.pop("encoder", None)
-        settings.pop("encoder", None)
-        settings.update(kwargs)
-        return build_model(
-            preset_arch,
-            preset_encoder,
-            num_classes,
-            in_channels,
-            encoder_weights=encoder_weights,
-            input_range=input_range if input_range is not None else settings.pop("input_range", None),
-            **{k: v for k, v in settings.items() if k != "input_range"},
-        )
+        preset_arch, preset_encoder, input_range, settings = _resolve_preset(arch, encoder, input_range, kwargs)
+        return build_model(preset_arch, preset_encoder, num_classes, in_channels, encoder_weights=encoder_weights,
+                           input_range=input_range, **settings)
     key = _norm_name(arch)
     if input_range is not None and encoder not in OFFLINE_IMAGENET:
         raise ValueError(
@@ -472,14 +474,7 @@ def check_model_options(arch: str = "small-unet", encoder: str | None = None, *,
     encoder = check_str("encoder", encoder, optional=True)
     encoder_weights = check_str("encoder_weights", encoder_weights, optional=True)
     if name in PRESETS:
-        settings = copy.deepcopy(PRESETS[name])
-        arch = settings.pop("arch")
-        encoder = encoder if encoder is not None else settings.pop("encoder", None)
-        settings.pop("encoder", None)
-        settings.update(kwargs)
-        if input_range is None:
-            input_range = settings.pop("input_range", None)
-        kwargs = {k: v for k, v in settings.items() if k != "input_range"}
+        arch, encoder, input_range, kwargs = _resolve_preset(name, encoder, input_range, kwargs)
     key = _norm_name(arch)
     if key in _SMALL_UNET_NAMES:
         for option, value in (("encoder", encoder), ("encoder_weights", encoder_weights), ("input_range", input_range)):
