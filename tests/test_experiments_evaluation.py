@@ -103,9 +103,9 @@ def test_evaluate_run_agrees_with_calibration_metrics(batch):
     reference.update(pred.probs, pred.labels)
     ref = reference.compute()
     assert len(res["boundary"]) == 4 and res["boundary"]["count"].sum() == pred.labels.numel()
-    assert res["per_class"]["ECE_class"].mean() == pytest.approx(ref["SCE_D"], rel=1e-6)
+    assert res["per_class"]["ECE_class"].mean() == pytest.approx(ref["SCE_D"].item(), rel=1e-6)
     assert res["per_class"]["frequency"].sum() == pytest.approx(1.0)
-    assert res["soft"]["L1"] == pytest.approx(ex.soft_label_metrics(pred.probs, pred.soft)["L1"], rel=1e-6)
+    assert res["soft"]["L1"] == pytest.approx(ex.soft_label_metrics(pred.probs, pred.soft)["L1"].item(), rel=1e-6)
     digits = ex.find_runs(batch, notebooks=["02"]).iloc[0]
     res = ex.evaluate_run(digits["path"], max_distance=2, device="cpu")
     assert len(res["per_class"]) == 11 and res["per_class"]["class_name"][0] == "background"

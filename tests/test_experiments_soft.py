@@ -29,13 +29,14 @@ def test_soft_label_stats_match_a_reference_and_stream():
     ref = _reference(p, y)
     one = ex.soft_label_metrics(p, y)
     for key, value in ref.items():
-        assert one[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        assert one[key].dtype == torch.float64 and one[key].ndim == 0, key
+        assert one[key].item() == pytest.approx(value, rel=1e-9, abs=1e-12), key
     stats = ex.SoftLabelStats(4)
     for i in range(0, 6, 4):  # batches of 4 and 2
         stats.update(p[i:i + 4], y[i:i + 4])
     streamed = stats.compute()
     for key in ref:
-        assert streamed[key] == pytest.approx(one[key], rel=1e-9), key
+        assert streamed[key].item() == pytest.approx(one[key].item(), rel=1e-9), key
     assert streamed["curve"]["count"].sum() == p.numel()
     assert streamed["band_hist"]["count"].sum() == ((y > 0.2) & (y < 0.8)).sum()
     assert streamed["band_hist"]["density"].mean() == pytest.approx(1.0)
@@ -53,7 +54,7 @@ def test_soft_label_stats_mask_identity_and_bias():
     # soft IoU = the Jaccard index with the JML intersection (|p| + |y| - |p - y|) / 2
     inter = (p.sum((0, 2, 3)) + y.sum((0, 2, 3)) - (p - y).abs().sum((0, 2, 3))) / 2
     iou = inter / (p.sum((0, 2, 3)) + y.sum((0, 2, 3)) - inter)
-    assert ex.soft_label_metrics(p, y)["soft_IoU_per_class"] == pytest.approx(iou.double().tolist(), rel=1e-6)
+    assert ex.soft_label_metrics(p, y)["soft_IoU_per_class"].tolist() == pytest.approx(iou.double().tolist(), rel=1e-6)
     # the one-hot of the argmax is pushed to 0/1: every band entry is extreme and the slope is steep
     hard = torch.nn.functional.one_hot(y.argmax(1), 3).permute(0, 3, 1, 2).float()
     m = ex.soft_label_metrics(hard, y)

@@ -16,6 +16,7 @@ from jmlkit.metrics import (
     CalibrationMetrics,
     SegmentationMetrics,
     TopLabelCalibrationError,
+    as_table,
     boundary_distance,
     boundary_mask,
     calibration_by_boundary_distance,
@@ -313,7 +314,7 @@ def test_segmentation_large_class_path_matches():
     torch.testing.assert_close(small.confmat, big.confmat)
     a, b = small.compute(), big.compute()
     for key in ("Acc", "mIoU_D", "mIoU_I", "mIoU_C", "mIoU_I_worst5"):
-        assert a[key] == pytest.approx(b[key], abs=1e-12)
+        assert a[key].item() == pytest.approx(b[key].item(), abs=1e-12)
 
 
 def test_segmentation_reset_and_3d():
@@ -360,13 +361,13 @@ def test_calibration_vs_sklearn_and_numpy(cal_batches):
         assert out[key] == pytest.approx(ref[key], abs=1e-9), key
     assert out["n_pixels"] == len(y) and out["n_images"] == 12
     assert abs(out["ACE_D"] - ref["ACE_exact"]) <= out["ACE_D_error_bound"] + 2 * 10 / len(y)
-    rel = out["reliability"]
-    assert list(rel.columns) == ["bin", "lower", "upper", "count", "fraction", "confidence", "accuracy", "gap"]
+    assert list(out["reliability"]) == ["bin", "lower", "upper", "count", "fraction", "confidence", "accuracy", "gap"]
+    rel = as_table(out["reliability"])
     assert rel["count"].sum() == len(y)
     b = np.clip(np.floor(p.max(1) * 10).astype(int), 0, 9)
     np.testing.assert_array_equal(rel["count"].to_numpy(), np.bincount(b, minlength=10))
     ne = rel["count"] > 0
-    assert float((rel["fraction"][ne] * rel["gap"][ne].abs()).sum()) == pytest.approx(out["ECE_D"], abs=1e-12)
+    assert float((rel["fraction"][ne] * rel["gap"][ne].abs()).sum()) == pytest.approx(out["ECE_D"].item(), abs=1e-12)
 
 
 def test_ace_matches_exact_with_bound_on_large_sample():
@@ -385,8 +386,8 @@ def test_functional_equals_module_and_from_logits(cal_batches):
     m.update(torch.log(probs), target)
     a, b = m.compute(), calibration_metrics(probs, target, C, ignore_index=IGN)
     for key in ("ECE_D", "ECE_I", "RMSCE_D", "MCE_D", "ACE_D", "SCE_D", "SCE_I", "Brier", "NLL"):
-        assert a[key] == pytest.approx(b[key], abs=1e-5), key
-    assert top_label_calibration_error(probs, target, C, ignore_index=IGN) == pytest.approx(b["ECE_D"], abs=1e-12)
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0, msg=key)
+    torch.testing.assert_close(top_label_calibration_error(probs, target, C, ignore_index=IGN), b["ECE_D"], atol=1e-12, rtol=0)
 
 
 @pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")
@@ -427,10 +428,10 @@ def test_calibration_by_boundary_distance_streaming_equals_functional(cal_batche
     m = BoundaryCalibration(C, max_distance=3, ignore_index=IGN)
     for probs, target in cal_batches:
         m.update(probs, target)
-    df = m.compute()
+    df = as_table(m.compute())
     probs = torch.cat([p for p, _ in cal_batches])
     target = torch.cat([t for _, t in cal_batches])
-    ref = calibration_by_boundary_distance(probs, target, C, max_distance=3, ignore_index=IGN)
+    ref = as_table(calibration_by_boundary_distance(probs, target, C, max_distance=3, ignore_index=IGN))
     assert list(df["distance"]) == [1, 2, 3, 4]
     cols = ["count", "accuracy", "ECE"]
     np.testing.assert_allclose(df[cols].to_numpy(), ref[cols].to_numpy(), atol=1e-12)

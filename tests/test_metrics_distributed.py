@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-from jmlkit.metrics import BoundaryCalibration, CalibrationMetrics, SegmentationMetrics
+from jmlkit.metrics import BoundaryCalibration, CalibrationMetrics, SegmentationMetrics, to_python
 
 C, IGN = 4, 255
 pytestmark = pytest.mark.xdist_group("dist")
@@ -39,16 +39,13 @@ def _metrics():
 
 
 def _flatten(results):
+    """``{"<metric>.<key>[.<column>]": number or list}``: every figure, vector and table column, all tensors."""
     flat = {}
     for i, out in enumerate(results):
-        if not isinstance(out, dict):
-            out = {"table": out}
         for key, val in out.items():
-            if isinstance(val, torch.Tensor):
-                val = val.tolist()
-            elif hasattr(val, "to_numpy"):
-                val = val.fillna(-1).to_numpy().tolist()
-            flat[f"{i}.{key}"] = val
+            for column, v in (val.items() if isinstance(val, dict) else [("", val)]):
+                assert isinstance(v, torch.Tensor), (key, column)
+                flat[f"{i}.{key}{'.' if column else ''}{column}"] = to_python(v)
     return flat
 
 

@@ -22,7 +22,10 @@ from jmlkit.metrics import (  # noqa: E402
     BoundaryCalibration,
     CalibrationMetrics,
     SegmentationMetrics,
+    SoftLabelStats,
+    as_table,
     calibration_by_boundary_distance,
+    to_python,
 )
 from jmlkit.plot._common import _label, _reliability_frame  # noqa: E402
 
@@ -108,23 +111,27 @@ def test_label_joins_tuples_and_maps_known_names():
 
 
 def test_reliability_frame_accepts_every_form(calibration):
-    table = calibration["reliability"]
-    for data, ece in [(calibration, calibration["ECE_D"]), (table, None),
-                      ({"reliability": table.to_dict(orient="list"), "ECE_D": 0.1}, 0.1),
-                      (table.to_dict(orient="list"), None)]:
+    table = calibration["reliability"]  # compute()'s form: a dict of 1-d tensors
+    frame = as_table(table)
+    for data, ece in [(calibration, calibration["ECE_D"].item()), (table, None), (frame, None),
+                      ({"reliability": to_python(table), "ECE_D": 0.1}, 0.1),
+                      (to_python(table), None)]:
         df, got = _reliability_frame(data)
-        assert isinstance(df, pd.DataFrame) and len(df) == len(table) and got == ece
+        assert isinstance(df, pd.DataFrame) and got == ece and type(got) is type(ece)
+        pd.testing.assert_frame_equal(df, frame)  # the same numbers and dtypes, whatever the container
     with pytest.raises(TypeError, match="reliability"):
         _reliability_frame([1, 2])
     with pytest.raises(ValueError, match="columns"):
-        _reliability_frame(table.drop(columns="accuracy"))
+        _reliability_frame(frame.drop(columns="accuracy"))
+    with pytest.raises(ValueError, match="'reliability' table"):
+        _reliability_frame({k: v for k, v in table.items() if k != "accuracy"})
 
 
 # --------------------------------------------------------------------------------------------- calibration
 def test_reliability_diagram(calibration, tmp_path):
-    n_bins = len(calibration["reliability"])
+    n_bins = len(calibration["reliability"]["bin"])
     filled = int((calibration["reliability"]["count"] > 0).sum())
-    for data in (calibration, calibration["reliability"]):
+    for data in (calibration, calibration["reliability"], as_table(calibration["reliability"])):
         fig = plot.reliability_diagram(data, title="t")
         assert isinstance(fig, Figure) and len(fig.axes) == 2
         assert fig.axes[0].get_ylabel() == "accuracy" and fig.axes[1].get_xlabel() == "confidence"
@@ -138,7 +145,7 @@ def test_reliability_diagram(calibration, tmp_path):
 
 def test_reliability_grid(calibration):
     table = calibration["reliability"]
-    tables = {("02", "a"): {"reliability": table, "ECE_D": 0.05}, "b": table, "c": table.to_dict(orient="list")}
+    tables = {("02", "a"): {"reliability": table, "ECE_D": 0.05}, "b": table, "c": to_python(table)}
     fig = plot.plot_reliability_grid(tables, ncols=2, title="grid")
     assert len(fig.axes) == 4 and [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
     assert fig.axes[0].get_title().startswith("02 / a\nECE 5.00%")
@@ -157,16 +164,20 @@ def test_calibration_vs_boundary_distance(batch):
     df = calibration_by_boundary_distance(probs, target, C, max_distance=4, ignore_index=255)
     m = BoundaryCalibration(C, max_distance=4, ignore_index=255)
     m.update(probs, target)
-    fig = plot.calibration_vs_boundary_distance({"a": df, "b": m.compute()}, title="x")
+    fig = plot.calibration_vs_boundary_distance({"a": df, "b": m.compute(), "c": as_table(df), "d": to_python(df)},
+                                                title="x")
     ax_e, ax_a = fig.axes
     assert ax_e.get_ylabel() == "ECE" and ax_a.get_ylabel() == "accuracy / confidence"
     assert [t.get_text() for t in ax_e.get_xticklabels()][-1] == ">4"
-    assert len(ax_e.lines) == 2 and len(ax_a.lines) == 4
-    assert len(plot.calibration_vs_boundary_distance(df).axes[1].lines) == 2
-    with pytest.raises(TypeError):
+    assert len(ax_e.lines) == 4 and len(ax_a.lines) == 8
+    for a, b in zip(ax_e.lines, ax_e.lines[1:]):  # every form of the same table draws the same line
+        np.testing.assert_allclose(a.get_ydata(), b.get_ydata(), rtol=1e-12)
+    for one in (df, as_table(df), to_python(df)):
+        assert len(plot.calibration_vs_boundary_distance(one).axes[1].lines) == 2
+    with pytest.raises(TypeError, match="`data`"):
         plot.calibration_vs_boundary_distance(42)
     with pytest.raises(ValueError, match="columns"):
-        plot.calibration_vs_boundary_distance(df.drop(columns="ECE"))
+        plot.calibration_vs_boundary_distance(as_table(df).drop(columns="ECE"))
 
 
 def test_per_class_calibration():
@@ -206,6 +217,17 @@ def test_soft_target_curves_and_band_histograms():
     for fn in (plot.plot_soft_target_curves, plot.plot_band_histograms):
         with pytest.raises(ValueError):
             fn({})
+    # the tables of SoftLabelStats.compute() (dicts of tensors) and their stored form (dicts of lists) draw alike
+    g = torch.Generator().manual_seed(0)
+    soft = SoftLabelStats(3)
+    soft.update(torch.softmax(torch.randn(2, 3, 6, 6, generator=g), 1), torch.softmax(torch.randn(2, 3, 6, 6, generator=g), 1))
+    out = soft.compute()
+    curves = plot.plot_soft_target_curves({"t": out["curve"], "l": to_python(out["curve"])}).axes[0].lines
+    np.testing.assert_array_equal(curves[1].get_ydata(), curves[2].get_ydata())
+    bars = plot.plot_band_histograms({"t": out["band_hist"], "l": to_python(out["band_hist"])}).axes
+    assert [p.get_height() for p in bars[0].patches] == [p.get_height() for p in bars[1].patches]
+    with pytest.raises(ValueError, match="`curves`"):
+        plot.plot_soft_target_curves(out["curve"])  # one table, not a mapping label -> table
 
 
 # --------------------------------------------------------------------------------------------- segmentation

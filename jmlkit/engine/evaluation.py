@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -28,29 +25,10 @@ from jmlkit.engine.data import base_dataset, num_classes_of
 from jmlkit.engine.distributed import ShardSampler, unwrap
 from jmlkit.engine.runtime import autocast, resolve_device
 from jmlkit.engine.runtime import progress as progress_bar
+from jmlkit.metrics.tables import to_python
 
 __all__ = ["evaluate", "evaluation_pass", "Evaluation", "build_evaluators", "describe_evaluator", "check_evaluators",
            "predict", "Prediction"]
-
-
-def _plain(value: Any) -> Any:
-    """A metric value as python types: tensors as numbers or lists, tables as dicts of lists, NaN as None."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, pd.DataFrame):
-        return value.to_dict(orient="list")
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else value
-    return value
 
 
 class Prediction(NamedTuple):
@@ -277,11 +255,11 @@ def evaluation_pass(
         results: dict[str, Any] = {}
         for metric in metrics:
             results.update(metric.compute())
-        evaluations = {name: _plain(metric.compute()) if soft_seen[name] and metric.update_count else None
+        evaluations = {name: to_python(metric.compute()) if soft_seen[name] and metric.update_count else None
                        for name, metric in extra.items()}
     finally:
         model_.train(was_training)
-    return Evaluation({key: _plain(value) for key, value in results.items()}, evaluations)
+    return Evaluation({key: to_python(value) for key, value in results.items()}, evaluations)
 
 
 @torch.no_grad()

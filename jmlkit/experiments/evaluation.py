@@ -39,6 +39,7 @@ from jmlkit.engine.data import base_dataset, evaluation_data
 from jmlkit.experiments.results import as_frame, complete_evaluations, run_result
 from jmlkit.experiments.runs import _check_runs, run_metrics
 from jmlkit.layout import CONFIG_FILE
+from jmlkit.metrics.tables import as_table
 
 __all__ = [
     "load_model",
@@ -144,7 +145,8 @@ def reliability_table(run: str | os.PathLike | Mapping[str, Any] | pd.DataFrame)
     Args:
         run: a run folder (its ``metrics.json``), a metrics dict holding ``"reliability"``
             (``metrics.json`` or :meth:`jmlkit.metrics.CalibrationMetrics.compute`), the table
-            itself as stored in ``metrics.json`` (a dict of lists) or a DataFrame.
+            itself as stored in ``metrics.json`` (a dict of lists), as ``compute()`` returns it (a dict of
+            1-d tensors) or a DataFrame.
 
     Returns:
         The table with at least ``lower, upper, count, confidence, accuracy``.
@@ -156,7 +158,7 @@ def reliability_table(run: str | os.PathLike | Mapping[str, Any] | pd.DataFrame)
     elif isinstance(run, Mapping) and not set(_RELIABILITY_COLUMNS) <= set(run):
         raise ValueError("Expected metrics with a 'reliability' table, but got none.")
     if isinstance(run, Mapping):
-        run = pd.DataFrame(dict(run))
+        run = as_table(run)
     if not isinstance(run, pd.DataFrame):
         raise TypeError("Expected `run` to be a run folder, a metrics dict or a reliability table, "
                         f"but got {type(run).__name__}.")

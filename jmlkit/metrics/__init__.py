@@ -23,6 +23,11 @@ Streaming classes (``torchmetrics.Metric``: ``update``/``compute``/``reset``, co
 
 One-shot forms live in :mod:`jmlkit.metrics.functional`.
 
+Every ``compute()`` (and every one-shot form) returns tensors, as ``torchmetrics`` does: 0-d float64 figures, 0-d
+int64 counts, 1-d per-class vectors, and tables as dicts of equal-length 1-d column tensors (see
+:mod:`jmlkit.metrics.tables`). :func:`as_table` makes a table a :class:`pandas.DataFrame`; :func:`to_python` makes
+a whole ``compute()`` dict plain Python (numbers, lists, tables as dicts of lists: the form of ``metrics.json``).
+
 Memory does not grow with the number of pixels: the state is a ``C x C`` confusion
 matrix, ``images x 3 x C`` per-image counts (for the ``_I``/``_C``/worst-case figures),
 a top-label histogram of ``fine_bins`` (10^4) bins, a ``C x n_bins`` class-wise histogram
@@ -48,6 +53,7 @@ from jmlkit.metrics.functional import (
 )
 from jmlkit.metrics.segmentation import SegmentationMetrics
 from jmlkit.metrics.soft import SoftLabelStats, soft_label_metrics
+from jmlkit.metrics.tables import as_table, to_python
 
 __all__ = [
     "SegmentationMetrics",
@@ -63,4 +69,6 @@ __all__ = [
     "calibration_by_boundary_distance",
     "boundary_mask",
     "boundary_distance",
+    "as_table",
+    "to_python",
 ]

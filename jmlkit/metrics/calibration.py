@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-import pandas as pd
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -20,6 +19,7 @@ from jmlkit.metrics.functional._common import _NORMS, DEFAULT_FINE_BINS, Region,
 from jmlkit.metrics.functional.calibration import (_ece_from_hist, boundary_distance_stats, boundary_distance_table,
                                                    calibration_scores, calibration_stats, fine_bins_for)
 from jmlkit.metrics.functional.regions import region_mask
+from jmlkit.metrics.tables import as_table  # noqa: F401 (the docstrings' examples)
 
 __all__ = ["CalibrationMetrics", "TopLabelCalibrationError", "BoundaryCalibration", "ClasswiseCalibration"]
 
@@ -32,7 +32,9 @@ class CalibrationMetrics(Metric):
     ``compute()`` returns the dict of :func:`jmlkit.metrics.functional.calibration_scores`:
     ``ECE_D``, ``ECE_I``, ``RMSCE_D``, ``MCE_D``, ``ACE_D`` (+ ``ACE_D_error_bound``),
     ``SCE_D``, ``SCE_I``, ``Brier``, ``NLL``, ``Acc``, ``Confidence``, ``n_pixels``,
-    ``n_images`` and ``reliability`` (a :class:`pandas.DataFrame`, one row per bin).
+    ``n_images`` and ``reliability`` (one row per bin), all tensors (the forms of :mod:`jmlkit.metrics.tables`:
+    0-d float64 figures, 0-d int64 counts, the table a dict of 1-d column tensors; :func:`jmlkit.metrics.as_table`
+    makes it a DataFrame).
 
     State (all float64, summed across processes except the per-image table, which is
     concatenated): a top-label histogram with ``fine_bins`` bins (count, sum of confidence,
@@ -60,9 +62,9 @@ class CalibrationMetrics(Metric):
         >>> m = CalibrationMetrics(num_classes=2, n_bins=10)
         >>> m.update(torch.tensor([[[0.9, 0.6], [0.1, 0.4]]]), torch.tensor([[0, 1]]))
         >>> out = m.compute()
-        >>> round(out["ECE_D"], 4), round(out["NLL"], 4)
+        >>> round(out["ECE_D"].item(), 4), round(out["NLL"].item(), 4)
         (0.35, 0.5108)
-        >>> out["reliability"][["count", "accuracy"]].iloc[[6, 9]]
+        >>> as_table(out["reliability"])[["count", "accuracy"]].iloc[[6, 9]]
            count  accuracy
         6      1       0.0
         9      1       1.0
@@ -184,7 +186,7 @@ class BoundaryCalibration(Metric):
     r"""Top-label calibration binned by Chebyshev distance to the nearest label change.
 
     ``compute()`` returns :func:`~jmlkit.metrics.functional.boundary_distance_table`, a
-    DataFrame with one row per distance ``1 .. max_distance`` and a last row
+    table (dict of 1-d column tensors) with one row per distance ``1 .. max_distance`` and a last row
     ``max_distance + 1`` for all farther pixels: ``count``, ``accuracy``, ``confidence``,
     ``ECE``. State: ``(max_distance + 1) x n_bins x 3`` floats.
 
@@ -226,7 +228,7 @@ class BoundaryCalibration(Metric):
             ignore_index=self.ignore_index, from_logits=self.from_logits, validate_args=self.validate_args,
         )
 
-    def compute(self) -> pd.DataFrame:
+    def compute(self) -> dict[str, Tensor]:
         """Per-distance table (see the class docstring)."""
         return boundary_distance_table(self.hist)
 
@@ -234,7 +236,8 @@ class BoundaryCalibration(Metric):
 class ClasswiseCalibration(Metric):
     r"""Calibration of each class: the class-wise histogram of :class:`CalibrationMetrics` as a table.
 
-    ``compute()`` returns a DataFrame with one row per class: ``class``, ``class_name``, ``ECE_class``
+    ``compute()`` returns a table (dict of 1-d column tensors; ``class_name`` a tuple of str) with one row per
+    class: ``class``, ``class_name``, ``ECE_class``
     (:math:`\sum_b |\sum_{i\in b} 1[y_i=k] - \sum_{i\in b} p_{ik}| / N` over ``n_bins`` equal-width bins of
     :math:`p_{ik}`; ``SCE_D`` of :class:`CalibrationMetrics` is their mean), ``frequency`` (share of the
     valid pixels labelled ``k``) and ``mean_prob`` (mean :math:`p_{ik}`). State: ``C x n_bins x 2`` sums
@@ -243,7 +246,7 @@ class ClasswiseCalibration(Metric):
     Example:
         >>> m = ClasswiseCalibration(num_classes=2, n_bins=10, class_names=["bg", "fg"])
         >>> m.update(torch.tensor([[[0.9, 0.6], [0.1, 0.4]]]), torch.tensor([[0, 1]]))
-        >>> m.compute()[["class_name", "frequency", "mean_prob"]].values.tolist()
+        >>> as_table(m.compute())[["class_name", "frequency", "mean_prob"]].values.tolist()
         [['bg', 0.5, 0.75], ['fg', 0.5, 0.25]]
     """
 
@@ -280,13 +283,13 @@ class ClasswiseCalibration(Metric):
         self.cw += st["classwise"]
         self.n_valid += st["top"][:, 0].sum()
 
-    def compute(self) -> pd.DataFrame:
+    def compute(self) -> dict[str, Tensor | tuple]:
         """Per-class table (see the class docstring)."""
-        cw, n = self.cw.double().cpu(), max(float(self.n_valid), 1.0)
-        return pd.DataFrame({
-            "class": torch.arange(self.num_classes).numpy(),
-            "class_name": self.class_names,
-            "ECE_class": ((cw[..., 1] - cw[..., 0]).abs().sum(-1) / n).numpy(),
-            "frequency": (cw[..., 1].sum(-1) / n).numpy(),
-            "mean_prob": (cw[..., 0].sum(-1) / n).numpy(),
-        })
+        cw, n = self.cw.double(), max(float(self.n_valid), 1.0)
+        return {
+            "class": torch.arange(self.num_classes, device=cw.device),
+            "class_name": tuple(self.class_names),
+            "ECE_class": (cw[..., 1] - cw[..., 0]).abs().sum(-1) / n,
+            "frequency": cw[..., 1].sum(-1) / n,
+            "mean_prob": cw[..., 0].sum(-1) / n,
+        }

@@ -11,6 +11,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from jmlkit._checks import check_choice, check_ignore_index, check_int
 from jmlkit.metrics.functional._common import _PRESENTS, Present
 from jmlkit.metrics.functional.segmentation import segmentation_scores, segmentation_stats
+from jmlkit.metrics.tables import to_python  # noqa: F401 (the docstring's example)
 
 __all__ = ["SegmentationMetrics"]
 
@@ -23,7 +24,8 @@ class SegmentationMetrics(Metric):
     ``target`` as integer class indices ``(B, *spatial)``. ``compute()`` returns the dict of
     :func:`jmlkit.metrics.functional.segmentation_scores`: ``Acc``, ``mAcc_D``, ``mIoU_D``,
     ``mIoU_I``, ``mIoU_C``, ``mDice_D``, ``mDice_I``, ``mDice_C``, ``mIoU_I_worst5``,
-    ``IoU_per_class``, ``Dice_per_class``, ``Acc_per_class``, ``n_images``, ``n_pixels``.
+    ``IoU_per_class``, ``Dice_per_class``, ``Acc_per_class``, ``n_images``, ``n_pixels``, all tensors (the forms of
+    :mod:`jmlkit.metrics.tables`: 0-d float64 figures, 0-d int64 counts, 1-d per-class vectors).
 
     ``mIoU_I`` averages, per image, the IoU of the classes present in that image's ground truth, then
     averages over images; ``mIoU_C`` averages, per class, its IoU over the images whose ground truth holds
@@ -53,8 +55,10 @@ class SegmentationMetrics(Metric):
         >>> m = SegmentationMetrics(num_classes=2)
         >>> m.update(torch.tensor([[[0, 1], [1, 1]]]), torch.tensor([[[0, 1], [0, 1]]]))
         >>> out = m.compute()
-        >>> out["Acc"], round(out["mIoU_D"], 4)
-        (0.75, 0.5833)
+        >>> out["Acc"], out["mIoU_D"]
+        (tensor(0.7500, dtype=torch.float64), tensor(0.5833, dtype=torch.float64))
+        >>> to_python(out)["mIoU_D"]
+        0.5833333333333333
     """
 
     is_differentiable = False
@@ -100,5 +104,5 @@ class SegmentationMetrics(Metric):
         out = segmentation_scores(self.confmat, per, present=self.present)
         if not self.per_image:
             for key in ("mIoU_I", "mDice_I", "mIoU_C", "mDice_C", "mIoU_I_worst5"):
-                out[key] = float("nan")
+                out[key] = torch.tensor(float("nan"), dtype=torch.float64, device=self.confmat.device)
         return out

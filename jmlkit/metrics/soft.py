@@ -25,10 +25,10 @@ Example:
     >>> import torch
     >>> y = torch.tensor([[[0.3, 1.0]], [[0.7, 0.0]]]).reshape(1, 2, 1, 2)   # (B, K, H, W)
     >>> m = soft_label_metrics(y, y)                                          # a perfect prediction
-    >>> m["L1"], m["soft_mIoU"], m["MAE_band"], m["slope_band"]
-    (0.0, 1.0, 0.0, 1.0)
+    >>> [m[k].item() for k in ("L1", "soft_mIoU", "MAE_band", "slope_band")]
+    [0.0, 1.0, 0.0, 1.0]
     >>> hard = torch.tensor([[[0.0, 1.0]], [[1.0, 0.0]]]).reshape(1, 2, 1, 2)
-    >>> round(soft_label_metrics(hard, y)["MAE_band"], 4), soft_label_metrics(hard, y)["extreme_band"]
+    >>> round(soft_label_metrics(hard, y)["MAE_band"].item(), 4), soft_label_metrics(hard, y)["extreme_band"].item()
     (0.3, 1.0)
 """
 from __future__ import annotations
@@ -36,12 +36,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
 from jmlkit._checks import check_int, check_real
+from jmlkit.metrics.functional._common import _columns, _scalar
 
 __all__ = ["SoftLabelStats", "soft_label_metrics"]
 
@@ -120,9 +120,10 @@ class SoftLabelStats(Metric):
         self.hist += torch.bincount(hb, minlength=self.hist_bins).double()
 
     def compute(self) -> dict[str, Any]:
-        """``L1, soft_mIoU, soft_mDice, MAE_band, extreme_band, slope_band, band_fraction`` (floats),
-        ``soft_IoU_per_class``, ``soft_Dice_per_class`` (lists), ``curve`` and ``band_hist`` (DataFrames)."""
-        nan = float("nan")
+        """``L1, soft_mIoU, soft_mDice, MAE_band, extreme_band, slope_band, band_fraction`` (0-d float64 tensors),
+        ``soft_IoU_per_class``, ``soft_Dice_per_class`` (1-d tensors), ``curve`` and ``band_hist`` (tables: dicts of
+        1-d column tensors), the forms of :mod:`jmlkit.metrics.tables`."""
+        nan, device = float("nan"), self.l1.device
         n = int(self.n_pixels)
         present = self.union > 0
         iou = torch.where(present, self.inter / self.union.clamp(min=1e-300), torch.full_like(self.inter, nan)).cpu()
@@ -141,14 +142,14 @@ class SoftLabelStats(Metric):
             mean_p = np.where(count > 0, c[:, 2].numpy() / count, np.nan)
             std_p = np.sqrt(np.clip(np.where(count > 0, c[:, 3].numpy() / count, np.nan) - mean_p**2, 0, None))
         edges = np.linspace(0, 1, self.n_bins + 1)
-        curve = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": count.astype(np.int64),
-                              "target": mean_y, "predicted": mean_p, "predicted_std": std_p})
+        curve = _columns(device, lower=edges[:-1], upper=edges[1:], count=count.astype(np.int64), target=mean_y,
+                         predicted=mean_p, predicted_std=std_p)
         h_edges = np.linspace(0, 1, self.hist_bins + 1)
         hist = self.hist.cpu().numpy()
-        band_hist = pd.DataFrame({"lower": h_edges[:-1], "upper": h_edges[1:], "count": hist.astype(np.int64),
-                                  "density": hist / (hist.sum() * (1 / self.hist_bins)) if hist.sum() > 0
-                                  else np.zeros_like(hist)})
-        return {
+        band_hist = _columns(device, lower=h_edges[:-1], upper=h_edges[1:], count=hist.astype(np.int64),
+                             density=hist / (hist.sum() * (1 / self.hist_bins)) if hist.sum() > 0
+                             else np.zeros_like(hist))
+        figures = {
             "L1": float(self.l1) / n if n else nan,
             "soft_mIoU": float(np.nanmean(iou.numpy())) if bool(present.any()) else nan,
             "soft_mDice": float(np.nanmean(dice.numpy())) if bool((denom > 0).any()) else nan,
@@ -156,11 +157,10 @@ class SoftLabelStats(Metric):
             "extreme_band": s_ext / nb if nb else nan,
             "slope_band": slope,
             "band_fraction": nb / (n * self.num_classes) if n else nan,
-            "soft_IoU_per_class": iou.tolist(),
-            "soft_Dice_per_class": dice.tolist(),
-            "curve": curve,
-            "band_hist": band_hist,
         }
+        return {**{k: _scalar(v, device) for k, v in figures.items()},
+                "soft_IoU_per_class": iou.to(device), "soft_Dice_per_class": dice.to(device),
+                "curve": curve, "band_hist": band_hist}
 
 
 def soft_label_metrics(probs: Tensor, soft: Tensor, mask: Tensor | None = None, **kwargs: Any) -> dict[str, Any]:

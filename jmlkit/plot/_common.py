@@ -11,6 +11,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from jmlkit.metrics.tables import as_table
+
 #: Display names of the recipe configurations (figure labels).
 from jmlkit.experiments.recipes import LABELS  # noqa: E402  (display names of the recipes' configurations)
 
@@ -59,7 +61,25 @@ def _reliability_frame(data: Any) -> tuple[pd.DataFrame, Optional[float]]:
             f"CalibrationMetrics.compute(), but got {type(data).__name__}."
         )
     ece = data.get("ECE_D") if isinstance(data, Mapping) and "reliability" in data else None
-    return reliability_table(data), ece
+    return reliability_table(data), None if ece is None else float(ece)
+
+
+def _is_table(data: Any) -> bool:
+    """Whether ``data`` is one table: a DataFrame, or a dict of columns (1-d tensors, arrays, lists, tuples)."""
+    return isinstance(data, pd.DataFrame) or (
+        isinstance(data, Mapping) and bool(data)
+        and all(isinstance(v, (torch.Tensor, np.ndarray, list, tuple)) for v in data.values()))
+
+
+def _frames(data: Any, what: str) -> dict[Any, pd.DataFrame]:
+    """``{label: DataFrame}`` of one table (label ``""``) or of a mapping ``{label: table}``; tables as
+    :func:`jmlkit.metrics.as_table` accepts them (a ``compute()`` table of tensors, a dict of lists, a DataFrame)."""
+    if _is_table(data):
+        return {"": as_table(data)}
+    if not isinstance(data, Mapping) or not data or not all(_is_table(v) for v in data.values()):
+        raise TypeError(f"Expected `{what}` to be a table (a DataFrame or a dict of columns) or a non-empty mapping "
+                        f"label -> table, but got {type(data).__name__}.")
+    return {label: as_table(table) for label, table in data.items()}
 
 
 def _reliability_bars(ax: Any, table: pd.DataFrame, *, linewidth: float, gap_label: Optional[str] = None) -> None:

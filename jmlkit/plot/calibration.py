@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._common import _label, _reliability_bars, _reliability_frame
+from ._common import _frames, _is_table, _label, _reliability_bars, _reliability_frame
 
 __all__ = [
     "reliability_diagram",
@@ -42,8 +42,8 @@ def reliability_diagram(
     number of pixels per bin (log scale by default). Empty bins are left blank.
 
     Args:
-        data: ``CalibrationMetrics.compute()`` dict or its ``"reliability"`` table (DataFrame, or the
-            dict-of-lists form stored in ``metrics.json``).
+        data: ``CalibrationMetrics.compute()`` dict or its ``"reliability"`` table (a dict of 1-d tensors as
+            ``compute()`` returns it, the dict-of-lists form stored in ``metrics.json``, or a DataFrame).
         title: figure title.
         log_counts: log scale for the counts.
         figsize: figure size in inches.
@@ -132,7 +132,7 @@ def plot_reliability_grid(
 
 
 def calibration_vs_boundary_distance(
-    data: Union[pd.DataFrame, Mapping[str, pd.DataFrame]],
+    data: Union[pd.DataFrame, Mapping[str, Any]],
     *,
     title: Optional[str] = None,
     figsize: tuple[float, float] = (8.5, 3.4),
@@ -141,7 +141,8 @@ def calibration_vs_boundary_distance(
 
     Args:
         data: the table of :func:`jmlkit.metrics.calibration_by_boundary_distance` /
-            :class:`jmlkit.metrics.BoundaryCalibration`, or ``{label: table}`` to compare runs.
+            :class:`jmlkit.metrics.BoundaryCalibration` (as ``compute()`` returns it, a dict of lists or a
+            DataFrame), or ``{label: table}`` to compare runs.
             The last row (``max_distance + 1``) gathers all farther pixels and is labelled ``>max``.
         title: figure title.
         figsize: figure size in inches.
@@ -155,9 +156,7 @@ def calibration_vs_boundary_distance(
         >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
         ('distance to boundary (px)', 'ECE')
     """
-    runs = {"": data} if isinstance(data, pd.DataFrame) else dict(data) if isinstance(data, Mapping) else None
-    if not runs or not all(isinstance(v, pd.DataFrame) for v in runs.values()):
-        raise TypeError("Expected `data` to be a per-distance DataFrame or a mapping of label -> DataFrame.")
+    runs = _frames(data, "data")
     for df in runs.values():
         need = {"distance", "count", "ECE", "accuracy", "confidence"}
         if not need <= set(df.columns):
@@ -275,7 +274,8 @@ def plot_soft_target_curves(curves: Mapping[str, pd.DataFrame], *, title: str | 
                             band: tuple[float, float] | None = (0.2, 0.8), figsize=(4.6, 4.2)) -> Figure:
     """Mean predicted probability (± one std, shaded) against the target probability, one line per
     run; the diagonal is "predicts the soft label exactly". ``curves``: ``{label: curve}`` with the columns
-    ``target``, ``predicted``, ``predicted_std`` and ``count`` (one row per bin of the target probability).
+    ``target``, ``predicted``, ``predicted_std`` and ``count`` (one row per bin of the target probability): the
+    ``curve`` of :class:`jmlkit.metrics.SoftLabelStats` as ``compute()`` returns it, a dict of lists or a DataFrame.
 
     Example:
         >>> c = pd.DataFrame({"target": [0.25, 0.75], "predicted": [0.3, 0.7], "predicted_std": [0.1, 0.1],
@@ -283,8 +283,9 @@ def plot_soft_target_curves(curves: Mapping[str, pd.DataFrame], *, title: str | 
         >>> plot_soft_target_curves({"a": c}).axes[0].get_xlabel()
         'target probability y (soft label)'
     """
-    if not isinstance(curves, Mapping) or not curves:
+    if not isinstance(curves, Mapping) or not curves or _is_table(curves):
         raise ValueError("Expected `curves` to be a non-empty mapping label -> curve DataFrame.")
+    curves = _frames(curves, "curves")
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
     if band is not None:
@@ -307,15 +308,17 @@ def plot_soft_target_curves(curves: Mapping[str, pd.DataFrame], *, title: str | 
 def plot_band_histograms(hists: Mapping[str, pd.DataFrame], *, title: str | None = None,
                          panel_size: tuple[float, float] = (3.0, 2.6)) -> Figure:
     """Histograms (densities) of the predicted probabilities at band entries, one panel per run; ``hists``:
-    ``{label: table}`` with the columns ``lower``, ``upper`` and ``density``.
+    ``{label: table}`` with the columns ``lower``, ``upper`` and ``density`` (the ``band_hist`` of
+    :class:`jmlkit.metrics.SoftLabelStats` as ``compute()`` returns it, a dict of lists or a DataFrame).
 
     Example:
         >>> h = pd.DataFrame({"lower": [0.0, 0.5], "upper": [0.5, 1.0], "density": [1.2, 0.8]})
         >>> len(plot_band_histograms({"a": h, "b": h}).axes)
         2
     """
-    if not isinstance(hists, Mapping) or not hists:
+    if not isinstance(hists, Mapping) or not hists or _is_table(hists):
         raise ValueError("Expected `hists` to be a non-empty mapping label -> band_hist DataFrame.")
+    hists = _frames(hists, "hists")
     n = len(hists)
     fig = Figure(figsize=(panel_size[0] * n, panel_size[1] + (0.4 if title else 0)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, n, sharey=True, squeeze=False)).ravel()

@@ -1,8 +1,9 @@
 """Constants, argument checks and tensor contracts shared by the functional metrics."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -91,3 +92,16 @@ def _check_probs_values(probs3: Tensor, valid: Tensor) -> None:
             f"Expected `probs` to sum to 1 over the class dimension (dim 1) within {SUM_ATOL}, "
             f"but found a pixel whose sum is off by {worst:.4g}. Pass from_logits=True for logits."
         )
+
+
+def _scalar(value: Any, device: Any = None, dtype: torch.dtype = torch.float64) -> Tensor:
+    """A 0-d tensor of ``value`` (a number or a 0-d tensor), ``float64`` unless told."""
+    if isinstance(value, Tensor):
+        return value.detach().to(device=device if device is not None else value.device, dtype=dtype).reshape(())
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
+def _columns(device: Any = None, **columns: Any) -> dict[str, Any]:
+    """A table: each numpy column as a tensor on ``device``; tuples (names) kept."""
+    return {name: col if isinstance(col, tuple) else torch.from_numpy(np.ascontiguousarray(col)).to(device)
+            for name, col in columns.items()}

@@ -6,14 +6,13 @@ import warnings
 from typing import Literal, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from jmlkit._checks import check_choice, check_ignore_index, check_int
 from jmlkit.metrics.functional._common import (
     DEFAULT_FINE_BINS, NLL_EPS, Region, SUM_ATOL, _NORMS, _check_probs_shape, _check_probs_values,
-    _check_region, _check_target,
+    _check_region, _check_target, _columns, _scalar,
 )
 from jmlkit.metrics.functional.regions import boundary_distance, region_mask
 
@@ -225,8 +224,9 @@ def _ace_from_fine(top: Tensor, n_bins: int) -> tuple[float, float]:
     return ace, bound
 
 
-def reliability_table(top: Tensor, n_bins: int) -> pd.DataFrame:
-    """Reliability-diagram table from a (fine, 3) or (n_bins, 3) top-label histogram.
+def reliability_table(top: Tensor, n_bins: int) -> dict[str, Tensor]:
+    """Reliability-diagram table from a (fine, 3) or (n_bins, 3) top-label histogram, as a dict of 1-d column
+    tensors on the device of ``top`` (:func:`jmlkit.metrics.as_table` makes it a DataFrame).
 
     Columns: ``bin``, ``lower``, ``upper``, ``count``, ``fraction``, ``confidence`` (mean),
     ``accuracy``, ``gap`` (= accuracy - confidence). Empty bins have ``count`` 0 and NaN
@@ -241,17 +241,16 @@ def reliability_table(top: Tensor, n_bins: int) -> pd.DataFrame:
         conf = np.where(c > 0, s_conf.numpy() / c, np.nan)
         acc = np.where(c > 0, s_acc.numpy() / c, np.nan)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pd.DataFrame(
-        {
-            "bin": np.arange(n_bins),
-            "lower": edges[:-1],
-            "upper": edges[1:],
-            "count": c.astype(np.int64),
-            "fraction": c / total if total > 0 else np.zeros(n_bins),
-            "confidence": conf,
-            "accuracy": acc,
-            "gap": acc - conf,
-        }
+    return _columns(
+        top.device,
+        bin=np.arange(n_bins, dtype=np.int64),
+        lower=edges[:-1],
+        upper=edges[1:],
+        count=c.astype(np.int64),
+        fraction=c / total if total > 0 else np.zeros(n_bins),
+        confidence=conf,
+        accuracy=acc,
+        gap=acc - conf,
     )
 
 
@@ -289,6 +288,9 @@ def calibration_scores(
     * ``Acc`` and ``Confidence``: top-label accuracy and mean confidence; ``n_pixels``.
     * ``reliability``: :func:`reliability_table`.
 
+    Returns a dict of tensors (the forms of :mod:`jmlkit.metrics.tables`): each figure a 0-d float64 tensor,
+    ``n_pixels`` and ``n_images`` 0-d int64, ``reliability`` a dict of 1-d column tensors.
+
     Edge cases: confidence 0 and 1 fall in the first and last bin; empty bins do not
     contribute (and are skipped by the max); an image with no valid pixel is left out of
     ``ECE_I``/``SCE_I``. Without any valid pixel all figures are NaN (with a ``UserWarning``).
@@ -296,33 +298,38 @@ def calibration_scores(
     n_bins = check_int("n_bins", n_bins, low=1)
     top = top.double()
     total = float(top[:, 0].sum())
-    nan = float("nan")
+    dev = top.device
+
+    def nan() -> Tensor:
+        return torch.tensor(float("nan"), dtype=torch.float64, device=dev)
+
     out: dict = {}
     if total == 0:
         warnings.warn("CalibrationMetrics: no valid pixel was seen; every figure is NaN.", UserWarning, stacklevel=2)
     coarse = top.view(n_bins, -1, 3).sum(1)
     ok = total > 0
-    out["ECE_D"] = float(_ece_from_hist(coarse, "l1")) if ok else nan
-    out["RMSCE_D"] = float(_ece_from_hist(coarse, "l2")) if ok else nan
-    out["MCE_D"] = float(_ece_from_hist(coarse, "max")) if ok else nan
-    out["ACE_D"], out["ACE_D_error_bound"] = _ace_from_fine(top, n_bins)
-    out["Acc"] = float(top[:, 2].sum() / total) if ok else nan
-    out["Confidence"] = float(top[:, 1].sum() / total) if ok else nan
+    out["ECE_D"] = _ece_from_hist(coarse, "l1") if ok else nan()
+    out["RMSCE_D"] = _ece_from_hist(coarse, "l2") if ok else nan()
+    out["MCE_D"] = _ece_from_hist(coarse, "max") if ok else nan()
+    out["ACE_D"], out["ACE_D_error_bound"] = (_scalar(v, dev) for v in _ace_from_fine(top, n_bins))
+    out["Acc"] = top[:, 2].sum() / total if ok else nan()
+    out["Confidence"] = top[:, 1].sum() / total if ok else nan()
     if classwise is not None:
         cw = classwise.double()
-        out["SCE_D"] = float((cw[..., 1] - cw[..., 0]).abs().sum(-1).mean() / total) if ok else nan
+        out["SCE_D"] = (cw[..., 1] - cw[..., 0]).abs().sum(-1).mean().to(dev) / total if ok else nan()
     if image is not None:
         image = image.double()
         good = image[:, 0] > 0
-        out["ECE_I"] = float(image[good, 1].mean()) if bool(good.any()) else nan
+        out["ECE_I"] = image[good, 1].mean().to(dev) if bool(good.any()) else nan()
         if classwise is not None:
-            out["SCE_I"] = float(image[good, 2].mean()) if bool(good.any()) else nan
-        out["n_images"] = int(good.sum())
+            out["SCE_I"] = image[good, 2].mean().to(dev) if bool(good.any()) else nan()
+        out["n_images"] = torch.tensor(int(good.sum()), dtype=torch.int64, device=dev)
     if scores is not None:
+        scores = scores.double()
         n = float(scores[0])
-        out["Brier"] = float(scores[1] / n) if n > 0 else nan
-        out["NLL"] = float(scores[2] / n) if n > 0 else nan
-    out["n_pixels"] = int(total)
+        out["Brier"] = (scores[1] / n).to(dev) if n > 0 else nan()
+        out["NLL"] = (scores[2] / n).to(dev) if n > 0 else nan()
+    out["n_pixels"] = torch.tensor(int(total), dtype=torch.int64, device=dev)
     out["reliability"] = reliability_table(top, n_bins)
     return out
 
@@ -346,7 +353,7 @@ def calibration_metrics(
         >>> probs = torch.tensor([[[0.9, 0.6], [0.1, 0.4]]])  # (B=1, C=2, 2 pixels)
         >>> target = torch.tensor([[0, 1]])
         >>> m = calibration_metrics(probs, target, 2, n_bins=10)
-        >>> round(m["ECE_D"], 4), round(m["Brier"], 4)
+        >>> round(m["ECE_D"].item(), 4), round(m["Brier"].item(), 4)
         (0.35, 0.37)
     """
     region, boundary_width = _check_region(region, boundary_width)
@@ -368,13 +375,13 @@ def top_label_calibration_error(
     ignore_index: Optional[int] = None,
     from_logits: bool = False,
     validate_args: bool = True,
-) -> float:
-    """Top-label ECE (``l1``), RMSCE (``l2``) or MCE (``max``) alone, as a float.
+) -> Tensor:
+    """Top-label ECE (``l1``), RMSCE (``l2``) or MCE (``max``) alone, as a 0-d float64 tensor.
 
     Example:
         >>> probs = torch.tensor([[[0.9, 0.6], [0.1, 0.4]]])
         >>> top_label_calibration_error(probs, torch.tensor([[0, 1]]), 2, n_bins=10)
-        0.35
+        tensor(0.3500, dtype=torch.float64)
     """
     norm = check_choice("norm", norm, _NORMS)
     st = calibration_stats(
@@ -382,8 +389,8 @@ def top_label_calibration_error(
         from_logits=from_logits, classwise=False, scores=False, per_image=False, validate_args=validate_args,
     )
     if float(st["top"][:, 0].sum()) == 0:
-        return float("nan")
-    return float(_ece_from_hist(st["top"], norm))
+        return torch.tensor(float("nan"), dtype=torch.float64, device=st["top"].device)
+    return _ece_from_hist(st["top"].double(), norm)
 
 
 def boundary_distance_stats(
@@ -412,8 +419,9 @@ def boundary_distance_stats(
     return _top_label_hist(conf, correct, valid, dist, max_distance + 1, n_bins)
 
 
-def boundary_distance_table(hist: Tensor) -> pd.DataFrame:
-    """Per-distance calibration table from :func:`boundary_distance_stats` (summed over batches).
+def boundary_distance_table(hist: Tensor) -> dict[str, Tensor]:
+    """Per-distance calibration table from :func:`boundary_distance_stats` (summed over batches), as a dict of 1-d
+    column tensors on the device of ``hist`` (:func:`jmlkit.metrics.as_table` makes it a DataFrame).
 
     Columns: ``distance`` (1 .. max_distance, and max_distance + 1 = farther), ``count``,
     ``accuracy``, ``confidence``, ``ECE`` (L1, equal-width bins). Distances with no pixel
@@ -426,10 +434,8 @@ def boundary_distance_table(hist: Tensor) -> pd.DataFrame:
         acc = np.where(c > 0, h[:, :, 2].sum(1).numpy() / c, np.nan)
         conf = np.where(c > 0, h[:, :, 1].sum(1).numpy() / c, np.nan)
         ece = np.where(c > 0, _ece_from_hist(h).numpy(), np.nan)
-    return pd.DataFrame(
-        {"distance": np.arange(1, h.shape[0] + 1), "count": c.astype(np.int64), "accuracy": acc,
-         "confidence": conf, "ECE": ece}
-    )
+    return _columns(hist.device, distance=np.arange(1, h.shape[0] + 1, dtype=np.int64), count=c.astype(np.int64),
+                    accuracy=acc, confidence=conf, ECE=ece)
 
 
 def calibration_by_boundary_distance(
@@ -442,7 +448,7 @@ def calibration_by_boundary_distance(
     ignore_index: Optional[int] = None,
     from_logits: bool = False,
     validate_args: bool = True,
-) -> pd.DataFrame:
+) -> dict[str, Tensor]:
     """Top-label calibration as a function of the distance to the nearest label change.
 
     Distances are Chebyshev distances (:func:`boundary_distance`), capped at

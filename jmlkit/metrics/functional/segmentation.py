@@ -151,9 +151,10 @@ def segmentation_stats(
     return confmat, per_image
 
 
-def _nanmean(x: Tensor) -> float:
-    x = x[~torch.isnan(x)]
-    return float(x.mean()) if x.numel() else float("nan")
+def _nanmean(x: Tensor) -> Tensor:
+    """The mean of the non-NaN entries as a 0-d float64 tensor (NaN when there is none)."""
+    x = x[~torch.isnan(x)].double()
+    return x.mean() if x.numel() else torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
 
 
 def segmentation_scores(
@@ -192,6 +193,9 @@ def segmentation_scores(
     * ``"union"``: the classes of the ground truth or the prediction (stricter): such a false-positive
       class counts with IoU (and Dice) 0 in the image's mean and in that class's mean over images.
 
+    Returns a dict of tensors (the forms of :mod:`jmlkit.metrics.tables`): each figure a 0-d float64 tensor,
+    ``n_images`` and ``n_pixels`` 0-d int64, ``IoU_per_class``/``Dice_per_class``/``Acc_per_class`` 1-d float32.
+
     ``_D`` figures, ``Acc`` and the per-class vectors do not depend on ``present``. See the module
     docstring for the formulas and the reference code's binary (``C = 2``) special case, not reproduced here.
 
@@ -210,7 +214,9 @@ def segmentation_scores(
         >>> cm, per = segmentation_stats(torch.tensor([[0, 1, 1, 1]]), torch.tensor([[0, 1, 0, 1]]), 2)
         >>> s = segmentation_scores(cm, per)
         >>> s["Acc"], s["mIoU_D"], s["mDice_D"]
-        (0.75, 0.58333..., 0.73333...)
+        (tensor(0.7500, dtype=torch.float64), tensor(0.5833, dtype=torch.float64), tensor(0.7333, dtype=torch.float64))
+        >>> s["n_pixels"], s["IoU_per_class"]
+        (tensor(4), tensor([0.5000, 0.6667]))
     """
     present = check_choice("present", present, _PRESENTS)
     worst_fraction = check_real("worst_fraction", worst_fraction, low=0.0, high=1.0, low_open=True)
@@ -226,7 +232,7 @@ def segmentation_scores(
     out: dict = {}
     if total == 0:
         warnings.warn("SegmentationMetrics: no valid pixel was seen; every figure is NaN.", UserWarning, stacklevel=2)
-    out["Acc"] = float(tp.sum() / total) if total > 0 else float("nan")
+    out["Acc"] = tp.sum() / total if total > 0 else nan.clone()
     out["mAcc_D"] = _nanmean(acc_c)
     out["mIoU_D"] = _nanmean(iou_c)
     out["mDice_D"] = _nanmean(dice_c)
@@ -245,16 +251,16 @@ def segmentation_scores(
     out["mDice_I"] = _nanmean(img_dice)
     i_iou_c = i_iou.masked_fill(~img_ok.unsqueeze(1), float("nan"))
     i_dice_c = i_dice.masked_fill(~img_ok.unsqueeze(1), float("nan"))
-    out["mIoU_C"] = _nanmean(torch.nanmean(i_iou_c, 0)) if i_iou_c.numel() else float("nan")
-    out["mDice_C"] = _nanmean(torch.nanmean(i_dice_c, 0)) if i_dice_c.numel() else float("nan")
+    out["mIoU_C"] = _nanmean(torch.nanmean(i_iou_c, 0)) if i_iou_c.numel() else nan.clone()
+    out["mDice_C"] = _nanmean(torch.nanmean(i_dice_c, 0)) if i_dice_c.numel() else nan.clone()
     vals = img_iou[img_ok]
     if vals.numel():
         k = max(1, math.ceil(worst_fraction * vals.numel()))
-        out["mIoU_I_worst5"] = float(torch.sort(vals).values[:k].mean())
+        out["mIoU_I_worst5"] = torch.sort(vals).values[:k].mean()
     else:
-        out["mIoU_I_worst5"] = float("nan")
-    out["n_images"] = int(img_ok.sum())
-    out["n_pixels"] = int(total)
+        out["mIoU_I_worst5"] = nan.clone()
+    out["n_images"] = img_ok.sum().to(torch.int64)
+    out["n_pixels"] = torch.tensor(int(total), dtype=torch.int64, device=cm.device)
     out["IoU_per_class"] = iou_c.float()
     out["Dice_per_class"] = dice_c.float()
     out["Acc_per_class"] = acc_c.float()
@@ -278,8 +284,8 @@ def segmentation_metrics(
     Example:
         >>> preds = torch.tensor([[[0, 1], [1, 1]]])
         >>> target = torch.tensor([[[0, 1], [0, 1]]])
-        >>> round(segmentation_metrics(preds, target, 2)["mIoU_I"], 4)
-        0.5833
+        >>> segmentation_metrics(preds, target, 2)["mIoU_I"].item()
+        0.5833333333333333
     """
     cm, per = segmentation_stats(preds, target, num_classes, ignore_index=ignore_index, validate_args=validate_args)
     return segmentation_scores(cm, per, present=present)
