@@ -5,7 +5,7 @@
 Example:
     >>> import torch
     >>> y = torch.tensor([[[0.3, 1.0]], [[0.7, 0.0]]]).reshape(1, 2, 1, 2)
-    >>> soft_label_metrics(y, y)["L1"]
+    >>> soft_label_metrics(y, y)["L1"].item()
     0.0
 """
 from jmlkit.metrics.soft import SoftLabelStats, soft_label_metrics
