@@ -36,7 +36,7 @@ import torch
 from jmlkit._checks import check_choice, check_int
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.data import base_dataset, evaluation_data
-from jmlkit.experiments.results import as_frame, complete_evaluations, run_result
+from jmlkit.experiments.results import complete_evaluations, run_result
 from jmlkit.experiments.runs import _check_runs, run_metrics
 from jmlkit.layout import CONFIG_FILE
 from jmlkit.metrics.tables import as_table
@@ -291,10 +291,10 @@ def evaluate_run(
     for name in wanted:
         value = result.evaluations.get(name)
         if name == "soft":
-            out[name] = None if value is None else {k: as_frame(v) if isinstance(v, Mapping) else
+            out[name] = None if value is None else {k: as_table(v) if isinstance(v, Mapping) else
                                                     (float("nan") if v is None else v) for k, v in value.items()}
         else:
-            out[name] = as_frame(value)
+            out[name] = as_table(value)
     return out
 
 

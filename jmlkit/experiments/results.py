@@ -48,11 +48,12 @@ from torch import nn
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.evaluation import check_evaluators, describe_evaluator, evaluation_pass
 from jmlkit.io import write_json
+from jmlkit.metrics.tables import as_table
 from jmlkit.layout import (CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, parse_run_folder_name,
                            require_complete)
 
 __all__ = ["RunResult", "remember", "read_run", "run_result", "run_results", "first_results", "results_table",
-           "complete_evaluations", "scalar_metrics", "as_frame"]
+           "complete_evaluations", "scalar_metrics"]
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -70,21 +71,6 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         elif value is None:
             out[key] = float("nan")
     return out
-
-
-def as_frame(table: Any) -> pd.DataFrame:
-    """A table as stored (a dict of lists, ``None`` for NaN) as a DataFrame; numeric columns stay numeric.
-
-    >>> as_frame({"distance": [1, 2], "ECE": [None, 0.5], "x": [None, None]}).dtypes.astype(str).tolist()
-    ['int64', 'float64', 'float64']
-    """
-    frame = pd.DataFrame(table).copy() if not isinstance(table, pd.DataFrame) else table.copy()
-    for column in frame.columns:
-        values = frame[column]
-        if values.dtype == object and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                                          for v in values):
-            frame[column] = values.astype(float)
-    return frame
 
 
 @dataclass(eq=False)
@@ -130,14 +116,14 @@ class RunResult:
         """The reliability table of ``metrics`` (one row per confidence bin)."""
         if not self.metrics.get("reliability"):
             raise ValueError(f"Expected metrics with a 'reliability' table, but the run {str(self.run_dir)!r} has none.")
-        return as_frame(self.metrics["reliability"])
+        return as_table(self.metrics["reliability"])
 
     def table(self, name: str) -> pd.DataFrame:
         """The value of the evaluator ``name`` (a table) as a DataFrame; a ``KeyError`` naming the ones there are."""
         if name not in self.evaluations:
             raise KeyError(f"Expected an evaluator among {sorted(self.evaluations)}, but got {name!r} "
                            f"(pass it in `evaluators` of run_configs).")
-        return as_frame(self.evaluations[name])
+        return as_table(self.evaluations[name])
 
     def evaluation(self, name: str, spec: Any = None) -> Any:
         """The stored value of the evaluator ``name`` (``spec``: only if that evaluator computed it), else ``None``."""

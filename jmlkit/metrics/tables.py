@@ -52,7 +52,7 @@ def as_table(table: Any) -> pd.DataFrame:
     ['int64', 'float64']
     """
     if isinstance(table, pd.DataFrame):
-        return table.copy()
+        return _numeric_columns(table.copy())
     if not isinstance(table, Mapping):
         raise TypeError(f"Expected `table` to be a dict of columns or a DataFrame, but got {type(table).__name__}.")
     columns: dict[str, Any] = {}
@@ -68,7 +68,11 @@ def as_table(table: Any) -> pd.DataFrame:
     lengths = {name: len(column) for name, column in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"Expected the columns of `table` to have one length, but got {lengths}.")
-    frame = pd.DataFrame(columns)
+    return _numeric_columns(pd.DataFrame(columns))
+
+
+def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each object column of numbers and ``None`` (NaN as stored in JSON) made a float column."""
     for name in frame.columns:
         values = frame[name]
         if values.dtype == object and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
