@@ -153,7 +153,7 @@ def epsilon_sweep(configs: Mapping[str, TrainConfig], epsilons: Sequence[float],
 # ============================================================================ 02: label smoothing
 
 
-#: The paper's label smoothing (PAPER.md, ``configs/labels/ls.yaml``): boundary only, ε = 0.5, a 3×3 window.
+#: The paper's label smoothing (docs/paper.md, ``configs/labels/ls.yaml``): boundary only, ε = 0.5, a 3×3 window.
 PAPER_SMOOTHING: dict[str, Any] = dict(labels="ls", smoothing="boundary", epsilon=0.5, boundary_kernel=3)
 #: The paper's soft-label recipe: 0.25 CE (= KL at T = 1 up to a constant) + 0.75 JML (batch pooling, all classes
 #: for soft targets, smooth 1: the loss defaults) on boundary-smoothed labels.
