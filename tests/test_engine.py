@@ -348,8 +348,10 @@ def test_semi_supervised_objective_is_the_labelled_objective_before_its_warmup()
     cfg = TrainConfig(labels="ssl", ssl_warmup=0.5)
     objective = build_objective(_context(cfg, loss, model=_net(), generator=torch.Generator(), total_steps=10))
     objective.unlabeled = None  # never touched before step 5
-    _, terms = objective(_net(), batch, 4)
-    assert len(loss.calls) == 1 and terms == {}
+    value, terms = objective(_net(), batch, 4)
+    assert len(loss.calls) == 1 and set(terms) == set(objective.terms)
+    assert terms["sup_loss"] == pytest.approx(value.item())  # the labelled loss is logged; the unlabelled terms are missing
+    assert math.isnan(terms["unsup_loss"]) and math.isnan(terms["mask_ratio"])
 
 
 def test_a_new_label_mode_is_one_registered_class():

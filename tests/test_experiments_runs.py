@@ -242,6 +242,13 @@ def test_train_teacher_and_labeled_fraction_sweep(finished, tiny):
     selection = pd.read_csv(out / "teacher_selection.csv")
     assert selection["run"].tolist() == ["teacher__seed0", "teacher__seed1"]
     assert run_dir == folder(out, "teacher", int(selection.loc[selection["kept"], "seed"].item()), configs["ce"]).resolve()
+    # table=True: one row per teacher seed, with its test metrics, validation score and the kept flag
+    kept, kept_metrics, table = ex.train_teacher(configs["ce"], output_dir=out, seeds=[0, 1], verbose=False, table=True)
+    assert kept == run_dir and kept_metrics == ex.run_metrics(run_dir)
+    assert table["config"].tolist() == ["teacher", "teacher"] and table["seed"].tolist() == [0, 1]
+    assert table["kept"].tolist() == selection["kept"].tolist()
+    assert table["mIoU_D_val"].tolist() == pytest.approx(selection["mIoU_D_val"].tolist())
+    assert table.loc[table["kept"], "mIoU_D"].item() == pytest.approx(kept_metrics["mIoU_D"])
     swept = ex.labeled_fraction_sweep({"lo": tiny.replace(loss="ce")}, [0.5], seeds=0, output_dir=out, verbose=False)
     assert swept[["config", "method", "fraction"]].values.tolist() == [["lo_f0.5", "lo", 0.5]]
     assert json.loads((Path(swept["run_dir"].item()) / "config.json").read_text())["labeled_fraction"] == 0.5

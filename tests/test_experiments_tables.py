@@ -251,7 +251,7 @@ def test_distillation_findings_full_text():
 * **Setting**: quick profile; teacher `small` (40 epochs, CE+JML with boundary
   label smoothing ε = 0.5, the paper's teacher recipe; random weights; the paper's start from ImageNet encoders), students `student`
   (20 epochs; random weights; the paper's start from ImageNet encoders), T = 1.0, seeds [0].
-* **Teacher**: mIoU_D 70.0%, ECE_D 1.5%; it is
+* **Teacher**: mIoU_D 70.0%, ECE_D 1.5%;
   10.0 points above the hard-label student in mIoU_D.
 * **The paper's JML-KD**: JML-KD (the paper's) has a higher mIoU_D than hard labels, CE (65.0 vs 60.0); \
 JML-KD (the paper's) has a higher mIoU_D than KL distillation (CE + KL) (65.0 vs 62.0).
@@ -269,40 +269,101 @@ def test_distillation_findings_winner_and_teacher_below():
                                     seeds=[0, 1, 2], teacher=_teacher(epsilon=0.5, epochs=30, model="teacher"),
                                     student=SimpleNamespace(model="student", epochs=15), temperature=2.0,
                                     teacher_epsilon=0)
-    assert "label smoothing ε = 0, the paper's" in text  # the notebook's parameter, not the config's float
+    assert "label smoothing ε = 0, ours: the paper's teacher uses ε = 0.5" in text  # the notebook's parameter, not the config's
     assert "10.0 points below the hard-label student in mIoU_D.\n" in text
     assert "The best student by mIoU_D is hard labels, CE." in text and "not measurable" not in text
 
 
 # --------------------------------------------------------------------------- 04: semi-supervised
-def ssl_summary(values, fractions=(0.25, 0.5)):
-    rows = [{"method": m, "fraction": f, "seed": 0, "mIoU_D": v[i], "ECE_D": 0.1 + 0.01 * i,
-             "epoch_time_s": {"labeled_only": 1.0, "pseudo_hard_ce": 1.5, "pseudo_soft_jml": 2.0}[m]}
-            for m, v in values.items() for i, f in enumerate(fractions)]
-    return ex.summarize(pd.DataFrame(rows), ["mIoU_D", "ECE_D", "epoch_time_s"], by=["method", "fraction"])
+SSL_TIMES = {"labeled_only": 1.0, "pseudo_hard_ce": 1.5, "pseudo_soft_ce": 1.5, "pseudo_hard_jml": 2.0, "pseudo_soft_jml": 2.0}
 
 
-def test_ssl_findings_full_text_and_ties():
-    summary = ssl_summary({"labeled_only": (0.50, 0.70), "pseudo_hard_ce": (0.55, 0.70), "pseudo_soft_jml": (0.60, 0.6504)})
-    text = ex.ssl_findings(summary, [0.25, 0.5], profile="quick", seeds=[0], config=SimpleNamespace(model="small", epochs=20))
+def ssl_runs(values, fractions=(0.25, 0.5), seeds=(0,), jitter=None):
+    """One row per method, fraction and seed: ``values[method][i]`` at ``fractions[i]``, plus ``jitter[seed]``."""
+    jitter = jitter or {s: 0.0 for s in seeds}
+    return pd.DataFrame([{"method": m, "fraction": f, "seed": s, "mIoU_D": v[i] + jitter[s], "ECE_D": 0.1 + 0.01 * i,
+                          "epoch_time_s": SSL_TIMES[m]}
+                         for m, v in values.items() for i, f in enumerate(fractions) for s in seeds])
+
+
+def ssl_summary(runs):
+    return ex.summarize(runs, ["mIoU_D", "ECE_D", "epoch_time_s"], by=["method", "fraction"])
+
+
+def test_ssl_findings_one_seed_full_text_and_ties():
+    runs = ssl_runs({"labeled_only": (0.50, 0.70), "pseudo_hard_ce": (0.55, 0.70), "pseudo_soft_ce": (0.56, 0.69),
+                     "pseudo_hard_jml": (0.57, 0.68), "pseudo_soft_jml": (0.60, 0.6504)})
+    text = ex.ssl_findings(ssl_summary(runs), [0.25, 0.5], profile="quick", seeds=[0],
+                           config=SimpleNamespace(model="small", epochs=20), runs=runs)
     assert text == """\
 * **Setting**: quick profile, model `small`, 20 epochs, seeds [0].
-* **Fraction 0.25**: mIoU_D 50.0% labelled only, 55.0% with hard pseudo-labels (+5.0), 60.0% with soft pseudo-labels and JML (+10.0); best: soft pseudo-labels. ECE_D 10.0%, 10.0%, 10.0%.
-* **Fraction 0.5**: mIoU_D 70.0% labelled only, 70.0% with hard pseudo-labels (+0.0), 65.0% with soft pseudo-labels and JML (-5.0); best: a tie between labelled only and hard pseudo-labels. ECE_D 11.0%, 11.0%, 11.0%.
-* **Self-training helped** (in mIoU_D) at fraction(s) 0.25.
-* **Cost**: a semi-supervised training epoch took 2.0× the time of a labelled-only one (2.00 s vs 1.00 s, same number of steps)."""
+* **Fraction 0.25**: mIoU_D labelled only 50.0%, hard + CE 55.0%, soft + CE 56.0%, hard + CE+JML 57.0%, soft + CE+JML 60.0%; highest: soft + CE+JML. ECE_D in the same order 10.0%, 10.0%, 10.0%, 10.0%, 10.0%.
+  * **One seed: no difference is measurable.** The single-run differences, in mIoU_D points: soft + CE+JML vs hard + CE +5.0; soft vs hard pseudo-labels +1.0 with CE, +3.0 with CE+JML; CE+JML vs CE +2.0 on hard pseudo-labels, +4.0 on soft pseudo-labels; pseudo-labels vs labelled only +5.0 hard + CE, +6.0 soft + CE, +7.0 hard + CE+JML, +10.0 soft + CE+JML.
+* **Fraction 0.5**: mIoU_D labelled only 70.0%, hard + CE 70.0%, soft + CE 69.0%, hard + CE+JML 68.0%, soft + CE+JML 65.0%; highest: a tie between labelled only and hard + CE. ECE_D in the same order 11.0%, 11.0%, 11.0%, 11.0%, 11.0%.
+  * **One seed: no difference is measurable.** The single-run differences, in mIoU_D points: soft + CE+JML vs hard + CE -5.0; soft vs hard pseudo-labels -1.0 with CE, -3.0 with CE+JML; CE+JML vs CE -2.0 on hard pseudo-labels, -4.0 on soft pseudo-labels; pseudo-labels vs labelled only +0.0 hard + CE, -1.0 soft + CE, -2.0 hard + CE+JML, -5.0 soft + CE+JML.
+* **Self-training** (one seed, not measurable): the best pseudo-label run was above the labelled-only run at fraction(s) 0.25.
+* **Cost**: a semi-supervised training epoch took 1.8× the time of a labelled-only one (1.75 s vs 1.00 s, same number of steps; the mean of the four pseudo-label methods)."""
+    # without the runs table: the same single-run differences, from the summary
+    assert ex.ssl_findings(ssl_summary(runs), [0.25, 0.5], profile="quick", seeds=[0],
+                           config=SimpleNamespace(model="small", epochs=20)) == text
 
 
-def test_ssl_findings_did_not_help_and_headline():
-    summary = ssl_summary({"labeled_only": (0.6, 0.7), "pseudo_hard_ce": (0.5, 0.6), "pseudo_soft_jml": (0.6, 0.5)})
+def test_ssl_findings_pairs_each_factor_by_seed():
+    """Three seeds: every comparison is Δ [95% interval] paired by seed, with the scipy interval and its verdict."""
+    from scipy import stats
+
+    values = {"labeled_only": (0.50,), "pseudo_hard_ce": (0.52,), "pseudo_soft_ce": (0.52,), "pseudo_hard_jml": (0.56,),
+              "pseudo_soft_jml": (0.60,)}
+    runs = ssl_runs(values, fractions=(0.125,), seeds=(0, 1, 2), jitter={0: 0.0, 1: 0.02, 2: 0.05})
+    noise = {("pseudo_soft_ce", 1): 0.006, ("pseudo_soft_ce", 2): -0.002, ("pseudo_soft_jml", 1): 0.003,
+             ("pseudo_hard_jml", 2): 0.002, ("labeled_only", 1): -0.001}
+    runs["mIoU_D"] += [noise.get((m, s), 0.0) for m, s in zip(runs.method, runs.seed)]
+    text = ex.ssl_findings(ssl_summary(runs), [0.125], profile="full", seeds=[0, 1, 2],
+                           config=SimpleNamespace(model="small", epochs=30), runs=runs)
+
+    def expected(a, b):
+        va = runs[runs.method == a].sort_values("seed").mIoU_D.to_numpy()
+        vb = runs[runs.method == b].sort_values("seed").mIoU_D.to_numpy()
+        ci = stats.ttest_rel(va, vb).confidence_interval(0.95)
+        verdict = "gain" if ci.low > 0 else "loss" if ci.high < 0 else "no measurable difference"
+        num = lambda x, signed: (f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}").replace("-", "\u2212")  # noqa: E731
+        return f"{num(np.mean(va - vb), True)} [{num(ci.low, False)}, {num(ci.high, False)}] points (3 seeds): {verdict}"
+
+    lines = text.splitlines()
+    assert lines[2] == ("  * **Soft + CE+JML vs hard + CE** (both factors at once, the paper's question): Δ mIoU_D "
+                        + expected("pseudo_soft_jml", "pseudo_hard_ce") + ".")
+    assert lines[3] == ("  * **Soft vs hard pseudo-labels** (factor 1, the loss held): Δ mIoU_D with CE "
+                        + expected("pseudo_soft_ce", "pseudo_hard_ce") + "; with CE+JML "
+                        + expected("pseudo_soft_jml", "pseudo_hard_jml") + ".")
+    assert lines[4] == ("  * **CE+JML vs CE** (factor 2, the pseudo-labels held): Δ mIoU_D on hard pseudo-labels "
+                        + expected("pseudo_hard_jml", "pseudo_hard_ce") + "; on soft pseudo-labels "
+                        + expected("pseudo_soft_jml", "pseudo_soft_ce") + ".")
+    assert lines[5].startswith("  * **Pseudo-labels vs labelled only**: Δ mIoU_D hard + CE "
+                               + expected("pseudo_hard_ce", "labeled_only"))
+    # soft vs hard with CE is noise around 0, the JML's effects clear gains
+    assert expected("pseudo_soft_ce", "pseudo_hard_ce").endswith("no measurable difference")
+    assert expected("pseudo_soft_jml", "pseudo_soft_ce").endswith(": gain")
+    assert lines[6] == "* **Self-training helped** (a gain over labelled only, paired by seed) at fraction(s) 0.125."
+    assert "not measurable" not in text
+
+
+def test_ssl_findings_did_not_help_missing_methods_and_headline():
+    values = {"labeled_only": (0.6, 0.7), "pseudo_hard_ce": (0.5, 0.6), "pseudo_soft_ce": (0.5, 0.6),
+              "pseudo_hard_jml": (0.5, 0.6), "pseudo_soft_jml": (0.6, 0.5)}
+    summary = ssl_summary(ssl_runs(values))
     text = ex.ssl_findings(summary, [0.25, 0.5], profile="smoke", seeds=[0], config=SimpleNamespace(model="tiny", epochs=1))
-    assert "* **Here self-training did not help** at any fraction." in text
-    assert "best: a tie between labelled only and soft pseudo-labels." in text
-    heads = ex.ssl_headline(summary, ["labeled_only", "pseudo_soft_jml"], [0.25, 0.5])
-    assert heads == {"mIoU_D.labeled_only_f0.25": 0.6, "ECE_D.labeled_only_f0.25": 0.1,
-                     "mIoU_D.labeled_only_f0.5": 0.7, "ECE_D.labeled_only_f0.5": pytest.approx(0.11),
-                     "mIoU_D.pseudo_soft_jml_f0.25": 0.6, "ECE_D.pseudo_soft_jml_f0.25": 0.1,
-                     "mIoU_D.pseudo_soft_jml_f0.5": 0.5, "ECE_D.pseudo_soft_jml_f0.5": pytest.approx(0.11)}
+    assert "* **Here self-training did not help** at any fraction (one seed, not measurable)." in text
+    assert "highest: a tie between labelled only and soft + CE+JML." in text
+    paired = ssl_runs(values, seeds=(0, 1, 2), jitter={0: 0.0, 1: 0.01, 2: 0.03})
+    assert "* **Self-training did not measurably help** at any fraction" in ex.ssl_findings(
+        ssl_summary(paired), [0.25, 0.5], profile="full", seeds=[0, 1, 2], config=SimpleNamespace(model="t", epochs=1),
+        runs=paired)
+    with pytest.raises(ValueError, match=r"lacks \(method, fraction\) \[\('pseudo_soft_ce', 0.25\)"):
+        ex.ssl_findings(summary[summary.method != "pseudo_soft_ce"], [0.25], profile="smoke", seeds=[0],
+                        config=SimpleNamespace(model="tiny", epochs=1))
+    heads = ex.ssl_headline(summary, list(values), [0.25, 0.5])
+    assert len(heads) == 5 * 2 * 2
+    assert heads["mIoU_D.pseudo_soft_ce_f0.25"] == 0.5 and heads["ECE_D.pseudo_hard_jml_f0.5"] == pytest.approx(0.11)
 
 
 # --------------------------------------------------------------------------- 05: soft labels
@@ -381,3 +442,34 @@ def test_calibration_findings_not_concentrated_and_the_other_tables():
     assert ex.skipped_note(pd.DataFrame(columns=["notebook", "config", "seed"])) == ""
     skipped = pd.DataFrame({"notebook": ["02_ls"], "config": ["a"], "seed": [1]})
     assert ex.skipped_note(skipped) == "*Left out below (1 runs whose model could not be rebuilt):* `02_ls a seed 1`"
+
+
+# --------------------------------------------------------------------------- 02: the over-confident regime
+def _over_runs(conf_ce, acc_ce, conf_ls, acc_ls, miou=0.75):
+    seeds = range(5)
+    jitter = [0.0, 0.004, -0.003, 0.002, -0.001]
+    rows = [{"regime": "overconfident", "config": "ce_hard", "seed": k, "Confidence": conf_ce + jitter[k],
+             "Acc": acc_ce, "mIoU_D": miou + jitter[k], "ECE_D": conf_ce - acc_ce + jitter[k]} for k in seeds]
+    rows += [{"regime": "overconfident", "config": "jml_bls", "seed": k, "Confidence": conf_ls - jitter[k],
+              "Acc": acc_ls, "mIoU_D": miou - 0.01 + jitter[k], "ECE_D": abs(conf_ls - acc_ls) + 0.005} for k in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_confidence_gaps_call_over_under_and_no_gap_from_the_interval():
+    gaps = ex.confidence_gaps(_over_runs(0.95, 0.91, 0.88, 0.92)).set_index("config")
+    assert gaps.loc["ce_hard", "verdict"] == "over-confident" and gaps.loc["ce_hard", "n"] == 5
+    assert gaps.loc["ce_hard", "delta"] == pytest.approx(0.04 + sum([0.0, 0.004, -0.003, 0.002, -0.001]) / 5)
+    assert gaps.loc["jml_bls", "verdict"] == "under-confident"
+    tied = ex.confidence_gaps(_over_runs(0.91, 0.91, 0.92, 0.92)).set_index("config")
+    assert tied.loc["ce_hard", "verdict"] == "no measurable gap"
+
+
+def test_overconfidence_findings_check_the_regime_before_reporting():
+    text = ex.overconfidence_findings(_over_runs(0.95, 0.91, 0.92, 0.92))
+    assert "over-confident, as the regime was chosen to be" in text
+    assert "ΔECE_D" in text and "ΔmIoU_D" in text and "(5 seeds)" in text
+    weak = ex.overconfidence_findings(_over_runs(0.95, 0.91, 0.92, 0.92, miou=0.5))
+    assert "the regime's condition fails" in weak and "mIoU_D ≥ 70%" in weak
+    calibrated = ex.overconfidence_findings(_over_runs(0.915, 0.91, 0.92, 0.92))
+    assert "the regime's condition fails" in calibrated
+    assert "did not run" in ex.overconfidence_findings(_over_runs(0.95, 0.91, 0.92, 0.92), baseline="ce_ls")

@@ -62,7 +62,8 @@ def test_the_package_exports_every_figure_flat():
     functions = {n for n in plot.__all__ if inspect.isfunction(getattr(plot, n))}
     assert {"reliability_diagram", "per_class_iou", "segmentation_panel", "calibration_vs_boundary_distance",
             "plot_reliability_grid", "plot_tradeoff", "plot_soft_target_curves", "plot_band_histograms",
-            "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "target_panel",
+            "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "sweep_or_bar_chart",
+            "target_panel",
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
             "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war", "smoothing_explorer",
             "reliability_comparison", "reliability_explorer", "seconds_per_update"} == functions

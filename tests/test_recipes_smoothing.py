@@ -23,7 +23,7 @@ def changed(a: TrainConfig, b: TrainConfig) -> dict:
 
 def test_the_comparison_runs_the_papers_recipe_first(base):
     cfgs = R.smoothing_configs(base)
-    assert list(cfgs) == ["jml_bls", "ce_hard", "ce_ls", "ce_bls", "sjl_bls", "jml_ls"]
+    assert list(cfgs) == ["jml_bls", "ce_hard", "ce_ls", "ce_bls", "sjl_bls", "jml_ls", "lovasz_hard", "dml_bls"]
     recipe = cfgs["jml_bls"]
     assert (recipe.labels, recipe.smoothing, recipe.epsilon, recipe.boundary_kernel, recipe.loss, recipe.loss_kwargs) == (
         "ls", "boundary", 0.5, 3, "ce+jml", {})
@@ -52,6 +52,8 @@ def test_the_papers_smoothing_does_not_follow_the_base(base):
 
 @pytest.mark.parametrize("name, other, fields", [
     ("ce_bls", "jml_bls", {"loss"}),
+    ("dml_bls", "jml_bls", {"loss"}),          # the Dice semimetric loss on the paper's smoothing
+    ("lovasz_hard", "ce_hard", {"loss"}),      # the Lovász extension: hard labels only
     ("sjl_bls", "jml_bls", {"loss"}),
     ("jml_ls", "jml_bls", {"smoothing", "epsilon"}),
     ("ce_ls", "jml_ls", {"loss"}),
@@ -115,3 +117,26 @@ def test_profiles_hold_the_ablation_and_the_boundary_sweep(profile):
     assert 0 < settings["epsilon"] < 0.5 and settings["shares_scenes"] >= 1
     values = sweep_values("epsilon_boundary", profile)
     assert 0.0 in values and 0.5 in values  # no smoothing and the recipe's (reused from the comparison)
+
+
+def test_every_region_loss_of_the_library_has_a_trained_run_in_notebook_02(base):
+    from jmlkit.losses._names import REGION_LOSSES
+
+    trained = {cfg.loss.split("+")[-1] for cfg in R.smoothing_configs(base).values()}
+    variants = {"jml1", "jml2"}  # the JML's two written forms: the same loss (tests/test_losses*)
+    assert set(REGION_LOSSES) - variants <= trained | {"ce"}
+    assert make_loss("ce+lovasz", ignore_index=255).region_weight == 0.75
+
+
+def test_the_overconfident_regime_is_notebook_02s_only():
+    assert list(regime_settings("full")) == ["large", "small"]                    # 03 and 04
+    full = regime_settings("full", calibration=True)
+    assert list(full) == ["large", "small", "overconfident"]
+    over = full["overconfident"]
+    assert (over["model"], over["encoder_weights"], over["decoder_lr_mult"]) == ("effnet-teacher", "imagenet", 10.0)
+    assert (over["train_limit"], over["epochs"], over["dataset_kwargs"]["size"]) == (250, 60, 32)
+    assert regime_settings("full", ["overconfident"]) == {"overconfident": over}
+    assert "overconfident" in regime_settings("smoke", calibration=True)
+    assert list(regime_settings("quick", calibration=True)) == ["small"]
+    with pytest.raises(ValueError, match="overconfident"):
+        regime_settings("quick", ["overconfident"])

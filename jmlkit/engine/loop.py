@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -67,7 +68,8 @@ class FitResult:
     Attributes:
         model: the trained model (unwrapped from DDP, in eval mode, on the training device).
         history: one row per epoch: ``epoch, step, lr, train_loss``, the objective's terms (e.g.
-            ``sup_loss, unsup_loss, mask_ratio`` with ``labels="ssl"``), ``time_s``, and ``val_<metric>`` columns.
+            ``sup_loss, unsup_loss, mask_ratio`` with ``labels="ssl"``; each the mean over the epoch's steps that
+            logged it, NaN when none did), ``time_s``, and ``val_<metric>`` columns.
         metrics: final metrics on ``eval_split`` (python floats; per-class values as lists),
             plus ``train_time_s``, ``epochs`` and ``steps``.
         run_dir: the run folder (complete), or ``None`` when ``config.out`` is ``None``.
@@ -215,6 +217,7 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
         model.train()
         t_epoch = time.perf_counter()
         sums = dict.fromkeys(("train_loss", *objective.terms), 0.0)
+        counts = dict.fromkeys(sums, 0)
         bar = progress_bar(range(steps_per_epoch), progress and info.is_main, desc=f"epoch {epoch}/{config.epochs}", leave=False)
         for _ in bar:
             loss, terms = objective(net, batches.next(), step)
@@ -222,11 +225,13 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
             objective.after_step(model)
             step += 1
             for key, value in {"train_loss": float(loss.detach()), **terms}.items():
-                sums[key] += value
+                if not math.isnan(value):  # NaN: a term the step does not log (SSL terms before the warm-up)
+                    sums[key] += value
+                    counts[key] += 1
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         reduce_on = device if info.enabled and device.type == "cuda" else torch.device("cpu")
-        means = D.all_reduce_mean([v / steps_per_epoch for v in sums.values()], info, reduce_on)
+        means = D.all_reduce_mean([sums[k] / counts[k] if counts[k] else math.nan for k in sums], info, reduce_on)
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], **dict(zip(sums, means))}
         row["time_s"] = time.perf_counter() - t_epoch
         if data.val is not None and (epoch % config.val_every == 0 or epoch == config.epochs):

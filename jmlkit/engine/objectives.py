@@ -268,8 +268,10 @@ class SemiSupervised(Objective):
     (exponential moving average of the model's weights) predicts instead. Pseudo-labels start after
     ``ssl_warmup`` of all steps; before that a step is the labelled objective alone.
 
-    Logged terms: ``sup_loss``, ``unsup_loss`` and ``mask_ratio`` (share of unlabelled pixels above
-    the threshold), summed over the steps after the warm-up and divided by the steps of the epoch.
+    Logged terms: ``sup_loss`` (the labelled loss, every step), ``unsup_loss`` and ``mask_ratio`` (share of
+    unlabelled pixels above the threshold). Before the warm-up ends the unlabelled terms are NaN, *missing*:
+    the loop averages each term over the steps that logged a number, so an epoch entirely before the warm-up
+    has NaN and an epoch across it the mean of the steps after it.
     """
 
     terms = ("sup_loss", "unsup_loss", "mask_ratio")
@@ -311,7 +313,8 @@ class SemiSupervised(Objective):
 
     def __call__(self, net, batch, step):
         if step < self.start:  # pseudo-labels of a network that has learnt nothing yet are noise
-            return self.inner(net, batch, step)
+            loss, terms = self.inner(net, batch, step)
+            return loss, {**terms, "sup_loss": float(loss.detach()), "unsup_loss": math.nan, "mask_ratio": math.nan}
         cfg, ctx = self.ctx.config, self.ctx
         images = batch["image"].to(ctx.device, non_blocking=True)
         u_images = self.unlabeled.next()["image"].to(ctx.device, non_blocking=True)

@@ -24,7 +24,7 @@ from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, e
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
-                                        calibration_runs, distillation_configs, labeled_split_words, ssl_regime_runs, smoothing_ablation_configs,
+                                        calibration_runs, distillation_ablation_configs, distillation_configs, labeled_split_words, ssl_regime_runs, smoothing_ablation_configs,
                                         epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
@@ -37,7 +37,7 @@ from jmlkit.experiments.stats import (PairedDifference, differences_table, forma
                                       paired_differences, regime_differences, fraction_differences)
 from jmlkit.experiments.claims import CLAIMS, Claim, claims_markdown, claims_table
 from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
-                                         distillation_findings, regime_findings, skipped_note, smoothing_findings, soft_label_findings,
+                                         confidence_gaps, distillation_findings, jml_alone_findings, teacher_gap, temperature_findings, overconfidence_findings, regime_findings, skipped_note, smoothing_findings, soft_label_findings,
                                          source_note, ssl_findings, ssl_headline)
 from jmlkit.experiments.tables import compare, format_table, headline, per_class_means, per_config_means, summarize
 
@@ -53,12 +53,12 @@ __all__ = [
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes
-    "LABELS", "label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs",
+    "LABELS", "label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs", "distillation_ablation_configs",
     "ssl_configs", "labeled_split_words", "ssl_regime_runs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
     "calibration_runs",
     # tables and findings
     "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
-    "smoothing_findings", "regime_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
+    "smoothing_findings", "regime_findings", "confidence_gaps", "overconfidence_findings", "teacher_gap", "temperature_findings", "jml_alone_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
     "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
     # paired differences with confidence intervals
     "PairedDifference", "paired_difference", "paired_differences", "format_difference", "regime_differences", "fraction_differences",

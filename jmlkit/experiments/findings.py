@@ -8,7 +8,7 @@ function                           notebook  reads
 =================================  ========  ================================================
 :func:`smoothing_findings`         02        the comparison, the ε sweep, ECE near boundaries
 :func:`distillation_findings`      03        the students and the teacher's metrics
-:func:`ssl_findings`               04        the methods × labelled fractions
+:func:`ssl_findings`               04        the 2 × 2 design × labelled fractions
 :func:`soft_label_findings`        05        soft-label errors of each loss
 :func:`calibration_findings`       06        every notebook's runs, boundary and class tables
 =================================  ========  ================================================
@@ -28,7 +28,12 @@ from jmlkit.experiments.tables import compare
 __all__ = [
     "smoothing_findings",
     "regime_findings",
+    "confidence_gaps",
+    "overconfidence_findings",
     "distillation_findings",
+    "teacher_gap",
+    "temperature_findings",
+    "jml_alone_findings",
     "ssl_headline",
     "ssl_findings",
     "soft_label_findings",
@@ -332,6 +337,63 @@ def regime_findings(differences: pd.DataFrame, *, metrics: Sequence[str] = ("mIo
     return "\n".join(lines)
 
 
+def confidence_gaps(runs: pd.DataFrame, *, key: str = "config") -> pd.DataFrame:
+    """Per configuration: confidence − accuracy (percentage points: positive is over-confidence) over seeds, as
+    the paired difference of the two columns of the same runs, with its 95% interval.
+
+    >>> runs = pd.DataFrame({"config": ["ce_hard"] * 3, "seed": [0, 1, 2], "Confidence": [.95, .96, .94],
+    ...                      "Acc": [.91, .93, .90]})
+    >>> confidence_gaps(runs)[["config", "n", "delta", "verdict"]].round(3).values.tolist()
+    [['ce_hard', 3, 0.037, 'over-confident']]
+    """
+    rows = []
+    for name, group in runs.groupby(key, sort=False):
+        pair = pd.concat([group.assign(_side="confidence", _v=group["Confidence"]),
+                          group.assign(_side="accuracy", _v=group["Acc"])], ignore_index=True)
+        d = paired_difference(pair, "confidence", "accuracy", "_v", key="_side", higher_is_better=True)
+        side = ("over-confident" if d.low > 0 else "under-confident" if d.high < 0 else "no measurable gap") \
+            if d.n >= 2 else "not measurable (one seed)"
+        rows.append({key: name, "n": d.n, "delta": d.delta, "low": d.low, "high": d.high,
+                     "text": format_difference(d).split(" (")[0] if d.n >= 2 else f"{100 * d.delta:+.1f} points",
+                     "verdict": side})
+    return pd.DataFrame(rows)
+
+
+def overconfidence_findings(runs: pd.DataFrame, *, regime: str = "overconfident", baseline: str = "ce_hard",
+                            description: str | None = None, min_gap: float = 0.02, min_miou: float = 0.70) -> str:
+    """Notebook 02's calibration regime in words: is cross-entropy on hard labels over-confident there (its
+    confidence above its accuracy, paired by seed, by at least ``min_gap``) while it still learns
+    (mIoU_D ≥ ``min_miou``), and what each smoothed configuration does to calibration and accuracy (Δ against
+    ``baseline`` paired by seed, a gain or a loss only when the 95% interval excludes 0).
+
+    >>> runs = pd.DataFrame({"regime": "overconfident", "config": ["ce_hard"] * 2 + ["jml_bls"] * 2, "seed": [0, 1] * 2,
+    ...                      "Confidence": [.95, .97, .90, .91], "Acc": [.91, .925, .90, .92],
+    ...                      "mIoU_D": [.74, .76, .73, .76], "ECE_D": [.04, .05, .01, .015]})
+    >>> print(overconfidence_findings(runs).splitlines()[0])  # doctest: +ELLIPSIS
+    * **Is the regime over-confident?** CE, hard labels: confidence − accuracy +4.2 [...] points (2 seeds), mIoU_D 75.0%, ECE_D 4.5%: over-confident, as the regime was chosen to be.
+    """
+    rows = runs[runs["regime"] == regime] if "regime" in runs.columns else runs
+    if baseline not in set(rows["config"]):
+        return f"* The {regime} regime did not run {label(baseline)}: nothing to report."
+    gaps = confidence_gaps(rows).set_index("config")
+    means = rows.groupby("config", sort=False)[["mIoU_D", "ECE_D"]].mean()
+    base = gaps.loc[baseline]
+    miou, ece = means.at[baseline, "mIoU_D"], means.at[baseline, "ECE_D"]
+    holds = base["n"] >= 2 and base["low"] > 0 and base["delta"] >= min_gap and miou >= min_miou
+    verdict = ("over-confident, as the regime was chosen to be" if holds else
+               f"the regime's condition fails (confidence above accuracy by ≥ {100 * min_gap:.0f} points with an "
+               f"interval above 0, and mIoU_D ≥ {100 * min_miou:.0f}%)")
+    lines = [f"* **Is the regime over-confident?**" + (f" ({description})" if description else "")
+             + f" {label(baseline)}: confidence − accuracy {base['text']} "
+             + (f"({int(base['n'])} seeds), " if base["n"] >= 2 else "(one seed: not measurable), ")
+             + f"mIoU_D {100 * miou:.1f}%, ECE_D {100 * ece:.1f}%: {verdict}."]
+    for name in [c for c in gaps.index if c != baseline]:
+        g = gaps.loc[name]
+        lines.append(f"* **{label(name)}**: confidence − accuracy {g['text']} ({g['verdict']}); "
+                     f"{_difference(rows, name, baseline, 'ECE_D')}; {_difference(rows, name, baseline, 'mIoU_D')}.")
+    return "\n".join(lines)
+
+
 def _classes_of(regime: Mapping[str, Any]) -> int | None:
     """The number of classes ``C`` of the regime reports (``None`` without one)."""
     for shares in regime.values():
@@ -340,6 +402,26 @@ def _classes_of(regime: Mapping[str, Any]) -> int | None:
 
 
 # ============================================================================ 03: distillation
+
+
+def teacher_gap(teacher_metrics: Mapping[str, Any], runs: pd.DataFrame, *, baseline: str = "hard_ce",
+                metric: str = "mIoU_D") -> Any:
+    """The teacher − ``baseline`` student on ``metric``, paired over the student's seeds (one teacher serves every
+    seed: each seed's difference is the teacher's value minus that student's), with its 95% interval
+    (:class:`~jmlkit.experiments.stats.PairedDifference`).
+
+    >>> runs = pd.DataFrame({"config": "hard_ce", "seed": [0, 1, 2], "mIoU_D": [0.90, 0.91, 0.92]})
+    >>> d = teacher_gap({"mIoU_D": 0.95}, runs)
+    >>> round(d.delta, 3), d.n, d.verdict
+    (0.04, 3, 'gain')
+    """
+    rows = runs[runs["config"] == baseline][["seed", metric]]
+    if not len(rows):
+        raise ValueError(f"Expected runs of `baseline` {baseline!r} in `runs`, but its configs are "
+                         f"{sorted(set(runs['config']))}.")
+    pair = pd.concat([rows.assign(config=baseline), rows.assign(config="teacher", **{metric: float(teacher_metrics[metric])})],
+                     ignore_index=True)
+    return paired_difference(pair, "teacher", baseline, metric)
 
 
 def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, Any], *, profile: str,
@@ -371,11 +453,18 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
         return "ImageNet-pretrained encoder, as in the paper" if weights else "random weights; the paper's start from ImageNet encoders"
     caveat = (" With one seed these differences are not measurable: run the full profile for seeds and spreads."
               if one_seed else "")
+    recipe = ("the paper's teacher recipe" if teacher_epsilon == 0.5 else
+              "ours: the paper's teacher uses ε = 0.5, which costs accuracy in our regimes (notebook 02)")
+    if runs is not None and "hard_ce" in set(runs["config"]) and not one_seed:
+        d = teacher_gap(teacher_metrics, runs)
+        gap_words = f"teacher − hard-label student ΔmIoU_D {format_difference(d)} (paired over the student's seeds)"
+    else:
+        gap_words = f"{abs(100 * gap):.1f} points {'above' if gap > 0 else 'below'} the hard-label student in mIoU_D"
     return f'''* **Setting**: {profile} profile; teacher `{teacher.model}` ({teacher.epochs} epochs, CE+JML with {teacher.smoothing}
-  label smoothing ε = {teacher_epsilon}, the paper's teacher recipe; {start(teacher)}), students `{student.model}`
+  label smoothing ε = {teacher_epsilon}, {recipe}; {start(teacher)}), students `{student.model}`
   ({student.epochs} epochs; {start(student)}), T = {temperature}, seeds {seeds}.
-* **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%; it is
-  {abs(100 * gap):.1f} points {"above" if gap > 0 else "below"} the hard-label student in mIoU_D.
+* **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%;
+  {gap_words}.
 * **The paper's JML-KD**: {c("kd_jml", "hard_ce", "mIoU_D")}; {c("kd_jml", "kd_kl", "mIoU_D")}.
   The best student by mIoU_D is {LABELS[best]}.{caveat}
 * **JML alone on the teacher** (ours, not the paper's objective): {c("kd_jml_only", "kd_jml", "mIoU_D")}.
@@ -383,13 +472,105 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
   {c("kd_jml", "hard_ce", "ECE_D")}.'''
 
 
+def temperature_findings(runs: pd.DataFrame, *, regime: str | None = None,
+                         metrics: Sequence[str] = ("mIoU_D", "ECE_D")) -> str:
+    """Notebook 03's temperature sweep in words: per method (``kd_jml``, ``kd_kl``), each temperature against
+    T = 1, paired by seed (runs of :func:`~jmlkit.experiments.sweep` over ``kd_temperature``: columns ``method``,
+    ``temperature``, ``config``, ``seed``).
+
+    >>> runs = pd.DataFrame({"method": "kd_kl", "temperature": [1.0, 1.0, 2.0, 2.0], "seed": [0, 1, 0, 1],
+    ...                      "config": ["kd_kl_T1"] * 2 + ["kd_kl_T2"] * 2, "mIoU_D": [.80, .82, .83, .84],
+    ...                      "ECE_D": [.05, .06, .04, .05]})
+    >>> print(temperature_findings(runs, metrics=["mIoU_D"]))
+    * **KL distillation (CE + KL)**: T = 2 − T = 1: ΔmIoU_D +2.5 [−3.9, 8.9] points (2 seeds): no measurable difference.
+    """
+    lines = []
+    for method, rows in runs.groupby("method", sort=False):
+        by_t = rows.groupby("temperature", sort=True)["config"].first()
+        if 1.0 not in by_t.index:
+            continue
+        parts = []
+        for t, config in by_t.items():
+            if t == 1.0:
+                continue
+            texts = []
+            for metric in metrics:
+                d = paired_difference(rows, config, by_t[1.0], metric)
+                texts.append(f"Δ{metric} {format_difference(d)}" if d.n >= 2 else
+                             f"{100 * d.delta:+.1f} points of {metric} (one seed: not measurable)")
+            parts.append(f"T = {t:g} − T = 1: " + ", ".join(texts))
+        if parts:
+            lines.append(f"* **{label(method)}**" + (f" ({regime} regime)" if regime else "") + ": " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "* One temperature only: nothing to compare."
+
+
+#: The one change of each run of the JML-alone ablation (:func:`~jmlkit.experiments.distillation_ablation_configs`).
+_JML_ALONE_CHANGES = {"jml_only_hard": "hard labels instead of the teacher",
+                      "kd_jml_only_ce_teacher": "a CE-trained teacher instead of the smoothed one",
+                      "kd_jml_mixed": "half of each target the one-hot label"}
+
+
+def jml_alone_findings(runs: pd.DataFrame, *, reference: str = "kd_jml_only", baseline: str = "hard_ce") -> str:
+    """The ablation of "the JML alone on the teacher" in words: each one-change run against ``reference`` (the JML
+    alone on the teacher) and against ``baseline`` (CE on hard labels), mIoU_D paired by seed, and which change,
+    if any, recovers the hard-label student (no measurable loss against it).
+
+    >>> runs = pd.DataFrame({"config": ["kd_jml_only"] * 2 + ["jml_only_hard"] * 2 + ["hard_ce"] * 2,
+    ...                      "seed": [0, 1] * 3, "mIoU_D": [.30, .35, .31, .33, .90, .91]})
+    >>> print(jml_alone_findings(runs))  # doctest: +ELLIPSIS
+    * **JML alone, hard labels** (hard labels instead of the teacher): ... against CE on hard labels: ΔmIoU_D −58.5 [...] points (2 seeds): loss.
+    * **What follows**: no single change recovers the hard-label student: the JML alone fails on this network and schedule whatever its target.
+    """
+    present = set(runs["config"])
+    lines, recovered = [], []
+    measurable = runs.groupby("config")["seed"].nunique().min() >= 2
+    for name, change in _JML_ALONE_CHANGES.items():
+        if name not in present:
+            continue
+        parts = []
+        for other in (reference, baseline):
+            if other in present:
+                d = paired_difference(runs, name, other, "mIoU_D")
+                words = (f"ΔmIoU_D {format_difference(d)}" if d.n >= 2 else
+                         f"{100 * d.delta:+.1f} points of mIoU_D (one seed: not measurable)")
+                parts.append(f"against {'the JML alone on the teacher' if other == reference else 'CE on hard labels'}: {words}")
+                if other == baseline and d.n >= 2 and d.verdict != "loss":
+                    recovered.append(name)
+        lines.append(f"* **{label(name)}** ({change}): " + "; ".join(parts) + ".")
+    if not measurable:
+        lines.append("* **What follows**: nothing yet: with one seed no difference is measurable (the full profile has five).")
+    elif recovered:
+        what = "; ".join(f"{label(n)} ({_JML_ALONE_CHANGES[n]})" for n in recovered)
+        lines.append(f"* **What follows**: {what} recovers the hard-label student (no measurable loss against it).")
+    else:
+        lines.append("* **What follows**: no single change recovers the hard-label student: the JML alone fails on this "
+                     "network and schedule whatever its target.")
+    return "\n".join(lines)
+
+
 # ============================================================================ 04: semi-supervised
 
-_SSL_METHODS = ("labeled_only", "pseudo_hard_ce", "pseudo_soft_jml")
+#: Notebook 04's methods: labelled only, then the 2 × 2 design (hard or soft pseudo-labels × CE or CE+JML).
+_SSL_METHODS = ("labeled_only", "pseudo_hard_ce", "pseudo_soft_ce", "pseudo_hard_jml", "pseudo_soft_jml")
+#: Short names of the methods in the findings' sentences.
+_SSL_SHORT = {"labeled_only": "labelled only", "pseudo_hard_ce": "hard + CE", "pseudo_soft_ce": "soft + CE",
+              "pseudo_hard_jml": "hard + CE+JML", "pseudo_soft_jml": "soft + CE+JML"}
+#: The comparisons of each fraction, a bullet each: (what, note, ((a, b, words), ...)); ``a − b`` on mIoU_D.
+_SSL_COMPARISONS = (
+    ("soft + CE+JML vs hard + CE", "both factors at once, the paper's question",
+     (("pseudo_soft_jml", "pseudo_hard_ce", ""),)),
+    ("soft vs hard pseudo-labels", "factor 1, the loss held",
+     (("pseudo_soft_ce", "pseudo_hard_ce", "with CE"), ("pseudo_soft_jml", "pseudo_hard_jml", "with CE+JML"))),
+    ("CE+JML vs CE", "factor 2, the pseudo-labels held",
+     (("pseudo_hard_jml", "pseudo_hard_ce", "on hard pseudo-labels"),
+      ("pseudo_soft_jml", "pseudo_soft_ce", "on soft pseudo-labels"))),
+    ("pseudo-labels vs labelled only", "", tuple((m, "labeled_only", _SSL_SHORT[m]) for m in _SSL_METHODS[1:])),
+)
 
 
 def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Sequence[float]) -> dict[str, float]:
-    """``{"<metric>.<method>_f<fraction>": mean}`` of ``mIoU_D`` and ``ECE_D`` for notebook 04's ``metrics.json``.
+    """``{"<metric>.<method>_f<fraction>": mean}`` of ``mIoU_D`` and ``ECE_D`` for notebook 04's ``metrics.json``
+    (notebook 04 passes all five methods of :func:`~jmlkit.experiments.ssl_configs`).
 
     >>> s = pd.DataFrame({"method": ["a"], "fraction": [0.25], "mIoU_D_mean": [0.5], "ECE_D_mean": [0.1]})
     >>> ssl_headline(s, ["a"], [0.25])
@@ -400,61 +581,92 @@ def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Seque
             for m in ("mIoU_D", "ECE_D")}
 
 
-def _ssl_line(table: pd.DataFrame, f: float, runs: pd.DataFrame | None = None) -> str:
-    lo, hard, soft = (table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS)
-    e_lo, e_hard, e_soft = (table.at[(m, f), "ECE_D_mean"] for m in _SSL_METHODS)
-    scores = {"labelled only": lo, "hard pseudo-labels": hard, "soft pseudo-labels": soft}
-    top = [k for k, v in scores.items() if round(100 * v, 1) == round(100 * max(scores.values()), 1)]
-    best = top[0] if len(top) == 1 else "a tie between " + " and ".join(top)
-    return (f"* **Fraction {f:g}**: mIoU_D {100 * lo:.1f}% labelled only, {100 * hard:.1f}% with hard pseudo-labels "
-            f"({100 * (hard - lo):+.1f}), {100 * soft:.1f}% with soft pseudo-labels and JML ({100 * (soft - lo):+.1f}); "
-            f"best: {best}. ECE_D {100 * e_lo:.1f}%, {100 * e_hard:.1f}%, {100 * e_soft:.1f}%."
-            + _ssl_differences(runs, f))
-
-
-def _ssl_differences(runs: pd.DataFrame | None, f: float) -> str:
-    """The paired differences of notebook 04 at one fraction (empty without runs or with one seed)."""
+def _ssl_paired(runs: pd.DataFrame | None, f: float) -> pd.DataFrame | None:
+    """The runs of fraction ``f`` when two or more seeds can be paired there, else None."""
     if runs is None:
-        return ""
+        return None
     at = runs[runs["fraction"] == f]
-    if at["seed"].nunique() < 2:
-        return ""
-    pairs = [("pseudo_soft_jml", "pseudo_hard_ce"), ("pseudo_soft_jml", "labeled_only"), ("pseudo_hard_ce", "labeled_only")]
-    return " Paired by seed: " + "; ".join(_difference(at, a, b, key="method") for a, b in pairs) + "."
+    return at if at["seed"].nunique() >= 2 else None
+
+
+def _ssl_line(table: pd.DataFrame, f: float, at: pd.DataFrame | None) -> str:
+    """One fraction: the five means, the highest, and the comparisons (paired by seed with ``at``, else single runs)."""
+    iou = {m: 100 * float(table.at[(m, f), "mIoU_D_mean"]) for m in _SSL_METHODS}
+    ece = [100 * float(table.at[(m, f), "ECE_D_mean"]) for m in _SSL_METHODS]
+    top = [_SSL_SHORT[m] for m, v in iou.items() if round(v, 1) == round(max(iou.values()), 1)]
+    best = top[0] if len(top) == 1 else "a tie between " + ", ".join(top[:-1]) + " and " + top[-1]
+    lines = [f"* **Fraction {f:g}**: mIoU_D " + ", ".join(f"{_SSL_SHORT[m]} {v:.1f}%" for m, v in iou.items())
+             + f"; highest: {best}. ECE_D in the same order " + ", ".join(f"{v:.1f}%" for v in ece) + "."]
+    if at is None:
+        deltas = "; ".join(what + " " + ", ".join(f"{iou[a] - iou[b]:+.1f}" + (f" {words}" if words else "")
+                                                  for a, b, words in pairs) for what, _, pairs in _SSL_COMPARISONS)
+        n = int(table.at[("labeled_only", f), "n_seeds"]) if "n_seeds" in table.columns else 1
+        head = ("**One seed: no difference is measurable.** The single-run differences" if n < 2 else
+                "**Not paired by seed** (no `runs` given): the differences of the means")
+        return "\n".join(lines + [f"  * {head}, in mIoU_D points: {deltas}."])
+    for what, note, pairs in _SSL_COMPARISONS:
+        texts = [(f"{words} " if words else "")
+                 + format_difference(paired_difference(at, a, b, "mIoU_D", key="method")) for a, b, words in pairs]
+        lines.append(f"  * **{what[0].upper() + what[1:]}**" + (f" ({note})" if note else "") + ": Δ mIoU_D "
+                     + "; ".join(texts) + ".")
+    return "\n".join(lines)
 
 
 def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: str, seeds: Sequence[int],
                  config: Any, runs: pd.DataFrame | None = None) -> str:
-    """The findings of notebook 04 (Markdown bullets, one per labelled fraction).
+    """The findings of notebook 04 (Markdown: a bullet per labelled fraction with the comparisons below it).
 
     Args:
-        summary: :func:`summarize` of ``labeled_fraction_sweep`` over ``ssl_configs``,
+        summary: :func:`summarize` of ``labeled_fraction_sweep`` over ``ssl_configs`` (the five methods),
             ``by=["method", "fraction"]``, with ``mIoU_D``, ``ECE_D`` and ``epoch_time_s``.
         fractions: the labelled fractions, in the order to report them.
         profile, seeds, config: the setting (``config``: the base TrainConfig).
-        runs: the runs (``method``, ``fraction``, ``seed``, metrics): each fraction's line then adds the
-            differences paired by seed, Δ [95% interval] and verdict.
+        runs: the runs (``method``, ``fraction``, ``seed``, ``mIoU_D``): with two or more seeds at a fraction its
+            comparisons are differences paired by seed, Δ mIoU_D [95% interval] and verdict (a gain or a loss only
+            when the interval excludes 0, else "no measurable difference"); with one seed, or without ``runs``,
+            they are single-run differences, called not measurable.
 
-    Winner of a fraction: the method with the highest ``mIoU_D`` (rounded to 0.1 %; equal values
-    are "a tie between" them). Self-training "helped" at a fraction when the better of the two
-    pseudo-label methods beats the labelled-only model.
+    Each fraction reports the means, the highest ``mIoU_D`` (rounded to 0.1 %; equal values are "a tie
+    between" them) and ``a − b`` for: soft + CE+JML vs hard + CE (both factors at once); soft vs hard
+    pseudo-labels with each loss (factor 1); CE+JML vs CE on each kind of pseudo-label (factor 2); every
+    pseudo-label method vs labelled only. Self-training "helped" at a fraction when some pseudo-label method
+    gains over labelled only, paired by seed (with one seed: when its run is above the labelled-only run,
+    not measurable).
+
+    Raises:
+        ValueError: a method of the design or a fraction missing from ``summary``.
     """
     table = summary.set_index(["method", "fraction"])
-    gains = {f: max(table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS[1:])
-             - table.at[("labeled_only", f), "mIoU_D_mean"] for f in fractions}
-    if all(g <= 0 for g in gains.values()):
-        verdict = ("* **Here self-training did not help** at any fraction. Starting from a randomly initialised model, the first "
-                   "pseudo-labels are mostly wrong and the model learns its own mistakes (confirmation bias); practical "
-                   "recipes first train on the labelled images alone (this notebook does, for a share `ssl_warmup` of the "
-                   "steps) or weigh the unlabelled loss down (`ssl_weight`); here neither was enough.")
+    missing = [(m, f) for f in fractions for m in _SSL_METHODS if (m, f) not in table.index]
+    if missing:
+        raise ValueError(f"Expected `summary` to hold the methods {list(_SSL_METHODS)} at every fraction "
+                         f"{list(fractions)}, but it lacks (method, fraction) {missing}.")
+    paired = {f: _ssl_paired(runs, f) for f in fractions}
+    explanation = ("Starting from a randomly initialised model, the first pseudo-labels are mostly wrong and the model "
+                   "learns its own mistakes (confirmation bias); practical recipes first train on the labelled images "
+                   "alone (this notebook does, for the first `ssl_warmup` share of the steps) or weigh the unlabelled "
+                   "loss down (`ssl_weight`).")
+    if all(at is not None for at in paired.values()):
+        helped = [f"{f:g}" for f, at in paired.items()
+                  if any(paired_difference(at, m, "labeled_only", "mIoU_D", key="method").verdict == "gain"
+                         for m in _SSL_METHODS[1:])]
+        verdict = (f"* **Self-training helped** (a gain over labelled only, paired by seed) at fraction(s) "
+                   f"{', '.join(helped)}." if helped else
+                   f"* **Self-training did not measurably help** at any fraction (no gain over labelled only, paired "
+                   f"by seed). {explanation}")
     else:
-        helped = [f"{f:g}" for f, g in gains.items() if g > 0]
-        verdict = f"* **Self-training helped** (in mIoU_D) at fraction(s) {', '.join(helped)}."
-    t_lo, t_soft = (summary[summary["method"] == m]["epoch_time_s_mean"].mean() for m in ("labeled_only", "pseudo_soft_jml"))
+        above = [f"{f:g}" for f in fractions if max(table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS[1:])
+                 > table.at[("labeled_only", f), "mIoU_D_mean"]]
+        verdict = (f"* **Self-training** (one seed, not measurable): the best pseudo-label run was above the "
+                   f"labelled-only run at fraction(s) {', '.join(above)}." if above else
+                   f"* **Here self-training did not help** at any fraction (one seed, not measurable). {explanation}")
+    times = summary.set_index("method")["epoch_time_s_mean"]
+    t_lo, t_ssl = float(times[["labeled_only"]].mean()), float(times[list(_SSL_METHODS[1:])].mean())
     return "\n".join([f"* **Setting**: {profile} profile, model `{config.model}`, {config.epochs} epochs, seeds {seeds}."]
-                     + [_ssl_line(table, f, runs) for f in fractions] + [verdict]
-                     + [f"* **Cost**: a semi-supervised training epoch took {t_soft / t_lo:.1f}× the time of a labelled-only one "
-                        f"({t_soft:.2f} s vs {t_lo:.2f} s, same number of steps)."])
+                     + [_ssl_line(table, f, paired[f]) for f in fractions] + [verdict]
+                     + [f"* **Cost**: a semi-supervised training epoch took {t_ssl / t_lo:.1f}× the time of a labelled-only "
+                        f"one ({t_ssl:.2f} s vs {t_lo:.2f} s, same number of steps; the mean of the four pseudo-label "
+                        "methods)."])
 
 
 # ============================================================================ 05: soft labels of the data

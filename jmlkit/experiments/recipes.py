@@ -1,26 +1,27 @@
 """The configurations of each result notebook, and the sweeps that run them through the run cache.
 
-==================================  ========  ==========================================================
-recipe                              notebook  what
-==================================  ========  ==========================================================
-:func:`smoothing_configs`           02        the paper's recipe (CE+JML + boundary LS) first, then CE,
-                                              CE+SJL and our uniform-LS variation
-:func:`smoothing_ablation_configs`  02        one-factor changes of the paper's recipe
-:func:`epsilon_sweep`               02        a label-smoothing ε sweep
-:func:`train_teacher`               03        the teacher of the distillation students
-:func:`distillation_configs`        03        four students: hard labels, KD with CE, JML, CE+JML
-:func:`ssl_configs`                 04        labelled only, hard and soft pseudo-labels
-:func:`labeled_fraction_sweep`      04        the methods at several labelled fractions
-:func:`soft_label_configs`          05        one brain-slice run per loss, on the data's soft labels
-:func:`calibration_runs`            06        the runs of 02–05, or a small set trained here
-==================================  ========  ==========================================================
+=====================================  ========  ==========================================================
+recipe                                 notebook  what
+=====================================  ========  ==========================================================
+:func:`smoothing_configs`              02        the paper's recipe (CE+JML + boundary LS) first, then CE,
+                                                 CE+SJL and our uniform-LS variation
+:func:`smoothing_ablation_configs`     02        one-factor changes of the paper's recipe
+:func:`epsilon_sweep`                  02        a label-smoothing ε sweep
+:func:`train_teacher`                  03        the teacher of the distillation students
+:func:`distillation_configs`           03        four students: hard labels, KD with CE, JML, CE+JML
+:func:`distillation_ablation_configs`  03        why the JML alone on the teacher fails: one change at a time
+:func:`ssl_configs`                    04        labelled only; hard or soft pseudo-labels × CE or CE+JML
+:func:`labeled_fraction_sweep`         04        the methods at several labelled fractions
+:func:`soft_label_configs`             05        one brain-slice run per loss, on the data's soft labels
+:func:`calibration_runs`               06        the runs of 02–05, or a small set trained here
+=====================================  ========  ==========================================================
 
 Base configurations come from :meth:`jmlkit.engine.TrainConfig.from_profile`; seeds, sweep values
 and models from :mod:`jmlkit.profiles`. :data:`LABELS` are the display names of the configurations.
 
 Example:
     >>> list(smoothing_configs(TrainConfig.from_profile("smoke")))
-    ['jml_bls', 'ce_hard', 'ce_ls', 'ce_bls', 'sjl_bls', 'jml_ls']
+    ['jml_bls', 'ce_hard', 'ce_ls', 'ce_bls', 'sjl_bls', 'jml_ls', 'lovasz_hard', 'dml_bls']
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ __all__ = [
     "epsilon_sweep",
     "train_teacher",
     "distillation_configs",
+    "distillation_ablation_configs",
     "teacher_config",
     "ssl_configs",
     "labeled_fraction_sweep",
@@ -65,6 +67,8 @@ LABELS = {
     "ce_bls": "CE + boundary LS",
     "sjl_bls": "CE+SJL + boundary LS",
     "jml_ls": "CE+JML + uniform LS (ours)",
+    "lovasz_hard": "CE+Lovász, hard labels",
+    "dml_bls": "CE+DML + boundary LS",
     "sjl_ls": "CE+SJL + uniform LS",
     "jml_bls_uniform": "recipe with uniform LS",
     "jml_bls_eps": "recipe with a smaller ε",
@@ -76,9 +80,17 @@ LABELS = {
     "kd_jml": "JML-KD (the paper's)",
     "kd_kl": "KL distillation (CE + KL)",
     "kd_jml_only": "JML on the teacher alone (ours)",
+    "jml_only_hard": "JML alone, hard labels",
+    "kd_jml_only_ce_teacher": "JML alone, CE-trained teacher",
+    "kd_jml_mixed": "JML alone, teacher + label",
+    "teacher": "teacher",
     "labeled_only": "labelled only (CE)",
     "pseudo_hard_ce": "hard pseudo-labels (CE)",
+    "pseudo_soft_ce": "soft pseudo-labels (CE)",
+    "pseudo_hard_jml": "hard pseudo-labels (CE+JML)",
     "pseudo_soft_jml": "soft pseudo-labels (CE+JML)",
+    "pseudo_soft_ce": "soft pseudo-labels (CE)",
+    "pseudo_hard_jml": "hard pseudo-labels (CE+JML)",
     "ce_soft": "CE on the tissue probabilities",
     "jml_soft": "JML on the tissue probabilities",
     "sjl_soft": "SJL on the tissue probabilities",
@@ -161,7 +173,7 @@ PAPER_RECIPE: dict[str, Any] = dict(loss="ce+jml", **PAPER_SMOOTHING)
 
 
 def smoothing_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, TrainConfig]:
-    """The label-smoothing comparison of notebook 02, the paper's recipe first.
+    """The label-smoothing comparison of notebook 02, the paper's recipe first (eight configurations).
 
     Compound losses are 0.25 CE + 0.75 region loss; region losses pool over the batch and use all classes on
     soft targets (the loss defaults, the paper's). Boundary LS is the paper's: ε = 0.5, 3×3 window.
@@ -175,7 +187,14 @@ def smoothing_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, T
     ``ce_bls``    boundary LS, ε 0.5, 3×3     cross-entropy               the recipe without its JML term
     ``sjl_bls``   boundary LS, ε 0.5, 3×3     CE + soft Jaccard (SJL)     the recipe with the older loss
     ``jml_ls``    uniform LS, ``epsilon``     CE + JML                    ours: the recipe's loss, uniform LS
+    ``lovasz_h…`` hard                        CE + Lovász-Softmax         ``lovasz_hard``: the Lovász extension
+                                                                          (hard labels only, docs/paper.md)
+    ``dml_bls``   boundary LS, ε 0.5, 3×3     CE + Dice semimetric (DML)  the recipe with the Dice loss of the
+                                                                          companion paper
     ============  ==========================  ==========================  ======================================
+
+    The last two give every loss of :mod:`jmlkit.losses` one trained run; notebook 02 trains them in its main
+    regime only.
 
     Example:
         >>> cfgs = smoothing_configs(TrainConfig.from_profile("smoke"))
@@ -191,6 +210,8 @@ def smoothing_configs(base: TrainConfig, *, epsilon: float = 0.1) -> dict[str, T
         "ce_bls": base.replace(loss="ce", **PAPER_SMOOTHING),
         "sjl_bls": base.replace(loss="ce+sjl", **PAPER_SMOOTHING),
         "jml_ls": base.replace(loss="ce+jml", **uniform),
+        "lovasz_hard": base.replace(labels="hard", loss="ce+lovasz"),
+        "dml_bls": base.replace(loss="ce+dml", **PAPER_SMOOTHING),
     }
 
 
@@ -242,14 +263,20 @@ def smoothing_ablation_configs(base: TrainConfig, *, epsilon: float = 0.1,
 
 def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: int = 0,
                   seeds: Sequence[int] | None = None, name: str = "teacher", select_split: str = "val",
-                  select_metric: str = "mIoU_D", verbose: bool = True, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
-    """Train (or reuse) a teacher; returns ``(run_dir, metrics)``. ``kwargs`` go to :func:`~jmlkit.experiments.run_configs`.
+                  select_metric: str = "mIoU_D", verbose: bool = True, table: bool = False,
+                  **kwargs: Any) -> tuple[Any, ...]:
+    """Train (or reuse) a teacher; returns ``(run_dir, metrics)``, with ``table=True`` ``(run_dir, metrics, runs)``.
+    ``kwargs`` go to :func:`~jmlkit.experiments.run_configs`.
 
     With several ``seeds`` it follows the advice of the paper's reference code (train the teacher at least three
     times and keep the best): every seed is trained, each model is scored by ``select_metric`` on the
     ``select_split`` split (the validation scenes, never the test scenes the students are scored on), the scores go
     to ``output_dir/<name>_selection.csv`` and the best run is returned. One seed (``seeds=None``: ``[seed]``)
     returns that run, unscored.
+
+    ``runs`` (``table=True``): one row per teacher seed, the run table of
+    :func:`~jmlkit.experiments.run_configs` (test metrics) with ``config`` = ``"teacher"``, the validation score
+    ``<select_metric>_<select_split>`` (NaN with one seed) and ``kept`` (the returned one).
     """
     from jmlkit.engine import evaluate
     from jmlkit.experiments.evaluation import eval_dataset
@@ -258,6 +285,7 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
     seeds = [seed] if seeds is None else list(seeds)
     runs = run_configs({name: config}, seeds=seeds, output_dir=output_dir, verbose=verbose, **kwargs)
     dirs = [Path(d) for d in runs["run_dir"]]
+    scores, best = [float("nan")] * len(dirs), 0
     if len(dirs) > 1:
         data = eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
         scores = [evaluate(run_result(d).model, data)[select_metric] for d in dirs]  # models in memory
@@ -269,8 +297,12 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
         if verbose:
             print(f"{name}: {select_metric} on the {select_split} split "
                   + ", ".join(f"seed {k} {100 * v:.1f}%" for k, v in zip(seeds, scores)) + f"; kept seed {seeds[best]}")
-        dirs = [dirs[best]]
-    return dirs[0], run_metrics(dirs[0])
+    kept = dirs[best]
+    if not table:
+        return kept, run_metrics(kept)
+    rows = runs.assign(config="teacher", **{f"{select_metric}_{select_split}": scores},
+                       kept=[i == best for i in range(len(dirs))])
+    return kept, run_metrics(kept), rows
 
 
 def distillation_configs(student: TrainConfig, teacher: str | os.PathLike, *, temperature: float = 1.0,
@@ -307,53 +339,97 @@ def distillation_configs(student: TrainConfig, teacher: str | os.PathLike, *, te
 
 
 def teacher_config(student: TrainConfig, *, model: str, epochs: int | None = None, seed: int = 0,
-                   epsilon: float = 0.5) -> TrainConfig:
-    """The teacher of notebook 03: the paper's soft-label recipe (CE+JML with boundary label smoothing, ε 0.5, k 3),
-    trained ``epochs`` epochs (``None``: twice the student's).
+                   epsilon: float = 0.5, hard_ce: bool = False) -> TrainConfig:
+    """The teacher of notebook 03: the paper's soft-label recipe (CE+JML with boundary label smoothing, ε 0.5 by
+    default, k 3), trained ``epochs`` epochs (``None``: twice the student's). ``hard_ce``: instead cross-entropy
+    on hard labels (the teacher of the ablation that asks whether the teacher's smoothing is what JML alone fails on).
 
     >>> t = teacher_config(TrainConfig.from_profile("smoke", epochs=3), model="tiny")
-    >>> t.smoothing, t.epochs
-    ('boundary', 6)
+    >>> t.smoothing, t.epochs, teacher_config(TrainConfig.from_profile("smoke"), model="tiny", hard_ce=True).labels
+    ('boundary', 6, 'hard')
     """
-    return student.replace(model=model, epochs=2 * student.epochs if epochs is None else epochs, labels="ls", smoothing="boundary", epsilon=epsilon,
+    epochs = 2 * student.epochs if epochs is None else epochs
+    if hard_ce:
+        return student.replace(model=model, epochs=epochs, labels="hard", loss="ce", seed=seed)
+    return student.replace(model=model, epochs=epochs, labels="ls", smoothing="boundary", epsilon=epsilon,
                            boundary_kernel=3, loss="ce+jml", seed=seed)
 
 
-def ssl_configs(base: TrainConfig, *, hard_threshold: float = 0.9, soft_threshold: float = 0.0,
-                ssl_weight: float = 1.0, ssl_warmup: float = 0.5,
+def distillation_ablation_configs(student: TrainConfig, teacher: str | os.PathLike, ce_teacher: str | os.PathLike, *,
+                                  temperature: float = 1.0) -> dict[str, TrainConfig]:
+    """Notebook 03's ablation of "the JML alone on the teacher" (``kd_jml_only``): one change at a time.
+
+    ==========================  ==============================================================================
+    name                        objective (all: the JML alone, no cross-entropy)
+    ==========================  ==============================================================================
+    ``kd_jml_only``             the teacher's probabilities (the run of :func:`distillation_configs`)
+    ``jml_only_hard``           the hard labels, no teacher: does the JML alone train this network at all?
+    ``kd_jml_only_ce_teacher``  a teacher trained with CE on hard labels: is the teacher's smoothing the cause?
+    ``kd_jml_mixed``            0.5 teacher + 0.5 one-hot label in one target: does a label term rescue it?
+    ==========================  ==============================================================================
+
+    >>> cfgs = distillation_ablation_configs(TrainConfig.from_profile("smoke"), "runs/t", "runs/t_ce")
+    >>> [(k, c.labels, c.loss, c.kd_label_weight) for k, c in cfgs.items()]  # doctest: +NORMALIZE_WHITESPACE
+    [('kd_jml_only', 'kd', 'jml', 0.0), ('jml_only_hard', 'hard', 'jml', 0.5),
+     ('kd_jml_only_ce_teacher', 'kd', 'jml', 0.0), ('kd_jml_mixed', 'kd', 'jml', 0.5)]
+    """
+    only = distillation_configs(student, teacher, temperature=temperature)["kd_jml_only"]
+    return {
+        "kd_jml_only": only,
+        "jml_only_hard": student.replace(labels="hard", loss="jml"),
+        "kd_jml_only_ce_teacher": only.replace(teacher=str(Path(ce_teacher).resolve())),
+        "kd_jml_mixed": only.replace(kd_label_weight=0.5),
+    }
+
+
+def ssl_configs(base: TrainConfig, *, threshold: float = 0.9, ssl_weight: float = 1.0, ssl_warmup: float = 0.5,
                 steps_per_epoch: int | None = None) -> dict[str, TrainConfig]:
-    """Methods of notebook 04; every method takes the same number of optimisation steps.
+    """Methods of notebook 04: labelled only, then the 2 × 2 design of pseudo-labels × loss at one threshold.
 
-    ==================  ====================================================================
-    name                what
-    ==================  ====================================================================
-    ``labeled_only``    cross-entropy on the labelled images only
-    ``pseudo_hard_ce``  + FixMatch-style hard pseudo-labels (arg-max, confidence ≥ ``hard_threshold``), CE
-    ``pseudo_soft_jml`` + soft pseudo-labels (the model's probabilities, ≥ ``soft_threshold``), CE + JML
-    ==================  ====================================================================
+    ===================  ====================  ======================================================
+    name                 pseudo-labels         loss (on the labelled and the unlabelled images alike)
+    ===================  ====================  ======================================================
+    ``labeled_only``     none                  CE, on the labelled images only
+    ``pseudo_hard_ce``   hard (arg-max)        CE: the common FixMatch-style baseline
+    ``pseudo_soft_ce``   soft (probabilities)  CE
+    ``pseudo_hard_jml``  hard (arg-max)        CE + JML
+    ``pseudo_soft_jml``  soft (probabilities)  CE + JML
+    ===================  ====================  ======================================================
 
-    The soft pseudo-labels enter the JML with **all** classes (jmlkit's default for soft targets, as in
-    the authors' code); the labelled batch's hard labels with the classes present in it.
+    Neighbours in the design differ in one factor: ``pseudo_soft_ce`` − ``pseudo_hard_ce`` and ``pseudo_soft_jml``
+    − ``pseudo_hard_jml`` is the effect of soft pseudo-labels, ``pseudo_hard_jml`` − ``pseudo_hard_ce`` and
+    ``pseudo_soft_jml`` − ``pseudo_soft_ce`` that of the JML. Every pseudo-label method keeps the pixels whose
+    confidence (the largest probability) is at least ``threshold`` (0.9, FixMatch's convention). Pseudo-labels,
+    soft ones and hard ones alike (one-hot maps), enter the JML with **all** classes (jmlkit's default for
+    probability targets, as in the authors' code); the labelled batch's hard labels with the classes present in it.
 
     The unlabelled loss is weighted by ``ssl_weight`` and starts after ``ssl_warmup`` of the steps (the
-    first half by default: pseudo-labels of an untrained network are noise; in our quick runs this
-    warm-up doubled the mIoU of hard pseudo-labelling at 1/4 of the labels). ``steps_per_epoch``
-    defaults to one pass over ``train_limit`` images (the labelled set is cycled); the unlabelled
-    batches are half the labelled batch size, to keep a semi-supervised step affordable on a CPU.
+    first half by default, trained on the labelled images alone: pseudo-labels of an untrained network are
+    noise; in our quick runs this warm-up doubled the mIoU of hard pseudo-labelling at 1/4 of the labels).
+    Every method takes the same number of optimisation steps: ``steps_per_epoch`` defaults to one pass over
+    ``train_limit`` images (the labelled set is cycled); the unlabelled batches are half the labelled batch
+    size, to keep a semi-supervised step affordable on a CPU.
 
     Example:
-        >>> [(k, c.labels, c.loss, c.ssl_soft) for k, c in ssl_configs(TrainConfig.from_profile("smoke")).items()]
-        [('labeled_only', 'hard', 'ce', True), ('pseudo_hard_ce', 'ssl', 'ce', False), ('pseudo_soft_jml', 'ssl', 'ce+jml', True)]
+        >>> configs = ssl_configs(TrainConfig.from_profile("smoke"))
+        >>> [(k, c.labels, c.loss, c.ssl_soft if c.labels == "ssl" else None) for k, c in configs.items()]
+        [('labeled_only', 'hard', 'ce', None), ('pseudo_hard_ce', 'ssl', 'ce', False), ('pseudo_soft_ce', 'ssl', 'ce', True),
+         ('pseudo_hard_jml', 'ssl', 'ce+jml', False), ('pseudo_soft_jml', 'ssl', 'ce+jml', True)]
+        >>> {c.ssl_threshold for c in configs.values() if c.labels == "ssl"}
+        {0.9}
     """
+    threshold = check_real("threshold", threshold, low=0.0, high=1.0)
     if steps_per_epoch is None:
         n = base.train_limit if base.train_limit is not None else 1000
         steps_per_epoch = max(1, n // base.batch_size)
     common = dict(steps_per_epoch=steps_per_epoch, unlabeled_batch_size=max(1, base.batch_size // 2))
-    ssl = dict(labels="ssl", ssl_weight=ssl_weight, ssl_warmup=ssl_warmup, **common)
+    ssl = dict(labels="ssl", ssl_threshold=threshold, ssl_weight=ssl_weight, ssl_warmup=ssl_warmup, **common)
     return {
         "labeled_only": base.replace(labels="hard", loss="ce", **common),
-        "pseudo_hard_ce": base.replace(loss="ce", ssl_soft=False, ssl_threshold=hard_threshold, **ssl),
-        "pseudo_soft_jml": base.replace(loss="ce+jml", ssl_soft=True, ssl_threshold=soft_threshold, **ssl),
+        "pseudo_hard_ce": base.replace(loss="ce", ssl_soft=False, **ssl),
+        "pseudo_soft_ce": base.replace(loss="ce", ssl_soft=True, **ssl),
+        "pseudo_hard_jml": base.replace(loss="ce+jml", ssl_soft=False, **ssl),
+        "pseudo_soft_jml": base.replace(loss="ce+jml", ssl_soft=True, **ssl),
     }
 
 
@@ -373,9 +449,10 @@ def labeled_split_words(config: TrainConfig, fractions: Sequence[float]) -> str:
 def ssl_regime_runs(configs: Mapping[str, TrainConfig], fractions: Sequence[float], *, seeds: Sequence[int] | int,
                     output_dir: str | os.PathLike, force: bool = False, evaluators: Mapping[str, Any] | None = None,
                     **ssl_options: Any) -> pd.DataFrame:
-    """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``) with
-    every labelled fraction and seed, as one table with ``regime``, ``method`` and ``fraction`` columns
-    (``evaluators``: of :func:`~jmlkit.experiments.run_configs`)."""
+    """Notebook 04's runs: in each regime of ``{regime: base config}``, :func:`ssl_configs` (``ssl_options``:
+    ``threshold``, ``ssl_weight``, ``ssl_warmup``, ``steps_per_epoch``) with every labelled fraction and seed, as
+    one table with ``regime``, ``method`` and ``fraction`` columns (``evaluators``: of
+    :func:`~jmlkit.experiments.run_configs`)."""
     from jmlkit.experiments.regimes import run_per_regime
 
     def sweep_fractions(named: Mapping[str, TrainConfig], **kwargs: Any) -> pd.DataFrame:

@@ -15,7 +15,8 @@ module                      figures
                             :func:`plot_band_histograms`
 :mod:`.segmentation`        :func:`segmentation_panel`, :func:`per_class_iou`, :func:`plot_soft_predictions`,
                             :func:`target_panel`
-:mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`history_plot`
+:mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`sweep_or_bar_chart`,
+                            :func:`history_plot`
 :mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
                             :func:`plot_triangle`, :func:`seconds_per_update` (notebook 01), the
                             display names :data:`LOSS_LABELS`
@@ -69,7 +70,7 @@ from .losses import (
     seconds_per_update,
 )
 from .regime import gradient_tug_of_war, smoothing_regime
-from .runs import bar_chart, history_plot, sweep_plot
+from .runs import bar_chart, history_plot, sweep_or_bar_chart, sweep_plot
 from .segmentation import per_class_iou, plot_soft_predictions, segmentation_panel, target_panel
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     # runs
     "bar_chart",
     "sweep_plot",
+    "sweep_or_bar_chart",
     "history_plot",
     # losses (notebook 01)
     "CurvePlot",

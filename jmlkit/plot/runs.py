@@ -19,7 +19,7 @@ from jmlkit.layout import HISTORY_FILE
 
 from ._common import LABELS, _label
 
-__all__ = ["bar_chart", "sweep_plot", "history_plot"]
+__all__ = ["bar_chart", "sweep_plot", "sweep_or_bar_chart", "history_plot"]
 
 
 def bar_chart(summary: pd.DataFrame, metrics: Sequence[str], *, key: str = "config", percent: bool = True,
@@ -102,6 +102,35 @@ def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: st
     if title:
         fig.suptitle(title)
     return fig
+
+
+def sweep_or_bar_chart(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: str = "method",
+                       percent: bool = True, logx: bool = False, title: str | None = None) -> Figure:
+    """:func:`sweep_plot` against ``x`` when the summary has several values of ``x``; with one value a line would be
+    a single point, so then :func:`bar_chart`: a bar per ``hue`` (mean ± std over seeds), titled with the value.
+
+    Args:
+        summary: one row per ``(hue, x)`` pair with ``<metric>_mean`` and ``<metric>_std`` columns.
+        x: the swept column (e.g. ``fraction``); hue: the column naming the lines or bars.
+        metrics, percent: as in :func:`sweep_plot`; logx: of the sweep.
+        title: the figure title; with one value of ``x``, followed by the value (``"<title> <value>"``, default
+            ``"<x> = <value>"``).
+
+    Example:
+        >>> s = pd.DataFrame({"method": ["a", "b"], "fraction": [0.125, 0.125], "mIoU_D_mean": [0.5, 0.6],
+        ...                   "mIoU_D_std": [0.01, 0.02]})
+        >>> fig = sweep_or_bar_chart(s, "fraction", ["mIoU_D"], title="labelled fraction")
+        >>> fig.get_suptitle(), len(fig.axes[0].patches)
+        ('labelled fraction 0.125', 2)
+    """
+    if not isinstance(x, str) or x not in summary.columns:
+        raise ValueError(f"Expected `x` to be a column of the summary {list(summary.columns)}, but got {x!r}.")
+    values = summary[x].dropna().unique()
+    if len(values) > 1:
+        return sweep_plot(summary, x, metrics, hue=hue, percent=percent, logx=logx, title=title)
+    value = f"{float(values[0]):g}" if len(values) else "none"
+    return bar_chart(summary, metrics, key=hue, percent=percent,
+                     title=f"{title} {value}" if title else f"{x} = {value}")
 
 
 def history_plot(runs: Mapping[str, str | os.PathLike | pd.DataFrame], columns: Sequence[str], *, title: str | None = None) -> Figure:
