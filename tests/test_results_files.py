@@ -410,6 +410,32 @@ def test_result_groups_match_values_computed_by_hand_and_scipy(tmp_path):
                                                       f"{100 * mae['ce_soft'].std(ddof=1):.1f}"
 
 
+def test_distillation_teacher_and_temperature_tables(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = [{"table": "teacher", "regime": "small", "config": "teacher", "seed": k, "kept": k == 1,
+             "mIoU_D": 0.9 + 0.01 * k, "ECE_D": 0.03} for k in range(3)]
+    for method in ("kd_jml", "kd_kl"):
+        for t in (1.0, 2.0, 4.0):
+            rows += [{"table": "temperature", "regime": "small", "config": f"{method}_T{t:g}", "method": method,
+                      "temperature": t, "seed": k, "mIoU_D": 0.85 + 0.01 * t + rng.normal(0, 0.005), "ECE_D": 0.05}
+                     for k in range(5)]
+    pd.DataFrame(rows).to_csv(tmp_path / "03_distillation.csv", index=False)
+    groups = {g.table: g for g in result_groups(tmp_path)}
+    assert list(groups) == ["teacher", "temperature"]  # TABLE_ORDER
+    teacher = groups["teacher"]
+    assert [r[0] for r in teacher.rows] == ["`teacher` (not kept)", "`teacher` (kept)"]
+    assert _cells(teacher)["`teacher` (kept)"]["mIoU_D (%)"] == "91.0" and teacher.columns[-1] == "Δ mIoU_D vs baseline"
+    sweep = groups["temperature"]
+    assert sweep.title == "03 distillation — temperature sweep, regime small"
+    assert sweep.columns[-1] == "Δ mIoU_D vs T = 1 (same method)"
+    cells = _cells(sweep)
+    assert cells["`kd_kl` @ T = 1"]["Δ mIoU_D vs T = 1 (same method)"] == "baseline"
+    data = pd.DataFrame(rows[3:])
+    a = data.query("method == 'kd_jml' and temperature == 4.0").sort_values("seed")["mIoU_D"].to_numpy()
+    b = data.query("method == 'kd_jml' and temperature == 1.0").sort_values("seed")["mIoU_D"].to_numpy()
+    assert cells["`kd_jml` @ T = 4"]["Δ mIoU_D vs T = 1 (same method)"] == _expected_difference(a, b)
+
+
 def test_results_markdown_is_deterministic_and_one_table_per_group(tmp_path):
     text = results_markdown(_report_results(tmp_path / "a"))
     assert text == results_markdown(tmp_path / "a")

@@ -56,7 +56,7 @@ OUTCOMES = (REPRODUCED, OPPOSITE, INCONCLUSIVE, NOT_MEASURABLE, NOT_RUN)
 CLAIM_COLUMNS = ("claim", "notebook", "metric", "paper", "regime", "delta", "low", "high", "n", "difference",
                  "outcome")
 #: Regimes first in this order in :func:`claims_markdown` (others follow, sorted).
-REGIME_ORDER = ("main", "large", "small", "brain")
+REGIME_ORDER = ("main", "large", "small", "overconfident", "brain")
 
 
 @dataclass(frozen=True)

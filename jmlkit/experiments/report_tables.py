@@ -9,10 +9,12 @@ points, 95 % t-interval, verdict), for the metrics of :data:`DIFFERENCES`. The b
 a group without its baseline has ``—`` there.
 
 A configuration is the ``config`` column's value, or the ``method`` column's when every row of the group has one
-(notebook 04 and the ε sweep of 02), together with the ``fraction`` and ``epsilon`` columns where the group has
-them (``pseudo_soft_jml @ 1/8``, ``jml_bls @ ε = 0.1``). A row is paired with the baseline row that has the same
-values of these columns except those the baseline fixes: notebook 04 compares each method with ``labeled_only``
-at the same labelled fraction, the ε sweep each ε with ε = 0 of the same method.
+(notebook 04, the ε sweep of 02, the temperature sweep of 03), together with the ``fraction``, ``epsilon``,
+``temperature`` and ``kept`` columns where the group has them (``pseudo_soft_jml @ 1/8``, ``jml_bls @ ε = 0.1``,
+``kd_kl @ T = 2``, ``teacher (kept)``). A row is paired with the baseline row that has the same values of these
+columns except those the baseline fixes: notebook 04 compares each method with ``labeled_only`` at the same
+labelled fraction, the ε sweep each ε with ε = 0 of the same method, the temperature sweep each T with T = 1 of
+the same method; the teachers of 03 have no baseline.
 
 Order (deterministic): notebooks as in :data:`NOTEBOOKS`; tables ``main``, ``ablation``, ``sweep``, then the others
 sorted; regimes as :data:`jmlkit.experiments.claims.REGIME_ORDER`, then the others sorted; within a group the rows by
@@ -59,9 +61,10 @@ NOTEBOOKS = {
     "05_soft_labels": "05 soft labels",
 }
 #: The ``table`` values of a results file in words (others are shown as they are).
-TABLE_TITLES = {"main": "main comparison", "ablation": "ablation", "sweep": "ε sweep"}
+TABLE_TITLES = {"main": "main comparison", "ablation": "ablation", "sweep": "ε sweep",
+                "teacher": "teachers (every seed; the kept one teaches)", "temperature": "temperature sweep"}
 #: Tables first in this order (others follow, sorted).
-TABLE_ORDER = ("main", "ablation", "sweep")
+TABLE_ORDER = ("main", "teacher", "ablation", "sweep", "temperature")
 #: Metrics shown as mean ± std over seeds, in percent (notebooks not listed: ``"*"``).
 METRICS = {
     "*": ("mIoU_D", "ECE_D"),
@@ -80,11 +83,13 @@ BASELINES: dict[tuple[str, str], dict[str, Any]] = {
     ("02_label_smoothing", "ablation"): {"name": "jml_bls"},
     ("02_label_smoothing", "sweep"): {"epsilon": 0.0},
     ("03_distillation", "main"): {"name": "hard_ce"},
+    ("03_distillation", "ablation"): {"name": "hard_ce"},
+    ("03_distillation", "temperature"): {"temperature": 1.0},
     ("04_semi_supervised", "main"): {"name": "labeled_only"},
     ("05_soft_labels", "main"): {"name": "ce_soft"},
 }
 #: The key columns besides the name, in the order of the configuration's text.
-_EXTRAS = ("fraction", "epsilon")
+_EXTRAS = ("fraction", "epsilon", "temperature", "kept")
 _DASH = "—"
 
 
@@ -142,14 +147,19 @@ def _config_text(key: dict[str, Any]) -> str:
         text += f" @ {_fraction_text(key['fraction'])}"
     if key.get("epsilon") is not None:
         text += f" @ ε = {key['epsilon']:g}"
+    if key.get("temperature") is not None:
+        text += f" @ T = {key['temperature']:g}"
+    if key.get("kept") is not None:
+        text += " (kept)" if str(key["kept"]) == "True" else " (not kept)"
     return text
 
 
 def _baseline_text(spec: dict[str, Any], extras: list[str]) -> str:
     parts = [f"`{spec['name']}`"] if "name" in spec else []
-    parts += [f"ε = {spec['epsilon']:g}" if c == "epsilon" else f"fraction {_fraction_text(spec[c])}"
-              for c in _EXTRAS if c in spec]
-    same = [{"fraction": "fraction", "epsilon": "ε"}[c] for c in extras if c not in spec]
+    words = {"epsilon": lambda v: f"ε = {v:g}", "temperature": lambda v: f"T = {v:g}",
+             "fraction": lambda v: f"fraction {_fraction_text(v)}", "kept": lambda v: f"kept {v}"}
+    parts += [words[c](spec[c]) for c in _EXTRAS if c in spec]
+    same = [{"fraction": "fraction", "epsilon": "ε", "temperature": "T", "kept": "kept"}[c] for c in extras if c not in spec]
     if "name" not in spec:
         same.insert(0, "method")
     return " ".join(parts) + (f" (same {', '.join(same)})" if same else "")
