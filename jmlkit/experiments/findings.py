@@ -58,9 +58,15 @@ def _difference(runs: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, k
     """``a − b`` on ``metric`` in words, paired by seed: Δ with its 95% interval and the verdict (gain, loss or
     no measurable difference; :func:`~jmlkit.experiments.stats.paired_difference`)."""
     d = paired_difference(runs, a, b, metric, key=key, higher_is_better=higher_is_better)
+    return f"{label(a)} − {label(b)}: {_delta(d, metric)}"
+
+
+def _delta(d: Any, metric: str) -> str:
+    """A paired difference in words: ``Δ<metric> <format_difference>``, or with one seed the difference and
+    "(one seed: not measurable)"."""
     if d.n < 2:
-        return f"{label(a)} − {label(b)}: {100 * d.delta:+.1f} points of {metric} (one seed: not measurable)"
-    return f"{label(a)} − {label(b)}: Δ{metric} {format_difference(d)}"
+        return f"{100 * d.delta:+.1f} points of {metric} (one seed: not measurable)"
+    return f"Δ{metric} {format_difference(d)}"
 
 
 def _measured(summary: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config",
@@ -493,11 +499,7 @@ def temperature_findings(runs: pd.DataFrame, *, regime: str | None = None,
         for t, config in by_t.items():
             if t == 1.0:
                 continue
-            texts = []
-            for metric in metrics:
-                d = paired_difference(rows, config, by_t[1.0], metric)
-                texts.append(f"Δ{metric} {format_difference(d)}" if d.n >= 2 else
-                             f"{100 * d.delta:+.1f} points of {metric} (one seed: not measurable)")
+            texts = [_delta(paired_difference(rows, config, by_t[1.0], metric), metric) for metric in metrics]
             parts.append(f"T = {t:g} − T = 1: " + ", ".join(texts))
         if parts:
             lines.append(f"* **{label(method)}**" + (f" ({regime} regime)" if regime else "") + ": " + "; ".join(parts) + ".")
@@ -531,9 +533,8 @@ def jml_alone_findings(runs: pd.DataFrame, *, reference: str = "kd_jml_only", ba
         for other in (reference, baseline):
             if other in present:
                 d = paired_difference(runs, name, other, "mIoU_D")
-                words = (f"ΔmIoU_D {format_difference(d)}" if d.n >= 2 else
-                         f"{100 * d.delta:+.1f} points of mIoU_D (one seed: not measurable)")
-                parts.append(f"against {'the JML alone on the teacher' if other == reference else 'CE on hard labels'}: {words}")
+                parts.append(f"against {'the JML alone on the teacher' if other == reference else 'CE on hard labels'}: "
+                             f"{_delta(d, 'mIoU_D')}")
                 if other == baseline and d.n >= 2 and d.verdict != "loss":
                     recovered.append(name)
         lines.append(f"* **{label(name)}** ({change}): " + "; ".join(parts) + ".")
