@@ -49,6 +49,7 @@ __all__ = [
     "train_teacher",
     "distillation_configs",
     "distillation_ablation_configs",
+    "jml_alone_ablation",
     "teacher_config",
     "ssl_configs",
     "labeled_fraction_sweep",
@@ -380,6 +381,32 @@ def distillation_ablation_configs(student: TrainConfig, teacher: str | os.PathLi
         "kd_jml_only_ce_teacher": only.replace(teacher=str(Path(ce_teacher).resolve())),
         "kd_jml_mixed": only.replace(kd_label_weight=0.5),
     }
+
+
+def jml_alone_ablation(student: TrainConfig, teacher: TrainConfig, teacher_dir: str | os.PathLike, *,
+                       seeds: Sequence[int] | int, output_dir: str | os.PathLike, seed: int = 0,
+                       temperature: float = 1.0, regime: str | None = None, force: bool = False,
+                       verbose: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Notebook 03's ablation of the JML alone, trained: a teacher of ``teacher``'s model and epochs trained with CE on
+    hard labels (seed ``seed``, run name ``<regime>.teacher_ce``), then the hard-label student, the paper's JML-KD
+    and :func:`distillation_ablation_configs` with every seed (the first two are the runs of the main comparison,
+    reused from the cache). Returns ``(runs, the CE teacher's metrics)``; ``runs`` has a ``regime`` column when
+    ``regime`` is given.
+    """
+    name = f"{regime}.teacher_ce" if regime else "teacher_ce"
+    ce_dir, ce_metrics = train_teacher(teacher_config(student, model=teacher.model, epochs=teacher.epochs, seed=seed,
+                                                      hard_ce=True),
+                                       output_dir=output_dir, name=name, force=force, verbose=verbose)
+    if verbose:
+        print(f"CE-trained teacher{f' ({regime} regime)' if regime else ''}: mIoU_D {100 * ce_metrics['mIoU_D']:.1f}%, "
+              f"ECE_D {100 * ce_metrics['ECE_D']:.1f}%")
+    main = distillation_configs(student, teacher_dir, temperature=temperature)
+    configs = {"hard_ce": main["hard_ce"], "kd_jml": main["kd_jml"],
+               **distillation_ablation_configs(student, teacher_dir, ce_dir, temperature=temperature)}
+    runs = run_configs(configs, seeds=seeds, output_dir=output_dir, force=force, verbose=verbose)
+    if regime is not None:
+        runs.insert(0, "regime", regime)
+    return runs, ce_metrics
 
 
 def ssl_configs(base: TrainConfig, *, threshold: float = 0.9, ssl_weight: float = 1.0, ssl_warmup: float = 0.5,
