@@ -36,9 +36,11 @@ from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
                                       paired_differences, regime_differences, fraction_differences)
 from jmlkit.experiments.claims import CLAIMS, Claim, claims_markdown, claims_table
-from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline,
-                                         confidence_gaps, distillation_findings, jml_alone_findings, teacher_gap, temperature_findings, overconfidence_findings, regime_findings, skipped_note, smoothing_findings, soft_label_findings,
-                                         source_note, ssl_findings, ssl_headline)
+from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline, confidence_gaps,
+                                         overconfidence_findings, regime_findings, skipped_note, smoothing_findings,
+                                         soft_label_findings, source_note)
+from jmlkit.experiments.findings_kd import distillation_findings, jml_alone_findings, teacher_gap, temperature_findings
+from jmlkit.experiments.findings_ssl import ssl_findings, ssl_headline
 from jmlkit.experiments.tables import compare, format_table, headline, per_class_means, per_config_means, summarize
 
 __all__ = [

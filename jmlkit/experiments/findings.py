@@ -3,15 +3,22 @@ r"""The findings of notebooks 02–06.
 The *findings* functions write the "What we saw" section of each result notebook from its tables,
 as Markdown: they pick the winners and word the results, so the notebooks only display them.
 
-=================================  ========  ================================================
-function                           notebook  reads
-=================================  ========  ================================================
-:func:`smoothing_findings`         02        the comparison, the ε sweep, ECE near boundaries
-:func:`distillation_findings`      03        the students and the teacher's metrics
-:func:`ssl_findings`               04        the 2 × 2 design × labelled fractions
-:func:`soft_label_findings`        05        soft-label errors of each loss
-:func:`calibration_findings`       06        every notebook's runs, boundary and class tables
-=================================  ========  ================================================
+=====================================================  ========  ==========================================
+function                                               notebook  reads
+=====================================================  ========  ==========================================
+:func:`smoothing_findings`                             02        the comparison, the ε sweep, ECE near
+                                                                 boundaries, the over-confident regime
+:mod:`~jmlkit.experiments.findings_kd`                 03        the students, the teacher's gap, the
+                                                                 temperature sweep, the JML-alone ablation
+:mod:`~jmlkit.experiments.findings_ssl`                04        the 2 × 2 design × labelled fractions
+:func:`soft_label_findings`                            05        soft-label errors of each loss
+:func:`calibration_findings`                           06        every notebook's runs, boundary and class
+                                                                 tables
+=====================================================  ========  ==========================================
+
+Notebook 03's findings (the students, the teacher's gap, the temperature sweep, the JML-alone ablation) are in
+:mod:`jmlkit.experiments.findings_kd`, notebook 04's in :mod:`jmlkit.experiments.findings_ssl`; both use the
+wording helpers of this module.
 """
 from __future__ import annotations
 
@@ -30,12 +37,6 @@ __all__ = [
     "regime_findings",
     "confidence_gaps",
     "overconfidence_findings",
-    "distillation_findings",
-    "teacher_gap",
-    "temperature_findings",
-    "jml_alone_findings",
-    "ssl_headline",
-    "ssl_findings",
     "soft_label_findings",
     "source_note",
     "skipped_note",
@@ -405,269 +406,6 @@ def _classes_of(regime: Mapping[str, Any]) -> int | None:
     for shares in regime.values():
         return int(shares.num_classes)
     return None
-
-
-# ============================================================================ 03: distillation
-
-
-def teacher_gap(teacher_metrics: Mapping[str, Any], runs: pd.DataFrame, *, baseline: str = "hard_ce",
-                metric: str = "mIoU_D") -> Any:
-    """The teacher − ``baseline`` student on ``metric``, paired over the student's seeds (one teacher serves every
-    seed: each seed's difference is the teacher's value minus that student's), with its 95% interval
-    (:class:`~jmlkit.experiments.stats.PairedDifference`).
-
-    >>> runs = pd.DataFrame({"config": "hard_ce", "seed": [0, 1, 2], "mIoU_D": [0.90, 0.91, 0.92]})
-    >>> d = teacher_gap({"mIoU_D": 0.95}, runs)
-    >>> round(d.delta, 3), d.n, d.verdict
-    (0.04, 3, 'gain')
-    """
-    rows = runs[runs["config"] == baseline][["seed", metric]]
-    if not len(rows):
-        raise ValueError(f"Expected runs of `baseline` {baseline!r} in `runs`, but its configs are "
-                         f"{sorted(set(runs['config']))}.")
-    pair = pd.concat([rows.assign(config=baseline), rows.assign(config="teacher", **{metric: float(teacher_metrics[metric])})],
-                     ignore_index=True)
-    return paired_difference(pair, "teacher", baseline, metric)
-
-
-def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, Any], *, profile: str,
-                          seeds: Sequence[int], teacher: Any, student: Any, temperature: float,
-                          teacher_epsilon: float | None = None, runs: pd.DataFrame | None = None) -> str:
-    """The findings of notebook 03 (Markdown bullets).
-
-    Args:
-        summary: :func:`summarize` of the students of ``distillation_configs`` (``kd_jml``, the paper's
-            JML-KD; ``hard_ce``; ``kd_kl``; ``kd_jml_only``).
-        teacher_metrics: the teacher's ``metrics.json`` (``mIoU_D``, ``ECE_D``).
-        profile, seeds, temperature: the setting; ``teacher`` and ``student``: their TrainConfigs
-            (model, epochs, smoothing); ``teacher_epsilon``: the teacher's ε (default: ``teacher.epsilon``).
-        runs: the students' runs (one row per run): differences are then Δ [95% interval] paired by seed.
-
-    Differences between students: paired by seed with the runs, else worded by :func:`compare` (mean ± std
-    over seeds); with one seed a difference is not measurable, and the sentence says so.
-    """
-    table = summary.set_index("config")
-    best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
-    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
-    gap = teacher_metrics["mIoU_D"] - table.at["hard_ce", "mIoU_D_mean"]
-    teacher_epsilon = teacher.epsilon if teacher_epsilon is None else teacher_epsilon
-    one_seed = len(seeds) < 2
-    c = lambda a, b, m: _measured(summary, a, b, m, runs=runs) if runs is not None else compare(summary, a, b, m)  # noqa: E731
-
-    def start(config: Any) -> str:
-        weights = getattr(config, "encoder_weights", None)
-        return "ImageNet-pretrained encoder, as in the paper" if weights else "random weights; the paper's start from ImageNet encoders"
-    caveat = (" With one seed these differences are not measurable: run the full profile for seeds and spreads."
-              if one_seed else "")
-    recipe = ("the paper's teacher recipe" if teacher_epsilon == 0.5 else
-              "ours: the paper's teacher uses ε = 0.5, which costs accuracy in our regimes (notebook 02)")
-    if runs is not None and "hard_ce" in set(runs["config"]) and not one_seed:
-        d = teacher_gap(teacher_metrics, runs)
-        gap_words = f"teacher − hard-label student ΔmIoU_D {format_difference(d)} (paired over the student's seeds)"
-    else:
-        gap_words = f"{abs(100 * gap):.1f} points {'above' if gap > 0 else 'below'} the hard-label student in mIoU_D"
-    return f'''* **Setting**: {profile} profile; teacher `{teacher.model}` ({teacher.epochs} epochs, CE+JML with {teacher.smoothing}
-  label smoothing ε = {teacher_epsilon}, {recipe}; {start(teacher)}), students `{student.model}`
-  ({student.epochs} epochs; {start(student)}), T = {temperature}, seeds {seeds}.
-* **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%;
-  {gap_words}.
-* **The paper's JML-KD**: {c("kd_jml", "hard_ce", "mIoU_D")}; {c("kd_jml", "kd_kl", "mIoU_D")}.
-  The best student by mIoU_D is {LABELS[best]}.{caveat}
-* **JML alone on the teacher** (ours, not the paper's objective): {c("kd_jml_only", "kd_jml", "mIoU_D")}.
-* **Calibration**: the best calibrated student is {LABELS[calib]}. {c("kd_jml", "kd_kl", "ECE_D")};
-  {c("kd_jml", "hard_ce", "ECE_D")}.'''
-
-
-def temperature_findings(runs: pd.DataFrame, *, regime: str | None = None,
-                         metrics: Sequence[str] = ("mIoU_D", "ECE_D")) -> str:
-    """Notebook 03's temperature sweep in words: per method (``kd_jml``, ``kd_kl``), each temperature against
-    T = 1, paired by seed (runs of :func:`~jmlkit.experiments.sweep` over ``kd_temperature``: columns ``method``,
-    ``temperature``, ``config``, ``seed``).
-
-    >>> runs = pd.DataFrame({"method": "kd_kl", "temperature": [1.0, 1.0, 2.0, 2.0], "seed": [0, 1, 0, 1],
-    ...                      "config": ["kd_kl_T1"] * 2 + ["kd_kl_T2"] * 2, "mIoU_D": [.80, .82, .83, .84],
-    ...                      "ECE_D": [.05, .06, .04, .05]})
-    >>> print(temperature_findings(runs, metrics=["mIoU_D"]))
-    * **KL distillation (CE + KL)**: T = 2 − T = 1: ΔmIoU_D +2.5 [−3.9, 8.9] points (2 seeds): no measurable difference.
-    """
-    lines = []
-    for method, rows in runs.groupby("method", sort=False):
-        by_t = rows.groupby("temperature", sort=True)["config"].first()
-        if 1.0 not in by_t.index:
-            continue
-        parts = []
-        for t, config in by_t.items():
-            if t == 1.0:
-                continue
-            texts = [_delta(paired_difference(rows, config, by_t[1.0], metric), metric) for metric in metrics]
-            parts.append(f"T = {t:g} − T = 1: " + ", ".join(texts))
-        if parts:
-            lines.append(f"* **{label(method)}**" + (f" ({regime} regime)" if regime else "") + ": " + "; ".join(parts) + ".")
-    return "\n".join(lines) or "* One temperature only: nothing to compare."
-
-
-#: The one change of each run of the JML-alone ablation (:func:`~jmlkit.experiments.distillation_ablation_configs`).
-_JML_ALONE_CHANGES = {"jml_only_hard": "hard labels instead of the teacher",
-                      "kd_jml_only_ce_teacher": "a CE-trained teacher instead of the smoothed one",
-                      "kd_jml_mixed": "half of each target the one-hot label"}
-
-
-def jml_alone_findings(runs: pd.DataFrame, *, reference: str = "kd_jml_only", baseline: str = "hard_ce") -> str:
-    """The ablation of "the JML alone on the teacher" in words: each one-change run against ``reference`` (the JML
-    alone on the teacher) and against ``baseline`` (CE on hard labels), mIoU_D paired by seed, and which change,
-    if any, recovers the hard-label student (no measurable loss against it).
-
-    >>> runs = pd.DataFrame({"config": ["kd_jml_only"] * 2 + ["jml_only_hard"] * 2 + ["hard_ce"] * 2,
-    ...                      "seed": [0, 1] * 3, "mIoU_D": [.30, .35, .31, .33, .90, .91]})
-    >>> print(jml_alone_findings(runs))  # doctest: +ELLIPSIS
-    * **JML alone, hard labels** (hard labels instead of the teacher): ... against CE on hard labels: ΔmIoU_D −58.5 [...] points (2 seeds): loss.
-    * **What follows**: no single change recovers the hard-label student: the JML alone fails on this network and schedule whatever its target.
-    """
-    present = set(runs["config"])
-    lines, recovered = [], []
-    measurable = runs.groupby("config")["seed"].nunique().min() >= 2
-    for name, change in _JML_ALONE_CHANGES.items():
-        if name not in present:
-            continue
-        parts = []
-        for other in (reference, baseline):
-            if other in present:
-                d = paired_difference(runs, name, other, "mIoU_D")
-                parts.append(f"against {'the JML alone on the teacher' if other == reference else 'CE on hard labels'}: "
-                             f"{_delta(d, 'mIoU_D')}")
-                if other == baseline and d.n >= 2 and d.verdict != "loss":
-                    recovered.append(name)
-        lines.append(f"* **{label(name)}** ({change}): " + "; ".join(parts) + ".")
-    if not measurable:
-        lines.append("* **What follows**: nothing yet: with one seed no difference is measurable (the full profile has five).")
-    elif recovered:
-        what = "; ".join(f"{label(n)} ({_JML_ALONE_CHANGES[n]})" for n in recovered)
-        lines.append(f"* **What follows**: {what} recovers the hard-label student (no measurable loss against it).")
-    else:
-        lines.append("* **What follows**: no single change recovers the hard-label student: the JML alone fails on this "
-                     "network and schedule whatever its target.")
-    return "\n".join(lines)
-
-
-# ============================================================================ 04: semi-supervised
-
-#: Notebook 04's methods: labelled only, then the 2 × 2 design (hard or soft pseudo-labels × CE or CE+JML).
-_SSL_METHODS = ("labeled_only", "pseudo_hard_ce", "pseudo_soft_ce", "pseudo_hard_jml", "pseudo_soft_jml")
-#: Short names of the methods in the findings' sentences.
-_SSL_SHORT = {"labeled_only": "labelled only", "pseudo_hard_ce": "hard + CE", "pseudo_soft_ce": "soft + CE",
-              "pseudo_hard_jml": "hard + CE+JML", "pseudo_soft_jml": "soft + CE+JML"}
-#: The comparisons of each fraction, a bullet each: (what, note, ((a, b, words), ...)); ``a − b`` on mIoU_D.
-_SSL_COMPARISONS = (
-    ("soft + CE+JML vs hard + CE", "both factors at once, the paper's question",
-     (("pseudo_soft_jml", "pseudo_hard_ce", ""),)),
-    ("soft vs hard pseudo-labels", "factor 1, the loss held",
-     (("pseudo_soft_ce", "pseudo_hard_ce", "with CE"), ("pseudo_soft_jml", "pseudo_hard_jml", "with CE+JML"))),
-    ("CE+JML vs CE", "factor 2, the pseudo-labels held",
-     (("pseudo_hard_jml", "pseudo_hard_ce", "on hard pseudo-labels"),
-      ("pseudo_soft_jml", "pseudo_soft_ce", "on soft pseudo-labels"))),
-    ("pseudo-labels vs labelled only", "", tuple((m, "labeled_only", _SSL_SHORT[m]) for m in _SSL_METHODS[1:])),
-)
-
-
-def ssl_headline(summary: pd.DataFrame, methods: Sequence[str], fractions: Sequence[float]) -> dict[str, float]:
-    """``{"<metric>.<method>_f<fraction>": mean}`` of ``mIoU_D`` and ``ECE_D`` for notebook 04's ``metrics.json``
-    (notebook 04 passes all five methods of :func:`~jmlkit.experiments.ssl_configs`).
-
-    >>> s = pd.DataFrame({"method": ["a"], "fraction": [0.25], "mIoU_D_mean": [0.5], "ECE_D_mean": [0.1]})
-    >>> ssl_headline(s, ["a"], [0.25])
-    {'mIoU_D.a_f0.25': 0.5, 'ECE_D.a_f0.25': 0.1}
-    """
-    table = summary.set_index(["method", "fraction"])
-    return {f"{m}.{method}_f{f:g}": float(table.at[(method, f), f"{m}_mean"]) for method in methods for f in fractions
-            for m in ("mIoU_D", "ECE_D")}
-
-
-def _ssl_paired(runs: pd.DataFrame | None, f: float) -> pd.DataFrame | None:
-    """The runs of fraction ``f`` when two or more seeds can be paired there, else None."""
-    if runs is None:
-        return None
-    at = runs[runs["fraction"] == f]
-    return at if at["seed"].nunique() >= 2 else None
-
-
-def _ssl_line(table: pd.DataFrame, f: float, at: pd.DataFrame | None) -> str:
-    """One fraction: the five means, the highest, and the comparisons (paired by seed with ``at``, else single runs)."""
-    iou = {m: 100 * float(table.at[(m, f), "mIoU_D_mean"]) for m in _SSL_METHODS}
-    ece = [100 * float(table.at[(m, f), "ECE_D_mean"]) for m in _SSL_METHODS]
-    top = [_SSL_SHORT[m] for m, v in iou.items() if round(v, 1) == round(max(iou.values()), 1)]
-    best = top[0] if len(top) == 1 else "a tie between " + ", ".join(top[:-1]) + " and " + top[-1]
-    lines = [f"* **Fraction {f:g}**: mIoU_D " + ", ".join(f"{_SSL_SHORT[m]} {v:.1f}%" for m, v in iou.items())
-             + f"; highest: {best}. ECE_D in the same order " + ", ".join(f"{v:.1f}%" for v in ece) + "."]
-    if at is None:
-        deltas = "; ".join(what + " " + ", ".join(f"{iou[a] - iou[b]:+.1f}" + (f" {words}" if words else "")
-                                                  for a, b, words in pairs) for what, _, pairs in _SSL_COMPARISONS)
-        n = int(table.at[("labeled_only", f), "n_seeds"]) if "n_seeds" in table.columns else 1
-        head = ("**One seed: no difference is measurable.** The single-run differences" if n < 2 else
-                "**Not paired by seed** (no `runs` given): the differences of the means")
-        return "\n".join(lines + [f"  * {head}, in mIoU_D points: {deltas}."])
-    for what, note, pairs in _SSL_COMPARISONS:
-        texts = [(f"{words} " if words else "")
-                 + format_difference(paired_difference(at, a, b, "mIoU_D", key="method")) for a, b, words in pairs]
-        lines.append(f"  * **{what[0].upper() + what[1:]}**" + (f" ({note})" if note else "") + ": Δ mIoU_D "
-                     + "; ".join(texts) + ".")
-    return "\n".join(lines)
-
-
-def ssl_findings(summary: pd.DataFrame, fractions: Sequence[float], *, profile: str, seeds: Sequence[int],
-                 config: Any, runs: pd.DataFrame | None = None) -> str:
-    """The findings of notebook 04 (Markdown: a bullet per labelled fraction with the comparisons below it).
-
-    Args:
-        summary: :func:`summarize` of ``labeled_fraction_sweep`` over ``ssl_configs`` (the five methods),
-            ``by=["method", "fraction"]``, with ``mIoU_D``, ``ECE_D`` and ``epoch_time_s``.
-        fractions: the labelled fractions, in the order to report them.
-        profile, seeds, config: the setting (``config``: the base TrainConfig).
-        runs: the runs (``method``, ``fraction``, ``seed``, ``mIoU_D``): with two or more seeds at a fraction its
-            comparisons are differences paired by seed, Δ mIoU_D [95% interval] and verdict (a gain or a loss only
-            when the interval excludes 0, else "no measurable difference"); with one seed, or without ``runs``,
-            they are single-run differences, called not measurable.
-
-    Each fraction reports the means, the highest ``mIoU_D`` (rounded to 0.1 %; equal values are "a tie
-    between" them) and ``a − b`` for: soft + CE+JML vs hard + CE (both factors at once); soft vs hard
-    pseudo-labels with each loss (factor 1); CE+JML vs CE on each kind of pseudo-label (factor 2); every
-    pseudo-label method vs labelled only. Self-training "helped" at a fraction when some pseudo-label method
-    gains over labelled only, paired by seed (with one seed: when its run is above the labelled-only run,
-    not measurable).
-
-    Raises:
-        ValueError: a method of the design or a fraction missing from ``summary``.
-    """
-    table = summary.set_index(["method", "fraction"])
-    missing = [(m, f) for f in fractions for m in _SSL_METHODS if (m, f) not in table.index]
-    if missing:
-        raise ValueError(f"Expected `summary` to hold the methods {list(_SSL_METHODS)} at every fraction "
-                         f"{list(fractions)}, but it lacks (method, fraction) {missing}.")
-    paired = {f: _ssl_paired(runs, f) for f in fractions}
-    explanation = ("Starting from a randomly initialised model, the first pseudo-labels are mostly wrong and the model "
-                   "learns its own mistakes (confirmation bias); practical recipes first train on the labelled images "
-                   "alone (this notebook does, for the first `ssl_warmup` share of the steps) or weigh the unlabelled "
-                   "loss down (`ssl_weight`).")
-    if all(at is not None for at in paired.values()):
-        helped = [f"{f:g}" for f, at in paired.items()
-                  if any(paired_difference(at, m, "labeled_only", "mIoU_D", key="method").verdict == "gain"
-                         for m in _SSL_METHODS[1:])]
-        verdict = (f"* **Self-training helped** (a gain over labelled only, paired by seed) at fraction(s) "
-                   f"{', '.join(helped)}." if helped else
-                   f"* **Self-training did not measurably help** at any fraction (no gain over labelled only, paired "
-                   f"by seed). {explanation}")
-    else:
-        above = [f"{f:g}" for f in fractions if max(table.at[(m, f), "mIoU_D_mean"] for m in _SSL_METHODS[1:])
-                 > table.at[("labeled_only", f), "mIoU_D_mean"]]
-        verdict = (f"* **Self-training** (one seed, not measurable): the best pseudo-label run was above the "
-                   f"labelled-only run at fraction(s) {', '.join(above)}." if above else
-                   f"* **Here self-training did not help** at any fraction (one seed, not measurable). {explanation}")
-    times = summary.set_index("method")["epoch_time_s_mean"]
-    t_lo, t_ssl = float(times[["labeled_only"]].mean()), float(times[list(_SSL_METHODS[1:])].mean())
-    return "\n".join([f"* **Setting**: {profile} profile, model `{config.model}`, {config.epochs} epochs, seeds {seeds}."]
-                     + [_ssl_line(table, f, paired[f]) for f in fractions] + [verdict]
-                     + [f"* **Cost**: a semi-supervised training epoch took {t_ssl / t_lo:.1f}× the time of a labelled-only "
-                        f"one ({t_ssl:.2f} s vs {t_lo:.2f} s, same number of steps; the mean of the four pseudo-label "
-                        "methods)."])
 
 
 # ============================================================================ 05: soft labels of the data
