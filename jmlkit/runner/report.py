@@ -7,8 +7,9 @@ executed notebook, ``metrics.json`` and figures). The report (default ``RUNS_DIR
   template and ``embed_images=True``: figures are base64 in the page and the CSS is inlined, so a
   page is one self-contained file. The template is extended (:data:`PAGE_TEMPLATE`) to drop what
   the ``lab`` template loads from a CDN and a static report does not need: require.js, the
-  Jupyter-widgets embedder and Mermaid. MathJax stays (from its CDN): without a network the
-  formulas show as their TeX source, which reads fine. Live widgets need a kernel, so a widget
+  Jupyter-widgets embedder, Mermaid and MathJax: the formulas of markdown cells and outputs are
+  converted to MathML beforehand (:mod:`jmlkit.runner.mathml`), which browsers draw themselves, so a
+  page loads nothing from the network. Live widgets need a kernel, so a widget
   output shows its text fallback. Each page starts with a bar linking back to the index, the run's
   status and duration, and, for a run that did not finish ok, its error. A run without an
   executed notebook (it failed before papermill wrote one) gets no page. Markdown cells, HTML and
@@ -31,8 +32,10 @@ Example (the formatting helpers; :func:`write_report` needs a batch folder):
 ('0.5431', '10,000', '–', '2.8e-05')
 >>> format_duration(45.51), format_duration(185), format_duration(7380)
 ('45.5 s', '3 min 05 s', '2 h 03 min')
+>>> format_metric("mIoU_D.ce", 0.543102), format_metric("ECE_D", 0.0041), format_metric("n_runs", 13)
+('54.3 %', '0.4 %', '13')
 >>> headline_table({"ECE_D.ce": 0.11, "mIoU_D.ce": 0.54, "mIoU_D.jml": 0.6, "n_runs": 13})
-(['mIoU_D', 'ECE_D'], [('ce', ['0.54', '0.11']), ('jml', ['0.6', '–'])], 0)
+(['mIoU_D', 'ECE_D'], [('ce', ['54.0 %', '11.0 %']), ('jml', ['60.0 %', '–'])], 0)
 >>> headline_table({"triangle_violations_dml": 441, "slider_wall_s": 0.1})
 (['value'], [('triangle_violations_dml', ['441'])], 0)
 """
@@ -56,6 +59,7 @@ from typing import Any
 from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write, atomic_write_text, visible_folders
 from jmlkit.layout import METRICS_FILE, RUN_RECORD, read_run_record
+from jmlkit.runner.mathml import MATHML_ATTRIBUTES, MATHML_TAGS, render_markdown_with_mathml
 from jmlkit.runner.params import read_notebook
 from jmlkit.runner.summary import FIGURE_SUFFIXES
 
@@ -68,6 +72,7 @@ __all__ = [
     "build_parser",
     "find_runs",
     "format_duration",
+    "format_metric",
     "format_number",
     "headline_table",
     "main_report",
@@ -91,6 +96,7 @@ PAGE_TEMPLATE = """\
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block extra_css -%}
 <style type="text/css">
 .jmlkit-bar { font-family: system-ui, sans-serif; padding: 0.6em 1em; margin: 0 0 1em 0;
@@ -171,6 +177,20 @@ def format_number(value: Any) -> str:
     return str(value)
 
 
+#: Metrics that are rates in [0, 1] and that the notebooks print in %: IoU and its means, calibration errors,
+#: accuracy and confidence (matched on the name before its first ``.`` or ``_``).
+_PERCENT_METRICS = re.compile(r"^(m?IoU|ECE|SCE|MCE|ACE|acc|accuracy|conf|confidence|Dice|mDice)([._]|$)")
+
+
+def format_metric(key: str, value: Any) -> str:
+    """A metric as the notebooks show it: a rate (``mIoU_D``, ``ECE_D``, …; see :data:`_PERCENT_METRICS`) in % with
+    one decimal, anything else as :func:`format_number`."""
+    if (isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+            and _PERCENT_METRICS.match(str(key))):
+        return f"{100 * value:.1f} %"
+    return format_number(value)
+
+
 def format_duration(seconds: float | None) -> str:
     """``45.5 s``, ``3 min 05 s``, ``2 h 03 min``; ``–`` when unknown."""
     if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
@@ -202,11 +222,11 @@ def headline_table(metrics: Mapping[str, Any], *, columns: Sequence[str] = HEADL
         present += [col] if keys else []
         configs += [k[len(col) + 1:] for k in keys if k[len(col) + 1:] not in configs]
     if configs:
-        table = [(c, [format_number(metrics.get(f"{col}.{c}")) for col in present]) for c in configs[:rows]]
+        table = [(c, [format_metric(col, metrics.get(f"{col}.{c}")) for col in present]) for c in configs[:rows]]
         return present, table, max(0, len(configs) - rows)
     numeric = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                and not _is_timing(k)]
-    return ["value"], [(k, [format_number(metrics[k])]) for k in numeric[:rows]], max(0, len(numeric) - rows)
+    return ["value"], [(k, [format_metric(k, metrics[k])]) for k in numeric[:rows]], max(0, len(numeric) - rows)
 
 
 _URL_SCHEMES = frozenset({"http", "https", "mailto", "data"})  # data: for images only (_keep_attribute)
@@ -224,8 +244,9 @@ def _keep_attribute(tag: str, name: str, value: str) -> str | None:
 def sanitize_html(fragment: str, *, inline: bool = False, ids: bool = False) -> str:
     """``fragment`` without anything a browser would run (nh3's allow-list): no script, no ``on*=``, no ``javascript:``.
 
-    Links keep ``http(s):``, ``mailto:`` and relative URLs, images also ``data:image/``. ``inline``: inline
-    emphasis only (a title); ``ids``: ``class`` and ``id`` attributes too (a page's anchors and CSS classes).
+    Links keep ``http(s):``, ``mailto:`` and relative URLs, images also ``data:image/``; MathML (formulas,
+    :mod:`jmlkit.runner.mathml`) stays. ``inline``: inline emphasis and formulas only (a title); ``ids``: ``class``
+    and ``id`` attributes too (a page's anchors and CSS classes).
 
     >>> sanitize_html('T "><script>alert(2)</script> <a href="javascript:alert(1)">a</a> <em>b</em>')
     'T "&gt; <a rel="noopener noreferrer">a</a> <em>b</em>'
@@ -234,8 +255,10 @@ def sanitize_html(fragment: str, *, inline: bool = False, ids: bool = False) -> 
     """
     import nh3
 
-    attributes = {**{k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}, **({"*": {"class", "id"}} if ids else {})}
-    return nh3.clean(str(fragment), tags=set(_INLINE_TAGS if inline else nh3.ALLOWED_TAGS),
+    attributes = {**{k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}, **({"*": {"class", "id"}} if ids else {}),
+                  **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS}}
+    tags = set(_INLINE_TAGS if inline else nh3.ALLOWED_TAGS) | MATHML_TAGS - {"annotation"}
+    return nh3.clean(str(fragment), tags=tags,
                      clean_content_tags={"script", "style"}, attributes=attributes, url_schemes=set(_URL_SCHEMES),
                      attribute_filter=_keep_attribute)
 
@@ -244,7 +267,7 @@ def _markdown_html(text: str, *, inline: bool = False) -> str:
     """Markdown rendered as nbconvert renders it (``inline``: one paragraph's content), then sanitised."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    rendered = markdown2html_mistune(text).strip()
+    rendered = render_markdown_with_mathml(text, markdown2html_mistune).strip()
     rendered = rendered.removeprefix("<p>").removesuffix("</p>") if inline else rendered
     return sanitize_html(rendered, inline=inline).strip()
 
@@ -292,10 +315,18 @@ def notebook_intro(nb: Any) -> tuple[str | None, str | None]:
 
 # --------------------------------------------------------------------------- pages
 def _exporter() -> Any:
-    from jinja2 import DictLoader
+    from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(template_name="lab", template_file="jmlkit_page.html.j2", embed_images=True,
+    class _Exporter(HTMLExporter):
+        """nbconvert's exporter whose markdown (cells and outputs) has its formulas as MathML: they are converted
+        after nbconvert's own sanitiser has read the markdown, and before the page's (which keeps MathML)."""
+
+        @pass_context
+        def markdown2html(self, context: Any, source: str) -> str:
+            return render_markdown_with_mathml(source, functools.partial(super().markdown2html, context))
+
+    return _Exporter(template_name="lab", template_file="jmlkit_page.html.j2", embed_images=True,
                         extra_loaders=[DictLoader({"jmlkit_page.html.j2": PAGE_TEMPLATE})],
                         sanitize_html=True, filters={"clean_html": functools.partial(sanitize_html, ids=True)})
 
@@ -371,7 +402,8 @@ def _entry(run_dir: Path) -> tuple[ReportEntry, Path | None]:
 
 
 def _run_figures(run_dir: Path, skip: Path) -> list[Path]:
-    """The figures of a run, one file per figure: the PNG, else the SVG (sorted by path)."""
+    """The figures of a run, one file per figure (the PNG, else the SVG), in the order the notebook drew them (the
+    order their files were written; by path where that ties), so that the thumbnails follow the story."""
     found = sorted(p for p in run_dir.rglob("*") if p.suffix.lower() in FIGURE_SUFFIXES and p.is_file()
                    and skip not in p.resolve().parents)
     by_stem: dict[Path, Path] = {}
@@ -379,7 +411,7 @@ def _run_figures(run_dir: Path, skip: Path) -> list[Path]:
         key = path.with_suffix("")
         if key not in by_stem or path.suffix.lower() == ".png":
             by_stem[key] = path
-    return [by_stem[k] for k in sorted(by_stem)]
+    return sorted(by_stem.values(), key=lambda p: (p.stat().st_mtime_ns, p.as_posix()))
 
 
 def _thumbnail(data: bytes) -> bytes | None:
@@ -467,7 +499,7 @@ def _section(entry: ReportEntry) -> str:
         parts.append(_numbers_table(header, rows))
     if entry.metrics:
         more = f" ({left} more rows)" if left else ""
-        everything = [(k, [format_number(v) if not isinstance(v, (list, dict)) else json.dumps(v)])
+        everything = [(k, [format_metric(k, v) if not isinstance(v, (list, dict)) else json.dumps(v)])
                       for k, v in entry.metrics.items()]
         parts.append(f"<details><summary>all {len(entry.metrics)} numbers of {METRICS_FILE}{more}</summary>"
                      f"{_numbers_table(['value'], everything)}</details>")
@@ -552,8 +584,8 @@ def write_report(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
 # --------------------------------------------------------------------------- command line
 _DESCRIPTION = """\
 Render a batch folder of `jmlkit run` as HTML to read without running anything: one
-self-contained page per executed notebook (nbconvert's lab template, figures embedded, no
-require.js; MathJax from its CDN when online, TeX source otherwise) and an index.html with each
+self-contained page per executed notebook (nbconvert's lab template, figures embedded, formulas
+as MathML; nothing loaded from the network) and an index.html with each
 notebook's question, status, duration, headline numbers and figure thumbnails. Failed runs are
 listed with their error and get a page when an executed notebook exists.
 """
