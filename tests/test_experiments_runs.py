@@ -389,3 +389,23 @@ def test_run_per_regime_bad_input(tiny, per_regime, match):
     per_regime = {r: {n: tiny for n in names} for r, names in per_regime.items()}
     with pytest.raises(ValueError, match=match):
         ex.run_per_regime(per_regime, output_dir="unused", run=_spy([]))
+
+
+def test_find_runs_counts_a_run_copied_under_other_names_once(finished, tmp_path):
+    """A notebook that asks again for a configuration it trained gets the run copied under the new name: one model,
+    several folders. Readers that compare runs (notebook 06) list it once, under the name it was trained with."""
+    _, configs, _ = finished
+    out = tmp_path / "02_label_smoothing"
+    for name in ("small.ce", "small.ce_e0.5", "ce"):  # as the main comparison, then a sweep and an ablation ask
+        table = ex.run_configs({name: configs["ce"]}, seeds=[0], output_dir=out, verbose=False)
+        assert table["cached"].item() == (name != "small.ce")
+    folders = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(folders) == 3 and len({run_folder_hash(f) for f in folders}) == 1
+    runs = ex.find_runs(out)
+    assert runs[["config", "seed", "aliases"]].values.tolist() == [["small.ce", 0, "small.ce_e0.5, ce"]]
+    everything = ex.find_runs(out, distinct=False)
+    assert sorted(everything["config"]) == ["ce", "small.ce", "small.ce_e0.5"] and set(everything["aliases"]) == {""}
+    other = ex.run_configs({"ce_lr": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=out, verbose=False)
+    assert not other["cached"].item() and sorted(ex.find_runs(out)["config"]) == ["ce_lr", "small.ce"]
+    with pytest.raises(TypeError, match="`distinct`"):
+        ex.find_runs(out, distinct="yes")

@@ -168,9 +168,13 @@ def test_calibration_vs_boundary_distance(batch):
     fig = plot.calibration_vs_boundary_distance({"a": df, "b": m.compute(), "c": as_table(df), "d": to_python(df)},
                                                 title="x")
     ax_e, ax_a = fig.axes
-    assert ax_e.get_ylabel() == "ECE" and ax_a.get_ylabel() == "accuracy / confidence"
+    assert ax_e.get_ylabel() == "ECE (%)" and ax_a.get_ylabel() == "accuracy / confidence (%)"
     assert [t.get_text() for t in ax_e.get_xticklabels()][-1] == ">4"
     assert len(ax_e.lines) == 4 and len(ax_a.lines) == 8
+    np.testing.assert_allclose(ax_e.lines[0].get_ydata(), 100 * np.asarray(as_table(df)["ECE"], float))  # in %
+    # one legend entry per run and one per quantity, not one per curve
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "d"]
+    assert [t.get_text() for t in ax_a.get_legend().get_texts()] == ["accuracy", "confidence"]
     for a, b in zip(ax_e.lines, ax_e.lines[1:]):  # every form of the same table draws the same line
         np.testing.assert_allclose(a.get_ydata(), b.get_ydata(), rtol=1e-12)
     for one in (df, as_table(df), to_python(df)):

@@ -25,7 +25,7 @@ from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, e
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
                                         calibration_runs, distillation_ablation_configs, distillation_configs, jml_alone_ablation, labeled_split_words, ssl_regime_runs, smoothing_ablation_configs,
-                                        epsilon_sweep, label, labeled_fraction_sweep, smoothing_configs,
+                                        epsilon_sweep, label, labeled_fraction_sweep, run_label, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
                                      notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
@@ -55,7 +55,7 @@ __all__ = [
     # soft-label errors
     "SoftLabelStats", "soft_label_metrics",
     # recipes
-    "LABELS", "label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs", "distillation_ablation_configs", "jml_alone_ablation",
+    "LABELS", "label", "run_label", "PAPER_RECIPE", "smoothing_configs", "smoothing_ablation_configs", "calibration_fallback_configs", "sweep", "epsilon_sweep", "train_teacher", "teacher_config", "distillation_configs", "distillation_ablation_configs", "jml_alone_ablation",
     "ssl_configs", "labeled_split_words", "ssl_regime_runs", "labeled_fraction_sweep", "soft_label_configs", "RunSource", "CALIBRATION_FALLBACK",
     "calibration_runs",
     # tables and findings

@@ -474,9 +474,16 @@ def source_note(source: str, runs: pd.DataFrame, skipped: Mapping[str, str]) -> 
 
     >>> source_note("the runs in `x`", pd.DataFrame({"notebook": ["02", "02", "03"]}), {"04": "failed"})
     "**Source:** the runs in `x`. 3 runs of 2 notebook(s); left out (not finished): {'04': 'failed'}."
+    >>> source_note("x", pd.DataFrame({"notebook": ["02", "02"], "config": ["a", "b"], "aliases": ["a_e1, c", ""]}), {})
+    '**Source:** x. 2 runs of 2 configuration(s) in 1 notebook(s); 2 more folders are copies of one of them under another name (a sweep or an ablation that asked for a configuration already trained), counted once.'
     """
-    return (f"**Source:** {source}. {len(runs)} runs of {runs['notebook'].nunique()} notebook(s)"
-            + (f"; left out (not finished): {dict(skipped)}" if skipped else "") + ".")
+    n_configs = f" of {runs[['notebook', 'config']].drop_duplicates().shape[0]} configuration(s) in" if (
+        "config" in runs) else " of"
+    copies = sum(len([a for a in str(x).split(", ") if a]) for x in runs["aliases"]) if "aliases" in runs else 0
+    return (f"**Source:** {source}. {len(runs)} runs{n_configs} {runs['notebook'].nunique()} notebook(s)"
+            + (f"; left out (not finished): {dict(skipped)}" if skipped else "")
+            + (f"; {copies} more folders are copies of one of them under another name (a sweep or an ablation that "
+               "asked for a configuration already trained), counted once" if copies else "") + ".")
 
 
 def skipped_note(skipped: pd.DataFrame) -> str:

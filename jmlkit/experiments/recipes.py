@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,6 +41,7 @@ from jmlkit.layout import run_folder_name
 __all__ = [
     "LABELS",
     "label",
+    "run_label",
     "PAPER_RECIPE",
     "PAPER_SMOOTHING",
     "smoothing_configs",
@@ -90,8 +92,6 @@ LABELS = {
     "pseudo_soft_ce": "soft pseudo-labels (CE)",
     "pseudo_hard_jml": "hard pseudo-labels (CE+JML)",
     "pseudo_soft_jml": "soft pseudo-labels (CE+JML)",
-    "pseudo_soft_ce": "soft pseudo-labels (CE)",
-    "pseudo_hard_jml": "hard pseudo-labels (CE+JML)",
     "ce_soft": "CE on the tissue probabilities",
     "jml_soft": "JML on the tissue probabilities",
     "sjl_soft": "SJL on the tissue probabilities",
@@ -105,6 +105,30 @@ def label(name: Any) -> str:
     ("CE+JML + boundary LS (paper's recipe)", 'mine')
     """
     return LABELS.get(str(name), str(name))
+
+
+_SWEEP_SUFFIX = re.compile(r"^(?P<base>.+?)_(?P<short>e|T|f|lr|w)(?P<value>\d[\d.e-]*)$")
+_SUFFIX_WORDS = {"e": "ε = {}", "T": "T = {}", "f": "{} labelled", "lr": "lr {}", "w": "weight {}"}
+
+
+def run_label(config: Any) -> str:
+    """A readable name of a run's configuration: its regime, its display name (:func:`label`) and the value a sweep
+    gave it (names as the notebooks make them: ``<regime>.<config>``, ``<config>_e0.5``, ``<config>_f0.125``).
+
+    >>> run_label("small.jml_bls_e0.5")
+    "small · CE+JML + boundary LS (paper's recipe), ε = 0.5"
+    >>> run_label("pseudo_soft_jml_f0.125"), run_label("large.hard_ce"), run_label("mine")
+    ('soft pseudo-labels (CE+JML), 0.125 labelled', 'large · hard labels, CE', 'mine')
+    """
+    name = str(config)
+    regime, dot, rest = name.partition(".")
+    if not dot or not regime.isalpha():  # regimes are words (large, small, overconfident); 0.125 is no regime
+        regime, rest = "", name
+    suffix = ""
+    match = _SWEEP_SUFFIX.match(rest)
+    if rest not in LABELS and match is not None and match["base"] in LABELS:
+        rest, suffix = match["base"], ", " + _SUFFIX_WORDS[match["short"]].format(match["value"])
+    return (f"{regime} · " if regime else "") + label(rest) + suffix
 
 
 # ============================================================================ sweeps

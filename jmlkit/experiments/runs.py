@@ -70,7 +70,7 @@ from jmlkit.experiments.results import scalar_metrics as _scalar_metrics
 from jmlkit.io import atomic_write_text, mark_done, visible_folders
 from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES,
                            cache_folders, is_complete, notebook_run_status, parse_run_folder_name, read_done,
-                           run_folder_name)
+                           run_folder_hash, run_folder_name)
 from jmlkit.parallel import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
@@ -448,8 +448,10 @@ def find_runs(
     only_finished: bool = True,
     max_depth: int = 3,
     latest: bool = True,
+    distinct: bool = True,
 ) -> pd.DataFrame:
-    """Every finished run folder under ``root``, one row each (with ``latest``: one per notebook, config and seed).
+    """Every finished run folder under ``root``, one row each (with ``latest``: one per notebook, config and seed;
+    with ``distinct``: one per trained model).
 
     A run folder sits in a ``runs`` folder, is named ``<config>__seed<k>__<hash8>`` (or ``<config>__seed<k>``,
     as older versions named them), holds ``config.json`` and ``metrics.json`` and is complete (its completion
@@ -466,18 +468,26 @@ def find_runs(
         latest: when a notebook holds runs of one config name and seed with different configurations
             (the notebook was run again with other parameters, in the same folder), keep only the one
             that finished last (its completion marker written last); ``False`` lists them all.
+        distinct: a notebook that asks again for a configuration it already trained under another name (the
+            recipe of a sweep is the main comparison's run, e.g. ``small.jml_bls`` and ``small.jml_bls_e0.5``)
+            gets the finished run copied under the new name (:func:`run_configs`): one model, several folders
+            with the same configuration hash and seed. Keep one row per notebook, hash and seed, under the name
+            it was trained with first (the copy that was completed first), and list the other names in
+            ``aliases``; ``False`` keeps every folder.
 
     Returns:
         DataFrame with columns ``notebook`` (the first folder below ``root``, or ``root``'s own
-        name), ``config``, ``seed``, ``run`` (folder name), ``path``, ``has_model`` and the
+        name), ``config``, ``seed``, ``run`` (folder name), ``path``, ``has_model``, ``aliases`` (the other
+        names of the same run, comma-separated; ``""`` for none) and the
         config fields ``dataset, labels, loss, epsilon, model, epochs``; sorted by notebook, then
         configurations in the order they finished (the notebook's own order: main comparison
         first, sweeps after), then seed. Empty (with these columns) when nothing is found.
     """
     root = Path(root)
-    columns = ["notebook", "config", "seed", "run", "path", "has_model", *_CONFIG_COLUMNS]
+    columns = ["notebook", "config", "seed", "run", "path", "has_model", "aliases", *_CONFIG_COLUMNS]
     max_depth = check_int("max_depth", max_depth, low=1)
     check_type("latest", latest, bool)
+    check_type("distinct", distinct, bool)
     if not root.is_dir():
         return pd.DataFrame(columns=columns)
     if exclude is None:
@@ -518,6 +528,8 @@ def find_runs(
         done_at = df["path"].map(lambda p: (Path(p) / DONE_FILE).stat().st_mtime_ns)
         keep = done_at.groupby([df["notebook"], df["config"], df["seed"]]).transform("max") == done_at
         df = df[keep.astype(bool)].drop_duplicates(["notebook", "config", "seed"], keep="last")
+    if distinct and len(df):
+        df = _one_row_per_model(df)
     if notebooks is not None:
         wanted = [str(n) for n in notebooks]
         # a bool mask even when df is empty (an empty object Series would select columns instead of rows)
@@ -529,13 +541,26 @@ def find_runs(
     return df.drop(columns="_order").reset_index(drop=True)
 
 
+def _one_row_per_model(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the folders that copy one run (same notebook, configuration hash and seed) as one row: the one
+    completed first, with the other names in ``aliases`` (see :func:`find_runs`). Folders without a hash stay."""
+    digest = df["run"].map(run_folder_hash)
+    done_at = df["path"].map(lambda p: (Path(p) / DONE_FILE).stat().st_mtime_ns)
+    df = df.assign(_hash=digest.fillna(df["path"]), _done=done_at).sort_values(["_done", "config"], kind="stable")
+    groups = df.groupby(["notebook", "_hash", "seed"], sort=False)["config"]
+    aliases = groups.transform(lambda names: ", ".join(dict.fromkeys(names.iloc[1:])))
+    first = ~df.duplicated(["notebook", "_hash", "seed"], keep="first")
+    out = df.assign(aliases=aliases)[first].sort_index()
+    return out.drop(columns=["_hash", "_done"])
+
+
 def _run_row(path: Path, notebook: str, config: str, seed: int) -> dict[str, Any]:
     try:
         cfg = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         cfg = {}
     row = {"notebook": notebook, "config": config, "seed": seed, "run": path.name, "path": str(path),
-           "has_model": (path / MODEL_FILE).is_file()}
+           "has_model": (path / MODEL_FILE).is_file(), "aliases": ""}
     for key in _CONFIG_COLUMNS:
         row[key] = cfg.get(key)
     return row

@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ._common import _frames, _is_table, _label, _reliability_bars, _reliability_frame
 
@@ -154,7 +155,7 @@ def calibration_vs_boundary_distance(
         >>> df = M.calibration_by_boundary_distance(torch.full((1, 2, 6, 6), 0.5), target, 2)
         >>> fig = calibration_vs_boundary_distance(df)
         >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
-        ('distance to boundary (px)', 'ECE')
+        ('distance to boundary (px)', 'ECE (%)')
     """
     runs = _frames(data, "data")
     for df in runs.values():
@@ -165,22 +166,26 @@ def calibration_vs_boundary_distance(
     ax_e, ax_a = fig.subplots(1, 2)
     for i, (label, df) in enumerate(runs.items()):
         d = df["distance"].to_numpy()
-        color = f"C{i}"
-        ax_e.plot(d, df["ECE"].to_numpy(float), "o-", color=color, label=label or None)
-        ax_a.plot(d, df["accuracy"].to_numpy(float), "o-", color=color, label=f"{label} accuracy".strip())
-        ax_a.plot(d, df["confidence"].to_numpy(float), "s--", color=color, label=f"{label} confidence".strip())
+        color = f"C{i % 10}"
+        ax_e.plot(d, 100 * df["ECE"].to_numpy(float), "o-", color=color, label=label or None)
+        ax_a.plot(d, 100 * df["accuracy"].to_numpy(float), "o-", color=color)
+        ax_a.plot(d, 100 * df["confidence"].to_numpy(float), "s--", color=color, markerfacecolor="none")
     d = next(iter(runs.values()))["distance"].to_numpy()
     ticks = [str(int(x)) for x in d[:-1]] + [f">{int(d[-2])}" if len(d) > 1 else str(int(d[-1]))]
     for ax in (ax_e, ax_a):
         ax.set_xticks(d, ticks)
         ax.set_xlabel("distance to boundary (px)")
-    ax_e.set_ylabel("ECE")
+    ax_e.set_ylabel("ECE (%)")
     ax_e.set_ylim(bottom=0)
-    ax_a.set_ylabel("accuracy / confidence")
-    ax_a.set_ylim(0, 1.02)
-    ax_a.legend(fontsize="small")
+    ax_a.set_ylabel("accuracy / confidence (%)")
+    ax_a.margins(y=0.08)  # around the data: the gap between the two curves is what matters
+    # One legend entry per run (colour), one per quantity (line style): not one per curve.
+    styles = [Line2D([], [], color="0.3", marker="o", linestyle="-", label="accuracy"),
+              Line2D([], [], color="0.3", marker="s", linestyle="--", markerfacecolor="none", label="confidence")]
+    ax_a.legend(handles=styles, fontsize="small", loc="lower right")
     if len(runs) > 1:
-        ax_e.legend(fontsize="small")
+        fig.legend(*ax_e.get_legend_handles_labels(), loc="outside lower center", fontsize="small",
+                   ncols=min(len(runs), 3), frameon=False)
     if title:
         fig.suptitle(title)
     return fig
