@@ -383,3 +383,29 @@ def test_notebook_runs_under_papermill(tmp_path):
     assert metrics["slider_surfaces_wall_s"] > 0
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert {"one_pixel_losses.png", "two_pixel_maps.png", "race.png", "triangle_inequality.png"} <= set(pngs)
+
+
+def test_minimiser_sentence_is_written_from_the_curves():
+    from jmlkit.lessons.geometry import minimiser_sentence
+
+    q = torch.linspace(0, 1, 101)
+    curves = {"at": (q - 0.3) ** 2, "low": (q - 0.12) ** 2, "high": -q}
+    text = minimiser_sentence(q, curves, 0.3, names={"at": "A"})
+    assert text == ("Minimum over q: A at q = 0.30 (the target 0.3); low at q = 0.12, 0.18 below the target, "
+                    "towards 0; high at q = 1.00, 0.70 above the target, towards 1.")
+    # the real case of notebook 05: y = (0.7, 0.3), p = (1 - q, q) on every pixel
+    from jmlkit.losses import jaccard_metric_loss, soft_jaccard_loss
+
+    y = torch.tensor([0.7, 0.3]).view(1, 2, 1, 1).expand(1, 2, 8, 8)
+    pred = [torch.stack([1 - v, v]).view(1, 2, 1, 1).expand(1, 2, 8, 8) for v in q]
+    real = {"jml": [float(jaccard_metric_loss(p, y, from_logits=False)) for p in pred],
+            "sjl": [float(soft_jaccard_loss(p, y, from_logits=False)) for p in pred]}
+    words = minimiser_sentence(q, real, 0.3)
+    assert "jml at q = 0.30 (the target 0.3)" in words and "sjl at q = 0.12, 0.18 below the target" in words
+    # the SJL's minimiser depends on its smoothing term against the number of pixels: hence a generated sentence
+    assert minimiser_sentence(q, {"sjl": [float(soft_jaccard_loss(p[..., :2, :2], y[..., :2, :2], from_logits=False))
+                                          for p in pred]}, 0.3).count("sjl at q = 0.12") == 0
+    with pytest.raises(ValueError, match="`grid`"):
+        minimiser_sentence([0.5, 0.1], {"a": [1, 2]}, 0.3)
+    with pytest.raises(ValueError, match="curve 'a'"):
+        minimiser_sentence(q, {"a": [1, 2]}, 0.3)

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,7 +58,7 @@ __all__ = [
     "LOSSES", "METRIC_LOSSES", "pointwise_losses",
     "CurveResult", "loss_curves", "SurfaceResult", "loss_surfaces",
     "RaceResult", "race_target", "race", "TriangleResult", "triangle_check",
-    "summary", "findings", "describe_worst_triple", "abbreviation",
+    "summary", "findings", "describe_worst_triple", "abbreviation", "minimiser_sentence",
 ]
 
 #: Every loss of the lesson, in plotting order.
@@ -496,6 +497,44 @@ def summary(curves: CurveResult | None = None, surfaces: SurfaceResult | None = 
     for kind, t in (timing or {}).items():
         out[f"slider_{kind}_wall_s"], out[f"slider_{kind}_cpu_s"] = t["wall_s"], t["cpu_s"]
     return out
+
+
+def minimiser_sentence(grid: Any, curves: Mapping[str, Any], target: float, *,
+                       names: Mapping[str, str] | None = None) -> str:
+    """Where each loss curve of a one-parameter family of predictions is minimal, against the soft ``target``, as a
+    Markdown sentence written from the numbers (a minimiser within one grid step of the target counts as at it).
+
+    Args:
+        grid: the predictions ``q`` (increasing, evenly spaced), e.g. ``torch.linspace(0, 1, 101)``.
+        curves: ``{loss name: loss at each q}``.
+        target: the soft label the curves are measured against.
+        names: how the sentence names each loss (default: its key).
+
+    Example:
+        >>> q = [0.0, 0.1, 0.2, 0.3, 0.4]
+        >>> minimiser_sentence(q, {"ce": [4, 3, 2, 1, 2], "sjl": [1, 0, 2, 3, 4]}, 0.3, names={"ce": "CE"})
+        'Minimum over q: CE at q = 0.30 (the target 0.3); sjl at q = 0.10, 0.20 below the target, towards 0.'
+    """
+    q = np.asarray(torch.as_tensor(grid, dtype=torch.float64))
+    if q.ndim != 1 or len(q) < 2 or not np.all(np.diff(q) > 0):
+        raise ValueError(f"Expected `grid` to be an increasing 1-D sequence of at least 2 values, but got shape "
+                         f"{q.shape}.")
+    target = check_real("target", target)
+    step = float(np.max(np.diff(q)))
+    parts = []
+    for name, values in curves.items():
+        v = np.asarray(torch.as_tensor(values, dtype=torch.float64))
+        if v.shape != q.shape:
+            raise ValueError(f"Expected curve {name!r} to have one value per grid point ({len(q)}), "
+                             f"but got shape {v.shape}.")
+        best = float(q[int(np.nanargmin(v))])
+        label = (names or {}).get(name, name)
+        if abs(best - target) <= step / 2 + 1e-12:
+            parts.append(f"{label} at q = {best:.2f} (the target {target:g})")
+        else:
+            side = f"below the target, towards {q[0]:g}" if best < target else f"above the target, towards {q[-1]:g}"
+            parts.append(f"{label} at q = {best:.2f}, {abs(best - target):.2f} {side}")
+    return "Minimum over q: " + "; ".join(parts) + "."
 
 
 def describe_worst_triple(triangle: TriangleResult, name: str = "dml") -> str:
