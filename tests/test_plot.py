@@ -62,11 +62,12 @@ def test_the_package_exports_every_figure_flat():
     functions = {n for n in plot.__all__ if inspect.isfunction(getattr(plot, n))}
     assert {"reliability_diagram", "per_class_iou", "segmentation_panel", "calibration_vs_boundary_distance",
             "plot_reliability_grid", "plot_tradeoff", "plot_soft_target_curves", "plot_band_histograms",
-            "plot_per_class_calibration", "plot_soft_predictions", "bar_chart", "sweep_plot", "sweep_or_bar_chart",
+            "plot_per_class_calibration", "plot_soft_predictions", "comparison_chart", "forest_plot", "sweep_plot",
+            "sweep_or_comparison_chart",
             "target_panel",
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
             "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war", "smoothing_explorer",
-            "reliability_comparison", "reliability_explorer", "seconds_per_update"} == functions
+            "reliability_comparison", "reliability_explorer", "seconds_per_update", "layout_problems"} == functions
     assert plot.LABELS["ce_ls"] == "CE + uniform LS" and "paper's recipe" in plot.LABELS["jml_bls"]
 
 
@@ -137,7 +138,7 @@ def test_reliability_diagram(calibration, tmp_path):
         assert isinstance(fig, Figure) and len(fig.axes) == 2
         assert fig.axes[0].get_ylabel() == "accuracy" and fig.axes[1].get_xlabel() == "confidence"
         assert len(fig.axes[0].patches) == 2 * filled and len(fig.axes[1].patches) == n_bins
-    assert any("ECE" in t.get_text() for t in plot.reliability_diagram(calibration).axes[0].get_legend().get_texts())
+    assert any("ECE" in t.get_text() for t in plot.reliability_diagram(calibration).legends[0].get_texts())
     fig.savefig(tmp_path / "rel.png")
     assert (tmp_path / "rel.png").stat().st_size > 0
     with pytest.raises(TypeError, match="reliability"):
@@ -173,8 +174,7 @@ def test_calibration_vs_boundary_distance(batch):
     assert len(ax_e.lines) == 4 and len(ax_a.lines) == 8
     np.testing.assert_allclose(ax_e.lines[0].get_ydata(), 100 * np.asarray(as_table(df)["ECE"], float))  # in %
     # one legend entry per run and one per quantity, not one per curve
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "d"]
-    assert [t.get_text() for t in ax_a.get_legend().get_texts()] == ["accuracy", "confidence"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c", "d", "accuracy", "confidence"]
     for a, b in zip(ax_e.lines, ax_e.lines[1:]):  # every form of the same table draws the same line
         np.testing.assert_allclose(a.get_ydata(), b.get_ydata(), rtol=1e-12)
     for one in (df, as_table(df), to_python(df)):
@@ -190,7 +190,8 @@ def test_per_class_calibration():
                        for cfg in ("a", "b") for s in (0, 1) for k in range(5)])
     fig = plot.plot_per_class_calibration(pc, title="pc")
     ax = fig.axes[0]
-    assert len(ax.patches) == 2 * 5 and ax.get_ylabel() == "class-wise calibration error"
+    assert len(ax.containers) == 2 and ax.get_ylabel() == "class-wise calibration error (%)"
+    assert ax.containers[1].lines[0].get_ydata().tolist() == pytest.approx([0.5 + k for k in range(5)])  # b, in %
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"c{k}" for k in range(5)]
     assert plot.plot_per_class_calibration(pc, value="seed").axes[0].get_ylabel() == "seed"
     with pytest.raises(ValueError, match="columns"):
@@ -243,10 +244,12 @@ def test_per_class_iou(batch):
     out = m.compute()
     fig = plot.per_class_iou(out, class_names=list("abcd"), sort=True, title="IoU")
     ax = fig.axes[0]
-    assert ax.get_ylabel() == "IoU" and [t.get_text() for t in ax.get_xticklabels()] != []
-    assert len(ax.patches) == C
+    assert ax.get_ylabel() == "IoU (%)" and [t.get_text() for t in ax.get_xticklabels()] != []
+    assert len(ax.lines[0].get_xdata()) == C
     fig = plot.per_class_iou({"run1": out, "run2": out["IoU_per_class"] * 0.5})
-    assert len(fig.axes[0].patches) == 2 * C
+    dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
+    np.testing.assert_allclose(dots[1].get_ydata(), 50 * np.asarray(out["IoU_per_class"], float))  # in %
+    assert [t.get_text().split(" (")[0] for t in fig.legends[0].get_texts()] == ["run1", "run2"]
     with pytest.raises(ValueError, match="class_names"):
         plot.per_class_iou(out, class_names=["a"])
 
@@ -287,16 +290,57 @@ def test_target_panel():
 
 
 # --------------------------------------------------------------------------------------------- runs
-def test_bar_chart(summary):
-    fig = plot.bar_chart(summary, ["mIoU_D", "ECE_D"], title="bars", reference={"mIoU_D": 0.58, "ECE_D": None})
+def test_comparison_chart_shows_seeds_over_means(summary):
+    runs = pd.DataFrame([{"config": c, "seed": s, "mIoU_D": 0.9 + 0.01 * i + 0.002 * s, "ECE_D": 0.01 * (i + 1)}
+                         for i, c in enumerate(["ce_hard", "jml_ls", "kd_ce"]) for s in range(5)])
+    fig = plot.comparison_chart(runs, ["mIoU_D", "ECE_D"], title="rows", reference={"mIoU_D": 0.95, "ECE_D": None})
     assert [ax.get_title() for ax in fig.axes] == ["mIoU_D", "ECE_D"]
-    assert all(len(ax.patches) == 3 for ax in fig.axes)
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["CE, hard labels", "CE+JML + uniform LS (ours)",
-                                                                      _label("kd_ce", plot.LABELS)]
-    assert [ln.get_linestyle() for ln in fig.axes[0].lines].count("--") == 1     # the reference line
-    assert len(fig.axes[0].texts) == 3 and fig.axes[1].get_legend() is None
-    with pytest.raises(ValueError, match="summary"):
-        plot.bar_chart(summary, ["SCE_D"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CE, hard labels", "CE+JML + uniform LS (ours)", "kd_ce"]
+    seeds = [c for c in ax.collections if len(c.get_offsets()) == 5]
+    assert len(seeds) == 3  # five seed points per configuration
+    np.testing.assert_allclose(sorted(seeds[0].get_offsets()[:, 0]), [90.0, 90.2, 90.4, 90.6, 90.8])
+    assert list(ax.containers[0].lines[0].get_xdata()) == pytest.approx([90.4, 91.4, 92.4])  # means, in %
+    lo, hi = ax.get_xlim()
+    assert 85 < lo < 90 and 95 <= hi < 100  # around the data (and the reference at 95), not from 0
+    assert [ln.get_linestyle() for ln in ax.lines].count("--") == 1     # the reference line
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["mean ± std over seeds", "one seed", "teacher"]
+    # a summary (means and standard deviations) draws the means alone
+    fig = plot.comparison_chart(summary, ["mIoU_D"])
+    assert list(fig.axes[0].containers[0].lines[0].get_xdata()) == pytest.approx([50, 60, 55])
+    with pytest.raises(ValueError, match="SCE_D"):
+        plot.comparison_chart(summary, ["SCE_D"])
+    with pytest.raises(TypeError, match="`data`"):
+        plot.comparison_chart([1, 2], ["mIoU_D"])
+
+
+def test_forest_plot_colours_each_difference_by_its_verdict():
+    d = pd.DataFrame({"regime": ["large", "large", "small", "small"], "a": ["jml_bls", "ce_ls"] * 2,
+                      "b": ["ce_hard"] * 4, "metric": ["mIoU_D"] * 4, "n": [5, 5, 5, 1],
+                      "delta": [-0.034, 0.002, 0.01, 0.03], "low": [-0.046, -0.01, 0.004, np.nan],
+                      "high": [-0.022, 0.014, 0.02, np.nan],
+                      "verdict": ["loss", "no measurable difference", "gain", "not measurable (n < 2)"]})
+    fig = plot.forest_plot(d, title="f")
+    large, small = fig.axes
+    assert (large.get_title(), small.get_title()) == ("large", "small")
+    assert large.get_xlabel() == "Δ mIoU_D vs CE, hard labels (points)"
+    intervals = [ln for ln in large.lines if len(ln.get_xdata()) == 2 and ln.get_linestyle() == "-"
+                 and ln.get_xdata()[0] != ln.get_xdata()[1]]
+    assert [list(ln.get_xdata()) for ln in intervals] == [pytest.approx([-4.6, -2.2]), pytest.approx([-1.0, 1.4])]
+    assert intervals[0].get_color() == plot.VERDICT_COLORS["loss"]
+    dots = [ln for ln in small.lines if ln.get_marker() == "o"]
+    assert dots[1].get_markerfacecolor() == "white"  # one seed: no interval, a hollow dot
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["loss", "no measurable difference", "gain", "one seed: no interval"]
+    # the claims table draws the same way
+    claims = pd.DataFrame({"claim": ["JML vs SJL"], "regime": ["brain"], "delta": [0.059], "low": [0.046],
+                           "high": [0.073], "n": [5], "outcome": ["reproduced"]})
+    fig = plot.forest_plot(claims, label="claim", xlabel="a − b (points)")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["JML vs SJL"]
+    with pytest.raises(ValueError, match="one metric"):
+        plot.forest_plot(pd.concat([d, d.assign(metric="ECE_D")]))
+    with pytest.raises(ValueError, match="columns"):
+        plot.forest_plot(d.drop(columns="low"))
 
 
 def test_sweep_plot():
@@ -413,7 +457,7 @@ def test_gradient_tug_of_war():
     colors = [t.get_color() for t in ax.get_xticklabels()]
     assert a.collapsed() == [1, 2] and colors[0] != "#d62728" and colors[1] == colors[2] == "#d62728"
     assert ax.get_ylabel() == "push on the logits (x0.001)" and "red" in fig.axes[-1].get_xlabel()
-    assert len(ax.get_legend().get_texts()) == 6
+    assert len(fig.legends[0].get_texts()) == 6
     with pytest.raises(ValueError, match="non-empty"):
         plot.gradient_tug_of_war({})
     with pytest.raises(TypeError, match="GradientSplit"):

@@ -103,19 +103,21 @@ def _summary(fractions):
     return ex.summarize(runs, ["mIoU_D", "ECE_D"], by=["method", "fraction"])
 
 
-def test_one_labelled_fraction_gives_bars_per_method_and_several_a_sweep():
-    fig = plot.sweep_or_bar_chart(_summary([0.125]), "fraction", ["mIoU_D", "ECE_D"], logx=True, title="labelled fraction")
+def test_one_labelled_fraction_gives_a_row_per_method_and_several_a_sweep():
+    fig = plot.sweep_or_comparison_chart(_summary([0.125]), "fraction", ["mIoU_D", "ECE_D"], logx=True,
+                                         title="labelled fraction")
     assert fig.get_suptitle() == "labelled fraction 0.125"
     assert [ax.get_title() for ax in fig.axes] == ["mIoU_D", "ECE_D"]
     ax = fig.axes[0]
-    assert len(ax.patches) == 5 and [t.get_text() for t in ax.get_xticklabels()] == [
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
         ex.label(m) for m in ("labeled_only", "pseudo_hard_ce", "pseudo_soft_ce", "pseudo_hard_jml", "pseudo_soft_jml")]
-    assert [p.get_height() for p in ax.patches] == pytest.approx([41, 43, 45, 47, 49])  # means in %
-    bars = next(c for c in ax.containers if isinstance(c, BarContainer))
-    assert [seg[1, 1] - seg[0, 1] for seg in bars.errorbar.lines[2][0].get_segments()] == pytest.approx([2.0] * 5)  # ± std
-    sweep = plot.sweep_or_bar_chart(_summary([0.0625, 0.25]), "fraction", ["mIoU_D"], logx=True, title="labelled fraction")
+    means = ax.containers[0].lines[0].get_xdata()
+    assert list(means) == pytest.approx([41, 43, 45, 47, 49])  # means in %
+    whiskers = ax.containers[0].lines[2][0].get_segments()
+    assert [seg[1, 0] - seg[0, 0] for seg in whiskers] == pytest.approx([2.0] * 5)  # ± std
+    sweep = plot.sweep_or_comparison_chart(_summary([0.0625, 0.25]), "fraction", ["mIoU_D"], logx=True, title="labelled fraction")
     assert sweep.get_suptitle() == "labelled fraction" and sweep.axes[0].get_xscale() == "log"
     assert len(sweep.axes[0].containers) == 5 and not sweep.axes[0].patches  # a line per method
-    assert plot.sweep_or_bar_chart(_summary([0.5]), "fraction", ["mIoU_D"]).get_suptitle() == "fraction = 0.5"
+    assert plot.sweep_or_comparison_chart(_summary([0.5]), "fraction", ["mIoU_D"]).get_suptitle() == "fraction = 0.5"
     with pytest.raises(ValueError, match="`x` to be a column"):
-        plot.sweep_or_bar_chart(_summary([0.5]), "epsilon", ["mIoU_D"])
+        plot.sweep_or_comparison_chart(_summary([0.5]), "epsilon", ["mIoU_D"])

@@ -15,8 +15,10 @@ module                      figures
                             :func:`plot_band_histograms`
 :mod:`.segmentation`        :func:`segmentation_panel`, :func:`per_class_iou`, :func:`plot_soft_predictions`,
                             :func:`target_panel`
-:mod:`.runs`                :func:`bar_chart`, :func:`sweep_plot`, :func:`sweep_or_bar_chart`,
-                            :func:`history_plot`
+:mod:`.comparison`          :func:`comparison_chart` (seeds over means), :func:`forest_plot` (paired
+                            differences with their intervals)
+:mod:`.runs`                :func:`sweep_plot`, :func:`sweep_or_comparison_chart`, :func:`history_plot`
+:mod:`.layout`              :func:`layout_problems` (overlapping labels, a legend over data)
 :mod:`.losses`              :func:`plot_loss_curves`, :func:`plot_loss_surfaces`, :func:`plot_race`,
                             :func:`plot_triangle`, :func:`seconds_per_update` (notebook 01), the
                             display names :data:`LOSS_LABELS`
@@ -32,7 +34,7 @@ Example:
     >>> import jmlkit.plot as plot
     >>> fig = plot.per_class_iou([0.5, 0.7], class_names=["bg", "digit"])
     >>> fig.axes[0].get_ylabel()
-    'IoU'
+    'IoU (%)'
 """
 from __future__ import annotations
 
@@ -69,8 +71,10 @@ from .losses import (
     plot_triangle,
     seconds_per_update,
 )
+from .layout import layout_problems
 from .regime import gradient_tug_of_war, smoothing_regime
-from .runs import bar_chart, history_plot, sweep_or_bar_chart, sweep_plot
+from .comparison import VERDICT_COLORS, comparison_chart, forest_plot
+from .runs import history_plot, sweep_or_comparison_chart, sweep_plot
 from .segmentation import per_class_iou, plot_soft_predictions, segmentation_panel, target_panel
 
 __all__ = [
@@ -78,6 +82,7 @@ __all__ = [
     "LOSS_LABELS",
     "LOSS_COLORS",
     "HEADLESS_ENV",
+    "layout_problems",
     # calibration
     "reliability_diagram",
     "plot_reliability_grid",
@@ -92,9 +97,11 @@ __all__ = [
     "plot_soft_predictions",
     "target_panel",
     # runs
-    "bar_chart",
+    "comparison_chart",
+    "forest_plot",
+    "VERDICT_COLORS",
     "sweep_plot",
-    "sweep_or_bar_chart",
+    "sweep_or_comparison_chart",
     "history_plot",
     # losses (notebook 01)
     "CurvePlot",

@@ -83,13 +83,15 @@ def _frames(data: Any, what: str) -> dict[Any, pd.DataFrame]:
 
 
 def _reliability_bars(ax: Any, table: pd.DataFrame, *, linewidth: float, gap_label: Optional[str] = None) -> None:
-    """Accuracy bars per non-empty confidence bin and the red hatched gap up to the bin's mean confidence."""
+    """Accuracy bars per non-empty confidence bin and the gap up to the bin's mean confidence: an outlined, hatched
+    box (no fill), above the bar where the model is over-confident and inside it where it is under-confident, so
+    that the bar's colour stays readable under it."""
     lower, upper = table["lower"].to_numpy(float), table["upper"].to_numpy(float)
     width, centre = upper - lower, (lower + upper) / 2
     ok = table["count"].to_numpy(float) > 0
     acc, conf = table["accuracy"].to_numpy(float), table["confidence"].to_numpy(float)
     labels = {"label": "accuracy"} if gap_label is not None else {}
     ax.bar(centre[ok], acc[ok], width=width[ok], color=BAR_COLOR, edgecolor="black", linewidth=linewidth, **labels)
-    ax.bar(centre[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], color=GAP_COLOR, alpha=0.35,
-           edgecolor=GAP_COLOR, hatch="//", linewidth=linewidth,
+    ax.bar(centre[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], facecolor="none", edgecolor=GAP_COLOR,
+           hatch="///", linewidth=max(linewidth, 0.8),
            **({"label": gap_label} if gap_label is not None else {}))

@@ -7,6 +7,7 @@ Every function returns a :class:`matplotlib.figure.Figure` built without pyplot 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
@@ -37,10 +38,11 @@ def reliability_diagram(
 ) -> Figure:
     """Reliability diagram: accuracy per confidence bin with the gap to the diagonal, and the counts.
 
-    Top panel: bars of the accuracy of each bin, red bars from the accuracy to the mean
-    confidence of the bin (the gap), and the diagonal of perfect calibration; the legend
-    gives the ECE when ``data`` is a ``CalibrationMetrics`` result. Bottom panel: the
-    number of pixels per bin (log scale by default). Empty bins are left blank.
+    Top panel: bars of the accuracy of each bin, an outlined red hatched box from the accuracy to the mean
+    confidence of the bin (the gap: above the bar when over-confident, inside it when under-confident), and
+    the diagonal of perfect calibration; the legend (below the panels) gives the ECE when ``data`` is a
+    ``CalibrationMetrics`` result. Bottom panel: the number of pixels per bin (log scale by default). Empty
+    bins are left blank.
 
     Args:
         data: ``CalibrationMetrics.compute()`` dict or its ``"reliability"`` table (a dict of 1-d tensors as
@@ -66,7 +68,7 @@ def reliability_diagram(
     _reliability_bars(ax, df, linewidth=0.5, gap_label="gap" if ece is None else f"gap (ECE {100 * ece:.2f}%)")
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
-    ax.legend(loc="upper left", fontsize="small")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small", frameon=False)
     ax_n.bar(centre, df["count"].to_numpy(float), width=width, color="gray", edgecolor="black", linewidth=0.5)
     if log_counts and ok.any():
         ax_n.set_yscale("log")
@@ -92,8 +94,9 @@ def plot_reliability_grid(
         title: figure title.
         panel_size: inches per panel.
 
-    Each panel: accuracy per confidence bin (bars), the gap to the diagonal (red) and the diagonal;
-    the title gives the ECE and the share of pixels in the most confident bin.
+    Each panel: accuracy per confidence bin (bars), the gap to the diagonal (red outline, hatched) and the
+    diagonal; the title (wrapped to the panel's width) gives the ECE and the share of pixels in the most confident
+    bin.
 
     Example:
         >>> t = {"lower": [0.0, 0.5], "upper": [0.5, 1.0], "count": [1, 3], "confidence": [0.4, 0.9],
@@ -117,7 +120,8 @@ def plot_reliability_grid(
         ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
         top = float(df["count"].to_numpy(float)[-1] / max(df["count"].sum(), 1))
         ece_text = "" if ece is None else f"ECE {100 * ece:.2f}%, "
-        ax.set_title(f"{_label(key)}\n{ece_text}{100 * top:.0f}% px in top bin", fontsize="medium")
+        name = "\n".join(textwrap.wrap(_label(key), width=max(12, int(9 * panel_size[0]))))
+        ax.set_title(f"{name}\n{ece_text}{100 * top:.0f}% px in top bin", fontsize="small", pad=8)
         ax.set(xlim=(0, 1), ylim=(0, 1))
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -182,10 +186,9 @@ def calibration_vs_boundary_distance(
     # One legend entry per run (colour), one per quantity (line style): not one per curve.
     styles = [Line2D([], [], color="0.3", marker="o", linestyle="-", label="accuracy"),
               Line2D([], [], color="0.3", marker="s", linestyle="--", markerfacecolor="none", label="confidence")]
-    ax_a.legend(handles=styles, fontsize="small", loc="lower right")
-    if len(runs) > 1:
-        fig.legend(*ax_e.get_legend_handles_labels(), loc="outside lower center", fontsize="small",
-                   ncols=min(len(runs), 3), frameon=False)
+    handles, labels = ax_e.get_legend_handles_labels() if len(runs) > 1 else ([], [])
+    fig.legend([*handles, *styles], [*labels, "accuracy", "confidence"], loc="outside lower center",
+               fontsize="small", ncols=min(len(handles) + 2, 3), frameon=False)
     if title:
         fig.suptitle(title)
     return fig
@@ -193,15 +196,15 @@ def calibration_vs_boundary_distance(
 
 def plot_per_class_calibration(per_class: pd.DataFrame, *, by: str = "config", value: str = "ECE_class",
                                title: str | None = None, ax=None) -> Figure:
-    """Grouped bars of a per-class value (default the class-wise calibration error), mean over
-    seeds with the standard deviation as error bars; ``per_class`` has one row per (run, class) with the
-    columns ``by``, ``class``, ``class_name`` and ``value``.
+    """A per-class value (default the class-wise calibration error, in %) as one dot per class and run, mean over
+    seeds with the standard deviation as error bars, on an axis around the data; ``per_class`` has one row per
+    (run, class) with the columns ``by``, ``class``, ``class_name`` and ``value``. The legend is below the axes.
 
     Example:
         >>> pc = pd.DataFrame({"config": ["a", "a", "b", "b"], "class": [0, 1, 0, 1], "class_name": ["bg", "fg"] * 2,
         ...                    "ECE_class": [0.1, 0.2, 0.05, 0.1]})
-        >>> len(plot_per_class_calibration(pc).axes[0].patches)
-        4
+        >>> [c.lines[0].get_ydata().tolist() for c in plot_per_class_calibration(pc).axes[0].containers]
+        [[10.0, 20.0], [5.0, 10.0]]
     """
     need = {by, "class", "class_name", value}
     if not isinstance(per_class, pd.DataFrame) or not need <= set(per_class.columns):
@@ -215,16 +218,21 @@ def plot_per_class_calibration(per_class: pd.DataFrame, *, by: str = "config", v
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    width = 0.8 / max(k, 1)
     x = np.arange(n)
+    offsets = (np.arange(k) - (k - 1) / 2) * min(0.8 / max(k, 1), 0.22)
+    percent = value == "ECE_class"
+    scale = 100.0 if percent else 1.0
     for i, g in enumerate(groups):
         s = stats[stats[by] == g].set_index("class").reindex(classes["class"])
-        ax.bar(x - 0.4 + width * (i + 0.5), s["mean"].to_numpy(float), width=width, label=str(g),
-               yerr=np.nan_to_num(s["std"].to_numpy(float)) if s["std"].notna().any() else None, capsize=2)
+        ax.errorbar(x + offsets[i], s["mean"].to_numpy(float) * scale, fmt="o", markersize=5, color=f"C{i % 10}",
+                    yerr=np.nan_to_num(s["std"].to_numpy(float)) * scale if s["std"].notna().any() else None,
+                    capsize=2, label=str(g))
     ax.set_xticks(x, classes["class_name"].astype(str).tolist(), rotation=45 if n > 6 else 0,
                   ha="right" if n > 6 else "center")
-    ax.set(ylabel="class-wise calibration error" if value == "ECE_class" else value, xlabel="class")
-    ax.legend(fontsize="small")
+    ax.set(ylabel="class-wise calibration error (%)" if percent else value, xlabel="class")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(k, 3), fontsize="small",
+               frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -304,7 +312,7 @@ def plot_soft_target_curves(curves: Mapping[str, pd.DataFrame], *, title: str | 
         ax.plot(x, y, "o-", color=f"C{i}", label=str(label), markersize=4)
         ax.fill_between(x, np.clip(y - s, 0, 1), np.clip(y + s, 0, 1), color=f"C{i}", alpha=0.15, linewidth=0)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="target probability y (soft label)", ylabel="predicted probability p")
-    ax.legend(fontsize="small", loc="upper left")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small", frameon=False)
     if title:
         ax.set_title(title)
     return fig

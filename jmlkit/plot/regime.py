@@ -155,8 +155,9 @@ def gradient_tug_of_war(splits: Mapping[str, Any], *, scale: float = 1e3, title:
                 tick.set_fontweight("bold")
         ax.set_title(name)
         ax.set_ylabel(f"push on the logits (x{1 / scale:g})" if scale != 1 else "push on the logits")
-    axes[0].legend(fontsize="x-small", ncol=3, loc="best")
     axes[-1].set_xlabel("class (red: labelled in the batch, predicted nowhere)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="x-small",
+               frameon=False)
     if title:
         fig.suptitle(title)
     return fig

@@ -1,4 +1,5 @@
-"""Figures of finished training runs: a configuration per bar, a sweep per line, the training histories.
+"""Figures of finished training runs: a sweep per line, the training histories (a configuration per row:
+:mod:`jmlkit.plot.comparison`).
 
 The tables are the summaries of the experiment recipes: one row per configuration (or per configuration and
 swept value) with ``<metric>_mean`` and ``<metric>_std`` columns. Known configuration names are shown by their
@@ -19,55 +20,7 @@ from jmlkit.layout import HISTORY_FILE
 
 from ._common import LABELS, _label
 
-__all__ = ["bar_chart", "sweep_plot", "sweep_or_bar_chart", "history_plot"]
-
-
-def bar_chart(summary: pd.DataFrame, metrics: Sequence[str], *, key: str = "config", percent: bool = True,
-              title: str | None = None, reference: Mapping[str, float] | None = None) -> Figure:
-    """One panel per metric: a bar per configuration (mean over seeds) with ±std error bars.
-
-    Args:
-        summary: a summary table (one row per configuration, ``<metric>_mean`` and ``<metric>_std`` columns).
-        metrics: metric names (``<metric>_mean`` columns).
-        key: the column naming the bars.
-        percent: show values ×100.
-        title: figure title.
-        reference: ``{metric: value}`` drawn as a dashed horizontal line (e.g. the teacher's).
-
-    Example:
-        >>> s = pd.DataFrame({"config": ["a", "b"], "mIoU_D_mean": [0.5, 0.6], "mIoU_D_std": [float("nan")] * 2})
-        >>> [ax.get_title() for ax in bar_chart(s, ["mIoU_D"]).axes]
-        ['mIoU_D']
-    """
-    metrics = list(metrics)
-    for m in metrics:
-        if f"{m}_mean" not in summary.columns:
-            raise ValueError(f"Expected `{m}_mean` in the summary, but its columns are {list(summary.columns)}.")
-    scale = 100.0 if percent else 1.0
-    names = [_label(n, LABELS) for n in summary[key]]
-    fig = Figure(figsize=(2.2 + 0.55 * len(names) * len(metrics), 3.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
-    for i, (ax, m) in enumerate(zip(axes, metrics)):
-        mean = summary[f"{m}_mean"].to_numpy(float) * scale
-        std = np.nan_to_num(summary[f"{m}_std"].to_numpy(float) * scale)
-        x = np.arange(len(names))
-        ax.bar(x, mean, yerr=std, capsize=3, color=[f"C{j}" for j in range(len(names))], edgecolor="black",
-               linewidth=0.5)
-        for xi, v in zip(x, mean):
-            if np.isfinite(v):
-                ax.annotate(f"{v:.1f}" if percent else f"{v:.3f}", (xi, v), ha="center", va="bottom",
-                            fontsize="x-small", xytext=(0, 2), textcoords="offset points")
-        if reference and m in reference and reference[m] is not None:
-            ax.axhline(reference[m] * scale, color="gray", linestyle="--", linewidth=1,
-                       label="reference" if i else "teacher")
-            if i == 0:
-                ax.legend(fontsize="small", loc="lower right")
-        ax.set_xticks(x, names, rotation=30, ha="right")
-        ax.set_title(m)
-        ax.set_ylabel(f"{m} (%)" if percent else m)
-    if title:
-        fig.suptitle(title)
-    return fig
+__all__ = ["sweep_plot", "sweep_or_comparison_chart", "history_plot"]
 
 
 def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: str = "method", percent: bool = True,
@@ -104,10 +57,11 @@ def sweep_plot(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: st
     return fig
 
 
-def sweep_or_bar_chart(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: str = "method",
-                       percent: bool = True, logx: bool = False, title: str | None = None) -> Figure:
+def sweep_or_comparison_chart(summary: pd.DataFrame, x: str, metrics: Sequence[str], *, hue: str = "method",
+                              percent: bool = True, logx: bool = False, title: str | None = None) -> Figure:
     """:func:`sweep_plot` against ``x`` when the summary has several values of ``x``; with one value a line would be
-    a single point, so then :func:`bar_chart`: a bar per ``hue`` (mean ± std over seeds), titled with the value.
+    a single point, so then :func:`~jmlkit.plot.comparison_chart`: a row per ``hue`` (mean ± std over seeds),
+    titled with the value.
 
     Args:
         summary: one row per ``(hue, x)`` pair with ``<metric>_mean`` and ``<metric>_std`` columns.
@@ -119,8 +73,8 @@ def sweep_or_bar_chart(summary: pd.DataFrame, x: str, metrics: Sequence[str], *,
     Example:
         >>> s = pd.DataFrame({"method": ["a", "b"], "fraction": [0.125, 0.125], "mIoU_D_mean": [0.5, 0.6],
         ...                   "mIoU_D_std": [0.01, 0.02]})
-        >>> fig = sweep_or_bar_chart(s, "fraction", ["mIoU_D"], title="labelled fraction")
-        >>> fig.get_suptitle(), len(fig.axes[0].patches)
+        >>> fig = sweep_or_comparison_chart(s, "fraction", ["mIoU_D"], title="labelled fraction")
+        >>> fig.get_suptitle(), len(fig.axes[0].get_yticklabels())
         ('labelled fraction 0.125', 2)
     """
     if not isinstance(x, str) or x not in summary.columns:
@@ -129,8 +83,10 @@ def sweep_or_bar_chart(summary: pd.DataFrame, x: str, metrics: Sequence[str], *,
     if len(values) > 1:
         return sweep_plot(summary, x, metrics, hue=hue, percent=percent, logx=logx, title=title)
     value = f"{float(values[0]):g}" if len(values) else "none"
-    return bar_chart(summary, metrics, key=hue, percent=percent,
-                     title=f"{title} {value}" if title else f"{x} = {value}")
+    from .comparison import comparison_chart
+
+    return comparison_chart(summary, metrics, key=hue, percent=percent,
+                            title=f"{title} {value}" if title else f"{x} = {value}")
 
 
 def history_plot(runs: Mapping[str, str | os.PathLike | pd.DataFrame], columns: Sequence[str], *, title: str | None = None) -> Figure:

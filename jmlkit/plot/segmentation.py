@@ -37,11 +37,12 @@ def per_class_iou(
     ax: Optional[Axes] = None,
     title: Optional[str] = None,
 ) -> Figure:
-    """Bars of the IoU of every class, with the mean IoU as a line.
+    """The IoU of every class (in %), a dot per class and run, with each run's mean IoU as a dashed line, on an axis
+    around the data (the legend, below the axes, gives the mean).
 
     Args:
         data: a ``SegmentationMetrics.compute()`` dict, a vector of per-class IoUs (tensor,
-            array, list), or a mapping ``{label: one of those}`` for grouped bars of several runs.
+            array, list), or a mapping ``{label: one of those}`` for several runs side by side.
             Classes with NaN IoU (never present) are shown as an empty slot.
         class_names: tick labels; defaults to ``0 .. C-1``.
         sort: order classes by the IoU of the first run.
@@ -51,7 +52,7 @@ def per_class_iou(
     Example:
         >>> fig = per_class_iou({"a": [0.5, 0.7], "b": torch.tensor([0.6, float("nan")])}, class_names=["x", "y"])
         >>> fig.axes[0].get_ylabel()
-        'IoU'
+        'IoU (%)'
     """
     if isinstance(data, Mapping) and "IoU_per_class" not in data:
         runs = {str(k): _iou_vector(v) for k, v in data.items()}
@@ -68,25 +69,32 @@ def per_class_iou(
     if sort:
         first = next(iter(runs.values()))
         order = np.argsort(np.nan_to_num(first, nan=-1.0))[::-1]
+    own = ax is None
     if ax is None:
-        fig = Figure(figsize=(max(4.0, 0.45 * n * max(1, len(runs)) ** 0.5 + 1.5), 3.5), layout="constrained")
+        fig = Figure(figsize=(max(4.5, 0.5 * n + 1.5), 3.2 + 0.25 * len(runs)), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     k = len(runs)
-    width = 0.8 / k
     x = np.arange(n)
+    offsets = (np.arange(k) - (k - 1) / 2) * min(0.8 / k, 0.22)
     for i, (label, iou) in enumerate(runs.items()):
-        vals = iou[order]
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(vals, nan=0.0), width=width,
-                      label=(label or None) if k > 1 else None)
+        vals = iou[order] * 100
         mean = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
+        name = label or "IoU"
+        ax.plot(x + offsets[i], vals, "o", color=f"C{i % 10}", markersize=5,
+                label=f"{name} (mIoU {mean:.1f} %)" if np.isfinite(mean) else name)
         if np.isfinite(mean):
-            ax.axhline(mean, color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1,
-                       label=f"mIoU {label} {100 * mean:.1f}%".replace("  ", " "))
+            ax.axhline(mean, color=f"C{i % 10}", linestyle="--", linewidth=0.8, alpha=0.7)
     ax.set_xticks(x, [names[j] for j in order], rotation=45 if n > 8 else 0, ha="right" if n > 8 else "center")
-    ax.set(ylim=(0, 1), ylabel="IoU", xlabel="class")
-    ax.legend(fontsize="small")
+    ax.set(ylabel="IoU (%)", xlabel="class")
+    ax.margins(y=0.1)
+    ax.grid(axis="y", alpha=0.3)
+    if own:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(k, 2), fontsize="small",
+                   frameon=False)
+    else:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     return fig
