@@ -51,3 +51,14 @@ def test_readme_check_passes():
         pytest.skip(f"the README's blocks name different folders ({sorted(map(str, sources))}); each is checked alone")
     results = _source(text, BLOCKS[0])
     assert main_readme(["--check", "--results", str(results), "--readme", str(README)]) == 0
+
+
+def test_readme_claims_figure_is_committed_beside_the_readme():
+    """The claims block links the claims drawn (``python -m jmlkit readme`` writes them); the file is there."""
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    block = block_content(text, "claims") or ""
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+claims\.png)\)", block)
+    assert links, "the claims block has no link to its figure: run `python -m jmlkit readme`"
+    assert all((ROOT / link).is_file() for link in links), links

@@ -40,14 +40,30 @@ def test_student_copies_of_the_repository_notebooks(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{len(NOTEBOOKS)} student notebook(s)" in printed
     assert digest(NOTEBOOKS) == before  # the teacher's notebooks are untouched
-    assert sorted(p.name for p in (tmp_path / "handout").iterdir()) == [p.name for p in NOTEBOOKS]
+    handout = tmp_path / "handout"
+    assert sorted(p.name for p in handout.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+    readme = (handout / "README.md").read_text(encoding="utf-8")
+    assert "## How to start" in readme and "jupyter lab" in readme and "outputs/<notebook>/" in readme
+    assert all(f"`{p.name}`" in readme for p in NOTEBOOKS)
+    assert (handout / "docs" / "paper.md").read_bytes() == (REPO / "docs" / "paper.md").read_bytes()
     for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
         student = nbformat.read(tmp_path / "handout" / path.name, as_version=4)
         nbformat.validate(student)
         assert any(map(is_solution, teacher.cells)), f"{path.name} has no cell tagged {SOLUTION_TAG!r}"
         assert not any(map(is_solution, student.cells))
-        assert [signature(c) for c in student.cells] == [signature(c) for c in teacher.cells if not is_solution(c)]
+        kept = [c for c in teacher.cells if not is_solution(c)]
+        assert [signature(c)[0::2] for c in student.cells] == [signature(c)[0::2] for c in kept]
+        for mine, theirs in zip(student.cells, kept):  # the same cells; only output folders and docs links move
+            assert mine.source == theirs.source.replace("../runs/interactive/", "outputs/").replace("](../docs/", "](docs/")
+        text = json.dumps([c.source for c in student.cells])
+        assert "../runs/interactive" not in text and "../docs/" not in text  # every output inside the folder
+        assert '"outputs/' + path.stem in json.dumps(next(c.source for c in student.cells
+                                                         if "parameters" in c.metadata.get("tags", [])))
+        # no heading is left over a removed solution: a "Solution(s)" heading goes with its cells
+        headings = [line for c in student.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                    if line.startswith("#")]
+        assert not [h for h in headings if h.lstrip("#").strip().lower().startswith("solution")], path.name
         code = [c for c in student.cells if c.cell_type == "code"]
         assert all(c.outputs == [] and c.execution_count is None for c in code)
         assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1

@@ -4,7 +4,9 @@ The README holds blocks between HTML-comment markers (:data:`BLOCKS`); this comm
 each from a results folder (the files of ``jmlkit run --results DIR``):
 
 * ``claims`` (:data:`BEGIN` … :data:`END`, required): :func:`jmlkit.experiments.claims.claims_markdown` of
-  :func:`jmlkit.experiments.claims.claims_table`, the paper's claims tested (:func:`claims_block`);
+  :func:`jmlkit.experiments.claims.claims_table`, the paper's claims tested (:func:`claims_block`), and a link to
+  the same claims drawn as a forest plot, which the command writes to ``figures/<results folder>/claims.png``
+  (:func:`claims_figure`; ``--check`` compares the text only);
 * ``results`` (:data:`RESULTS_BEGIN` … :data:`RESULTS_END`, optional: a README without these markers keeps no
   such block and the command leaves it alone): :func:`jmlkit.experiments.report_tables.results_markdown`, one
   table per notebook, table and regime with mean ± std over seeds and the paired difference to the baseline
@@ -45,7 +47,7 @@ from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write_text
 
 __all__ = ["BEGIN", "END", "RESULTS_BEGIN", "RESULTS_END", "Block", "BLOCKS", "DEFAULT_RESULTS",
-           "default_results_dir", "claims_block", "results_block", "build_block", "has_block", "block_content",
+           "default_results_dir", "claims_block", "claims_figure", "claims_figure_path", "results_block", "build_block", "has_block", "block_content",
            "replace_block", "block_source", "render_readme", "stale_blocks", "main_readme"]
 
 BEGIN = "<!-- claims:begin -->"
@@ -81,20 +83,52 @@ def _generated(source: str) -> str:
 
 
 def claims_block(results_dir: str | os.PathLike, *, source: str | None = None) -> str:
-    """The text between the claims markers: a comment naming the source, one sentence of method, the claims table.
+    """The text between the claims markers: a comment naming the source, one sentence of method, the claims table,
+    and a link to the claims drawn, ``figures/<results folder name>/claims.png`` (where ``python -m jmlkit readme``
+    draws them beside the README, :func:`claims_figure_path`).
 
     ``source`` is how the block names ``results_dir`` (default: ``results_dir`` as given).
     """
+    figure = f"figures/{Path(results_dir).resolve().name}/claims.png"
     from jmlkit.experiments.claims import claims_markdown, claims_table
 
     source = Path(results_dir).as_posix() if source is None else source
     table = claims_markdown(claims_table(results_dir))
+    picture = (f"\n![each claim as a paired difference with its 95 % interval, per regime; green: reproduced, red: "
+               f"opposite, grey: inconclusive]({figure})\n")
     return (f"{_generated(source)}"
             f"Each claim's difference a − b, in percentage points, paired by seed with its 95 % t-interval, per "
             f"regime (`{source}/<notebook>.csv`). **reproduced**: the interval excludes 0 in the paper's direction; "
             f"**opposite**: it excludes 0 the other way; **inconclusive**: it contains 0; **not measurable**: "
             f"fewer than two seeds.\n\n"
-            f"{table}")
+            f"{table}{picture}")
+
+
+def claims_figure_path(readme: str | os.PathLike, results_dir: str | os.PathLike) -> Path:
+    """Where ``python -m jmlkit readme`` draws the claims: ``figures/<results folder name>/claims.png`` beside the
+    README (``results/full`` -> ``figures/full/claims.png``, with the batch's other figures)."""
+    return Path(readme).resolve().parent / "figures" / Path(results_dir).resolve().name / "claims.png"
+
+
+def claims_figure(results_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Draw the claims table of ``results_dir`` as a forest plot (:func:`jmlkit.plot.forest_plot`: one row per
+    claim, one panel per regime, each difference with its interval) into ``path`` (PNG); returns ``path``."""
+    import io
+
+    from jmlkit.experiments.claims import claims_table
+    from jmlkit.io import atomic_write
+    from jmlkit.plot import forest_plot
+
+    table = claims_table(results_dir)
+    table = table[table["regime"].notna() & table["delta"].notna()]
+    if not len(table):
+        raise ValueError(f"Expected at least one measured claim in {str(results_dir)!r}, but found none.")
+    fig = forest_plot(table.drop(columns="metric"), label="claim", by="regime", verdict="outcome",
+                      xlabel="a − b (points)",
+                      title="the paper's claims, tested: each difference a − b with its 95 % interval, paired by seed")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return atomic_write(Path(path), buffer.getvalue())
 
 
 def results_block(results_dir: str | os.PathLike, *, source: str | None = None) -> str:
@@ -252,6 +286,11 @@ def main_readme(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     blocks = " and ".join(written) + (" blocks" if len(written) > 1 else " block")
+    try:
+        drawn = claims_figure(results_dir, claims_figure_path(readme, results_dir))
+        print(f"{drawn}: the claims drawn")
+    except ValueError as err:  # nothing measured yet: the table says so, and there is nothing to draw
+        print(f"no claims figure: {err}")
     if text != new:
         atomic_write_text(readme, new)
         print(f"{readme}: {blocks} written from {results_dir}")

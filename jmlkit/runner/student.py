@@ -3,9 +3,16 @@
 Each notebook of the folder (every ``*.ipynb``, sorted) is copied to ``OUT/<name>.ipynb`` with
 
 * the cells tagged ``solution`` removed (nbconvert's ``TagRemovePreprocessor`` with
-  ``remove_cell_tags={"solution"}``): the exercise prompts, untagged markdown cells, stay;
+  ``remove_cell_tags={"solution"}``): the exercise prompts, untagged markdown cells, stay (the notebooks tag
+  their "Solutions" headings too, so no heading is left over an empty section);
 * outputs and execution counts cleared (``ClearOutputPreprocessor``);
+* the outputs written inside the student folder: the ``output_dir`` default of the parameters cell,
+  ``../runs/interactive/<notebook>``, becomes ``outputs/<notebook>``, and links to the repository's ``docs/``
+  become links to ``OUT/docs/``, where the linked pages are copied;
 * every other cell, its tags (``parameters`` included) and its id kept, in order.
+
+``OUT/README.md`` tells a student how to start (the set-up command, opening JupyterLab in the folder, the order of
+the notebooks) and where the outputs go.
 
 The teacher's notebooks are read, never written: ``OUT`` may not be the notebooks folder, and the
 batch runner (``jmlkit run``) keeps executing the full notebooks with their solutions. Copies are
@@ -31,6 +38,7 @@ import argparse
 import copy
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +80,41 @@ def student_notebook(nb: Any, *, tag: str = SOLUTION_TAG) -> tuple[Any, int]:
     resources: dict[str, Any] = {}
     nb, resources = TagRemovePreprocessor(remove_cell_tags={tag}, enabled=True).preprocess(nb, resources)
     nb, resources = ClearOutputPreprocessor().preprocess(nb, resources)
+    for cell in nb.cells:
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = _OUTPUT_DIR.sub(lambda m: f"{m.group(1)}{STUDENT_OUTPUTS}/{m.group(2)}{m.group(3)}", source)
+        if cell.cell_type == "markdown":
+            source = source.replace("](../docs/", "](docs/")
+        cell.source = source
     return nb, before - len(nb.cells)
+
+
+#: Where a student copy writes its outputs, inside the student folder.
+STUDENT_OUTPUTS = "outputs"
+_OUTPUT_DIR = re.compile(r"""^(output_dir\s*=\s*["'])\.\./runs/interactive/([^"'/]+)(["'])""", re.M)
+_DOCS_LINK = re.compile(r"\]\(docs/([A-Za-z0-9_.-]+\.md)\)")
+
+STUDENT_README = """\
+# The notebooks, for students
+
+Each notebook asks a question about Jaccard losses with soft labels, answers it with an experiment and ends with
+exercises. The solutions are not in these copies: your teacher has them.
+
+## How to start
+
+1. Set up once, from the project's folder (the one with `Makefile`): `make env` (it creates `.venv`, a few minutes).
+2. Open JupyterLab in this folder: `../.venv/bin/jupyter lab` (or `.venv/bin/jupyter lab` from the project's folder,
+   then open this folder in the file browser).
+3. Run the notebooks in order, top to bottom ({notebooks}). Each starts with a `parameters` cell:
+   `profile = "quick"` trains small models in a minute or two on a laptop CPU; leave it so in class.
+
+## Where the outputs go
+
+Every notebook writes its figures, tables and training runs into `{outputs}/<notebook>/` inside this folder
+(the `output_dir` of its parameters cell). Running a cell again reuses the runs already there; delete
+`{outputs}/` to start afresh. Notebook 06 compares the runs that 02-05 left in `{outputs}/`.
+{docs}"""
 
 
 def write_student_notebooks(out_dir: str | os.PathLike, notebooks_dir: str | os.PathLike | None = None, *,
@@ -120,6 +162,15 @@ def write_student_notebooks(out_dir: str | os.PathLike, notebooks_dir: str | os.
     for path, text, removed, kept in copies:
         target = atomic_write_text(out / path.name, text)  # a link there is replaced, never written through
         written.append(StudentCopy(source=path, path=target, removed=removed, kept=kept))
+    pages = sorted({m.group(1) for _, text, _, _ in copies for m in _DOCS_LINK.finditer(text)})
+    for page in pages:  # the pages the copies link to, beside them
+        found = folder.parent / "docs" / page
+        if found.is_file():
+            atomic_write_text(out / "docs" / page, found.read_text(encoding="utf-8"))
+    docs = ("\nThe paper's recipes and published numbers, as the notebooks use them: "
+            + ", ".join(f"[docs/{p}](docs/{p})" for p in pages) + ".\n") if pages else ""
+    atomic_write_text(out / "README.md", STUDENT_README.format(
+        notebooks=", ".join(f"`{c.path.name}`" for c in written), outputs=STUDENT_OUTPUTS, docs=docs))
     return written
 
 
