@@ -70,6 +70,26 @@ def _delta(d: Any, metric: str) -> str:
     return f"Δ{metric} {format_difference(d)}"
 
 
+def _extreme(summary: pd.DataFrame, metric: str, n_seeds: int, *, lowest: bool, key: str = "config",
+             names: Any = None) -> str:
+    """Which configuration has the lowest (or highest) mean ``metric``, in words, only when there are seeds to
+    measure with: with one seed no run is singled out; the sentence lists every run's value and says why.
+
+    >>> s = pd.DataFrame({"config": ["ce_hard", "jml_bls"], "ECE_D_mean": [0.01, 0.06]})
+    >>> _extreme(s, "ECE_D", 5, lowest=True)
+    'the lowest mean ECE_D is CE, hard labels (1.0%)'
+    >>> _extreme(s, "ECE_D", 1, lowest=True)
+    "ECE_D per run: CE, hard labels 1.0%, CE+JML + boundary LS (paper's recipe) 6.0% (one seed: no run is singled out, no difference is measurable)"
+    """
+    name = names or label
+    values = summary.set_index(key)[f"{metric}_mean"].astype(float)
+    if n_seeds < 2:
+        return (f"{metric} per run: " + ", ".join(f"{name(k)} {100 * v:.1f}%" for k, v in values.items())
+                + " (one seed: no run is singled out, no difference is measurable)")
+    pick = values.idxmin() if lowest else values.idxmax()
+    return f"the {'lowest' if lowest else 'highest'} mean {metric} is {name(pick)} ({100 * values[pick]:.1f}%)"
+
+
 def _measured(summary: pd.DataFrame, a: str, b: str, metric: str = "mIoU_D", *, key: str = "config",
               runs: pd.DataFrame | None = None) -> str:
     """``a`` against ``b`` in words. With the ``runs`` (one row per run) and two or more seeds: the paired
@@ -200,11 +220,12 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
     if others:
         lines.append("* **Against CE with hard labels**: " + "; ".join(
             f"{_measured(summary, n, ref, runs=runs)}{zeros(n)}" for n in others) + ".")
-    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
-    lines.append(f"* **Calibration**: the lowest ECE_D comes from {label(calib)} "
-                 f"({100 * s_.at[calib, 'ECE_D_mean']:.1f}%); the paper's recipe {100 * s_.at[recipe, 'ECE_D_mean']:.1f}%, "
-                 f"CE with hard labels {100 * s_.at[ref, 'ECE_D_mean']:.1f}%"
-                 + (" (one seed: not measurable)." if n_seeds == 1 else f". {_measured(summary, recipe, ref, 'ECE_D', runs=runs)}."))
+    if n_seeds > 1:
+        lines.append(f"* **Calibration**: {_extreme(summary, 'ECE_D', n_seeds, lowest=True)}; the paper's recipe "
+                     f"{100 * s_.at[recipe, 'ECE_D_mean']:.1f}%, CE with hard labels {100 * s_.at[ref, 'ECE_D_mean']:.1f}%. "
+                     f"{_measured(summary, recipe, ref, 'ECE_D', runs=runs)}.")
+    else:
+        lines.append(f"* **Calibration**: {_extreme(summary, 'ECE_D', n_seeds, lowest=True)}.")
     conf, acc = s_.at[ref, "Confidence_mean"], s_.at[ref, "Acc_mean"]
     conf_r, acc_r = s_.at[recipe, "Confidence_mean"], s_.at[recipe, "Acc_mean"]
     lines.append(f"* **Over- or under-confident?** CE with hard labels: mean confidence {100 * conf:.1f}% for a pixel "
@@ -245,12 +266,12 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
         ref_table = a_ if ref in a_.index else s_  # the CE reference on the ablation's own data when it ran there
         line = (f"* **Ablation** (one change of the paper's recipe at a time, {n_seeds} seed(s); the recipe: "
                 f"{miou(recipe, a_)}, CE with hard labels {miou(ref, ref_table)}): " + "; ".join(parts) + ".")
-        if candidates:
+        if candidates and n_seeds > 1:  # with one seed no change is singled out
             best = max(candidates, key=candidates.get)
             back = candidates[best] >= ref_table.at[ref, "mIoU_D_mean"]
             line += (f" The single change with the highest mIoU_D is **{best}** ({100 * candidates[best]:.1f}%), "
                      + ("as high as CE with hard labels or higher" if back else "still below CE with hard labels")
-                     + (" (one seed: not measurable)." if n_seeds == 1 else "."))
+                     + " (the paired differences above say which changes are measurable).")
         lines.append(line)
         if {"jml_bls_large", "ce_hard_large"} <= set(a_.index):
             big = f" (regime: boundary LS {_regime_line(reg['large'])})" if "large" in reg else ""
@@ -286,7 +307,8 @@ def smoothing_findings(summary: pd.DataFrame, sweep_summary: pd.DataFrame, bound
     lines.append(f"* **ε sweep** ({label(sweep_method)}): mIoU_D "
                  + ", ".join(f"{100 * v:.1f}% at ε {e:g}" for e, v in zip(eps, m_))
                  + "; ECE_D " + ", ".join(f"{100 * v:.1f}% at ε {e:g}" for e, v in zip(eps, e_))
-                 + f"; the lowest ECE_D at ε = {sw['ECE_D_mean'].idxmin():g}.")
+                 + (f"; the lowest mean ECE_D at ε = {sw['ECE_D_mean'].idxmin():g}." if n_seeds > 1 else
+                    " (one seed: no ε is singled out)."))
     if "jml_ls" in s_.index:
         floors = ""
         if "uniform" in reg and "data" in reg:
@@ -531,17 +553,23 @@ def calibration_findings(summary: pd.DataFrame, boundary: pd.DataFrame, per_clas
         source: where the runs come from (:func:`~jmlkit.experiments.calibration_runs`).
         n_runs: the number of runs.
 
-    Per notebook, the configurations with the lowest and highest ``ECE_D``; miscalibration
+    Per notebook, the configurations with the lowest and highest mean ``ECE_D`` (with one seed, only the range:
+    no configuration is singled out); miscalibration
     "concentrates at boundaries" when the ECE at distance 1 is more than 1.2× the far ECE for more
     than half the configurations; the class with the largest class-wise error, counted over configurations.
     """
     n_seeds = int(summary["n_seeds"].max())
     lines = [f"*Source: {source}; {n_runs} runs, up to {n_seeds} seed(s) per configuration"
-             + (" (single seeds: differences below a point or two may be noise)." if n_seeds == 1 else ".") + "*", ""]
+             + (" (one seed each: no difference between configurations is measurable)." if n_seeds == 1 else ".")
+             + "*", ""]
     for nb, rows in summary.groupby("notebook", sort=False):
         rows = rows.sort_values("ECE_D_mean")
         lo, hi = rows.iloc[0], rows.iloc[-1]
-        lines.append(f"- **{nb}**: lowest ECE `{lo['config']}` {100 * lo['ECE_D_mean']:.2f}% (mIoU {100 * lo['mIoU_D_mean']:.1f}%), "
+        if int(rows["n_seeds"].min()) < 2:  # one seed: the range, no configuration singled out
+            lines.append(f"- **{nb}**: ECE_D from {100 * lo['ECE_D_mean']:.2f}% to {100 * hi['ECE_D_mean']:.2f}% over "
+                         f"{len(rows)} configurations (one seed each: no difference between them is measurable).")
+            continue
+        lines.append(f"- **{nb}**: lowest mean ECE `{lo['config']}` {100 * lo['ECE_D_mean']:.2f}% (mIoU {100 * lo['mIoU_D_mean']:.1f}%), "
                      f"highest `{hi['config']}` {100 * hi['ECE_D_mean']:.2f}% (mIoU {100 * hi['mIoU_D_mean']:.1f}%).")
     near, far = _near_far(boundary)
     ratio = near / far

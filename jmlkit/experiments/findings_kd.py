@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from jmlkit.experiments.findings import _delta, _measured
+from jmlkit.experiments.findings import _delta, _extreme, _measured
 from jmlkit.experiments.recipes import LABELS, label
 from jmlkit.experiments.stats import format_difference, paired_difference
 from jmlkit.experiments.tables import compare
@@ -82,8 +82,9 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
     over seeds); with one seed a difference is not measurable, and the sentence says so.
     """
     table = summary.set_index("config")
-    best = summary.loc[summary["mIoU_D_mean"].idxmax(), "config"]
-    calib = summary.loc[summary["ECE_D_mean"].idxmin(), "config"]
+    n_seeds = 1 if len(seeds) < 2 else len(seeds)
+    best = _extreme(summary, "mIoU_D", n_seeds, lowest=False, names=lambda k: LABELS.get(k, k))
+    calib = _extreme(summary, "ECE_D", n_seeds, lowest=True, names=lambda k: LABELS.get(k, k))
     gap = teacher_metrics["mIoU_D"] - table.at["hard_ce", "mIoU_D_mean"]
     teacher_epsilon = teacher.epsilon if teacher_epsilon is None else teacher_epsilon
     one_seed = len(seeds) < 2
@@ -107,9 +108,9 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
 * **Teacher**: mIoU_D {100 * teacher_metrics["mIoU_D"]:.1f}%, ECE_D {100 * teacher_metrics["ECE_D"]:.1f}%;
   {gap_words}.
 * **The paper's JML-KD**: {c("kd_jml", "hard_ce", "mIoU_D")}; {c("kd_jml", "kd_kl", "mIoU_D")}.
-  The best student by mIoU_D is {LABELS[best]}.{caveat}
+  Of the students, {best}.{caveat}
 * **JML alone on the teacher** (ours, not the paper's objective): {c("kd_jml_only", "kd_jml", "mIoU_D")}.
-* **Calibration**: the best calibrated student is {LABELS[calib]}. {c("kd_jml", "kd_kl", "ECE_D")};
+* **Calibration**: of the students, {calib}. {c("kd_jml", "kd_kl", "ECE_D")};
   {c("kd_jml", "hard_ce", "ECE_D")}.'''
 
 
