@@ -285,7 +285,7 @@ class TrainConfig(RuntimeSection, OptimisationSection, LossSection, LabelSection
         Example:
             >>> cfg = TrainConfig.from_profile("quick", epochs=None, lr=1e-3)
             >>> cfg.model, cfg.epochs, cfg.lr
-            ('small', 20, 0.001)
+            ('small', 10, 0.001)
             >>> TrainConfig.from_profile("quick", dataset="brain").dataset_kwargs
             {}
         """
