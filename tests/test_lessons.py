@@ -409,3 +409,25 @@ def test_minimiser_sentence_is_written_from_the_curves():
         minimiser_sentence([0.5, 0.1], {"a": [1, 2]}, 0.3)
     with pytest.raises(ValueError, match="curve 'a'"):
         minimiser_sentence(q, {"a": [1, 2]}, 0.3)
+
+
+def test_properties_markdown_follows_the_measured_numbers():
+    from jmlkit.lessons.geometry import properties_markdown
+
+    m = L.summary(curves=L.loss_curves(0.3, grid=101), surfaces=L.loss_surfaces((0.3, 0.7), grid=21, arrow_grid=3),
+                  race_result=L.race(L.race_target(3, 8), steps=50), triangle=L.triangle_check(300))
+    text = properties_markdown(m)
+    assert text.startswith("**Properties (01, full profile).** At a soft target y = 0.3 (one pixel), CE, JML1, JML2 and "
+                           "DML are minimal at the target; SJL at x = 1; Lovász at x = 0 (a hard prediction")
+    assert "At y = (0.3, 0.7) (two pixels), CE, JML1, JML2 and DML are minimal at the target; SJL at (0, 1); " \
+           "Lovász at (0, 1)." in text
+    assert f"for 50 steps" in text and f"JML1 {m['race_final_distance_jml1']:.1e}" in text
+    assert "On 300 random triples the triangle inequality fails " in text and "0 times for JML1" in text
+    assert "is 0 for JML1, JML2 and DML; SJL " in text  # the SJL is not 0 at a soft target: no metric
+    k = m["triangle_violations_dml"]
+    assert f"{k:,} times ({100 * k / 300:.1f} %) for DML" in text and k > 0
+    # a loss moved off its target is reported where it is
+    moved = {**m, "curve_minimiser_jml1": 0.5}
+    assert "JML1 at x = 0.5" in properties_markdown(moved)
+    with pytest.raises(ValueError, match="curve_target"):
+        properties_markdown({"race_steps": 3})

@@ -72,8 +72,12 @@ def _write_batch(root: Path, seed: int) -> Path:
 
 def test_collect_results_is_tidy_deterministic_and_skips_unfinished_runs(tmp_path):
     written = collect_results(_write_batch(tmp_path, 1), tmp_path / "a")
-    assert [p.name for p in written] == ["02_label_smoothing.csv"]  # no copies of the notebook's other files
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["02_label_smoothing.csv"]
+    # the tidy table and the headline numbers, no copies of the notebook's other files; the failed notebook and the
+    # one without files give nothing
+    assert [p.name for p in written] == ["02_label_smoothing.csv", "02_label_smoothing.metrics.json"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [p.name for p in written]
+    assert json.loads((tmp_path / "a" / "02_label_smoothing.metrics.json").read_text()) == {
+        "regime.object_share_smoothed": 0.81}
     collect_results(_write_batch(tmp_path, 2), tmp_path / "b")
     name = "02_label_smoothing.csv"  # two batches, one file
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -115,7 +119,7 @@ def test_jmlkit_run_results_collects_after_the_batch(tmp_path, monkeypatch, caps
                          "--results", str(tmp_path / "results"), "--no-progress"])
     assert code == 0
     assert (tmp_path / "results" / "02_label_smoothing.csv").is_file()
-    assert "1 result file(s)" in capsys.readouterr().out
+    assert "2 result file(s)" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------------------- claims

@@ -58,7 +58,7 @@ __all__ = [
     "LOSSES", "METRIC_LOSSES", "pointwise_losses",
     "CurveResult", "loss_curves", "SurfaceResult", "loss_surfaces",
     "RaceResult", "race_target", "race", "TriangleResult", "triangle_check",
-    "summary", "findings", "describe_worst_triple", "abbreviation", "minimiser_sentence",
+    "summary", "findings", "describe_worst_triple", "abbreviation", "minimiser_sentence", "properties_markdown",
 ]
 
 #: Every loss of the lesson, in plotting order.
@@ -535,6 +535,67 @@ def minimiser_sentence(grid: Any, curves: Mapping[str, Any], target: float, *,
             side = f"below the target, towards {q[0]:g}" if best < target else f"above the target, towards {q[-1]:g}"
             parts.append(f"{label} at q = {best:.2f}, {abs(best - target):.2f} {side}")
     return "Minimum over q: " + "; ".join(parts) + "."
+
+
+def properties_markdown(metrics: Mapping[str, Any], *, profile: str = "full") -> str:
+    """The losses' properties that notebook 01 measures, as a Markdown paragraph written from its headline numbers
+    (:func:`summary`, its ``metrics.json``): where each loss is minimal at a soft target (one pixel, two pixels),
+    how close a race of free logits ends to a 3-class soft target, and how often the triangle inequality fails.
+
+    A minimiser within 10⁻⁹ of the target counts as at it; otherwise its position is given.
+
+    Example:
+        >>> m = summary(curves=loss_curves(0.3, grid=11, losses=("jml1", "sjl")))
+        >>> properties_markdown(m, profile="smoke")
+        '**Properties (01, smoke profile).** At a soft target y = 0.3 (one pixel), JML1 is minimal at the target; SJL at x = 1 (a hard prediction, not the target).'
+    """
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"Expected `metrics` to be notebook 01's metrics (a mapping), but got {type(metrics).__name__}.")
+    names = [n for n in LOSSES if f"curve_minimiser_{n}" in metrics]
+    if "curve_target" not in metrics or not names:
+        raise ValueError("Expected notebook 01's metrics with `curve_target` and `curve_minimiser_<loss>` keys, but got "
+                         f"{sorted(metrics)[:8]}.")
+
+    def join(items: Sequence[str]) -> str:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    def where(at: list[str], off: list[str], position: str) -> str:
+        parts = [f"{join(at)} {'is' if len(at) == 1 else 'are'} minimal at the target"] if at else []
+        return "; ".join(parts + off) + f"{position}"
+
+    y = float(metrics["curve_target"])
+    at = [abbreviation(n) for n in names if abs(float(metrics[f"curve_minimiser_{n}"]) - y) <= 1e-9]
+    off = [f"{abbreviation(n)} at x = {float(metrics[f'curve_minimiser_{n}']):g}" for n in names
+           if abs(float(metrics[f"curve_minimiser_{n}"]) - y) > 1e-9]
+    text = [f"**Properties (01, {profile} profile).** At a soft target y = {y:g} (one pixel), "
+            + where(at, off, " (a hard prediction, not the target)" if off else "") + "."]
+    two = [n for n in LOSSES if f"surface_minimiser_{n}_x1" in metrics]
+    if two and "surface_target_y1" in metrics:
+        t = (float(metrics["surface_target_y1"]), float(metrics["surface_target_y2"]))
+        m = {n: (float(metrics[f"surface_minimiser_{n}_x1"]), float(metrics[f"surface_minimiser_{n}_x2"])) for n in two}
+        at2 = [abbreviation(n) for n in two if max(abs(a - b) for a, b in zip(m[n], t)) <= 1e-9]
+        off2 = [f"{abbreviation(n)} at ({m[n][0]:g}, {m[n][1]:g})" for n in two if abbreviation(n) not in at2]
+        text.append(f"At y = ({t[0]:g}, {t[1]:g}) (two pixels), " + where(at2, off2, "") + ".")
+    race = {n: float(metrics[f"race_final_distance_{n}"]) for n in LOSSES if f"race_final_distance_{n}" in metrics}
+    if race:
+        text.append(f"Racing free logits toward a 3-class soft target for {int(metrics.get('race_steps', 0)):,} steps, "
+                    "the prediction ends " + ", ".join(f"{abbreviation(n)} {v:.1e}" for n, v in race.items())
+                    + " away from it (the largest absolute difference of a probability).")
+    tri = {n: int(metrics[f"triangle_violations_{n}"]) for n in LOSSES if f"triangle_violations_{n}" in metrics}
+    if tri:
+        triples = int(metrics.get("triangle_triples", 0))
+        share = lambda k: f" ({100 * k / triples:.1f} %)" if triples and k else ""  # noqa: E731
+        self = {n: float(metrics[f"self_distance_{n}"]) for n in tri if f"self_distance_{n}" in metrics}
+        zero = [abbreviation(n) for n, v in self.items() if abs(v) <= 1e-6]
+        nonzero = [f"{abbreviation(n)} {v:.2g}" for n, v in self.items() if abs(v) > 1e-6]
+        text.append(f"On {triples:,} random triples the triangle inequality fails "
+                    + ", ".join(f"{k:,} times{share(k)} for {abbreviation(n)}" for n, k in tri.items()) + "."
+                    + ((" The loss of a soft target against itself is 0 for " + join(zero) if zero else "")
+                       + ("; " if zero and nonzero else " The loss of a soft target against itself is ")
+                       + (", ".join(nonzero) + " (largest over the triples)" if nonzero else "") + "."
+                       if self else "")
+                    + " A loss is a metric only when it never fails the triangle inequality and is 0 at the target.")
+    return " ".join(text)
 
 
 def describe_worst_triple(triangle: TriangleResult, name: str = "dml") -> str:

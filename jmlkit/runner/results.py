@@ -35,13 +35,14 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from jmlkit.io import atomic_write_text, visible_folders
-from jmlkit.layout import notebook_run_status
+from jmlkit.layout import METRICS_FILE, notebook_run_status
 
 __all__ = ["MAIN_TABLE", "RUNS_FILE", "FLOAT_FORMAT", "KEY_COLUMNS", "EXTRA_KEYS", "DROPPED_COLUMNS",
            "read_run_tables", "tidy_results", "collect_results"]
@@ -130,7 +131,9 @@ def _csv_text(frame: pd.DataFrame) -> str:
 
 
 def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike) -> list[Path]:
-    """Write ``results_dir/<run>.csv`` for each finished run folder of ``runs_dir`` that has a ``runs.csv``.
+    """Write ``results_dir/<run>.csv`` for each finished run folder of ``runs_dir`` that has a ``runs.csv``, and
+    ``results_dir/<run>.metrics.json``, a copy of its headline numbers (``metrics.json``), for each that has them
+    (notebook 01 has no run table: its measured properties reach the README this way).
 
     Args:
         runs_dir: the ``--out`` folder of a batch (one subfolder per run).
@@ -160,4 +163,13 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
             except ValueError as err:
                 raise ValueError(f"{run_dir}: {err}") from None
             written.append(atomic_write_text(results_dir / f"{run_dir.name}.csv", _csv_text(tidy)))
+        metrics = run_dir / METRICS_FILE
+        if metrics.is_file():
+            try:
+                data = json.loads(metrics.read_text(encoding="utf-8"))
+            except ValueError as err:
+                raise ValueError(f"{metrics}: not JSON ({err})") from None
+            scalars = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
+            written.append(atomic_write_text(results_dir / f"{run_dir.name}.metrics.json",
+                                             json.dumps(scalars, indent=1, sort_keys=True) + "\n"))
     return sorted(written)
