@@ -59,6 +59,7 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "EVALUATIONS_FILE",
+    "MODEL_USED_FILE",
     "DONE_FILE",
     "RUN_FILES",
     "RUN_HASH_DIGITS",
@@ -93,10 +94,14 @@ MODEL_FILE = "model.pt"
 #: The values of a run's extra evaluators (``fit(evaluators=...)``): ``{name: {"evaluator", "value"}}``; the run cache
 #: may add an evaluator's value to a finished run later.
 EVALUATIONS_FILE = "evaluations.json"
+#: Left in a finished run folder when a notebook reads its model (:attr:`jmlkit.experiments.RunResult.model`): the
+#: committed records of a batch keep the weights of these runs only (:mod:`jmlkit.runner.records`).
+MODEL_USED_FILE = ".model_used"
 #: The completion marker of a run folder, written last (JSON: at least ``{"hash": ...}``).
 DONE_FILE = "recipe.json"
 #: Every file a training run folder holds, the marker last (``overwrite`` replaces a run that holds nothing else).
-RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, EVALUATIONS_FILE, DONE_FILE)
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, EVALUATIONS_FILE, MODEL_USED_FILE,
+             DONE_FILE)
 #: Hex digits of :func:`jmlkit.engine.config_hash` in a run cache folder's name.
 RUN_HASH_DIGITS = 8
 

@@ -1,4 +1,4 @@
-"""The one table of run profiles: ``smoke``, ``quick`` and ``full``.
+"""The one table of run profiles: ``smoke``, ``quick``, ``full`` and ``results``.
 
 Every consumer reads :data:`PROFILES`: ``python -m jmlkit train --profile P``
 (:meth:`jmlkit.engine.TrainConfig.from_profile`; its ``--help`` describes each profile with
@@ -14,6 +14,10 @@ profile    training runs (``train``: digit scenes of :mod:`jmlkit.data`)        
 ``quick``  ``small`` model, 1,000 such scenes (the whole training split), 10 epochs  ``[seed]``
 ``full``   ``small`` model, 1,000 such scenes (the whole training split), 30 epochs    ``[0, …, 4]``
 =========  ==========================================================================  ================
+
+``results`` is ``full`` with every setting the same (so every configuration and its hash are the full profile's),
+its runs read from the committed records (:data:`RECORDS_DIR`) instead of trained: the full results, drawn and
+worded by the notebooks in minutes, for a class.
 
 The result notebooks (02–04) run their comparisons in the profile's **data regimes** (``regimes``,
 :func:`regime_settings`): ``small`` (the profile's own scenes, most of whose object pixels the paper's 3×3
@@ -47,15 +51,17 @@ Example:
     smoke: model tiny, 16 16x16 scenes with 1 digit of 12-16 px, 1 epoch
     quick: model small, 1,000 16x16 scenes with 1 digit of 12-16 px, 10 epochs
     full: model small, 1,000 16x16 scenes with 1 digit of 12-16 px, 30 epochs
+    results: model small, 1,000 16x16 scenes with 1 digit of 12-16 px, 30 epochs, read from the committed records (trains nothing)
     >>> get_profile("fast")
     Traceback (most recent call last):
     ...
-    ValueError: Expected `profile` to be one of ('smoke', 'quick', 'full'), but got 'fast'.
+    ValueError: Expected `profile` to be one of ('smoke', 'quick', 'full', 'results'), but got 'fast'.
 """
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from jmlkit._checks import check_choice, check_int, check_int_list
@@ -160,7 +166,26 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Profile names, lightest first.
+#: Where the ``results`` profile reads its runs: the compact records of the committed full-profile runs
+#: (:mod:`jmlkit.runner.records`; written by ``jmlkit run --profile full --results results/full``).
+RECORDS_DIR = Path(__file__).resolve().parents[1] / "results" / "full" / "records"
+
+
+def _results_profile() -> dict[str, Any]:
+    """The ``results`` profile: the full profile's every setting (so every configuration and its hash are the full
+    profile's), with ``replay``: runs are read from :data:`RECORDS_DIR`, none is trained."""
+    profile = copy.deepcopy(PROFILES["full"])
+    profile["train"]["replay"] = str(RECORDS_DIR)
+    profile["soft_labels"]["replay"] = str(RECORDS_DIR)
+    for regimes in ("regimes", "calibration_regimes"):
+        for overrides in profile.get(regimes, {}).values():
+            overrides.pop("replay", None)
+    return profile
+
+
+PROFILES["results"] = _results_profile()
+
+#: Profile names, lightest first; ``results`` trains nothing (it replays ``full``).
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
@@ -191,7 +216,8 @@ def describe_training(profile: str) -> str:
         data = f"{n:,} {options['size']}x{options['size']} scenes with {digits} of {sizes}"
     else:
         data = f"data set {train['dataset']}"
-    return f"model {train['model']}, {data}, {epochs} epoch{'' if epochs == 1 else 's'}"
+    replay = ", read from the committed records (trains nothing)" if train.get("replay") else ""
+    return f"model {train['model']}, {data}, {epochs} epoch{'' if epochs == 1 else 's'}{replay}"
 
 
 def train_options(profile: str) -> dict[str, Any]:

@@ -257,7 +257,7 @@ def test_cli_list_dry_run_and_usage_errors(nbdir, tmp_path, capsys):
 
 def test_profile_smoke_is_accepted(nbdir, tmp_path, monkeypatch, capsys):
     """`--profile` takes every profile of jmlkit.profiles, smoke included (planned only, nothing executed)."""
-    assert PROFILES == PROFILE_NAMES == ("smoke", "quick", "full")
+    assert PROFILES == PROFILE_NAMES == ("smoke", "quick", "full", "results")
     runs = plan_runs([nbdir / "01_ok.ipynb"], {"seed": [3]}, profile="smoke", out_dir=tmp_path / "o")
     assert [(r.name, r.parameters) for r in runs] == [("01_ok__seed=3", {"profile": "smoke", "seed": 3})]
     monkeypatch.chdir(tmp_path)

@@ -131,6 +131,10 @@ def preflight(config: TrainConfig | Mapping[str, Any], *, teacher: nn.Module | s
         config = TrainConfig.from_dict(config)
     elif not isinstance(config, TrainConfig):
         raise TypeError(f"Expected `config` to be a TrainConfig or a dict, but got {type(config).__name__}.")
+    if config.replay is not None:
+        raise ValueError(f"Expected `replay` to be None for a run that trains, but got {config.replay!r}: a replayed "
+                         "configuration (the `results` profile) reads finished runs from its records and trains "
+                         "nothing; use profile 'full' (or 'quick') to train it.")
     out = check_out(config.out, overwrite=config.overwrite, clean=int(os.environ.get("RANK", "0")) == 0)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")) if distributed else None)

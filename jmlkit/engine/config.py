@@ -186,6 +186,7 @@ class RuntimeSection(_Section):
     out: str | None = option(None, "run folder to write (config.json, history.csv, metrics.json, model.pt, recipe.json), built aside and moved into place when complete; it must be new or empty unless `overwrite`; None: nothing written", check=_opt_str)
     overwrite: bool = option(False, "replace the run already in `out` when the new run finishes (an interrupted run keeps the old one); the command line takes it from its own options only, never from a --config file", check=check_bool)
     save_checkpoint: bool = option(True, "write model.pt into the run folder", check=check_bool)
+    replay: str | None = option(None, "a folder of committed run records (the `results` profile: results/full/records): a run of this configuration is read from there instead of trained, one that is not there is an error, and fit refuses to train; not part of the configuration's hash", check=_opt_str)
 
 
 #: The sections in the order of their fields.

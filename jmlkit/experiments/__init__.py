@@ -28,7 +28,7 @@ from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECI
                                         epsilon_sweep, label, labeled_fraction_sweep, run_label, smoothing_configs,
                                         soft_label_configs, ssl_configs, sweep, teacher_config, train_teacher)
 from jmlkit.experiments.runs import (HASH_EXCLUDE, config_hash, find_runs, first_configs, load_metrics, load_runs,
-                                     notebook_status, resolve_results_dir, run_config, run_configs, run_dir_for,
+                                     notebook_status, replay_run, resolve_results_dir, run_config, run_configs, run_dir_for,
                                      run_metrics)
 from jmlkit.experiments.results import RunResult, first_results, results_table, run_result, run_results
 from jmlkit.experiments.regimes import in_regime, regime_configs, run_per_regime, run_regimes
@@ -46,7 +46,7 @@ from jmlkit.experiments.tables import compare, format_table, headline, per_class
 
 __all__ = [
     # runs
-    "HASH_EXCLUDE", "config_hash", "run_dir_for", "run_config", "run_configs", "run_regimes", "run_per_regime", "in_regime", "regime_configs", "load_runs", "run_metrics",
+    "HASH_EXCLUDE", "config_hash", "run_dir_for", "replay_run", "run_config", "run_configs", "run_regimes", "run_per_regime", "in_regime", "regime_configs", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
     "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",

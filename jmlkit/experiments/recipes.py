@@ -295,7 +295,8 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
 
     With several ``seeds`` it follows the advice of the paper's reference code (train the teacher at least three
     times and keep the best): every seed is trained, each model is scored by ``select_metric`` on the
-    ``select_split`` split (the validation scenes, never the test scenes the students are scored on), the scores go
+    ``select_split`` split (the validation scenes, never the test scenes the students are scored on; each score is
+    computed once and kept with its run, :func:`~jmlkit.experiments.results.stored_value`), the scores go
     to ``output_dir/<name>_selection.csv`` and the best run is returned. One seed (``seeds=None``: ``[seed]``)
     returns that run, unscored.
 
@@ -303,17 +304,26 @@ def train_teacher(config: TrainConfig, *, output_dir: str | os.PathLike, seed: i
     :func:`~jmlkit.experiments.run_configs` (test metrics) with ``config`` = ``"teacher"``, the validation score
     ``<select_metric>_<select_split>`` (NaN with one seed) and ``kept`` (the returned one).
     """
-    from jmlkit.engine import evaluate
+    from jmlkit.engine import evaluate, load_checkpoint
     from jmlkit.experiments.evaluation import eval_dataset
-    from jmlkit.experiments.results import run_result
+    from jmlkit.experiments.results import run_result, stored_value
 
     seeds = [seed] if seeds is None else list(seeds)
     runs = run_configs({name: config}, seeds=seeds, output_dir=output_dir, verbose=verbose, **kwargs)
     dirs = [Path(d) for d in runs["run_dir"]]
     scores, best = [float("nan")] * len(dirs), 0
     if len(dirs) > 1:
-        data = eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
-        scores = [evaluate(run_result(d).model, data)[select_metric] for d in dirs]  # models in memory
+        data = None
+
+        def score(d: Path) -> float:  # computed once and kept with the run (the records replay it)
+            nonlocal data
+            data = data if data is not None else eval_dataset(config.replace(eval_split=select_split, eval_limit=None))
+            result = run_result(d)  # the model in memory, else read without marking it as a figure's (records)
+            return float(evaluate(result._model if result.has_model else load_checkpoint(d), data)[select_metric])
+
+        scores = [float(stored_value(run_result(d), f"selection:{select_split}:{select_metric}",
+                                     f"{select_metric} on the whole {select_split} split", lambda d=d: score(d)))
+                  for d in dirs]
         best = max(range(len(dirs)), key=scores.__getitem__)
         pd.DataFrame({"run": [run_folder_name(name, k) for k in seeds], "seed": seeds,  # the folder name without its hash
                       f"{select_metric}_{select_split}": scores,
@@ -544,6 +554,7 @@ def soft_label_configs(settings: Mapping[str, Any], losses: Sequence[str]) -> di
             dataset="brain", dataset_kwargs={"size": settings["size"], "in_channels": 1}, labels="soft", loss=loss,
             model=settings["model"], epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
             train_limit=settings["train_limit"], eval_limit=settings["eval_limit"], val_split=None, eval_split="test",
+            replay=settings.get("replay"),
         )
         for loss in losses
     }
@@ -587,13 +598,19 @@ def calibration_runs(
     seed: int = 0,
     evaluators: Mapping[str, Any] | None = None,
 ) -> RunSource:
-    """The finished runs of the other notebooks (see :func:`~jmlkit.experiments.resolve_results_dir`),
+    """The finished runs of the other notebooks (see :func:`~jmlkit.experiments.resolve_results_dir`; in the
+    ``results`` profile, the committed records of the full profile's runs),
     or, when there are none, four of notebook 02's configurations (:data:`CALIBRATION_FALLBACK`,
     ε = 0.1) trained into ``output_dir`` with the profile's seeds (and ``evaluators``, see
     :func:`~jmlkit.experiments.run_configs`)."""
     from jmlkit.profiles import profile_seeds
 
+    from jmlkit.profiles import PROFILE_NAMES, get_profile
+
     out = Path(output_dir)
+    replay = get_profile(profile)["train"].get("replay") if profile in PROFILE_NAMES else None
+    if results_dir is None and replay is not None:  # the results profile: the committed records of the full runs
+        results_dir = replay
     source_dir = resolve_results_dir(results_dir, out, profile, exclude=out)
     runs = find_runs(source_dir, notebooks=notebooks, exclude=out) if source_dir is not None else pd.DataFrame()
     status = notebook_status(source_dir) if source_dir is not None else {}

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,11 @@ from jmlkit.engine import TrainConfig
 from jmlkit.engine.evaluation import check_evaluators, describe_evaluator, evaluation_pass
 from jmlkit.io import write_json
 from jmlkit.metrics.tables import as_table
-from jmlkit.layout import (CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, parse_run_folder_name,
-                           require_complete)
+from jmlkit.layout import (CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, MODEL_USED_FILE,
+                           parse_run_folder_name, read_done, require_complete)
 
 __all__ = ["RunResult", "remember", "read_run", "run_result", "run_results", "first_results", "results_table",
+           "stored_value",
            "complete_evaluations", "scalar_metrics"]
 
 
@@ -86,6 +87,8 @@ class RunResult:
         evaluations: ``{name: value}`` of the extra evaluators (tables as dicts of lists, see :meth:`table`).
         evaluators: ``{name: describe_evaluator(...)}``: what computed each value.
         cached: whether the run was found in the cache (not trained by this call).
+        replayed: whether the run is a committed record (the ``results`` profile, ``config.replay``; its completion
+            marker says ``"record": true``): read-only, its model only where the records kept it.
     """
 
     run_dir: Path
@@ -96,14 +99,30 @@ class RunResult:
     evaluators: dict[str, str] = field(default_factory=dict)
     cached: bool = False
     _model: nn.Module | None = field(default=None, repr=False)
+    replayed: bool = False
 
     @property
     def model(self) -> nn.Module:
-        """The trained model: the one training left in memory, or (a cached run) ``model.pt`` read once."""
+        """The trained model: the one training left in memory, or (a cached run) ``model.pt`` read once.
+
+        Reading it leaves a marker in the run folder (:data:`~jmlkit.layout.MODEL_USED_FILE`): the records of a
+        batch (:func:`jmlkit.runner.records.write_records`) keep the weights of exactly these runs, those a figure
+        cannot do without. A replayed run without its weights is a ``FileNotFoundError`` that says so."""
         if self._model is None:
             from jmlkit.engine import load_checkpoint
 
+            if self.replayed and not (Path(self.run_dir) / MODEL_FILE).is_file():
+                raise FileNotFoundError(
+                    f"Expected the weights of {Path(self.run_dir).name} ({MODEL_FILE}) among the committed records, but "
+                    "they are not there: the records keep only the models a figure of the full profile read. Run "
+                    "the full profile (or quick) to train it.")
             self._model = load_checkpoint(self.run_dir)
+        marker = Path(self.run_dir) / MODEL_USED_FILE
+        if not self.replayed and not marker.exists():
+            try:
+                marker.touch()
+            except OSError:  # a read-only folder: the records then keep no weights for it
+                pass
         return self._model
 
     @property
@@ -158,8 +177,27 @@ def read_run(run_dir: str | os.PathLike, *, cached: bool = True) -> RunResult:
     history = pd.read_csv(run_dir / HISTORY_FILE) if (run_dir / HISTORY_FILE).is_file() else pd.DataFrame()
     stored = json.loads((run_dir / EVALUATIONS_FILE).read_text(encoding="utf-8")) if (run_dir / EVALUATIONS_FILE).is_file() else {}
     config = TrainConfig.from_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else TrainConfig()
+    record = bool((read_done(run_dir) or {}).get("record"))  # a committed record (jmlkit.runner.records): read-only
     return RunResult(run_dir, config, metrics, history, {k: v.get("value") for k, v in stored.items()},
-                     {k: v.get("evaluator") for k, v in stored.items()}, cached)
+                     {k: v.get("evaluator") for k, v in stored.items()}, cached, replayed=record)
+
+
+def stored_value(result: RunResult, name: str, evaluator: str, compute: Callable[[], Any]) -> Any:
+    """A value computed once for a finished run and kept with it, in its ``evaluations.json`` under ``name`` with the
+    description ``evaluator`` (e.g. a teacher's score on the validation scenes): the stored value when its
+    description matches, else ``compute()``, stored. A committed record (``result.replayed``) is never written: a
+    value it lacks is a ``ValueError``."""
+    if name in result.evaluations and result.evaluators.get(name) == evaluator:
+        return result.evaluations[name]
+    if result.replayed:
+        raise ValueError(f"Expected the records of {Path(result.run_dir).name} to hold {name!r} ({evaluator}), but they "
+                         "do not (a replay computes nothing): run the full profile again to write it.")
+    value = compute()
+    result.evaluations[name] = value
+    result.evaluators[name] = evaluator
+    write_json(Path(result.run_dir) / EVALUATIONS_FILE, {k: {"evaluator": result.evaluators.get(k), "value": v}
+                                                        for k, v in result.evaluations.items()})
+    return value
 
 
 def run_result(run_dir: str | os.PathLike) -> RunResult:

@@ -70,13 +70,14 @@ from jmlkit.experiments.results import scalar_metrics as _scalar_metrics
 from jmlkit.io import atomic_write_text, mark_done, visible_folders
 from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES,
                            cache_folders, is_complete, notebook_run_status, parse_run_folder_name, read_done,
-                           run_folder_hash, run_folder_name)
+                           RUN_HASH_DIGITS, run_folder_hash, run_folder_name)
 from jmlkit.parallel import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
     "HASH_EXCLUDE",
     "config_hash",
     "run_dir_for",
+    "replay_run",
     "run_config",
     "run_configs",
     "load_runs",
@@ -206,6 +207,8 @@ def run_config(
     _check_not_another_run(run_dir, digest)
     if not force:
         cached = _cached(config, run_dir, digest, reuse=reuse)
+        if cached is not None and cached.replayed:
+            return remember(_replayed_evaluations(cached, evaluators))
         if cached is not None:
             return remember(complete_evaluations(cached, evaluators))
     try:  # the previous content of run_dir stays until the run is complete
@@ -241,9 +244,69 @@ def _as_run(config: TrainConfig, run_dir: Path, *, force: bool = False) -> Train
     return config.replace(out=str(run_dir), save_checkpoint=True, overwrite=bool(force))
 
 
+def _record_index(records: str) -> dict[tuple[str, int], list[Path]]:
+    """``{(hash prefix, seed): [run folders]}`` of a records folder (``<notebook>/runs/<run>``, or any depth)."""
+    cached = _RECORD_INDEX.get(records)
+    if cached is not None:
+        return cached
+    index: dict[tuple[str, int], list[Path]] = {}
+    for folder in sorted(Path(records).rglob("*__seed*")):
+        parsed, digest = parse_run_folder_name(folder.name), run_folder_hash(folder.name)
+        if parsed is not None and digest is not None and folder.is_dir():
+            index.setdefault((digest, parsed[1]), []).append(folder)
+    _RECORD_INDEX[records] = index
+    return index
+
+
+_RECORD_INDEX: dict[str, dict[tuple[str, int], list[Path]]] = {}
+
+
+def replay_run(config: TrainConfig) -> RunResult:
+    """The finished run of ``config`` among the committed records of ``config.replay`` (the ``results`` profile),
+    read where it is (nothing is copied or written); ``cached`` and ``replayed`` are set.
+
+    Raises:
+        ValueError: ``config.replay`` is None.
+        FileNotFoundError: the records folder does not exist, or holds no finished run of this configuration (its
+            hash and seed): the message names the configuration and says how to train it.
+    """
+    check_type("config", config, TrainConfig)
+    if config.replay is None:
+        raise ValueError("Expected `config.replay` to name a folder of run records, but got None.")
+    records = str(Path(config.replay).resolve())
+    if not Path(records).is_dir():
+        raise FileNotFoundError(f"Expected `replay` to be a folder of committed run records, but {records!r} does not "
+                                "exist: run the full profile with `jmlkit run --profile full --results results/full`, "
+                                "which writes them.")
+    digest = config_hash(config)
+    for folder in _record_index(records).get((digest[:RUN_HASH_DIGITS], config.seed), []):
+        if is_complete(folder, digest=digest, files=(METRICS_FILE,)):
+            return dataclasses.replace(read_run(folder), cached=True, replayed=True)
+    raise FileNotFoundError(
+        f"Expected a finished run of this configuration (hash {digest[:RUN_HASH_DIGITS]}, seed {config.seed}, model "
+        f"{config.model!r}, labels {config.labels!r}, loss {config.loss!r}) among the records in {records!r}, but there "
+        "is none: the `results` profile replays the committed full-profile runs only. Run the notebook with profile "
+        "'full' (or 'quick') to train it.")
+
+
+def _replayed_evaluations(result: RunResult, evaluators: Mapping[str, Any] | None) -> RunResult:
+    """A replayed run with every evaluator asked for, as stored in its records; a missing one is an error (a
+    replay writes nothing)."""
+    wanted = check_evaluators(evaluators)
+    missing = sorted(name for name, spec in wanted.items()
+                     if name not in result.evaluations or result.evaluators.get(name) != describe_evaluator(spec))
+    if missing:
+        raise ValueError(f"Expected the records of {result.run_dir.name} to hold the evaluators {missing}, but they do "
+                         "not (a replay computes nothing): run the full profile again to write them.")
+    return result
+
+
 def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> RunResult | None:
     """The result of a finished run of ``config`` (hash ``digest``) in ``run_dir`` (from memory when this process
-    has it), or copied there from elsewhere; else ``None``."""
+    has it), or copied there from elsewhere; else ``None``. A replayed configuration (``config.replay``) is read
+    from its records instead (:func:`replay_run`), or is an error."""
+    if config.replay is not None:
+        return replay_run(config)
     if _finished(run_dir, digest):
         return dataclasses.replace(run_result(run_dir), cached=True)
     source = _find_elsewhere(run_dir.parent.parent, digest, run_dir) if reuse else None
@@ -288,7 +351,8 @@ def _run_all(jobs: Sequence[tuple[str, int, TrainConfig, Path]], *, scheduler: A
         _check_not_another_run(run_dir, digest)
         cached = None if force else _cached(config, run_dir, digest, reuse=reuse)
         if cached is not None:
-            results[i] = (remember(complete_evaluations(cached, evaluators)), 0.0)
+            results[i] = (remember(_replayed_evaluations(cached, evaluators) if cached.replayed
+                                   else complete_evaluations(cached, evaluators)), 0.0)
         else:
             todo.append(i)
     threads = threads_per_run(spec)
@@ -363,11 +427,11 @@ def run_configs(
         if epoch_times is not None and len(epoch_times):
             scalars["epoch_time_s"] = float(epoch_times.mean())
         if verbose:
-            what = "reused" if cached else f"trained in {seconds:.1f} s"
+            what = "replayed from the records" if result.replayed else "reused" if cached else f"trained in {seconds:.1f} s"
             print(f"{name} (seed {seed}): {what}; mIoU_D {scalars.get('mIoU_D', float('nan')):.3f}, "
                   f"ECE_D {scalars.get('ECE_D', float('nan')):.3f}", flush=True)
         rows.append({"config": name, "seed": seed, **dict(extra.get(name, {})), "cached": cached,
-                     "run_dir": str(run_dir.resolve()), **scalars})
+                     "run_dir": str((Path(result.run_dir) if result.replayed else run_dir).resolve()), **scalars})
     return pd.DataFrame(rows)
 
 

@@ -247,6 +247,14 @@ def main_run(argv: Sequence[str] | None = None) -> int:
         try:
             collected = collect_results(out, args.results)
             print(f"{len(collected)} result file(s) in {args.results}")
+            if args.profile == "full":  # what the `results` profile replays (jmlkit.profiles.RECORDS_DIR)
+                from jmlkit.runner.records import RECORDS_SUBDIR, record_size, write_records
+
+                records = Path(args.results) / RECORDS_SUBDIR
+                written = write_records(out, records)
+                size = record_size(records)
+                print(f"records of {len(written)} notebook(s) in {records}: {size['files']} files, "
+                      f"{size['bytes'] / 1e6:.1f} MB ({size['models']} models, {size['model_bytes'] / 1e6:.1f} MB)")
         except (OSError, ValueError, TypeError) as err:
             problems.append(f"FAILED collecting the results into {args.results}: {err}")
     for problem in problems:

@@ -1,0 +1,140 @@
+"""Compact records of a batch's training runs, to commit beside its result files: what the ``results`` profile replays.
+
+``write_records(RUNS_DIR, RECORDS_DIR)`` (``jmlkit run --results DIR`` calls it with ``DIR/records``) writes, for each
+finished notebook of the batch that trained runs (``RUNS_DIR/<notebook>/runs/<run>/``), one record per trained model:
+``RECORDS_DIR/<notebook>/runs/<run>/`` with
+
+* the run's small files: ``config.json``, ``weights.json``, ``history.csv``, ``metrics.json``, ``evaluations.json``
+  (the evaluators' tables the figures draw: calibration by boundary distance, per class, soft-label statistics)
+  and its completion marker, which says ``"record": true`` (a record is read-only: nothing adds to it);
+* ``model.pt`` only for the runs whose model a notebook read (the marker :data:`~jmlkit.layout.MODEL_USED_FILE`
+  that :attr:`jmlkit.experiments.RunResult.model` leaves): a prediction panel, a gradient, an exercise. The other
+  runs' figures come from their metrics, histories and evaluations.
+
+A run copied under another name in the same notebook (a sweep that asked again for a configuration) is one model:
+it is recorded once. Paths of this machine are not kept: ``out`` becomes the record's own path (relative to
+``RECORDS_DIR``), a distillation teacher its record (``<notebook>/runs/<run>``), and the marker's ``copied_from``
+goes. A notebook's records are written into a hidden folder and swapped in whole, so a reader never sees half
+of them; notebooks of the batch that did not finish keep their previous records.
+
+Example (the size of what it wrote):
+    >>> from pathlib import Path
+    >>> record_size(Path("no/such/records"))
+    {'files': 0, 'bytes': 0, 'models': 0, 'model_bytes': 0}
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from jmlkit.io import atomic_write_text, visible_folders
+from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
+                           MODEL_USED_FILE, WEIGHTS_FILE, is_complete, notebook_run_status, parse_run_folder_name,
+                           read_done, run_folder_hash)
+
+__all__ = ["RECORDS_SUBDIR", "write_records", "record_size"]
+
+#: The records' folder inside a results folder (``results/full/records``: :data:`jmlkit.profiles.RECORDS_DIR`).
+RECORDS_SUBDIR = "records"
+_SMALL_FILES = (WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, EVALUATIONS_FILE)
+
+
+def _check_path(name: str, value: Any) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"Expected `{name}` to be a path, but got {value!r} ({type(value).__name__}).")
+    return Path(value)
+
+
+def _distinct_runs(cache: Path) -> list[Path]:
+    """The finished runs of one notebook's cache, one per model (hash and seed): the one completed first."""
+    runs = []
+    for folder in visible_folders(cache):
+        parsed, digest = parse_run_folder_name(folder.name), run_folder_hash(folder.name)
+        if parsed is not None and digest is not None and is_complete(folder, files=(CONFIG_FILE, METRICS_FILE)):
+            runs.append((folder.joinpath(DONE_FILE).stat().st_mtime_ns, folder.name, folder, (digest, parsed[1])))
+    seen, out = set(), []
+    for _, _, folder, key in sorted(runs):
+        if key not in seen:
+            seen.add(key)
+            out.append(folder)
+    return sorted(out)
+
+
+def _record_config(folder: Path, relative: str, teachers: dict[str, str]) -> str:
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    config["out"] = relative
+    if config.get("replay") is not None:
+        config["replay"] = None
+    teacher = config.get("teacher")
+    if teacher:
+        config["teacher"] = teachers.get(str(Path(teacher).resolve()), Path(teacher).name)
+    return json.dumps(config, indent=2) + "\n"
+
+
+def write_records(runs_dir: str | os.PathLike, records_dir: str | os.PathLike) -> list[Path]:
+    """Write the records of every finished notebook of ``runs_dir`` that trained runs into ``records_dir`` (see the
+    module docs); returns the notebooks' record folders written, sorted.
+
+    Raises:
+        TypeError: a folder that is not a path.
+        ValueError: ``runs_dir`` is not a folder.
+    """
+    runs_dir, records_dir = _check_path("runs_dir", runs_dir), _check_path("records_dir", records_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"Expected `runs_dir` to be a batch folder, but got {str(runs_dir)!r} (not a folder).")
+    notebooks = [nb for nb in visible_folders(runs_dir)
+                 if notebook_run_status(nb) in (None, "ok") and (nb / CACHE_DIR).is_dir()]
+    plan = {nb.name: _distinct_runs(nb / CACHE_DIR) for nb in notebooks}
+    # a teacher is named by its record, whichever notebook's cache it is in
+    teachers = {}
+    for name, folders in plan.items():
+        for folder in folders:
+            teachers[str(folder.resolve())] = f"{name}/{CACHE_DIR}/{folder.name}"
+        for folder in visible_folders(runs_dir / name / CACHE_DIR):  # copies point at their first record
+            digest = run_folder_hash(folder.name)
+            first = next((f for f in folders if run_folder_hash(f.name) == digest
+                          and parse_run_folder_name(f.name)[1] == (parse_run_folder_name(folder.name) or ("", -1))[1]),
+                         None)
+            if first is not None:
+                teachers.setdefault(str(folder.resolve()), f"{name}/{CACHE_DIR}/{first.name}")
+    written = []
+    for name, folders in plan.items():
+        if not folders:
+            continue
+        tmp = records_dir / f".{name}.records-{uuid.uuid4().hex[:8]}"
+        try:
+            for folder in folders:
+                relative = f"{name}/{CACHE_DIR}/{folder.name}"
+                dst = tmp / CACHE_DIR / folder.name
+                dst.mkdir(parents=True)
+                for file in _SMALL_FILES:
+                    if (folder / file).is_file():
+                        shutil.copy2(folder / file, dst / file)
+                if (folder / MODEL_USED_FILE).is_file() and (folder / MODEL_FILE).is_file():
+                    shutil.copy2(folder / MODEL_FILE, dst / MODEL_FILE)
+                atomic_write_text(dst / CONFIG_FILE, _record_config(folder, relative, teachers))
+                done = {k: v for k, v in (read_done(folder) or {}).items() if k != "copied_from"}
+                atomic_write_text(dst / DONE_FILE, json.dumps({**done, "record": True}, indent=1) + "\n")  # last
+            target = records_dir / name
+            old = records_dir / f".{name}.old-{uuid.uuid4().hex[:8]}"
+            if target.exists():
+                target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+            written.append(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(written)
+
+
+def record_size(records_dir: str | os.PathLike) -> dict[str, int]:
+    """How much the records take: files, bytes, and of these the models and their bytes."""
+    records_dir = _check_path("records_dir", records_dir)
+    files = [p for p in records_dir.rglob("*") if p.is_file()] if records_dir.is_dir() else []
+    models = [p for p in files if p.name == MODEL_FILE]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files), "models": len(models),
+            "model_bytes": sum(p.stat().st_size for p in models)}

@@ -1,0 +1,93 @@
+"""The records of a batch and their replay (the ``results`` profile): a batch's training runs written as compact,
+path-free records (weights only where a notebook read the model), read back by configuration without training
+anything, and refused loudly when a run or a value is not among them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import jmlkit.experiments as ex
+from jmlkit.engine import TrainConfig, fit
+from jmlkit.layout import DONE_FILE, MODEL_FILE, MODEL_USED_FILE
+from jmlkit.profiles import RECORDS_DIR, get_profile
+from jmlkit.runner.records import record_size, write_records
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """A batch folder: notebook 02 trained two configurations (one of them also under a sweep's name), read one
+    model; notebook 09 failed (its runs are not recorded)."""
+    root = tmp_path_factory.mktemp("batch")
+    tiny = TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, epochs=1)
+    configs = {"ce": tiny.replace(loss="ce"), "jml": tiny.replace(labels="ls", loss="jml", epsilon=0.1)}
+    nb = root / "02_label_smoothing"
+    table = ex.run_configs(configs, seeds=[0], output_dir=nb, verbose=False)
+    ex.run_configs({"ce_e0": configs["ce"]}, seeds=[0], output_dir=nb, verbose=False)  # a copy, one model
+    ex.first_results(table)["ce"].model  # a figure reads this model: its weights are recorded  # noqa: B018
+    (nb / "run.json").write_text(json.dumps({"status": "ok"}))
+    failed = root / "09_failed"
+    ex.run_configs({"x": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=failed, verbose=False)
+    (failed / "run.json").write_text(json.dumps({"status": "failed"}))
+    return root, configs
+
+
+def test_records_are_compact_path_free_and_one_per_model(batch, tmp_path):
+    root, configs = batch
+    written = write_records(root, tmp_path / "records")
+    assert [p.name for p in written] == ["02_label_smoothing"]  # the failed notebook keeps no record
+    runs = sorted((tmp_path / "records" / "02_label_smoothing" / "runs").iterdir())
+    assert [p.name.split("__")[0] for p in runs] == ["ce", "jml"]  # the copy under a sweep's name: one record
+    ce, jml = runs
+    assert (ce / MODEL_FILE).is_file() and not (jml / MODEL_FILE).exists()  # weights only where a figure read them
+    for run in runs:
+        assert json.loads((run / DONE_FILE).read_text())["record"] is True
+        text = (run / "config.json").read_text()
+        assert str(root) not in text and json.loads(text)["out"] == f"02_label_smoothing/runs/{run.name}"
+    size = record_size(tmp_path / "records")
+    assert size["models"] == 1 and size["files"] == 2 * 5 + 1 and size["bytes"] > size["model_bytes"] > 0  # no evaluators ran
+    again = write_records(root, tmp_path / "records")  # written again: replaced whole, no leftovers
+    assert again == written and sorted(p.name for p in (tmp_path / "records").iterdir()) == ["02_label_smoothing"]
+
+
+def test_replay_reads_the_records_and_trains_nothing(batch, tmp_path, monkeypatch):
+    root, configs = batch
+    records = tmp_path / "records"
+    write_records(root, records)
+    out = tmp_path / "replay" / "02_label_smoothing"
+    replayed = {k: c.replace(replay=str(records)) for k, c in configs.items()}
+    assert ex.config_hash(replayed["ce"]) == ex.config_hash(configs["ce"])  # replay is not part of the hash
+    import jmlkit.engine.loop as loop
+
+    monkeypatch.setattr(loop, "_fit", lambda *a, **k: pytest.fail("a replay trained"))
+    table = ex.run_configs(replayed, seeds=[0], output_dir=out, verbose=False)
+    assert table["cached"].all() and not out.exists()  # nothing written where the notebook writes its runs
+    original = ex.run_configs(configs, seeds=[0], output_dir=root / "02_label_smoothing", verbose=False)
+    assert table["mIoU_D"].tolist() == original["mIoU_D"].tolist()
+    results = ex.first_results(table)
+    assert all(r.replayed for r in results.values())
+    assert results["ce"].model is not None  # recorded weights
+    assert not (Path(results["ce"].run_dir) / MODEL_USED_FILE).exists()  # a record is never written
+    with pytest.raises(FileNotFoundError, match="weights of jml.* not there"):
+        results["jml"].model  # noqa: B018
+    with pytest.raises(FileNotFoundError, match=r"no(ne| finished run).*seed 1|seed 1.*there is none"):
+        ex.run_configs({"ce": replayed["ce"]}, seeds=[1], output_dir=out, verbose=False)
+    with pytest.raises(ValueError, match="Expected `replay` to be None for a run that trains"):
+        fit(replayed["ce"])
+    with pytest.raises(ValueError, match="hold the evaluators \\['boundary'\\]"):
+        ex.run_configs({"ce": replayed["ce"]}, seeds=[0], output_dir=out, verbose=False,
+                       evaluators={"boundary": ex.evaluators()["boundary"]})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ex.replay_run(replayed["ce"].replace(replay=str(tmp_path / "nowhere")))
+
+
+def test_the_results_profile_is_full_with_replay():
+    full, results = get_profile("full"), get_profile("results")
+    assert results["train"].pop("replay") == str(RECORDS_DIR) and results["train"] == full["train"]
+    assert RECORDS_DIR.parts[-3:] == ("results", "full", "records")
+    assert ex.config_hash(TrainConfig.from_profile("results")) == ex.config_hash(TrainConfig.from_profile("full"))
+    assert results["seeds"] == full["seeds"] and results["regimes"] == full["regimes"]
+    soft = ex.soft_label_configs(get_profile("results")["soft_labels"], ["jml"])["jml_soft"]
+    assert soft.replay == str(RECORDS_DIR) and os.path.isabs(soft.replay)
