@@ -103,7 +103,16 @@ def test_every_profile_is_read_from_the_one_table(profile):
     assert TrainConfig.from_profile(profile, keep_none=True, val_split=None).val_split is None
 
 
-@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_cli_train_refuses_the_results_profile(capsys):
+    """`jmlkit train --profile results`: that profile replays the committed runs and trains nothing."""
+    from jmlkit.__main__ import main
+
+    assert main(["train", "--profile", "results", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected `--replay` to be None for a run that trains" in err or "Expected `replay` to be None" in err
+
+
+@pytest.mark.parametrize("profile", [p for p in PROFILE_NAMES if p != "results"])
 def test_cli_profile_is_the_notebooks_profile(profile, monkeypatch):
     """`jmlkit train --profile P` trains exactly what the notebooks' profile P trains."""
     import jmlkit.engine
