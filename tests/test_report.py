@@ -423,3 +423,13 @@ def test_report_of_a_hostile_notebook_runs_nothing(payload, tmp_path):
     assert "Title <em>kept</em>" in text and '<a href="https://example.org" rel="noopener noreferrer">' in text
     assert html.escape(payload) in text  # parameters, metrics and the error: shown as text
     assert "<b>html</b>" in page.read_text(encoding="utf-8")  # sanitised outputs keep their safe markup
+
+
+def test_notebooks_link_nothing_outside_their_folder():
+    """A relative link out of notebooks/ (``](../docs/...)``) breaks in the report and in the student copies; the
+    notebooks name such files as text (`docs/paper.md`), and the student kit copies what they name."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                assert not re.search(r"\]\(\.\./", cell.source), (path.name, cell.source[:80])

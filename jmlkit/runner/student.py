@@ -8,7 +8,7 @@ Each notebook of the folder (every ``*.ipynb``, sorted) is copied to ``OUT/<name
 * outputs and execution counts cleared (``ClearOutputPreprocessor``);
 * the outputs written inside the student folder: the ``output_dir`` default of the parameters cell,
   ``../runs/interactive/<notebook>``, becomes ``outputs/<notebook>``, and links to the repository's ``docs/``
-  become links to ``OUT/docs/``, where the linked pages are copied;
+  become links to ``OUT/docs/``, where the pages the notebooks link or name (``docs/paper.md``) are copied;
 * every other cell, its tags (``parameters`` included) and its id kept, in order.
 
 ``OUT/README.md`` tells a student how to start (the set-up command, opening JupyterLab in the folder, the order of
@@ -93,7 +93,7 @@ def student_notebook(nb: Any, *, tag: str = SOLUTION_TAG) -> tuple[Any, int]:
 #: Where a student copy writes its outputs, inside the student folder.
 STUDENT_OUTPUTS = "outputs"
 _OUTPUT_DIR = re.compile(r"""^(output_dir\s*=\s*["'])\.\./runs/interactive/([^"'/]+)(["'])""", re.M)
-_DOCS_LINK = re.compile(r"\]\(docs/([A-Za-z0-9_.-]+\.md)\)")
+_DOCS_LINK = re.compile(r"(?<![\w/.])docs/([A-Za-z0-9_.-]+\.md)")  # a link or a mention (`docs/paper.md`)
 
 STUDENT_README = """\
 # The notebooks, for students
