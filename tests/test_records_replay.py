@@ -24,7 +24,7 @@ def batch(tmp_path_factory):
     tiny = TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, epochs=1)
     configs = {"ce": tiny.replace(loss="ce"), "jml": tiny.replace(labels="ls", loss="jml", epsilon=0.1)}
     nb = root / "02_label_smoothing"
-    table = ex.run_configs(configs, seeds=[0], output_dir=nb, verbose=False)
+    table = ex.run_configs(configs, seeds=[0], output_dir=nb, verbose=False, evaluators=ex.evaluators())
     ex.run_configs({"ce_e0": configs["ce"]}, seeds=[0], output_dir=nb, verbose=False)  # a copy, one model
     ex.first_results(table)["ce"].model  # a figure reads this model: its weights are recorded  # noqa: B018
     (nb / "run.json").write_text(json.dumps({"status": "ok"}))
@@ -47,7 +47,10 @@ def test_records_are_compact_path_free_and_one_per_model(batch, tmp_path):
         text = (run / "config.json").read_text()
         assert str(root) not in text and json.loads(text)["out"] == f"02_label_smoothing/runs/{run.name}"
     size = record_size(tmp_path / "records")
-    assert size["models"] == 1 and size["files"] == 2 * 5 + 1 and size["bytes"] > size["model_bytes"] > 0  # no evaluators ran
+    assert size["models"] == 1 and size["files"] == 2 * 6 + 1 and size["bytes"] > size["model_bytes"] > 0
+    # notebook 06 reads the records: the stored evaluations serve both runs, with or without their weights
+    tables = ex.evaluate_runs(ex.find_runs(tmp_path / "records"), on_error="raise")
+    assert sorted(tables["boundary"]["config"].unique()) == ["ce", "jml"] and not len(tables["skipped"])
     again = write_records(root, tmp_path / "records")  # written again: replaced whole, no leftovers
     assert again == written and sorted(p.name for p in (tmp_path / "records").iterdir()) == ["02_label_smoothing"]
 
@@ -78,7 +81,7 @@ def test_replay_reads_the_records_and_trains_nothing(batch, tmp_path, monkeypatc
         fit(replayed["ce"])
     with pytest.raises(ValueError, match="hold the evaluators \\['boundary'\\]"):
         ex.run_configs({"ce": replayed["ce"]}, seeds=[0], output_dir=out, verbose=False,
-                       evaluators={"boundary": ex.evaluators()["boundary"]})
+                       evaluators={"boundary": ex.evaluators(max_distance=2)["boundary"]})  # not the stored one
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ex.replay_run(replayed["ce"].replace(replay=str(tmp_path / "nowhere")))
 

@@ -38,7 +38,7 @@ from jmlkit.engine import TrainConfig
 from jmlkit.engine.data import base_dataset, evaluation_data
 from jmlkit.experiments.results import complete_evaluations, run_result
 from jmlkit.experiments.runs import _check_runs, run_metrics
-from jmlkit.layout import CONFIG_FILE
+from jmlkit.layout import CONFIG_FILE, EVALUATIONS_FILE
 from jmlkit.metrics.tables import as_table
 
 __all__ = [
@@ -321,8 +321,8 @@ def evaluation_tables(runs: pd.DataFrame, *, on_error: str = "warn", **kwargs: A
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("boundary", "per_class", "soft", "curve", "band_hist")}
     skipped = []
     for _, row in runs.iterrows():
-        if "has_model" in runs.columns and not row["has_model"]:
-            continue
+        if "has_model" in runs.columns and not row["has_model"] and not (Path(row["path"]) / EVALUATIONS_FILE).is_file():
+            continue  # nothing stored and no model to evaluate (a record keeps its evaluations, not always its weights)
         try:
             res = evaluate_run(row["path"], **kwargs)
         except (RuntimeError, ValueError, TypeError, KeyError, OSError) as err:

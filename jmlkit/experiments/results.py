@@ -254,7 +254,12 @@ def complete_evaluations(result: RunResult, evaluators: Mapping[str, Any] | None
         raise ValueError(f"Expected an `eval_split` in the config of {str(result.run_dir)!r} to evaluate "
                          f"{sorted(missing)}, but got None.")
     config = result.config
-    model = result.model
+    if result.has_model:
+        model = result._model
+    else:  # read for this pass only: evaluating a run is no figure's use of its model (the records keep no weights)
+        from jmlkit.engine import load_checkpoint
+
+        model = load_checkpoint(result.run_dir)
     if device is not None:
         from jmlkit.engine import resolve_device
 
