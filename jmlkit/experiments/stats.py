@@ -48,7 +48,7 @@ __all__ = ["PairedDifference", "paired_difference", "paired_differences", "regim
            "fraction_differences",
            "format_difference", "higher_is_better"]
 
-LOWER_IS_BETTER_PREFIXES = ("ECE", "SCE", "MCE", "ACE", "RMSCE", "Brier", "NLL")
+LOWER_IS_BETTER_PREFIXES = ("ECE", "SCE", "MCE", "ACE", "RMSCE", "Brier", "NLL", "MAE", "L1", "extreme")
 
 GAIN, LOSS, NO_DIFFERENCE, NOT_MEASURABLE = "gain", "loss", "no measurable difference", "not measurable (n < 2)"
 
@@ -85,7 +85,8 @@ class PairedDifference:
 
 
 def higher_is_better(metric: str) -> bool:
-    """False for the metrics whose name starts with ECE, SCE, MCE, ACE, RMSCE, Brier or NLL; True otherwise.
+    """False for the metrics whose name starts with ECE, SCE, MCE, ACE, RMSCE, Brier, NLL, or one of the soft-label
+    errors MAE, L1 and extreme (notebook 05's ``MAE_band``, ``L1``, ``extreme_band``); True otherwise.
 
     >>> higher_is_better("mIoU_D"), higher_is_better("ECE_D"), higher_is_better("Brier")
     (True, False, False)
