@@ -515,3 +515,17 @@ def test_readme_command_leaves_a_readme_without_results_markers_alone(tmp_path, 
         with pytest.raises(SystemExit) as err:
             main_readme(args)
         assert err.value.code == 2
+
+
+def test_collect_results_keeps_each_notebooks_last_time(tmp_path):
+    runs = _write_batch(tmp_path, 1)
+    record = {"status": "ok", "duration_s": 12.5, "started": "2026-12-06T10:00:00+00:00",
+              "finished": "2026-12-06T10:00:12+00:00"}
+    (runs / "02_label_smoothing" / "run.json").write_text(json.dumps(record))
+    out = tmp_path / "results"
+    pd.DataFrame({"run": ["01_jaccard_losses", "02_label_smoothing"], "status": "ok", "duration_s": [30.0, 999.0],
+                  "started": "x", "finished": "y"}).to_csv(out.mkdir() or out / "times.csv", index=False)
+    assert "times.csv" in [p.name for p in collect_results(runs, out)]
+    times = pd.read_csv(out / "times.csv")
+    assert times["run"].tolist() == ["01_jaccard_losses", "02_label_smoothing"]  # 01 not in this batch: kept
+    assert times["duration_s"].tolist() == [30.0, 12.5] and times["finished"].iloc[1] == record["finished"]

@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from jmlkit.io import atomic_write_text, visible_folders
-from jmlkit.layout import METRICS_FILE, notebook_run_status
+from jmlkit.layout import METRICS_FILE, notebook_run_status, read_run_record
 
 __all__ = ["MAIN_TABLE", "RUNS_FILE", "FLOAT_FORMAT", "KEY_COLUMNS", "EXTRA_KEYS", "DROPPED_COLUMNS",
            "read_run_tables", "tidy_results", "collect_results"]
@@ -133,7 +133,8 @@ def _csv_text(frame: pd.DataFrame) -> str:
 def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike) -> list[Path]:
     """Write ``results_dir/<run>.csv`` for each finished run folder of ``runs_dir`` that has a ``runs.csv``, and
     ``results_dir/<run>.metrics.json``, a copy of its headline numbers (``metrics.json``), for each that has them
-    (notebook 01 has no run table: its measured properties reach the README this way).
+    (notebook 01 has no run table: its measured properties reach the README this way), and ``times.csv``: each
+    notebook's last run that finished ok (from its runner record), the rows of notebooks not in this batch kept.
 
     Args:
         runs_dir: the ``--out`` folder of a batch (one subfolder per run).
@@ -172,4 +173,27 @@ def collect_results(runs_dir: str | os.PathLike, results_dir: str | os.PathLike)
             scalars = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool)) or v is None}
             written.append(atomic_write_text(results_dir / f"{run_dir.name}.metrics.json",
                                              json.dumps(scalars, indent=1, sort_keys=True) + "\n"))
+    times = _times(runs_dir, results_dir / TIMES_FILE)
+    if times is not None:
+        written.append(atomic_write_text(results_dir / TIMES_FILE, _csv_text(times)))
     return sorted(written)
+
+
+#: Each notebook's last finished run of the batches collected into a results folder (README's times).
+TIMES_FILE = "times.csv"
+_TIME_COLUMNS = ["run", "status", "duration_s", "started", "finished"]
+
+
+def _times(runs_dir: Path, path: Path) -> pd.DataFrame | None:
+    """``times.csv``: the rows already there, each replaced by the notebook's run in ``runs_dir`` when that one
+    finished ok (its runner record: duration, start, end); ``None`` when there is nothing to write."""
+    rows = {}
+    if path.is_file():
+        for row in pd.read_csv(path).to_dict("records"):
+            rows[str(row["run"])] = {c: row.get(c) for c in _TIME_COLUMNS}
+    for run_dir in visible_folders(runs_dir):
+        record = read_run_record(run_dir)
+        if record and record.get("status") == "ok" and isinstance(record.get("duration_s"), (int, float)):
+            rows[run_dir.name] = {"run": run_dir.name, "status": "ok", "duration_s": round(float(record["duration_s"]), 3),
+                                  "started": record.get("started"), "finished": record.get("finished")}
+    return pd.DataFrame([rows[k] for k in sorted(rows)], columns=_TIME_COLUMNS) if rows else None
