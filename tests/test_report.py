@@ -22,6 +22,7 @@ import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
 from jmlkit.__main__ import main
+from jmlkit.runner.mathml import render_markdown_with_mathml
 from jmlkit.runner.report import (
     INDEX_FILE,
     ReportEntry,
@@ -32,6 +33,7 @@ from jmlkit.runner.report import (
     main_report,
     notebook_intro,
     render_page,
+    sanitize_html,
     write_report,
 )
 
@@ -256,7 +258,8 @@ def test_smoke_report_index_shows_titles_status_numbers_and_thumbnails(smoke_rep
         run_dir = batch / nb_path.stem
         record = json.loads((run_dir / "run.json").read_text())
         title, question = notebook_intro(nbformat.read(nb_path, as_version=4))
-        assert title.split()[-1] in index and markdown2html_mistune(question).strip() in index
+        question_html = sanitize_html(render_markdown_with_mathml(question, markdown2html_mistune).strip())
+        assert title.split()[-1] in index and question_html in index  # formulas as MathML
         assert f'status-{record["status"]}">{record["status"]}<' in index
         assert format_duration(record["duration_s"]) in index
         metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -342,7 +345,7 @@ def test_failed_runs_are_listed_with_their_error_and_keep_their_page(tmp_path):
     assert "ValueError: boom from the notebook" in index and "NoSuchKernel: python9" in index
     assert "The page could not be rendered" in index and "No executed notebook" in index
     assert index.count("status-failed") >= 2 and "Does Broken work?" in index
-    assert '<td class="num">0.25</td>' in index and "thumbs/01_fine/line.png" in index
+    assert '<td class="num">25.0 %</td>' in index and "thumbs/01_fine/line.png" in index  # rates in %
     assert "thumbs/03_early__seed%3D1%2Ctag%3Da%2Bb/sub__partial.png" in index  # a failed run's partial figure
     broken = (out / "02_broken.html").read_text(encoding="utf-8")
     assert "Traceback" in broken  # the error output of the failed cell

@@ -266,7 +266,7 @@ def test_profile_smoke_is_accepted(nbdir, tmp_path, monkeypatch, capsys):
     assert '[run] 01_ok  {"profile": "smoke"}' in out and f"-> {Path('runs') / 'smoke'}" in out
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
     text = " ".join(build_parser().format_help().split())
-    assert "{smoke,quick,full}" in text and "smoke, quick, full" in text
+    assert "{smoke,quick,full,results}" in text and "smoke, quick, full, results" in text
 
 
 def test_run_notebooks_checks_its_arguments():
