@@ -28,6 +28,10 @@ def batch(tmp_path_factory):
     ex.run_configs({"ce_e0": configs["ce"]}, seeds=[0], output_dir=nb, verbose=False)  # a copy, one model
     ex.first_results(table)["ce"].model  # a figure reads this model: its weights are recorded  # noqa: B018
     (nb / "run.json").write_text(json.dumps({"status": "ok"}))
+    kd_nb = root / "03_distillation"  # a student of the ce run, in another notebook: its record names the teacher's
+    ex.run_configs({"kd": tiny.replace(labels="kd", loss="ce", teacher=str(Path(table["run_dir"].iloc[0])))},
+                   seeds=[0], output_dir=kd_nb, verbose=False)
+    (kd_nb / "run.json").write_text(json.dumps({"status": "ok"}))
     failed = root / "09_failed"
     ex.run_configs({"x": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=failed, verbose=False)
     (failed / "run.json").write_text(json.dumps({"status": "failed"}))
@@ -37,7 +41,10 @@ def batch(tmp_path_factory):
 def test_records_are_compact_path_free_and_one_per_model(batch, tmp_path):
     root, configs = batch
     written = write_records(root, tmp_path / "records")
-    assert [p.name for p in written] == ["02_label_smoothing"]  # the failed notebook keeps no record
+    assert [p.name for p in written] == ["02_label_smoothing", "03_distillation"]  # the failed one keeps none
+    kd = next((tmp_path / "records" / "03_distillation" / "runs").iterdir())
+    teacher = json.loads((kd / "config.json").read_text())["teacher"]
+    assert teacher.startswith("02_label_smoothing/runs/ce__seed0__")  # the teacher's record, no path of this machine
     runs = sorted((tmp_path / "records" / "02_label_smoothing" / "runs").iterdir())
     assert [p.name.split("__")[0] for p in runs] == ["ce", "jml"]  # the copy under a sweep's name: one record
     ce, jml = runs
@@ -46,13 +53,13 @@ def test_records_are_compact_path_free_and_one_per_model(batch, tmp_path):
         assert json.loads((run / DONE_FILE).read_text())["record"] is True
         text = (run / "config.json").read_text()
         assert str(root) not in text and json.loads(text)["out"] == f"02_label_smoothing/runs/{run.name}"
-    size = record_size(tmp_path / "records")
+    size = record_size(tmp_path / "records" / "02_label_smoothing")
     assert size["models"] == 1 and size["files"] == 2 * 6 + 1 and size["bytes"] > size["model_bytes"] > 0
     # notebook 06 reads the records: the stored evaluations serve both runs, with or without their weights
-    tables = ex.evaluate_runs(ex.find_runs(tmp_path / "records"), on_error="raise")
+    tables = ex.evaluate_runs(ex.find_runs(tmp_path / "records", notebooks=["02"]), on_error="raise")
     assert sorted(tables["boundary"]["config"].unique()) == ["ce", "jml"] and not len(tables["skipped"])
     again = write_records(root, tmp_path / "records")  # written again: replaced whole, no leftovers
-    assert again == written and sorted(p.name for p in (tmp_path / "records").iterdir()) == ["02_label_smoothing"]
+    assert again == written and sorted(p.name for p in (tmp_path / "records").iterdir()) == [p.name for p in written]
 
 
 def test_replay_reads_the_records_and_trains_nothing(batch, tmp_path, monkeypatch):

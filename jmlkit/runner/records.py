@@ -49,6 +49,12 @@ def _check_path(name: str, value: Any) -> Path:
     return Path(value)
 
 
+def _model_key(folder: Path) -> tuple[str | None, int | None]:
+    """(configuration hash, seed) of a run folder's name: the same key is the same model."""
+    parsed = parse_run_folder_name(folder.name)
+    return run_folder_hash(folder.name), (parsed[1] if parsed is not None else None)
+
+
 def _distinct_runs(cache: Path) -> list[Path]:
     """The finished runs of one notebook's cache, one per model (hash and seed): the one completed first."""
     runs = []
@@ -89,18 +95,14 @@ def write_records(runs_dir: str | os.PathLike, records_dir: str | os.PathLike) -
     notebooks = [nb for nb in visible_folders(runs_dir)
                  if notebook_run_status(nb) in (None, "ok") and (nb / CACHE_DIR).is_dir()]
     plan = {nb.name: _distinct_runs(nb / CACHE_DIR) for nb in notebooks}
-    # a teacher is named by its record, whichever notebook's cache it is in
+    # a teacher is named by its record, whichever notebook's cache (and whichever copy of the run) it is in
     teachers = {}
     for name, folders in plan.items():
-        for folder in folders:
-            teachers[str(folder.resolve())] = f"{name}/{CACHE_DIR}/{folder.name}"
-        for folder in visible_folders(runs_dir / name / CACHE_DIR):  # copies point at their first record
-            digest = run_folder_hash(folder.name)
-            first = next((f for f in folders if run_folder_hash(f.name) == digest
-                          and parse_run_folder_name(f.name)[1] == (parse_run_folder_name(folder.name) or ("", -1))[1]),
-                         None)
-            if first is not None:
-                teachers.setdefault(str(folder.resolve()), f"{name}/{CACHE_DIR}/{first.name}")
+        first = {_model_key(f): f"{name}/{CACHE_DIR}/{f.name}" for f in folders}
+        for folder in visible_folders(runs_dir / name / CACHE_DIR):
+            record = first.get(_model_key(folder))
+            if record is not None:
+                teachers[str(folder.resolve())] = record
     written = []
     for name, folders in plan.items():
         if not folders:
