@@ -21,11 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats as _stats
-
 from jmlkit.experiments.claims import REGIME_ORDER
+from jmlkit.experiments.findings import confidence_gaps
 from jmlkit.experiments.recipes import label
 from jmlkit.experiments.stats import format_difference, paired_difference
 
@@ -64,19 +62,12 @@ def confidence_gap(frame: pd.DataFrame, name: str, *, key: str = "config") -> st
     >>> confidence_gap(runs, "a")
     'confidence − accuracy −4.7 [−6.1, −3.2] points (3 seeds): under-confident'
     """
-    rows = frame[frame[key] == name]
-    gap = (rows["Confidence"].astype(float) - rows["Acc"].astype(float)).to_numpy() * 100
-    n = len(gap)
-    mean = float(np.mean(gap)) if n else float("nan")
-    sign = lambda v: ("+" if v >= 0 else "−") + f"{abs(v):.1f}"  # noqa: E731
-    if n < 2:
-        return f"confidence − accuracy {sign(mean)} points (one seed: not measurable)"
-    half = float(_stats.t.ppf(0.975, n - 1) * np.std(gap, ddof=1) / np.sqrt(n))
-    lo, hi = mean - half, mean + half
-    verdict = ("no measurable over- or under-confidence" if lo <= 0 <= hi else
-               "over-confident" if lo > 0 else "under-confident")
-    plain = lambda v: f"{v:.1f}".replace("-", "−")  # noqa: E731
-    return f"confidence − accuracy {sign(mean)} [{plain(lo)}, {plain(hi)}] points ({n} seeds): {verdict}"
+    gap = confidence_gaps(frame[frame[key] == name], key=key).iloc[0]
+    if gap["n"] < 2:
+        delta = 100 * float(gap["delta"])
+        return f"confidence − accuracy {'+' if delta >= 0 else '−'}{abs(delta):.1f} points (one seed: not measurable)"
+    verdict = "no measurable over- or under-confidence" if gap["verdict"] == "no measurable gap" else gap["verdict"]
+    return f"confidence − accuracy {gap['text']} ({gap['n']} seeds): {verdict}"
 
 
 def smoothing_reading(frame: pd.DataFrame) -> list[str]:
