@@ -182,6 +182,12 @@ def read_run(run_dir: str | os.PathLike, *, cached: bool = True) -> RunResult:
                      {k: v.get("evaluator") for k, v in stored.items()}, cached, replayed=record)
 
 
+def _store_evaluations(result: RunResult) -> None:
+    """Write ``result``'s evaluations and what computed them to its ``evaluations.json`` (atomically)."""
+    write_json(Path(result.run_dir) / EVALUATIONS_FILE, {name: {"evaluator": result.evaluators.get(name), "value": value}
+                                                        for name, value in result.evaluations.items()})
+
+
 def stored_value(result: RunResult, name: str, evaluator: str, compute: Callable[[], Any]) -> Any:
     """A value computed once for a finished run and kept with it, in its ``evaluations.json`` under ``name`` with the
     description ``evaluator`` (e.g. a teacher's score on the validation scenes): the stored value when its
@@ -195,8 +201,7 @@ def stored_value(result: RunResult, name: str, evaluator: str, compute: Callable
     value = compute()
     result.evaluations[name] = value
     result.evaluators[name] = evaluator
-    write_json(Path(result.run_dir) / EVALUATIONS_FILE, {k: {"evaluator": result.evaluators.get(k), "value": v}
-                                                        for k, v in result.evaluations.items()})
+    _store_evaluations(result)
     return value
 
 
@@ -270,8 +275,7 @@ def complete_evaluations(result: RunResult, evaluators: Mapping[str, Any] | None
     result.evaluations.update(values)
     result.evaluators.update({name: describe_evaluator(spec) for name, spec in missing.items()})
     if store:
-        write_json(result.run_dir / EVALUATIONS_FILE, {name: {"evaluator": result.evaluators.get(name), "value": value}
-                                                       for name, value in result.evaluations.items()})
+        _store_evaluations(result)
     return result
 
 
