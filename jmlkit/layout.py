@@ -53,6 +53,7 @@ from typing import Any
 from jmlkit._checks import check_int, check_str
 
 __all__ = [
+    "notebook_number",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "HISTORY_FILE",
@@ -201,7 +202,7 @@ CACHE_DIR = "runs"
 #: The end of the hidden name of a previous notebook run kept aside while it runs again (``.<run>.previous``).
 PREVIOUS_SUFFIX = ".previous"
 
-_NOTEBOOK_FOLDER_RE = re.compile(r"^\d+_")
+_NOTEBOOK_FOLDER_RE = re.compile(r"^(?P<number>\d+[a-z]?)_")
 
 
 def read_run_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -242,14 +243,25 @@ def previous_folder(run_dir: str | os.PathLike) -> Path:
     return run_dir.with_name(f".{run_dir.name}{PREVIOUS_SUFFIX}")
 
 
-def is_notebook_folder(name: str | os.PathLike) -> bool:
-    """Whether a folder name is a notebook's output folder: named after the notebook, digits and ``_`` first
-    (``03_distillation``, ``02_label_smoothing__seed=1``).
+def notebook_number(name: str | os.PathLike) -> str | None:
+    """The number of a notebook (or of its output folder): the digits and an optional letter before the first
+    ``_`` (``"02"``, ``"02b"`` of a part of notebook 02); ``None`` for another name.
 
-    >>> is_notebook_folder("03_distillation"), is_notebook_folder("interactive")
-    (True, False)
+    >>> notebook_number("02b_smoothing_ablation.ipynb"), notebook_number("03_distillation"), notebook_number("x_1")
+    ('02b', '03', None)
     """
-    return bool(_NOTEBOOK_FOLDER_RE.match(Path(name).name))
+    match = _NOTEBOOK_FOLDER_RE.match(Path(name).name)
+    return match["number"] if match else None
+
+
+def is_notebook_folder(name: str | os.PathLike) -> bool:
+    """Whether a folder name is a notebook's output folder: named after the notebook, its number and ``_`` first
+    (``03_distillation``, ``02b_smoothing_ablation``, ``02_label_smoothing__seed=1``).
+
+    >>> is_notebook_folder("03_distillation"), is_notebook_folder("02b_smoothing_ablation"), is_notebook_folder("interactive")
+    (True, True, False)
+    """
+    return notebook_number(name) is not None
 
 
 def cache_folders(output_dir: str | os.PathLike) -> list[Path]:

@@ -37,7 +37,7 @@ The other entries of each profile:
   :func:`teacher_epochs`;
 * ``lessons``: the grid sizes of notebook 01's loss geometry, :func:`lesson_settings`;
 * ``soft_labels``: the brain-slice settings of notebook 05, :func:`soft_label_settings`;
-* ``ablation``: notebook 02's ablation of the paper's recipe (the smaller ε it tries and, in smoke and quick, the
+* ``ablation``: notebook 02b's ablation of the paper's recipe (the smaller ε it tries and, in smoke and quick, the
   large-object scenes: 24×24 with 18–24-px digits in smoke; in full the ``large`` regime takes their place, quick
   leaves them out), :func:`ablation_settings`.
 
@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 _DIGITS_16 = {"size": 16, "digit_size": [12, 16], "digits_per_scene": [1, 1], "in_channels": 3}
-# notebook 02's large-object ablation: the same one-digit scenes with digits larger relative to the 3x3 window
+# notebook 02b's large-object ablation: the same one-digit scenes with digits larger relative to the 3x3 window
 _LARGE_24 = {"size": 24, "digit_size": [18, 24], "digits_per_scene": [1, 1], "in_channels": 3}
 # the paper-like regime: one thick digit filling most of the canvas; about 23 % of its pixels lie in the 3x3 band
 _THICK_24 = {"size": 24, "digit_size": [20, 24], "digits_per_scene": [1, 1], "stroke": 1, "in_channels": 3}
@@ -313,7 +313,7 @@ def soft_label_settings(profile: str) -> dict[str, Any]:
 
 
 def ablation_settings(profile: str) -> dict[str, Any]:
-    """Notebook 02's ablation of the paper's recipe in a profile: ``epsilon`` (the smaller ε it tries),
+    """Notebook 02b's ablation of the paper's recipe in a profile: ``epsilon`` (the smaller ε it tries),
     ``large`` (``dataset_kwargs`` of the large-object digit scenes: one digit per scene, larger relative to
     the 3×3 window than the profile's own; ``None`` in quick and full: in full the ``large`` regime takes its
     place, quick leaves the pair out (its 32×32 scenes cost 4× the pixels of the class's budget)),

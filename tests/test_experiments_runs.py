@@ -407,5 +407,15 @@ def test_find_runs_counts_a_run_copied_under_other_names_once(finished, tmp_path
     assert sorted(everything["config"]) == ["ce", "small.ce", "small.ce_e0.5"] and set(everything["aliases"]) == {""}
     other = ex.run_configs({"ce_lr": configs["ce"].replace(lr=1e-3)}, seeds=[0], output_dir=out, verbose=False)
     assert not other["cached"].item() and sorted(ex.find_runs(out)["config"]) == ["ce_lr", "small.ce"]
+    # another notebook of the batch (02c reuses 02's runs) gets a copy: still one model, named where it was trained
+    part = ex.run_configs({"small.ce": configs["ce"]}, seeds=[0], output_dir=tmp_path / "02c_smoothing_strength",
+                          verbose=False)
+    assert part["cached"].item()
+    batch = ex.find_runs(tmp_path)
+    assert batch[["notebook", "config", "aliases"]].values.tolist() == [
+        ["02_label_smoothing", "small.ce", "small.ce_e0.5, ce, 02c small.ce"], ["02_label_smoothing", "ce_lr", ""]]
+    assert ex.find_runs(tmp_path, notebooks=["02c"])[["notebook", "config"]].values.tolist() == [
+        ["02c_smoothing_strength", "small.ce"]]  # the copy stands for the run when its notebook alone is asked for
+    assert len(ex.find_runs(tmp_path, distinct=False)) == 5
     with pytest.raises(TypeError, match="`distinct`"):
         ex.find_runs(out, distinct="yes")

@@ -182,7 +182,8 @@ def _notebook_code(stem: str, **parameters) -> str:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
-@pytest.mark.parametrize("stem", ["02_label_smoothing", "03_distillation", "04_semi_supervised", "05_soft_labels"])
+@pytest.mark.parametrize("stem", ["02_label_smoothing", "02b_smoothing_ablation", "02c_smoothing_strength",
+                                  "03_distillation", "04_semi_supervised", "05_soft_labels"])
 def test_notebooks_read_back_nothing_their_training_produced(stem, tmp_path, monkeypatch):
     """The notebook's code, run here with counters: no model.pt read outside training (03's students read their
     teacher's checkpoint as training input), and no evaluation pass but those of each run's training."""

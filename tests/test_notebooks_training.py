@@ -11,7 +11,8 @@ import pytest
 from jmlkit.runner import check_notebook_clean
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-TRAINING_NOTEBOOKS = ["02_label_smoothing", "03_distillation", "04_semi_supervised"]
+TRAINING_NOTEBOOKS = ["02_label_smoothing", "02b_smoothing_ablation", "02c_smoothing_strength", "03_distillation",
+                      "04_semi_supervised"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notebooks")]
 

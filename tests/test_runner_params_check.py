@@ -177,8 +177,8 @@ def test_good_values_of_every_kind_are_planned(fake_nbdir, tmp_path):
 REAL_CASES = {  # the repository's notebooks, run for real (no --dry-run): a kernel would write --out
     "02 seed": (["02", "-p", "seed=abc"], ["`-p seed` of 02_label_smoothing.ipynb", "an int", "'abc'"]),
     "02 epsilon": (["02", "-p", "epsilon=[1,2"], ["`-p epsilon`", "Python literal", "'[1,2'"]),
-    "02 sweep_configs": (["02", "-p", "sweep_configs=['nosuch']"],
-                         ["`-p sweep_configs` of 02_label_smoothing.ipynb", "'jml_bls'", "'jml_ls'", "'nosuch'"]),
+    "02c sweep_configs": (["02c", "-p", "sweep_configs=['nosuch']"],
+                          ["`-p sweep_configs` of 02c_smoothing_strength.ipynb", "'jml_bls'", "'jml_ls'", "'nosuch'"]),
     "02 contrast_configs": (["02", "-p", "contrast_configs=ce_hard"],
                             ["`-p contrast_configs` of 02_label_smoothing.ipynb", "a list", "'ce_hard' (str)"]),
     "01 triangle_distribution": (["01", "-p", "triangle_distribution=gauss"],

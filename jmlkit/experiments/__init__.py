@@ -36,9 +36,10 @@ from jmlkit.experiments.soft import SoftLabelStats, soft_label_metrics
 from jmlkit.experiments.stats import (PairedDifference, differences_table, format_difference, paired_difference,
                                       paired_differences, regime_differences, fraction_differences)
 from jmlkit.experiments.claims import CLAIMS, Claim, claims_markdown, claims_table
-from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline, confidence_gaps,
-                                         overconfidence_findings, regime_findings, skipped_note, smoothing_findings,
+from jmlkit.experiments.findings import (boundary_table, calibration_findings, calibration_headline, skipped_note,
                                          soft_label_findings, source_note)
+from jmlkit.experiments.findings_ls import (ablation_findings, confidence_gaps, overconfidence_findings, regime_findings,
+                                            smoothing_findings, strength_findings)
 from jmlkit.experiments.findings_kd import (distillation_findings, jml_alone_findings, teacher_confidence_words,
                                            teacher_gap, temperature_findings)
 from jmlkit.experiments.findings_ssl import ssl_findings, ssl_headline
@@ -61,7 +62,7 @@ __all__ = [
     "calibration_runs",
     # tables and findings
     "summarize", "format_table", "headline", "compare", "per_config_means", "per_class_means",
-    "smoothing_findings", "regime_findings", "confidence_gaps", "overconfidence_findings", "teacher_gap", "teacher_confidence_words", "temperature_findings", "jml_alone_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
+    "smoothing_findings", "ablation_findings", "strength_findings", "regime_findings", "confidence_gaps", "overconfidence_findings", "teacher_gap", "teacher_confidence_words", "temperature_findings", "jml_alone_findings", "distillation_findings", "ssl_headline", "ssl_findings", "soft_label_findings",
     "source_note", "skipped_note", "boundary_table", "calibration_headline", "calibration_findings",
     # paired differences with confidence intervals
     "PairedDifference", "paired_difference", "paired_differences", "format_difference", "regime_differences", "fraction_differences",

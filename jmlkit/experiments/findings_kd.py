@@ -96,7 +96,7 @@ def distillation_findings(summary: pd.DataFrame, teacher_metrics: Mapping[str, A
     caveat = (" With one seed these differences are not measurable: run the full profile for seeds and spreads."
               if one_seed else "")
     recipe = ("the paper's teacher recipe" if teacher_epsilon == 0.5 else
-              "ours: the paper's teacher uses ε = 0.5, which costs accuracy in our regimes (notebook 02)")
+              "ours: the paper's teacher uses ε = 0.5, which costs accuracy in our regimes (notebook 02c's ε sweep)")
     if runs is not None and "hard_ce" in set(runs["config"]) and not one_seed:
         d = teacher_gap(teacher_metrics, runs)
         gap_words = f"teacher − hard-label student ΔmIoU_D {format_difference(d)} (paired over the student's seeds)"

@@ -23,11 +23,12 @@ from typing import Any
 
 import pandas as pd
 from jmlkit.experiments.claims import REGIME_ORDER
-from jmlkit.experiments.findings import confidence_gaps
+from jmlkit.experiments.findings_ls import confidence_gaps
 from jmlkit.experiments.recipes import label
 from jmlkit.experiments.stats import format_difference, paired_difference
 
-__all__ = ["confidence_gap", "reading_markdown", "smoothing_reading", "distillation_reading", "ssl_reading",
+__all__ = ["confidence_gap", "reading_markdown", "smoothing_reading", "ablation_reading", "strength_reading",
+           "distillation_reading", "ssl_reading",
            "soft_label_reading", "calibration_reading"]
 
 
@@ -72,7 +73,7 @@ def confidence_gap(frame: pd.DataFrame, name: str, *, key: str = "config") -> st
 
 def smoothing_reading(frame: pd.DataFrame) -> list[str]:
     """Notebook 02: per regime, the paper's recipe against CE on hard labels (mIoU_D, ECE_D, each one's confidence
-    gap), every other configuration against CE, and the ε sweep against the recipe's ε 0.5."""
+    gap) and every other configuration against CE."""
     out = []
     main = frame[frame["table"] == "main"]
     for regime in _regimes(main):
@@ -89,7 +90,28 @@ def smoothing_reading(frame: pd.DataFrame) -> list[str]:
             text += " Against CE with hard labels, ΔmIoU_D: " + "; ".join(
                 f"{label(c)} {_diff(runs, c, 'ce_hard', 'mIoU_D')}" for c in others) + "."
         out.append(text)
-    sweep = frame[frame["table"] == "sweep"]
+    return out
+
+
+def ablation_reading(frame: pd.DataFrame) -> list[str]:
+    """Notebook 02b: per regime, each change of the paper's recipe against the recipe, paired by seed."""
+    out = []
+    main = frame[frame["table"] == "main"]
+    for regime in _regimes(main) if len(main) else []:
+        runs = main[main["regime"] == regime]
+        if "jml_bls" not in set(runs["config"]):
+            continue
+        others = [c for c in dict.fromkeys(runs["config"]) if c != "jml_bls"]
+        out.append(f"**02b, ablation, {regime} regime** (one change of the recipe at a time, against the recipe): "
+                   + "; ".join(f"{label(c)} {_mean(runs, c, 'mIoU_D')}, ΔmIoU_D {_diff(runs, c, 'jml_bls', 'mIoU_D')}"
+                               for c in others) + ".")
+    return out
+
+
+def strength_reading(frame: pd.DataFrame) -> list[str]:
+    """Notebook 02c: per regime, each ε of the recipe's sweep against the paper's ε 0.5, paired by seed."""
+    out = []
+    sweep = frame[frame["table"] == "main"]
     for regime in _regimes(sweep) if len(sweep) else []:
         runs = sweep[sweep["regime"] == regime]
         eps = sorted(runs["epsilon"].dropna().unique())
@@ -104,17 +126,8 @@ def smoothing_reading(frame: pd.DataFrame) -> list[str]:
                 values += (f" (against ε 0.5: ΔmIoU_D {_diff(runs, name, ref, 'mIoU_D')}; ΔECE_D "
                            f"{_diff(runs, name, ref, 'ECE_D')})")
             parts.append(values)
-        out.append(f"**02, ε sweep of the recipe, {regime} regime** (same loss, same boundary band): " + "; ".join(parts)
-                   + ".")
-    ablation = frame[frame["table"] == "ablation"]
-    for regime in _regimes(ablation) if len(ablation) else []:
-        runs = ablation[ablation["regime"] == regime]
-        if "jml_bls" not in set(runs["config"]):
-            continue
-        others = [c for c in dict.fromkeys(runs["config"]) if c != "jml_bls"]
-        out.append(f"**02, ablation, {regime} regime** (one change of the recipe at a time, against the recipe): "
-                   + "; ".join(f"{label(c)} {_mean(runs, c, 'mIoU_D')}, ΔmIoU_D {_diff(runs, c, 'jml_bls', 'mIoU_D')}"
-                               for c in others) + ".")
+        out.append(f"**02c, ε sweep of the recipe, {regime} regime** (same loss, same boundary band): "
+                   + "; ".join(parts) + ".")
     return out
 
 
@@ -225,12 +238,14 @@ def calibration_reading(metrics: dict[str, Any]) -> list[str]:
 
 
 def reading_markdown(results_dir: str | os.PathLike, notebooks: Sequence[str] = (
-        "02_label_smoothing", "03_distillation", "04_semi_supervised", "05_soft_labels")) -> str:
+        "02_label_smoothing", "02b_smoothing_ablation", "02c_smoothing_strength", "03_distillation",
+        "04_semi_supervised", "05_soft_labels")) -> str:
     """The Reading of ``results_dir``, one Markdown bullet per question (see the module docs)."""
     if not isinstance(results_dir, (str, os.PathLike)):
         raise TypeError(f"Expected `results_dir` to be a path, but got {results_dir!r} ({type(results_dir).__name__}).")
     results_dir = Path(results_dir)
-    readers = {"02_label_smoothing": smoothing_reading, "03_distillation": distillation_reading,
+    readers = {"02_label_smoothing": smoothing_reading, "02b_smoothing_ablation": ablation_reading,
+               "02c_smoothing_strength": strength_reading, "03_distillation": distillation_reading,
                "04_semi_supervised": ssl_reading, "05_soft_labels": soft_label_reading}
     bullets: list[str] = []
     for notebook in notebooks:

@@ -50,12 +50,14 @@ from jmlkit.experiments.claims import REGIME_ORDER
 from jmlkit.experiments.recipes import label
 from jmlkit.experiments.stats import format_difference, higher_is_better, paired_difference
 
-__all__ = ["NOTEBOOKS", "TABLE_TITLES", "TABLE_ORDER", "METRICS", "DIFFERENCES", "BASELINES", "ResultGroup",
+__all__ = ["NOTEBOOKS", "TABLE_TITLES", "NOTEBOOK_TABLE_TITLES", "TABLE_ORDER", "METRICS", "DIFFERENCES", "BASELINES", "ResultGroup",
            "result_groups", "group_markdown", "results_markdown"]
 
 #: The result notebooks whose files ``DIR/<notebook>.csv`` get tables, in this order, with their titles.
 NOTEBOOKS = {
     "02_label_smoothing": "02 label smoothing",
+    "02b_smoothing_ablation": "02b label smoothing",
+    "02c_smoothing_strength": "02c label smoothing",
     "03_distillation": "03 distillation",
     "04_semi_supervised": "04 semi-supervised",
     "05_soft_labels": "05 soft labels",
@@ -63,6 +65,9 @@ NOTEBOOKS = {
 #: The ``table`` values of a results file in words (others are shown as they are).
 TABLE_TITLES = {"main": "main comparison", "ablation": "ablation", "sweep": "ε sweep",
                 "teacher": "teachers (every seed; the kept one teaches)", "temperature": "temperature sweep"}
+#: The title of a notebook's own table where the notebook's main table is not a comparison with a baseline run.
+NOTEBOOK_TABLE_TITLES = {("02b_smoothing_ablation", "main"): "ablation (one change of the recipe at a time)",
+                         ("02c_smoothing_strength", "main"): "ε sweep of the recipe"}
 #: Tables first in this order (others follow, sorted).
 TABLE_ORDER = ("main", "teacher", "ablation", "sweep", "temperature")
 #: Metrics shown as mean ± std over seeds, in percent (notebooks not listed: ``"*"``).
@@ -80,8 +85,8 @@ DIFFERENCES: dict[str, tuple[tuple[str, bool | None], ...]] = {
 #: or ``method`` column, see the module docs); the other key columns are those of the row compared.
 BASELINES: dict[tuple[str, str], dict[str, Any]] = {
     ("02_label_smoothing", "main"): {"name": "ce_hard"},
-    ("02_label_smoothing", "ablation"): {"name": "jml_bls"},
-    ("02_label_smoothing", "sweep"): {"epsilon": 0.0},
+    ("02b_smoothing_ablation", "main"): {"name": "jml_bls"},
+    ("02c_smoothing_strength", "main"): {"epsilon": 0.0},
     ("03_distillation", "main"): {"name": "hard_ce"},
     ("03_distillation", "ablation"): {"name": "hard_ce"},
     ("03_distillation", "temperature"): {"temperature": 1.0},
@@ -214,7 +219,8 @@ def _group(notebook: str, table: str, regime: str, data: pd.DataFrame) -> Result
                                       higher_is_better=higher_is_better(metric) if direction is None else direction)
                 cells.append(format_difference(d))
         rows.append(tuple(cells))
-    title = f"{NOTEBOOKS.get(notebook, notebook)} — {TABLE_TITLES.get(table, table)}, regime {regime}"
+    words = NOTEBOOK_TABLE_TITLES.get((notebook, table), TABLE_TITLES.get(table, table))
+    title = f"{NOTEBOOKS.get(notebook, notebook)} — {words}, regime {regime}"
     return ResultGroup(notebook, table, regime, title, tuple(header), tuple(rows))
 
 

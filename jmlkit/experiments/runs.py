@@ -69,7 +69,8 @@ from jmlkit.experiments.results import RunResult, complete_evaluations, read_run
 from jmlkit.experiments.results import scalar_metrics as _scalar_metrics
 from jmlkit.io import atomic_write_text, mark_done, visible_folders
 from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES,
-                           cache_folders, is_complete, notebook_run_status, parse_run_folder_name, read_done,
+                           cache_folders, is_complete, notebook_number, notebook_run_status, parse_run_folder_name,
+                           read_done,
                            RUN_HASH_DIGITS, run_folder_hash, run_folder_name)
 from jmlkit.parallel import current_scheduler, run_tasks, threads_per_run
 
@@ -532,12 +533,13 @@ def find_runs(
         latest: when a notebook holds runs of one config name and seed with different configurations
             (the notebook was run again with other parameters, in the same folder), keep only the one
             that finished last (its completion marker written last); ``False`` lists them all.
-        distinct: a notebook that asks again for a configuration it already trained under another name (the
-            recipe of a sweep is the main comparison's run, e.g. ``small.jml_bls`` and ``small.jml_bls_e0.5``)
-            gets the finished run copied under the new name (:func:`run_configs`): one model, several folders
-            with the same configuration hash and seed. Keep one row per notebook, hash and seed, under the name
-            it was trained with first (the copy that was completed first), and list the other names in
-            ``aliases``; ``False`` keeps every folder.
+        distinct: a notebook that asks again for a configuration it or another notebook already trained (the
+            recipe of a sweep is the main comparison's run, e.g. ``small.jml_bls`` and ``small.jml_bls_e0.5``;
+            02b and 02c reuse the runs of 02) gets the finished run copied under its name (:func:`run_configs`):
+            one model, several folders with the same configuration hash and seed. Keep one row per hash and
+            seed, under the notebook and name it was trained with first (the copy that was completed first), and
+            list the other names in ``aliases`` (another notebook's copy as ``"<number> <name>"``, ``02c
+            small.jml_bls``); ``False`` keeps every folder.
 
     Returns:
         DataFrame with columns ``notebook`` (the first folder below ``root``, or ``root``'s own
@@ -592,12 +594,12 @@ def find_runs(
         done_at = df["path"].map(lambda p: (Path(p) / DONE_FILE).stat().st_mtime_ns)
         keep = done_at.groupby([df["notebook"], df["config"], df["seed"]]).transform("max") == done_at
         df = df[keep.astype(bool)].drop_duplicates(["notebook", "config", "seed"], keep="last")
-    if distinct and len(df):
-        df = _one_row_per_model(df)
-    if notebooks is not None:
+    if notebooks is not None:  # before `distinct`: a copy in a wanted notebook stands for a run of another
         wanted = [str(n) for n in notebooks]
         # a bool mask even when df is empty (an empty object Series would select columns instead of rows)
         df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted)).astype(bool)]
+    if distinct and len(df):
+        df = _one_row_per_model(df)
     # configurations in the order they were trained (first metrics file of each), then seeds
     finished = df["path"].map(lambda p: (Path(p) / METRICS_FILE).stat().st_mtime)
     order = finished.groupby([df["notebook"], df["config"]]).transform("min")
@@ -606,14 +608,18 @@ def find_runs(
 
 
 def _one_row_per_model(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with the folders that copy one run (same notebook, configuration hash and seed) as one row: the one
-    completed first, with the other names in ``aliases`` (see :func:`find_runs`). Folders without a hash stay."""
+    """``df`` with the folders that copy one run (same configuration hash and seed, in any notebook) as one row: the
+    one completed first, with the other names in ``aliases`` (see :func:`find_runs`). Folders without a hash stay."""
     digest = df["run"].map(run_folder_hash)
     done_at = df["path"].map(lambda p: (Path(p) / DONE_FILE).stat().st_mtime_ns)
-    df = df.assign(_hash=digest.fillna(df["path"]), _done=done_at).sort_values(["_done", "config"], kind="stable")
-    groups = df.groupby(["notebook", "_hash", "seed"], sort=False)["config"]
-    aliases = groups.transform(lambda names: ", ".join(dict.fromkeys(names.iloc[1:])))
-    first = ~df.duplicated(["notebook", "_hash", "seed"], keep="first")
+    df = df.assign(_hash=digest.fillna(df["path"]), _done=done_at).sort_values(["_done", "notebook", "config"],
+                                                                              kind="stable")
+    first = ~df.duplicated(["_hash", "seed"], keep="first")
+    home = df["notebook"].where(first).groupby([df["_hash"], df["seed"]]).transform("first")
+    names = df["config"].where(df["notebook"] == home,
+                               df["notebook"].map(lambda n: notebook_number(n) or n) + " " + df["config"])
+    aliases = names.groupby([df["_hash"], df["seed"]], sort=False).transform(
+        lambda group: ", ".join(dict.fromkeys(group.iloc[1:])))
     out = df.assign(aliases=aliases)[first].sort_index()
     return out.drop(columns=["_hash", "_done"])
 

@@ -2,7 +2,7 @@
 
 * :mod:`jmlkit.lessons.geometry` — notebook 01: loss curves and maps around a soft target, a race of free
   logits, the triangle inequality.
-* :mod:`jmlkit.lessons.collapse` — notebook 02: the gradient of the paper's soft-label loss split into its CE and
+* :mod:`jmlkit.lessons.collapse` — notebook 02b: the gradient of the paper's soft-label loss split into its CE and
   JML terms, per class (why classes collapse with boundary smoothing on small objects).
 
 Nothing here draws or imports :mod:`jmlkit.plot`: the figures of these results, their display names and the

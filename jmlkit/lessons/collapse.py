@@ -1,4 +1,4 @@
-"""The class collapse of ``notebooks/02_label_smoothing.ipynb``: who wins the tug of war on a class's logits.
+"""The class collapse of ``notebooks/02b_smoothing_ablation.ipynb``: who wins the tug of war on a class's logits.
 
 :func:`gradient_split` writes out the gradient of the paper's soft-label loss (0.25 CE + 0.75 JML,
 batch pooling, all classes) w.r.t. each class's logits, split into the CE and JML terms and into the pixels that
@@ -267,7 +267,7 @@ def recipe_gradients(model: torch.nn.Module, batch: Mapping[str, Any], config: A
 
 
 def tug_summary(split: GradientSplit, *, background: int | None = 0) -> dict[str, Any]:
-    """The headline numbers of a :class:`GradientSplit` for the findings of notebook 02.
+    """The headline numbers of a :class:`GradientSplit` for the findings of notebook 02b.
 
     Returns a dict with ``collapsed`` (names of the object classes labelled but predicted nowhere), over those
     classes the mean ``own_prob``, ``background_prob`` and ``other_prob`` on their pixels (weighted by pixels),

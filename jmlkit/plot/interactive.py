@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from jmlkit import targets
 from jmlkit._checks import check_choice, check_ignore_index, check_int, check_real
 from jmlkit.lessons import LOSSES, SurfaceResult, loss_curves, loss_surfaces
+from jmlkit.layout import notebook_number
 
 from ._common import _reliability_bars, _reliability_frame, render_png
 from .losses import CurvePlot, SurfacePlot
@@ -345,11 +346,12 @@ def smoothing_explorer(labels: Any, num_classes: int, *, class_names: Sequence[s
 
 # --------------------------------------------------------------------------------------------- notebook 06
 def _run_label(key: Any, *, short: bool = True) -> str:
-    """``("02_label_smoothing", "jml_bls")`` -> ``"02 jml_bls"``: a notebook is named by its number (``short``)."""
+    """``("02_label_smoothing", "jml_bls")`` -> ``"02 jml_bls"``: a notebook is named by its number (``short``;
+    ``02b`` for ``02b_smoothing_ablation``)."""
     parts = key if isinstance(key, tuple) else (key,)
     head = str(parts[0])
-    if short and len(parts) > 1 and head[:2].isdigit():
-        head = head[:2]
+    if short and len(parts) > 1 and notebook_number(head) is not None:
+        head = notebook_number(head)
     return " ".join([head, *map(str, parts[1:])])
 
 

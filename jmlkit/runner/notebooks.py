@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jmlkit.layout import notebook_number
 from jmlkit.runner.params import find_parameters_cell, notebook_parameters, read_notebook
 
 __all__ = ["REQUIRED_PARAMETERS", "REQUIRES_KEY", "check_notebook_clean", "discover_notebooks", "notebook_error",
@@ -185,7 +186,9 @@ def discover_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[P
 
 
 def resolve_notebooks(names: Sequence[str], notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Notebook paths from command-line names (paths, file names, stems or unique prefixes).
+    """Notebook paths from command-line names (paths, file names, stems, numbers or unique prefixes): a notebook's
+    number (:func:`jmlkit.layout.notebook_number`) names it before a prefix does, so ``02`` is
+    ``02_label_smoothing`` and ``02b`` its second part.
 
     No names means every notebook of :func:`discover_notebooks`.
     """
@@ -203,7 +206,7 @@ def resolve_notebooks(names: Sequence[str], notebooks_dir: str | os.PathLike | N
             paths.append(path)
             continue
         matches = [p for p in candidates if name in (p.name, p.stem)] or [
-            p for p in candidates if p.name.startswith(name)]
+            p for p in candidates if notebook_number(p) == name] or [p for p in candidates if p.name.startswith(name)]
         if len(matches) != 1:
             what = "no notebook" if not matches else f"{len(matches)} notebooks ({', '.join(p.name for p in matches)})"
             raise ValueError(f"Expected {name!r} to name one notebook (path, name, stem or unique prefix "
