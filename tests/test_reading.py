@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from jmlkit.experiments import paired_difference
-from jmlkit.experiments.reading import (calibration_reading, confidence_gap, distillation_reading, reading_markdown,
-                                        smoothing_reading, soft_label_reading, ssl_reading)
+from jmlkit.experiments.reading import (ablation_reading, calibration_reading, confidence_gap, distillation_reading,
+                                        reading_markdown, smoothing_reading, soft_label_reading, ssl_reading,
+                                        strength_reading)
 from jmlkit.experiments.stats import format_difference
 
 
@@ -27,16 +28,34 @@ def _runs(values: dict[str, list[float]], **columns) -> pd.DataFrame:
 def test_smoothing_reading_states_what_the_runs_give():
     main = _runs({"jml_bls": [0.90, 0.905, 0.91, 0.90, 0.902], "ce_hard": [0.94, 0.938, 0.941, 0.939, 0.94],
                   "sjl_bls": [0.93, 0.94, 0.92, 0.95, 0.93]}, table="main", regime="large")
-    sweep = pd.concat([_runs({"jml_bls_e0.5": [0.90, 0.905, 0.91, 0.90, 0.902]}, table="sweep", regime="large", epsilon=0.5),
-                       _runs({"jml_bls_e0": [0.93, 0.94, 0.935, 0.936, 0.94]}, table="sweep", regime="large", epsilon=0.0)])
-    bullets = smoothing_reading(pd.concat([main, sweep], ignore_index=True))
-    assert len(bullets) == 2 and bullets[0].startswith("**02, large regime**")
+    bullets = smoothing_reading(main)
+    assert len(bullets) == 1 and bullets[0].startswith("**02, large regime**")
     d = paired_difference(main, "jml_bls", "ce_hard", "mIoU_D")
     assert f"ΔmIoU_D {format_difference(d)}" in bullets[0] and format_difference(d).endswith(": loss")
     assert "confidence − accuracy +3.0 [3.0, 3.0] points (5 seeds): over-confident" in bullets[0]
-    assert "CE+SJL + boundary LS" in bullets[0] and "ε 0: mIoU_D 93.6 %" in bullets[1]
+    assert "CE+SJL + boundary LS" in bullets[0]
     # a regime without CE on hard labels says nothing about it
     assert smoothing_reading(main[main["config"] != "ce_hard"]) == []
+
+
+def test_ablation_and_strength_readings_compare_with_the_recipe(tmp_path):
+    """02b's and 02c's files hold their own runs as their main table: each change (each ε) against the recipe (ε 0.5)."""
+    sweep = pd.concat([_runs({"jml_bls_e0.5": [0.90, 0.905, 0.91, 0.90, 0.902]}, regime="large", epsilon=0.5),
+                       _runs({"jml_bls_e0": [0.93, 0.94, 0.935, 0.936, 0.94]}, regime="large", epsilon=0.0)]
+                      ).assign(table="main")
+    text = strength_reading(sweep)
+    d = paired_difference(sweep, "jml_bls_e0", "jml_bls_e0.5", "mIoU_D")
+    assert len(text) == 1 and text[0].startswith("**02c, ε sweep of the recipe, large regime**")
+    assert "ε 0: mIoU_D 93.6 %" in text[0] and f"ΔmIoU_D {format_difference(d)}" in text[0]
+    assert strength_reading(sweep[sweep["epsilon"] == 0.0]) == []  # no ε 0.5 to compare with: nothing said
+    ablation = _runs({"jml_bls": [0.60, 0.70, 0.65], "jml_bls_eps": [0.88, 0.87, 0.89]}, table="main", regime="small")
+    text = ablation_reading(ablation)
+    d = paired_difference(ablation, "jml_bls_eps", "jml_bls", "mIoU_D")
+    assert text[0].startswith("**02b, ablation, small regime**") and f"ΔmIoU_D {format_difference(d)}" in text[0]
+    assert ablation_reading(ablation[ablation["config"] != "jml_bls"]) == []
+    ablation.to_csv(tmp_path / "02b_smoothing_ablation.csv", index=False)
+    sweep.to_csv(tmp_path / "02c_smoothing_strength.csv", index=False)
+    assert [line[:9] for line in reading_markdown(tmp_path).splitlines()] == ["* **02b, ", "* **02c, "]
 
 
 def test_confidence_gap_verdict_follows_its_interval():

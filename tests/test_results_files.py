@@ -270,7 +270,7 @@ def test_readme_command_round_trip(tmp_path, capsys):
 
 
 def _report_results(tmp_path: Path, shuffle: int | None = None) -> Path:
-    """Result files as the full profile writes them: 02 (main in two regimes, ablation, ε sweep), 03 (one seed),
+    """Result files as the full profile writes them: 02 (main in two regimes), 02b (ablation), 02c (ε sweep), 03 (one seed),
     04 (method and fraction), 05 (soft-label metrics). ``shuffle`` permutes the rows of each file."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -294,7 +294,10 @@ def _report_results(tmp_path: Path, shuffle: int | None = None) -> Path:
             rows.append({"table": "sweep", "regime": "small", "config": f"jml_bls_e{eps:g}", "seed": s,
                          "method": "jml_bls", "epsilon": eps, "mIoU_D": rng.uniform(0.3, 0.5),
                          "ECE_D": rng.uniform(0.02, 0.1)})
-    files = {"02_label_smoothing": pd.DataFrame(rows)}
+    frame = pd.DataFrame(rows)
+    files = {"02_label_smoothing": frame[frame["table"] == "main"],  # 02b and 02c hold their runs as their main table
+             "02b_smoothing_ablation": frame[frame["table"] == "ablation"].assign(table="main"),
+             "02c_smoothing_strength": frame[frame["table"] == "sweep"].assign(table="main")}
     files["03_distillation"] = pd.DataFrame({"table": "main", "regime": "large", "config": ["kd_jml", "hard_ce"],
                                              "seed": [0, 0], "mIoU_D": [0.3, 0.2], "ECE_D": [0.1, 0.2]})
     ssl = []
@@ -348,8 +351,8 @@ def test_result_groups_match_values_computed_by_hand_and_scipy(tmp_path):
     groups = result_groups(results)
     assert [(g.notebook, g.table, g.regime) for g in groups] == [
         ("02_label_smoothing", "main", "large"), ("02_label_smoothing", "main", "small"),
-        ("02_label_smoothing", "ablation", "large"), ("02_label_smoothing", "ablation", "small"),
-        ("02_label_smoothing", "sweep", "small"), ("03_distillation", "main", "large"),
+        ("02b_smoothing_ablation", "main", "large"), ("02b_smoothing_ablation", "main", "small"),
+        ("02c_smoothing_strength", "main", "small"), ("03_distillation", "main", "large"),
         ("04_semi_supervised", "main", "large"), ("05_soft_labels", "main", "brain")]
     main = groups[0]
     assert main.title == "02 label smoothing — main comparison, regime large"
@@ -378,7 +381,7 @@ def test_result_groups_match_values_computed_by_hand_and_scipy(tmp_path):
     assert _cells(groups[3])["`jml_bls_eps`"]["Δ mIoU_D vs `jml_bls`"].startswith(("+", "\u2212", "0"))
     # the sweep: one row per ε, against ε = 0 of the same method
     sweep = groups[4]
-    assert sweep.title == "02 label smoothing — ε sweep, regime small"
+    assert sweep.title == "02c label smoothing — ε sweep of the recipe, regime small"
     assert [r[0] for r in sweep.rows] == ["`jml_bls` @ ε = 0", "`jml_bls` @ ε = 0.1", "`jml_bls` @ ε = 0.5"]
     assert [r[-1] for r in sweep.rows][0] == "baseline" and sweep.columns[-1] == "Δ mIoU_D vs ε = 0 (same method)"
     # one seed: no interval
