@@ -313,7 +313,11 @@ def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> 
     source = _find_elsewhere(run_dir.parent.parent, digest, run_dir) if reuse else None
     if source is None or not _copy_run(source, run_dir, _as_run(config, run_dir), digest):
         return None
-    return read_run(run_dir)
+    copied = read_run(run_dir)
+    known = run_result(source)  # this process's result of the source (memory) or the source's files
+    if known.has_model:  # the same weights, trained or read by this process: not read again from the copy's files
+        copied._model = known._model
+    return copied
 
 
 def _train_task(config: TrainConfig, run_dir: str, force: bool,
