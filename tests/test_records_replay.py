@@ -101,3 +101,35 @@ def test_the_results_profile_is_full_with_replay():
     assert results["seeds"] == full["seeds"] and results["regimes"] == full["regimes"]
     soft = ex.soft_label_configs(get_profile("results")["soft_labels"], ["jml"])["jml_soft"]
     assert soft.replay == str(RECORDS_DIR) and os.path.isabs(soft.replay)
+
+
+def test_a_run_reused_by_another_notebook_is_one_record_with_half_precision_weights(tmp_path):
+    """02c reuses a run of 02 and reads its model: one record (in 02, where it was trained) with the weights, in
+    float16, that load back into the float32 model; 02c gets no records of its own and replays 02's."""
+    import torch
+
+    from jmlkit.engine import load_checkpoint
+
+    root = tmp_path / "batch"
+    config = TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, epochs=1).replace(loss="ce")
+    trained = ex.run_configs({"ce": config}, seeds=[0], output_dir=root / "02_label_smoothing", verbose=False)
+    part = ex.run_configs({"small.ce": config}, seeds=[0], output_dir=root / "02c_smoothing_strength", verbose=False)
+    assert part["cached"].item()
+    ex.first_results(part)["small.ce"].model  # the copy's model is read, not the original's  # noqa: B018
+    for nb in ("02_label_smoothing", "02c_smoothing_strength"):
+        (root / nb / "run.json").write_text(json.dumps({"status": "ok"}))
+    (tmp_path / "records" / "02c_smoothing_strength").mkdir(parents=True)  # left by an older batch: removed
+    written = write_records(root, tmp_path / "records")
+    assert [p.name for p in written] == ["02_label_smoothing"]
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == ["02_label_smoothing"]
+    record = next((tmp_path / "records" / "02_label_smoothing" / "runs").iterdir())
+    original = Path(trained["run_dir"].item()) / MODEL_FILE
+    assert (record / MODEL_FILE).stat().st_size < 0.6 * original.stat().st_size
+    stored = torch.load(record / MODEL_FILE, weights_only=True)["state_dict"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    a, b = load_checkpoint(original), load_checkpoint(record / MODEL_FILE)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert y.dtype == x.dtype and torch.allclose(x, y, rtol=1e-3, atol=1e-4), name
+    replayed = ex.run_configs({"small.ce": config.replace(replay=str(tmp_path / "records"))}, seeds=[0],
+                              output_dir=tmp_path / "replay" / "02c_smoothing_strength", verbose=False)
+    assert ex.first_results(replayed)["small.ce"].model is not None

@@ -8,11 +8,13 @@ finished notebook of the batch that trained runs (``RUNS_DIR/<notebook>/runs/<ru
   (the evaluators' tables the figures draw: calibration by boundary distance, per class, soft-label statistics)
   and its completion marker, which says ``"record": true`` (a record is read-only: nothing adds to it);
 * ``model.pt`` only for the runs whose model a notebook read (the marker :data:`~jmlkit.layout.MODEL_USED_FILE`
-  that :attr:`jmlkit.experiments.RunResult.model` leaves): a prediction panel, a gradient, an exercise. The other
-  runs' figures come from their metrics, histories and evaluations.
+  that :attr:`jmlkit.experiments.RunResult.model` leaves): a prediction panel, a gradient, an exercise; its weights
+  stored as float16 (half the bytes; loaded back into the float32 model). The other runs' figures come from their
+  metrics, histories and evaluations.
 
-A run copied under another name in the same notebook (a sweep that asked again for a configuration) is one model:
-it is recorded once. Paths of this machine are not kept: ``out`` becomes the record's own path (relative to
+A run copied under another name (a sweep that asked again for a configuration, or 02b and 02c reusing 02's runs)
+is one model: it is recorded once, in the first notebook (by name) that has it, with its weights when any copy had
+them read; a replay finds it there by its hash (:func:`jmlkit.experiments.replay_run`). Paths of this machine are not kept: ``out`` becomes the record's own path (relative to
 ``RECORDS_DIR``), a distillation teacher its record (``<notebook>/runs/<run>``), and the marker's ``copied_from``
 goes. A notebook's records are written into a hidden folder and swapped in whole, so a reader never sees half
 of them; notebooks of the batch that did not finish keep their previous records.
@@ -70,6 +72,20 @@ def _distinct_runs(cache: Path) -> list[Path]:
     return sorted(out)
 
 
+def _write_half(src: Path, dst: Path) -> None:
+    """``model.pt`` with its floating-point weights stored as float16: half the bytes in the repository.
+    :func:`~jmlkit.engine.load_checkpoint` copies them back into the float32 model, so a figure drawn from a record
+    matches the full run's up to float16 rounding (about 3 significant digits of each weight)."""
+    import torch
+
+    payload = torch.load(src, map_location="cpu", weights_only=True)
+    payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    payload["record_dtype"] = "float16"
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}")
+    torch.save(payload, tmp)
+    os.replace(tmp, dst)
+
+
 def _record_config(folder: Path, relative: str, teachers: dict[str, str]) -> str:
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     config["out"] = relative
@@ -94,18 +110,28 @@ def write_records(runs_dir: str | os.PathLike, records_dir: str | os.PathLike) -
         raise ValueError(f"Expected `runs_dir` to be a batch folder, but got {str(runs_dir)!r} (not a folder).")
     notebooks = [nb for nb in visible_folders(runs_dir)
                  if notebook_run_status(nb) in (None, "ok") and (nb / CACHE_DIR).is_dir()]
-    plan = {nb.name: _distinct_runs(nb / CACHE_DIR) for nb in notebooks}
-    # a teacher is named by its record, whichever notebook's cache (and whichever copy of the run) it is in
-    teachers = {}
-    for name, folders in plan.items():
-        first = {_model_key(f): f"{name}/{CACHE_DIR}/{f.name}" for f in folders}
-        for folder in visible_folders(runs_dir / name / CACHE_DIR):
-            record = first.get(_model_key(folder))
-            if record is not None:
-                teachers[str(folder.resolve())] = record
+    # one record per model (hash and seed) in the whole batch: in the first notebook (by name) that has it, the
+    # notebooks that reuse it (02b and 02c copy 02's runs) find it there by its hash when they replay
+    owners: dict[tuple[str | None, int | None], str] = {}
+    for nb in notebooks:
+        for folder in _distinct_runs(nb / CACHE_DIR):
+            owners.setdefault(_model_key(folder), f"{nb.name}/{CACHE_DIR}/{folder.name}")
+    plan = {nb.name: [f for f in _distinct_runs(nb / CACHE_DIR)
+                      if owners[_model_key(f)] == f"{nb.name}/{CACHE_DIR}/{f.name}"] for nb in notebooks}
+    # a teacher is named by its record, whichever notebook's cache (and whichever copy of the run) it is in; a model
+    # is kept when any copy of it had its weights read
+    teachers, used = {}, set()
+    for nb in notebooks:
+        for folder in visible_folders(nb / CACHE_DIR):
+            key = _model_key(folder)
+            if key in owners:
+                teachers[str(folder.resolve())] = owners[key]
+                if (folder / MODEL_USED_FILE).is_file():
+                    used.add(key)
     written = []
     for name, folders in plan.items():
         if not folders:
+            shutil.rmtree(records_dir / name, ignore_errors=True)  # every run it has is recorded by another notebook
             continue
         tmp = records_dir / f".{name}.records-{uuid.uuid4().hex[:8]}"
         try:
@@ -116,8 +142,8 @@ def write_records(runs_dir: str | os.PathLike, records_dir: str | os.PathLike) -
                 for file in _SMALL_FILES:
                     if (folder / file).is_file():
                         shutil.copy2(folder / file, dst / file)
-                if (folder / MODEL_USED_FILE).is_file() and (folder / MODEL_FILE).is_file():
-                    shutil.copy2(folder / MODEL_FILE, dst / MODEL_FILE)
+                if _model_key(folder) in used and (folder / MODEL_FILE).is_file():
+                    _write_half(folder / MODEL_FILE, dst / MODEL_FILE)
                 atomic_write_text(dst / CONFIG_FILE, _record_config(folder, relative, teachers))
                 done = {k: v for k, v in (read_done(folder) or {}).items() if k != "copied_from"}
                 atomic_write_text(dst / DONE_FILE, json.dumps({**done, "record": True}, indent=1) + "\n")  # last
