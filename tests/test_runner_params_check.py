@@ -197,14 +197,16 @@ def test_the_repository_notebooks_refuse_bad_values_without_a_kernel(case, tmp_p
 
 
 def test_declared_choices_are_the_names_jmlkit_knows():
-    """02's config choices are the configurations of the recipe; 01's distributions those the triangle check takes."""
+    """02's and 02c's config choices are the configurations of the recipe; 01's distributions those the triangle
+    check takes."""
     from jmlkit.engine import TrainConfig
     from jmlkit.experiments.recipes import smoothing_configs
     from jmlkit.lessons.geometry import triangle_check
 
-    choices = parameter_choices(REPO / "notebooks" / "02_label_smoothing.ipynb")
     names = list(smoothing_configs(TrainConfig.from_profile("smoke")))
-    assert choices == {"sweep_configs": names, "contrast_configs": names}
+    assert parameter_choices(REPO / "notebooks" / "02_label_smoothing.ipynb") == {"contrast_configs": names}
+    assert parameter_choices(REPO / "notebooks" / "02c_smoothing_strength.ipynb") == {"sweep_configs": names}
+    assert parameter_choices(REPO / "notebooks" / "02b_smoothing_ablation.ipynb") == {}
     distributions = parameter_choices(REPO / "notebooks" / "01_jaccard_losses.ipynb")["triangle_distribution"]
     for distribution in distributions:
         triangle_check(2, distribution=distribution)
