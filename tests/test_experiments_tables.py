@@ -490,3 +490,17 @@ def test_overconfidence_findings_check_the_regime_before_reporting():
     calibrated = ex.overconfidence_findings(_over_runs(0.915, 0.91, 0.92, 0.92))
     assert "the regime's condition fails" in calibrated
     assert "did not run" in ex.overconfidence_findings(_over_runs(0.95, 0.91, 0.92, 0.92), baseline="ce_ls")
+
+
+def test_calibration_findings_single_out_only_configurations_with_several_seeds():
+    """03 holds configurations of five seeds and one of a single seed (the CE-trained teacher): the extremes are
+    named among the seeded ones, and the single-seed one is counted as left out, not called "one seed each"."""
+    rows = [{"notebook": "03_kd", "config": c, "seed": s, "ECE_D": e + 0.001 * s, "mIoU_D": 0.8}
+            for c, e in (("a", 0.02), ("b", 0.05)) for s in range(3)]
+    rows.append({"notebook": "03_kd", "config": "one", "seed": 0, "ECE_D": 0.30, "mIoU_D": 0.5})
+    summary = ex.summarize(pd.DataFrame(rows), ["ECE_D", "mIoU_D"], by=["notebook", "config"])
+    _, boundary, per_class = calibration_tables()
+    text = ex.calibration_findings(summary, boundary, per_class, source="s", n_runs=7)
+    assert ("- **03_kd**: lowest mean ECE `a` 2.10% (mIoU 80.0%), highest `b` 5.10% (mIoU 80.0%), among the 2 "
+            "configurations with several seeds (1 with one seed left out).") in text
+    assert "one seed each" not in text and "`one`" not in text

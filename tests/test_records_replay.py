@@ -133,3 +133,19 @@ def test_a_run_reused_by_another_notebook_is_one_record_with_half_precision_weig
     replayed = ex.run_configs({"small.ce": config.replace(replay=str(tmp_path / "records"))}, seeds=[0],
                               output_dir=tmp_path / "replay" / "02c_smoothing_strength", verbose=False)
     assert ex.first_results(replayed)["small.ce"].model is not None
+
+
+def test_records_keep_the_run_a_name_had_last(tmp_path):
+    """A notebook rerun with other settings leaves its older run of the same name and seed in the cache; its tables
+    (and notebook 06, by name) use the newer one: so do the records."""
+    root = tmp_path / "batch"
+    tiny = TrainConfig.from_profile("smoke", train_limit=8, eval_limit=4, epochs=1).replace(loss="ce")
+    nb = root / "03_distillation"
+    ex.run_configs({"teacher": tiny}, seeds=[0], output_dir=nb, verbose=False)
+    newer = ex.run_configs({"teacher": tiny.replace(epochs=2)}, seeds=[0], output_dir=nb, verbose=False)
+    (nb / "run.json").write_text(json.dumps({"status": "ok"}))
+    assert len(list((nb / "runs").iterdir())) == 2
+    write_records(root, tmp_path / "records")
+    kept = [p.name for p in (tmp_path / "records" / "03_distillation" / "runs").iterdir()]
+    assert kept == [Path(newer["run_dir"].item()).name]
+    assert ex.find_runs(tmp_path / "records")["run"].tolist() == ex.find_runs(root)["run"].tolist() == kept

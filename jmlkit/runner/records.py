@@ -58,14 +58,19 @@ def _model_key(folder: Path) -> tuple[str | None, int | None]:
 
 
 def _distinct_runs(cache: Path) -> list[Path]:
-    """The finished runs of one notebook's cache, one per model (hash and seed): the one completed first."""
+    """The finished runs of one notebook's cache that its last run used, one per model: of one name and seed the run
+    finished last (an older configuration under the same name, from an earlier run of the notebook with other
+    settings, is not what its tables show: :func:`jmlkit.experiments.find_runs` leaves it out too), then of one model
+    (hash and seed) the copy completed first."""
     runs = []
     for folder in visible_folders(cache):
         parsed, digest = parse_run_folder_name(folder.name), run_folder_hash(folder.name)
         if parsed is not None and digest is not None and is_complete(folder, files=(CONFIG_FILE, METRICS_FILE)):
-            runs.append((folder.joinpath(DONE_FILE).stat().st_mtime_ns, folder.name, folder, (digest, parsed[1])))
+            runs.append((folder.joinpath(DONE_FILE).stat().st_mtime_ns, folder.name, folder, (digest, parsed[1]),
+                         (parsed[0], parsed[1])))
+    latest = {name_seed: (done, name, folder, key) for done, name, folder, key, name_seed in sorted(runs)}
     seen, out = set(), []
-    for _, _, folder, key in sorted(runs):
+    for _, _, folder, key in sorted(latest.values()):
         if key not in seen:
             seen.add(key)
             out.append(folder)
