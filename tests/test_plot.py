@@ -305,6 +305,13 @@ def test_comparison_chart_shows_seeds_over_means(summary):
     assert 85 < lo < 90 and 95 <= hi < 100  # around the data (and the reference at 95), not from 0
     assert [ln.get_linestyle() for ln in ax.lines].count("--") == 1     # the reference line
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["mean ± std over seeds", "one seed", "teacher"]
+    # the same runs in another row order, after other draws of numpy's generator: the same figure, point by point
+    np.random.uniform(size=7)
+    shuffled = runs.sort_values("seed", ascending=False, kind="stable")
+    again = plot.comparison_chart(shuffled, ["mIoU_D", "ECE_D"], title="rows", reference={"mIoU_D": 0.95, "ECE_D": None})
+    for a, b in zip(fig.axes, again.axes):
+        for ca, cb in zip(a.collections, b.collections):
+            np.testing.assert_array_equal(ca.get_offsets(), cb.get_offsets())
     # a summary (means and standard deviations) draws the means alone
     fig = plot.comparison_chart(summary, ["mIoU_D"])
     assert list(fig.axes[0].containers[0].lines[0].get_xdata()) == pytest.approx([50, 60, 55])

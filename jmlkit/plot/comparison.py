@@ -83,9 +83,14 @@ def comparison_chart(data: pd.DataFrame, metrics: Sequence[str], *, key: str = "
         if per_run:
             frame = pd.DataFrame({"row": data[key].map({n: i for i, n in enumerate(order)}),
                                   "value": data[m].to_numpy(float) * scale, "name": data[key]})
-            frame = frame[np.isfinite(frame["value"])]
-            sns.stripplot(frame, x="value", y="row", hue="name", palette=palette, orient="h", native_scale=True,
-                          jitter=0.12, size=4, alpha=0.6, legend=False, ax=ax)
+            frame = frame[np.isfinite(frame["value"])].sort_values(["row", "value"], kind="stable")
+            state = np.random.get_state()  # seaborn jitters with numpy's global generator: the same figure every time
+            np.random.seed(0)
+            try:
+                sns.stripplot(frame, x="value", y="row", hue="name", palette=palette, orient="h", native_scale=True,
+                              jitter=0.12, size=4, alpha=0.6, legend=False, ax=ax)
+            finally:
+                np.random.set_state(state)
             grouped = frame.groupby("row")["value"]
             mean, std = grouped.mean().reindex(y), grouped.std(ddof=1).reindex(y)
         else:
