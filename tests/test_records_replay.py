@@ -149,3 +149,15 @@ def test_records_keep_the_run_a_name_had_last(tmp_path):
     kept = [p.name for p in (tmp_path / "records" / "03_distillation" / "runs").iterdir()]
     assert kept == [Path(newer["run_dir"].item()).name]
     assert ex.find_runs(tmp_path / "records")["run"].tolist() == ex.find_runs(root)["run"].tolist() == kept
+
+
+def test_runs_keep_their_order_when_their_files_get_new_times(batch, tmp_path):
+    """A git clone gives every file of the records a new time: readers order configurations by the time each run's
+    completion marker records, so notebook 06 reads the records of a clone in the order the runs were trained."""
+    root, _ = batch
+    records = tmp_path / "records"
+    write_records(root, records)
+    before = ex.find_runs(records)[["notebook", "config", "seed"]].values.tolist()
+    for i, path in enumerate(sorted(records.rglob("*"), reverse=True)):  # newest first: the reverse of the truth
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert ex.find_runs(records)[["notebook", "config", "seed"]].values.tolist() == before

@@ -55,6 +55,7 @@ import re
 import dataclasses
 import shutil
 import time
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -604,11 +605,23 @@ def find_runs(
         df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted)).astype(bool)]
     if distinct and len(df):
         df = _one_row_per_model(df)
-    # configurations in the order they were trained (first metrics file of each), then seeds
-    finished = df["path"].map(lambda p: (Path(p) / METRICS_FILE).stat().st_mtime)
+    # configurations in the order they were trained (the first to finish of each), then seeds
+    finished = df["path"].map(_finished_at)
     order = finished.groupby([df["notebook"], df["config"]]).transform("min")
     df = df.assign(_order=order).sort_values(["notebook", "_order", "config", "seed"], kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
+
+
+def _finished_at(path: str | os.PathLike) -> float:
+    """When a run finished: the ``finished`` time its completion marker records (kept by a copy and by a record, and
+    by a git clone, which gives every file a new time), else its metrics file's time."""
+    stamp = (read_done(path) or {}).get("finished")
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            pass
+    return (Path(path) / METRICS_FILE).stat().st_mtime
 
 
 def _one_row_per_model(df: pd.DataFrame) -> pd.DataFrame:
