@@ -157,7 +157,11 @@ def test_runs_keep_their_order_when_their_files_get_new_times(batch, tmp_path):
     root, _ = batch
     records = tmp_path / "records"
     write_records(root, records)
-    before = ex.find_runs(records)[["notebook", "config", "seed"]].values.tolist()
-    for i, path in enumerate(sorted(records.rglob("*"), reverse=True)):  # newest first: the reverse of the truth
+    found = ex.find_runs(records)
+    before = found[["notebook", "config", "seed"]].values.tolist()
+    for i, run in enumerate(found["path"]):  # real runs finish minutes apart; these tiny ones within one second
+        done = json.loads((Path(run) / DONE_FILE).read_text())
+        (Path(run) / DONE_FILE).write_text(json.dumps({**done, "finished": f"2026-01-01T00:00:{10 + i:02d}"}))
+    for i, path in enumerate(sorted(records.rglob("*"), reverse=True)):  # file times the reverse of the truth
         os.utime(path, (1_000_000 + i, 1_000_000 + i))
     assert ex.find_runs(records)[["notebook", "config", "seed"]].values.tolist() == before

@@ -605,16 +605,19 @@ def find_runs(
         df = df[df["notebook"].map(lambda s: any(s == w or s.startswith(w) for w in wanted)).astype(bool)]
     if distinct and len(df):
         df = _one_row_per_model(df)
-    # configurations in the order they were trained (the first to finish of each), then seeds
-    finished = df["path"].map(_finished_at)
-    order = finished.groupby([df["notebook"], df["config"]]).transform("min")
-    df = df.assign(_order=order).sort_values(["notebook", "_order", "config", "seed"], kind="stable")
-    return df.drop(columns="_order").reset_index(drop=True)
+    # configurations in the order they were trained (the first to finish of each: the second its completion marker
+    # records, then, within one second, its metrics file's time), then seeds
+    groups = [df["notebook"], df["config"]]
+    order = df["path"].map(_finished_at).groupby(groups).transform("min")
+    within = df["path"].map(lambda p: (Path(p) / METRICS_FILE).stat().st_mtime).groupby(groups).transform("min")
+    df = df.assign(_order=order, _within=within).sort_values(["notebook", "_order", "_within", "config", "seed"],
+                                                             kind="stable")
+    return df.drop(columns=["_order", "_within"]).reset_index(drop=True)
 
 
 def _finished_at(path: str | os.PathLike) -> float:
-    """When a run finished: the ``finished`` time its completion marker records (kept by a copy and by a record, and
-    by a git clone, which gives every file a new time), else its metrics file's time."""
+    """When a run finished, to the second: the ``finished`` time its completion marker records (kept by a copy and by
+    a record, and by a git clone, which gives every file a new time), else its metrics file's time."""
     stamp = (read_done(path) or {}).get("finished")
     if isinstance(stamp, str):
         try:
