@@ -12,11 +12,13 @@ finished notebook of the batch that trained runs (``RUNS_DIR/<notebook>/runs/<ru
   stored as float16 (half the bytes; loaded back into the float32 model). The other runs' figures come from their
   metrics, histories and evaluations.
 
-A run copied under another name (a sweep that asked again for a configuration, or 02b and 02c reusing 02's runs)
-is one model: it is recorded once, in the first notebook (by name) that has it, with its weights when any copy had
-them read; a replay finds it there by its hash (:func:`jmlkit.experiments.replay_run`). Paths of this machine are not kept: ``out`` becomes the record's own path (relative to
-``RECORDS_DIR``), a distillation teacher its record (``<notebook>/runs/<run>``), and the marker's ``copied_from``
-goes. A notebook's records are written into a hidden folder and swapped in whole, so a reader never sees half
+The runs recorded are those :func:`jmlkit.experiments.find_runs` lists for the batch, as notebook 06 reads them: of
+one name and seed the run finished last (an older configuration under the same name is not what the tables show),
+and a run copied under another name (a sweep that asked again for a configuration, or 02b and 02c reusing 02's runs)
+once, under the notebook and name it was trained with, with its weights when any copy had them read; a replay finds
+it there by its hash (:func:`jmlkit.experiments.replay_run`). Paths of this machine are not kept: ``out`` becomes
+the record's own path (relative to ``RECORDS_DIR``), a distillation teacher its record (``<notebook>/runs/<run>``),
+and the marker's ``copied_from`` goes. A notebook's records are written into a hidden folder and swapped in whole, so a reader never sees half
 of them; notebooks of the batch that did not finish keep their previous records.
 
 Example (the size of what it wrote):
@@ -35,7 +37,7 @@ from typing import Any
 
 from jmlkit.io import atomic_write_text, visible_folders
 from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
-                           MODEL_USED_FILE, WEIGHTS_FILE, is_complete, notebook_run_status, parse_run_folder_name,
+                           MODEL_USED_FILE, WEIGHTS_FILE, notebook_run_status, parse_run_folder_name,
                            read_done, run_folder_hash)
 
 __all__ = ["RECORDS_SUBDIR", "write_records", "record_size"]
@@ -55,26 +57,6 @@ def _model_key(folder: Path) -> tuple[str | None, int | None]:
     """(configuration hash, seed) of a run folder's name: the same key is the same model."""
     parsed = parse_run_folder_name(folder.name)
     return run_folder_hash(folder.name), (parsed[1] if parsed is not None else None)
-
-
-def _distinct_runs(cache: Path) -> list[Path]:
-    """The finished runs of one notebook's cache that its last run used, one per model: of one name and seed the run
-    finished last (an older configuration under the same name, from an earlier run of the notebook with other
-    settings, is not what its tables show: :func:`jmlkit.experiments.find_runs` leaves it out too), then of one model
-    (hash and seed) the copy completed first."""
-    runs = []
-    for folder in visible_folders(cache):
-        parsed, digest = parse_run_folder_name(folder.name), run_folder_hash(folder.name)
-        if parsed is not None and digest is not None and is_complete(folder, files=(CONFIG_FILE, METRICS_FILE)):
-            runs.append((folder.joinpath(DONE_FILE).stat().st_mtime_ns, folder.name, folder, (digest, parsed[1]),
-                         (parsed[0], parsed[1])))
-    latest = {name_seed: (done, name, folder, key) for done, name, folder, key, name_seed in sorted(runs)}
-    seen, out = set(), []
-    for _, _, folder, key in sorted(latest.values()):
-        if key not in seen:
-            seen.add(key)
-            out.append(folder)
-    return sorted(out)
 
 
 def _write_half(src: Path, dst: Path) -> None:
@@ -113,16 +95,18 @@ def write_records(runs_dir: str | os.PathLike, records_dir: str | os.PathLike) -
     runs_dir, records_dir = _check_path("runs_dir", runs_dir), _check_path("records_dir", records_dir)
     if not runs_dir.is_dir():
         raise ValueError(f"Expected `runs_dir` to be a batch folder, but got {str(runs_dir)!r} (not a folder).")
+    from jmlkit.experiments.runs import find_runs
+
     notebooks = [nb for nb in visible_folders(runs_dir)
                  if notebook_run_status(nb) in (None, "ok") and (nb / CACHE_DIR).is_dir()]
-    # one record per model (hash and seed) in the whole batch: in the first notebook (by name) that has it, the
-    # notebooks that reuse it (02b and 02c copy 02's runs) find it there by its hash when they replay
-    owners: dict[tuple[str | None, int | None], str] = {}
-    for nb in notebooks:
-        for folder in _distinct_runs(nb / CACHE_DIR):
-            owners.setdefault(_model_key(folder), f"{nb.name}/{CACHE_DIR}/{folder.name}")
-    plan = {nb.name: [f for f in _distinct_runs(nb / CACHE_DIR)
-                      if owners[_model_key(f)] == f"{nb.name}/{CACHE_DIR}/{f.name}"] for nb in notebooks}
+    # the runs the batch's notebooks show, as notebook 06 reads them: of one name and seed the one finished last,
+    # one per model (hash and seed) in the whole batch, under the notebook that trained it (02b and 02c copy 02's
+    # runs and find them there by their hash when they replay)
+    found = find_runs(runs_dir, latest=True, distinct=True)
+    found = found[found["run"].map(run_folder_hash).notna()]
+    owners = {_model_key(Path(path)): f"{nb}/{CACHE_DIR}/{run}"
+              for nb, run, path in zip(found["notebook"], found["run"], found["path"])}
+    plan = {nb.name: sorted(Path(path) for path in found.loc[found["notebook"] == nb.name, "path"]) for nb in notebooks}
     # a teacher is named by its record, whichever notebook's cache (and whichever copy of the run) it is in; a model
     # is kept when any copy of it had its weights read
     teachers, used = {}, set()
