@@ -205,10 +205,16 @@ def stored_value(result: RunResult, name: str, evaluator: str, compute: Callable
     return value
 
 
+def remembered(run_dir: str | os.PathLike) -> RunResult | None:
+    """This process's result of the run in ``run_dir`` (one it trained or took from its cache with
+    :func:`~jmlkit.experiments.run_configs`); ``None`` when it has none (nothing is read)."""
+    return _MEMORY.get(_key(run_dir))
+
+
 def run_result(run_dir: str | os.PathLike) -> RunResult:
-    """The result of the run in ``run_dir``: from memory (a run this process trained or took from its cache with
-    :func:`~jmlkit.experiments.run_configs`), else read from its folder (another process's run)."""
-    found = _MEMORY.get(_key(run_dir))
+    """The result of the run in ``run_dir``: from memory (:func:`remembered`), else read from its folder (another
+    process's run)."""
+    found = remembered(run_dir)
     return found if found is not None else read_run(run_dir)
 
 

@@ -55,8 +55,8 @@ import re
 import dataclasses
 import shutil
 import time
-from datetime import datetime
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +66,12 @@ from jmlkit._checks import check_int, check_int_list, check_type
 from jmlkit.engine import TrainConfig
 from jmlkit.engine.evaluation import check_evaluators, describe_evaluator
 from jmlkit.engine.runfolder import HASH_EXCLUDE, RunFolder, config_hash, replace_folder
-from jmlkit.experiments.results import RunResult, complete_evaluations, read_run, remember, run_result
+from jmlkit.experiments.results import RunResult, complete_evaluations, read_run, remember, remembered, run_result
 from jmlkit.experiments.results import scalar_metrics as _scalar_metrics
 from jmlkit.io import atomic_write_text, mark_done, visible_folders
 from jmlkit.layout import (CACHE_DIR, CONFIG_FILE, DONE_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES,
                            cache_folders, is_complete, notebook_number, notebook_run_status, parse_run_folder_name,
-                           read_done,
-                           RUN_HASH_DIGITS, run_folder_hash, run_folder_name)
+                           read_done, RUN_HASH_DIGITS, run_folder_hash, run_folder_name)
 from jmlkit.parallel import current_scheduler, run_tasks, threads_per_run
 
 __all__ = [
@@ -315,8 +314,8 @@ def _cached(config: TrainConfig, run_dir: Path, digest: str, *, reuse: bool) -> 
     if source is None or not _copy_run(source, run_dir, _as_run(config, run_dir), digest):
         return None
     copied = read_run(run_dir)
-    known = run_result(source)  # this process's result of the source (memory) or the source's files
-    if known.has_model:  # the same weights, trained or read by this process: not read again from the copy's files
+    known = remembered(source)
+    if known is not None and known.has_model:  # the same weights, in this process's memory: not read again
         copied._model = known._model
     return copied
 
