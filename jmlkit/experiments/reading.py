@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,13 @@ def _read(results_dir: Path, notebook: str) -> pd.DataFrame | None:
 def _regimes(frame: pd.DataFrame) -> list[str]:
     found = [str(r) for r in frame["regime"].dropna().unique()]
     return sorted(found, key=lambda r: (REGIME_ORDER.index(r) if r in REGIME_ORDER else len(REGIME_ORDER), r))
+
+
+def _main_by_regime(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """``(regime, its runs)`` of a results file's main table, in :data:`REGIME_ORDER`."""
+    main = frame[frame["table"] == "main"]
+    for regime in _regimes(main):
+        yield regime, main[main["regime"] == regime]
 
 
 def _has(frame: pd.DataFrame, key: str, *names: str) -> bool:
@@ -75,9 +82,7 @@ def smoothing_reading(frame: pd.DataFrame) -> list[str]:
     """Notebook 02: per regime, the paper's recipe against CE on hard labels (mIoU_D, ECE_D, each one's confidence
     gap) and every other configuration against CE."""
     out = []
-    main = frame[frame["table"] == "main"]
-    for regime in _regimes(main):
-        runs = main[main["regime"] == regime]
+    for regime, runs in _main_by_regime(frame):
         if not _has(runs, "config", "jml_bls", "ce_hard"):
             continue
         text = (f"**02, {regime} regime**: the paper's recipe (CE+JML on boundary-smoothed labels, ε 0.5, 3×3) "
@@ -96,9 +101,7 @@ def smoothing_reading(frame: pd.DataFrame) -> list[str]:
 def ablation_reading(frame: pd.DataFrame) -> list[str]:
     """Notebook 02b: per regime, each change of the paper's recipe against the recipe, paired by seed."""
     out = []
-    main = frame[frame["table"] == "main"]
-    for regime in _regimes(main) if len(main) else []:
-        runs = main[main["regime"] == regime]
+    for regime, runs in _main_by_regime(frame):
         if "jml_bls" not in set(runs["config"]):
             continue
         others = [c for c in dict.fromkeys(runs["config"]) if c != "jml_bls"]
@@ -111,9 +114,7 @@ def ablation_reading(frame: pd.DataFrame) -> list[str]:
 def strength_reading(frame: pd.DataFrame) -> list[str]:
     """Notebook 02c: per regime, each ε of the recipe's sweep against the paper's ε 0.5, paired by seed."""
     out = []
-    sweep = frame[frame["table"] == "main"]
-    for regime in _regimes(sweep) if len(sweep) else []:
-        runs = sweep[sweep["regime"] == regime]
+    for regime, runs in _main_by_regime(frame):
         eps = sorted(runs["epsilon"].dropna().unique())
         if 0.5 not in eps or len(eps) < 2:
             continue
@@ -135,10 +136,8 @@ def distillation_reading(frame: pd.DataFrame) -> list[str]:
     """Notebook 03: per regime, the kept teacher against the hard-label student (paired over the students' seeds),
     the paper's JML-KD against KL distillation and against the hard-label student, and the JML alone."""
     out = []
-    main = frame[frame["table"] == "main"]
     teachers = frame[frame["table"] == "teacher"] if "table" in frame else frame.iloc[:0]
-    for regime in _regimes(main):
-        runs = main[main["regime"] == regime]
+    for regime, runs in _main_by_regime(frame):
         if not _has(runs, "config", "kd_jml", "hard_ce"):
             continue
         text = f"**03, {regime} regime**: "
