@@ -146,3 +146,21 @@ def test_evaluate_runs_skips_a_broken_checkpoint(batch):
     with pytest.raises(TypeError, match="find_runs"):
         ex.evaluate_runs([1, 2])
     assert json.loads((Path(broken["path"].iloc[0]) / "config.json").read_text())["dataset"] == "digits"
+
+
+def test_ablation_shares_are_the_regimes_the_ablation_is_read_against():
+    """02b's reports: boundary LS on the ablation's scenes and in each regime, uniform LS (every pixel smoothed), and
+    the ablation's larger digits only where no regime already holds large ones."""
+    base = TrainConfig.from_profile("smoke")
+    large = {"size": 24, "digit_size": [20, 22]}
+    bases = ex.regime_configs(base, {"small": {}})
+    reports = ex.ablation_shares(base, bases, 8, large=large)
+    assert list(reports) == ["data", "small", "uniform", "large"]
+    assert reports["data"].object_share_smoothed == reports["small"].object_share_smoothed  # the same scenes
+    assert reports["uniform"].object_share_smoothed == 1.0
+    expected = ex.training_shares(base.replace(dataset_kwargs={**base.dataset_kwargs, **large}), 8)
+    assert reports["large"].object_share_smoothed == pytest.approx(expected.object_share_smoothed)
+    assert reports["large"].object_share_smoothed < reports["data"].object_share_smoothed  # larger digits: a thinner band
+    with_large = ex.ablation_shares(base, ex.regime_configs(base, {"small": {}, "large": {"dataset_kwargs": large}}), 8,
+                                    large=large)
+    assert list(with_large) == ["data", "small", "large", "uniform"]  # the regime's own large digits, not again

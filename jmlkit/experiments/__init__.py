@@ -20,7 +20,7 @@ Figures of these tables are in :mod:`jmlkit.plot`; profiles (seeds, sweep values
 """
 from jmlkit.experiments.evaluation import (boundary_calibration, eval_dataset, evaluate_run, evaluate_runs, evaluation_tables,
                                            evaluators, examples,
-                                           training_shares, regime_shares, regime_summary,
+                                           training_shares, regime_shares, ablation_shares, regime_summary,
                                            load_model, mean_boundary_tables, pool_reliability, reliability_table,
                                            reliability_tables)
 from jmlkit.experiments.recipes import (CALIBRATION_FALLBACK, LABELS, PAPER_RECIPE, RunSource, calibration_fallback_configs,
@@ -50,7 +50,7 @@ __all__ = [
     "HASH_EXCLUDE", "config_hash", "run_dir_for", "replay_run", "run_config", "run_configs", "run_regimes", "run_per_regime", "in_regime", "regime_configs", "load_runs", "run_metrics",
     "notebook_status", "resolve_results_dir", "find_runs", "load_metrics", "first_configs",
     # evaluation
-    "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",
+    "load_model", "eval_dataset", "examples", "training_shares", "regime_shares", "ablation_shares", "regime_summary", "reliability_table", "pool_reliability", "reliability_tables",
     "evaluators", "boundary_calibration", "evaluate_run", "evaluation_tables", "evaluate_runs", "mean_boundary_tables",
     # full results of runs, in memory
     "RunResult", "run_result", "run_results", "first_results", "results_table",

@@ -116,6 +116,19 @@ def regime_shares(configs: Mapping[str, TrainConfig], n: int = 256, **kwargs: An
     return {name: training_shares(config, n, **kwargs) for name, config in configs.items()}
 
 
+def ablation_shares(base: TrainConfig, configs: Mapping[str, TrainConfig], n: int = 256, *,
+                    large: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The regimes of label smoothing that notebook 02b's ablation is read against: ``data`` (the paper's boundary
+    LS on ``base``'s scenes, where the ablation runs), each regime of ``configs`` (:func:`regime_shares`),
+    ``uniform`` (uniform LS at the default ε on ``base``'s scenes) and, when ``large`` (``dataset_kwargs`` of the
+    ablation's larger digits) is given and no regime is named ``large``, ``large``."""
+    reports = {"data": training_shares(base, n), **regime_shares(configs, n),
+               "uniform": training_shares(base, n, smoothing="uniform")}
+    if large is not None and "large" not in configs:
+        reports["large"] = training_shares(base.replace(dataset_kwargs={**base.dataset_kwargs, **large}), n)
+    return reports
+
+
 def regime_summary(configs: Mapping[str, TrainConfig]) -> str:
     """One line per data regime of ``{regime: config}``: model, schedule, scenes, and what the regime is
     (:data:`jmlkit.profiles.REGIME_DESCRIPTIONS`).
