@@ -54,6 +54,8 @@ from jmlkit._checks import check_int, check_str
 
 __all__ = [
     "notebook_number",
+    "CURVES_DIR",
+    "curves_file",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "HISTORY_FILE",
@@ -241,6 +243,20 @@ def previous_folder(run_dir: str | os.PathLike) -> Path:
     again."""
     run_dir = Path(run_dir)
     return run_dir.with_name(f".{run_dir.name}{PREVIOUS_SUFFIX}")
+
+
+#: The playground's folder of the curves its watch drew, one file per run of its cache (:func:`curves_file`).
+CURVES_DIR = "curves"
+
+
+def curves_file(output_dir: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
+    """Where the playground keeps the watched curves of the run ``run_dir`` of its cache:
+    ``output_dir/curves/<run folder name>.csv``.
+
+    >>> curves_file("out/07_playground", "out/07_playground/runs/small.jml.bls__seed0__1a2b3c4d").as_posix()
+    'out/07_playground/curves/small.jml.bls__seed0__1a2b3c4d.csv'
+    """
+    return Path(output_dir) / CURVES_DIR / f"{Path(run_dir).name}.csv"
 
 
 def notebook_number(name: str | os.PathLike) -> str | None:

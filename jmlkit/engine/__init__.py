@@ -27,7 +27,7 @@ from jmlkit.engine.checkpoints import load_checkpoint, load_run, read_checkpoint
 from jmlkit.engine.config import SECTIONS, TrainConfig
 from jmlkit.engine.data import make_dataset
 from jmlkit.engine.evaluation import Prediction, evaluate, predict
-from jmlkit.engine.loop import FitResult, fit
+from jmlkit.engine.loop import FitResult, TrainingStopped, fit
 from jmlkit.engine.objectives import (OBJECTIVES, Distillation, Hard, Objective, ObjectiveContext, SemiSupervised,
                                       Smoothing, SoftLabels, build_objective, label_modes, register_objective)
 from jmlkit.engine.optim import lr_factor, make_loss
@@ -39,7 +39,7 @@ from jmlkit.engine.runtime import resolve_device
 LABEL_MODES = label_modes()
 
 __all__ = [
-    "TrainConfig", "SECTIONS", "fit", "FitResult", "evaluate", "predict", "Prediction",
+    "TrainConfig", "SECTIONS", "fit", "FitResult", "TrainingStopped", "evaluate", "predict", "Prediction",
     "preflight", "Preflight", "config_hash", "HASH_EXCLUDE", "is_complete", "require_complete",
     "load_checkpoint", "read_checkpoint", "save_checkpoint", "load_run", "make_dataset", "make_loss", "lr_factor", "resolve_device",
     "Objective", "ObjectiveContext", "Hard", "Smoothing", "Distillation", "SoftLabels", "SemiSupervised",

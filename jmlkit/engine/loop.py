@@ -58,7 +58,33 @@ from jmlkit.engine.runtime import resolve_device, runtime, seed_everything
 from jmlkit.io import atomic_write, jsonable, mark_done, write_json
 from jmlkit.layout import CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, WEIGHTS_FILE
 
-__all__ = ["fit", "FitResult"]
+__all__ = ["fit", "FitResult", "TrainingStopped"]
+
+
+class TrainingStopped(Exception):
+    """What :func:`fit` raises when its ``stop`` was set: the run ended early, and no run folder was written.
+
+    Attributes:
+        history: the epochs that finished before the stop (a DataFrame as :attr:`FitResult.history`; may be empty).
+        step: the optimisation steps taken.
+    """
+
+    def __init__(self, history: pd.DataFrame, step: int) -> None:
+        super().__init__(f"training stopped after {len(history)} finished epoch(s), {step} step(s)")
+        self.history, self.step = history, step
+
+
+def _stop_check(stop: Any) -> Callable[[], bool] | None:
+    """``stop`` (an object with ``is_set()``, e.g. a ``threading.Event``, or a callable returning a bool) as a
+    callable; ``None`` stays ``None``."""
+    if stop is None:
+        return None
+    if callable(getattr(stop, "is_set", None)):
+        return stop.is_set
+    if callable(stop):
+        return lambda: bool(stop())
+    raise TypeError(f"Expected `stop` to be None, a threading.Event or a callable returning a bool, "
+                    f"but got {type(stop).__name__}.")
 
 
 @dataclass
@@ -99,6 +125,8 @@ def fit(
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     evaluators: Mapping[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any], nn.Module], None] | None = None,
+    stop: Any = None,
 ) -> FitResult:
     """Train a segmentation model as ``config`` says; evaluate it; write the run folder.
 
@@ -139,6 +167,9 @@ def fit(
     elif not isinstance(config, TrainConfig):
         raise TypeError(f"Expected `config` to be a TrainConfig or a dict, but got {type(config).__name__}.")
     config = config.replace()  # validated copy
+    stop = _stop_check(stop)
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"Expected `on_epoch` to be None or a callable (row, model), but got {type(on_epoch).__name__}.")
     t_start = time.perf_counter()
     # first: loading the teacher must not shift the run's random stream
     if checked is None:
@@ -155,6 +186,7 @@ def fit(
         work_dir = folder.open() if folder is not None else None
         with runtime(config.num_threads, config.deterministic):
             result = _fit(config, info, teacher=teacher, model=model, progress=progress, callback=callback, work_dir=work_dir,
+                          on_epoch=on_epoch, stop=stop,
                           t_start=t_start, evaluators=evaluators, data_sets=dict(train_data=train_data, val_data=val_data, eval_data=eval_data,
                                                           unlabeled_data=unlabeled_data))
         if folder is not None and work_dir is not None:  # rank 0 of a run with `out`
@@ -172,7 +204,9 @@ def fit(
 
 def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, model: nn.Module | None, progress: bool,
          callback: Callable[[dict[str, Any]], None] | None, work_dir: Path | None, t_start: float,
-         evaluators: dict[str, Any], data_sets: dict[str, Dataset | None]) -> FitResult:
+         evaluators: dict[str, Any], data_sets: dict[str, Dataset | None],
+         on_epoch: Callable[[dict[str, Any], nn.Module], None] | None = None,
+         stop: Callable[[], bool] | None = None) -> FitResult:
     """The run itself; files go to ``work_dir`` (the partial folder, on rank 0 only)."""
     device = resolve_device(config.device, info.local_rank if info.enabled else None)
     data = run_data(config, model=model, objective_cls=OBJECTIVES[config.labels], **data_sets)
@@ -220,6 +254,8 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
         counts = dict.fromkeys(sums, 0)
         bar = progress_bar(range(steps_per_epoch), progress and info.is_main, desc=f"epoch {epoch}/{config.epochs}", leave=False)
         for _ in bar:
+            if stop is not None and stop():
+                raise TrainingStopped(pd.DataFrame(history), step)
             loss, terms = objective(net, batches.next(), step)
             _optimizer_step(loss, model, optimizer, scheduler, scaler, config.grad_clip, epoch=epoch, step=step)
             objective.after_step(model)
@@ -240,6 +276,10 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
         _report_epoch(row, history, work_dir, config, show=progress and info.is_main, is_main=info.is_main)
         if callback is not None:
             callback(dict(row))
+        if on_epoch is not None:
+            on_epoch(dict(row), model)
+            if stop is not None and stop():
+                raise TrainingStopped(pd.DataFrame(history), step)
 
     metrics: dict[str, Any] = {}
     evaluations: dict[str, Any] = {}

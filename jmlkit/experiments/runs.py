@@ -180,6 +180,8 @@ def run_config(
     reuse: bool = True,
     progress: bool = False,
     evaluators: Mapping[str, Any] | None = None,
+    on_epoch: Any = None,
+    stop: Any = None,
 ) -> RunResult:
     """Train ``config`` into ``run_dir`` unless a finished run with the same :func:`config_hash` exists.
 
@@ -194,6 +196,8 @@ def run_config(
         progress: progress bars of :func:`jmlkit.engine.fit`.
         evaluators: extra evaluators of :func:`jmlkit.engine.fit`; a cached run without one of them is evaluated
             for it once and keeps its value (:func:`~jmlkit.experiments.results.complete_evaluations`).
+        on_epoch, stop: of :func:`jmlkit.engine.fit`, for a run that trains (a cached one calls neither): a stopped
+            run raises :class:`~jmlkit.engine.TrainingStopped` and leaves nothing in the cache.
 
     Returns:
         The run's :class:`~jmlkit.experiments.results.RunResult` (also kept in memory): metrics, history,
@@ -213,7 +217,8 @@ def run_config(
         if cached is not None:
             return remember(complete_evaluations(cached, evaluators))
     try:  # the previous content of run_dir stays until the run is complete
-        result = fit(_as_run(config, run_dir, force=force), progress=progress, evaluators=evaluators)
+        result = fit(_as_run(config, run_dir, force=force), progress=progress, evaluators=evaluators, on_epoch=on_epoch,
+                     stop=stop)
     except Exception:
         if force or not _finished(run_dir, digest):
             raise

@@ -1,4 +1,4 @@
-"""Every figure of jmlkit, and the widgets of notebooks 01, 02 and 06.
+"""Every figure of jmlkit, and the widgets of notebooks 01 to 06.
 
 Each function takes what the metrics, the experiment tables or :mod:`jmlkit.lessons` produce and returns a
 :class:`matplotlib.figure.Figure`. Figures are created without pyplot (``matplotlib.figure.Figure``), so nothing is
@@ -28,6 +28,11 @@ module                      figures
                             :func:`reliability_comparison`, :class:`ReliabilityComparisonPlot`),
                             :func:`render_png`, :func:`headless` (``ipywidgets`` is imported only when a
                             widget is built)
+:mod:`.explorers`           :func:`temperature_explorer` (03, :class:`TemperaturePlot`),
+                            :func:`threshold_explorer` (04, :class:`PseudoLabelPlot`),
+                            :func:`soft_label_explorer` (05, :class:`SoftLabelSlicePlot`)
+:mod:`.playground`          :class:`Playground` (07: train with any loss and labels, watch it learn,
+                            compare), :class:`LivePlot`, :func:`comparison_figure`
 ==========================  ==========================================================================
 
 Example:
@@ -60,6 +65,14 @@ from .interactive import (
     smoothing_explorer,
     surface_explorer,
 )
+from .explorers import (
+    PseudoLabelPlot,
+    SoftLabelSlicePlot,
+    TemperaturePlot,
+    soft_label_explorer,
+    temperature_explorer,
+    threshold_explorer,
+)
 from .losses import (
     LOSS_COLORS,
     LOSS_LABELS,
@@ -72,6 +85,7 @@ from .losses import (
     seconds_per_update,
 )
 from .layout import layout_problems
+from .playground import LivePlot, Playground, comparison_figure
 from .regime import gradient_tug_of_war, smoothing_regime
 from .comparison import VERDICT_COLORS, comparison_chart, forest_plot
 from .runs import history_plot, sweep_or_comparison_chart, sweep_plot
@@ -125,4 +139,14 @@ __all__ = [
     "ReliabilityComparisonPlot",
     "reliability_comparison",
     "reliability_explorer",
+    "TemperaturePlot",
+    "temperature_explorer",
+    "PseudoLabelPlot",
+    "threshold_explorer",
+    "SoftLabelSlicePlot",
+    "soft_label_explorer",
+    # the live playground (notebook 07)
+    "Playground",
+    "LivePlot",
+    "comparison_figure",
 ]
