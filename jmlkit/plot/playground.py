@@ -100,7 +100,9 @@ class LivePlot:
         self.bars = list(self.iou_ax.bar(x, np.zeros(k), color=_CLASS_COLOURS[x % 20], edgecolor="black",
                                          linewidth=0.4))
         names = watch.class_names
-        self.iou_ax.set_xticks(x, names, rotation=45 if max(map(len, names)) > 2 else 0, fontsize=7)
+        long = max(map(len, names)) > 2
+        self.iou_ax.set_xticks(x, names, rotation=45 if long else 0, ha="right" if long else "center",
+                               rotation_mode="anchor", fontsize=7)
         self.iou_ax.set(ylim=(0, 1), title="IoU per class, val scenes")
         self.iou_ax.grid(axis="y", alpha=0.3)
         grid = bottom.subplots(3, n, squeeze=False)
