@@ -260,6 +260,10 @@ def test_live_plot_and_comparison_figure_draw_the_runs(session, tmp_path):
     paths = pg.export()
     assert all(p.is_file() for p in paths) and {p.suffix for p in paths} == {".csv", ".png", ".svg"}
     assert not plot.layout_problems(fig) and not plot.layout_problems(compare)
+    one_epoch = pg.figure(second)  # one point: one integer tick, not ten crowded fractions
+    shown = [[t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] for ax in one_epoch.axes[:3]]
+    assert shown == [[1.0]] * 3
+    assert not plot.layout_problems(one_epoch)
 
 
 def test_the_widget_is_a_note_in_batch_runs(tmp_path, monkeypatch):

@@ -94,7 +94,7 @@ class LivePlot:
             (line,) = ax.plot([], [], "o-", color="#1f77b4", markersize=3)
             self.lines.append(line)
             ax.set(title=title, xlabel="epoch")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.grid(alpha=0.3)
         x = np.arange(k)
         self.bars = list(self.iou_ax.bar(x, np.zeros(k), color=_CLASS_COLOURS[x % 20], edgecolor="black",
@@ -195,7 +195,7 @@ def comparison_figure(runs: Sequence[LiveRun], *, figsize: tuple[float, float] =
                         color=colours[(i - 1) % 10], markersize=3, label=f"{i}: {run.label}" if ax is axes[0] else None)
     for ax, (_, title) in zip(axes, CURVES):
         ax.set(title=title, xlabel="epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     if drawn:
         fig.legend(loc="outside lower center", fontsize=7, ncols=2, frameon=False)
@@ -341,7 +341,7 @@ class Playground:
         }
         train, stop = w.Button(description="Train", button_style="success", icon="play"), \
             w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        export = w.Button(description="Export CSV + figure", icon="download")
+        export = w.Button(description="Export", icon="download", tooltip="comparison table, curves and figure (CSV, PNG, SVG) into the output folder")
         status = w.HTML("press <b>Train</b>")
         command = w.Textarea(layout=w.Layout(width="98%", height="3.2em"), disabled=True)
         live, compare = w.Image(format="png"), w.Image(format="png")
