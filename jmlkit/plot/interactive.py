@@ -3,7 +3,7 @@
 =================================  ==============================================================================
 widget                             what moves
 =================================  ==============================================================================
-:func:`curve_explorer`             01: the soft target of the one-pixel loss curves
+:func:`curve_explorer`             01: the soft target of the one-pixel loss curves and ``smooth``
 :func:`surface_explorer`           01: the two targets of the two-pixel loss maps
 :func:`smoothing_explorer`         02: ε, smoothing kind and window over the soft target of a real scene
                                    (:class:`SmoothingTargetPlot`: one class's target map, the ε/C floor per class)
@@ -11,8 +11,9 @@ widget                             what moves
                                    :class:`ReliabilityComparisonPlot`)
 =================================  ==============================================================================
 
-The explorers of 01 and 02 keep one figure (:class:`~jmlkit.plot.CurvePlot`, :class:`~jmlkit.plot.SurfacePlot`,
-:class:`SmoothingTargetPlot`) and update its artists in place, then send a lightly compressed PNG
+The widgets of notebooks 03, 04 and 05 are in :mod:`jmlkit.plot.explorers`. The explorers of 01 and 02 keep one
+figure (:class:`~jmlkit.plot.CurvePlot`, :class:`~jmlkit.plot.SurfacePlot`, :class:`SmoothingTargetPlot`) and
+update its artists in place, then send a lightly compressed PNG
 (:func:`render_png`): one slider move costs one computation and one redraw (:func:`jmlkit.plot.seconds_per_update`
 measures it for 01). The picker of 06 keeps its panels and replaces their bars. Every widget
 draws its first state when it is built; in a batch run (:func:`headless`) the widgets of 01 return a note (their
@@ -80,25 +81,29 @@ def _headless_first_state(what: str, fig: Figure) -> Figure:
 
 
 def curve_explorer(*, target: float = 0.3, grid: int = 201, losses: Sequence[str] = LOSSES, smooth: float = 0.0,
-                   step: float = 0.01, dpi: int = 80) -> Any:
-    """An ``ipywidgets.interactive`` with a slider for the target of :func:`~jmlkit.plot.plot_loss_curves`;
+                   step: float = 0.01, smooth_max: float = 2.0, dpi: int = 80) -> Any:
+    """An ``ipywidgets.interactive`` with sliders for the target (``target y``) and for the ``smooth`` constant of
+    the region losses (0 to ``smooth_max``; notebook 01's exercise 1) of :func:`~jmlkit.plot.plot_loss_curves`;
     display it.
 
     One figure is built and updated in place on each move (see :func:`jmlkit.plot.seconds_per_update` for the
-    cost). The figure for the initial value is drawn when the widget is built, so a headless run renders it once.
+    cost). The figure for the initial values is drawn when the widget is built, so a headless run renders it once.
     """
+    smooth_max = check_real("smooth_max", smooth_max, low=check_real("smooth", smooth, low=0.0))
     if headless():
-        return _headless_note("slider of the target")
+        return _headless_note("explorer of the target and smooth")
     import ipywidgets as widgets
 
     plot = CurvePlot(loss_curves(target, grid=grid, losses=losses, smooth=smooth))
     slider = widgets.FloatSlider(value=float(target), min=0.0, max=1.0, step=step, description="target y",
                                  continuous_update=True, readout_format=".2f")
+    smooth_slider = widgets.FloatSlider(value=float(smooth), min=0.0, max=smooth_max, step=0.05,
+                                        description="smooth", continuous_update=True, readout_format=".2f")
 
-    def draw(y: float) -> None:
-        _show_png(render_png(plot.update(loss_curves(y, grid=grid, losses=losses, smooth=smooth)), dpi=dpi))
+    def draw(y: float, s: float) -> None:
+        _show_png(render_png(plot.update(loss_curves(y, grid=grid, losses=losses, smooth=s)), dpi=dpi))
 
-    return widgets.interactive(draw, y=slider)
+    return widgets.interactive(draw, y=slider, s=smooth_slider)
 
 
 def surface_explorer(*, target: Sequence[float] = (0.3, 0.7), grid: int = 61, arrow_grid: int = 11,

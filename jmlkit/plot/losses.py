@@ -91,7 +91,8 @@ class CurvePlot:
             self.dots[name].set_data([xm], [min(float(vv.min()), self.ylim[1])])
         self.vline.set_xdata([result.target, result.target])
         self.text.set_x(result.target)
-        self.text.set_text(f" target y = {result.target:.2f}")
+        smooth = f", smooth = {result.smooth:.2f}" if result.smooth else ""
+        self.text.set_text(f" target y = {result.target:.2f}{smooth}")
         return self.fig
 
 
