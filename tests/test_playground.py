@@ -305,6 +305,20 @@ def test_the_widget_trains_stops_and_compares(tmp_path, monkeypatch):
     assert "--labels kd" in ui["command"].value
 
 
+def test_the_results_profile_replays_the_records_and_trains_nothing(tmp_path):
+    from jmlkit.experiments.playground import notebook_choices
+
+    session = Session("results", tmp_path / "07_playground", watch_scenes=8, show=2)
+    first, second = notebook_choices("results")
+    for choice in (first, second):
+        run = session.start(choice).wait(120)
+        assert run.status == "replayed", run.error
+        assert run.snapshot is not None and len(run.history) == run.config.epochs  # the records keep these models
+    assert not (tmp_path / "07_playground" / "runs").exists()
+    missing = session.start(Choice(loss="dml", ce_weight=0.0, labels="soft")).wait(120)
+    assert missing.status == "failed" and "records" in missing.error
+
+
 # ------------------------------------------------------------------------------------------- notebook 07
 @pytest.mark.slow
 @pytest.mark.xdist_group("notebooks")
@@ -319,5 +333,5 @@ def test_notebook_07_runs_in_the_smoke_profile(tmp_path):
                                cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {f"small.{loss}.soft.seed0.{m}" for loss in ("jml", "sjl") for m in ("mIoU_D", "ECE_D")}
-    assert {p.name for p in out.glob("*.png")} == {"live_jml_soft.png", "live_sjl_soft.png", "comparison.png"}
+    assert {p.name for p in out.glob("*.png")} == {"live_first.png", "live_second.png", "comparison.png"}
     assert len(list((out / "curves").glob("*.csv"))) == 2

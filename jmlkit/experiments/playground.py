@@ -58,10 +58,10 @@ from jmlkit.experiments.evaluation import examples
 from jmlkit.experiments.regimes import in_regime
 from jmlkit.experiments.runs import find_runs, run_config, run_dir_for
 from jmlkit.io import atomic_write_text
-from jmlkit.layout import curves_file
+from jmlkit.layout import MODEL_FILE, curves_file
 
-__all__ = ["LOSSES", "LABELS", "Choice", "playground_regimes", "command_line", "Watch", "Snapshot", "LiveRun",
-           "Session"]
+__all__ = ["LOSSES", "LABELS", "STATUSES", "Choice", "playground_regimes", "notebook_choices", "command_line", "Watch",
+           "Snapshot", "LiveRun", "Session"]
 
 #: The losses of the playground: ``{name: what the tables call it}`` (``ce`` alone, or a region loss, which a
 #: CE weight > 0 turns into ``ce+<region>``).
@@ -234,6 +234,25 @@ def command_line(config: TrainConfig, profile: str = "quick", *, out: str | os.P
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def notebook_choices(profile: str, *, regime: str | None = None, epochs: int | None = None,
+                     seed: int = 0) -> tuple[Choice, Choice]:
+    """The two runs notebook 07 trains from code (and in batch runs): JML alone and the soft Jaccard loss alone on the
+    digits' own soft labels (our comparison); in the ``results`` profile, which trains nothing, two runs of notebook
+    02 that the records keep with their models, replayed: the paper's recipe and CE on hard labels, in the large
+    regime. ``regime`` (default ``small``, ``large`` in ``results``), ``epochs`` and ``seed`` apply to both.
+
+    >>> [c.name() for c in notebook_choices("quick")], [c.name() for c in notebook_choices("results")]
+    (['small.jml.soft', 'small.sjl.soft'], ['large.ce+jml.bls', 'large.ce.hard'])
+    """
+    if profile == "results":
+        regime = regime or "large"
+        return (Choice(regime=regime, epochs=epochs, seed=seed),
+                Choice(loss="ce", labels="hard", regime=regime, epochs=epochs, seed=seed))
+    regime = regime or "small"
+    return (Choice(loss="jml", ce_weight=0.0, labels="soft", regime=regime, epochs=epochs, seed=seed),
+            Choice(loss="sjl", ce_weight=0.0, labels="soft", regime=regime, epochs=epochs, seed=seed))
+
+
 # ============================================================================ watching a run
 
 
@@ -292,8 +311,9 @@ class Watch:
                         {"mIoU_D": float(m["mIoU_D"]), "ECE_D": float(m["ECE_D"])})
 
 
-#: The statuses of a :class:`LiveRun`; the last four are final.
-STATUSES = ("waiting", "running", "finished", "cached", "stopped", "failed")
+#: The statuses of a :class:`LiveRun`; the last five are final (``"replayed"``: read from the committed records of
+#: the ``results`` profile).
+STATUSES = ("waiting", "running", "finished", "cached", "replayed", "stopped", "failed")
 
 
 class LiveRun:
@@ -378,7 +398,7 @@ class LiveRun:
                 self._from_cache(result)
             else:
                 self._keep_curves()
-            self.status = "cached" if result.cached else "finished"
+            self.status = "replayed" if result.replayed else "cached" if result.cached else "finished"
         finally:
             self.wall_s = time.perf_counter() - self._t0
             self._notify()
@@ -392,7 +412,9 @@ class LiveRun:
             curves = pd.read_csv(self.curves_path)
         elif len(result.history):
             curves = result.history[[c for c in ("epoch", "train_loss", "time_s") if c in result.history]]
-        snapshot = self.watch(result.model, int(result.metrics.get("epochs", len(result.history))))
+        epochs = int(result.metrics.get("epochs", len(result.history)))
+        kept = result.has_model or (Path(result.run_dir) / MODEL_FILE).is_file()  # the records keep few models
+        snapshot = self.watch(result.model, epochs) if kept else None
         with self._lock:
             self.history = [] if curves is None else curves.to_dict("records")
             self.snapshot = snapshot
@@ -428,7 +450,9 @@ class Session:
     """The runs of one playground: what :class:`~jmlkit.plot.Playground` trains and compares.
 
     Args:
-        profile: the profile whose configuration the choices change (``"smoke"``, ``"quick"``, ``"full"``).
+        profile: the profile whose configuration the choices change (``"smoke"``, ``"quick"``, ``"full"``; or
+            ``"results"``, which trains nothing: a choice of the full profile that the committed records hold is
+            replayed from them, any other fails and says so).
         output_dir: the playground's folder: its run cache (``runs/``, shared with the notebooks next to it) and
             its watched curves (``curves/``).
         watch_scenes, show: of each :class:`Watch`.
@@ -438,7 +462,7 @@ class Session:
                  *, watch_scenes: int = 64, show: int = 4) -> None:
         from jmlkit.profiles import PROFILE_NAMES
 
-        self.profile = check_choice("profile", profile, tuple(p for p in PROFILE_NAMES if p != "results"))
+        self.profile = check_choice("profile", profile, PROFILE_NAMES)
         if output_dir is None:
             raise ValueError("Expected `output_dir` to be a folder path, but got None.")
         self.output_dir = Path(output_dir)
@@ -487,7 +511,7 @@ class Session:
         for i, run in enumerate(self.runs, 1):
             last = run.history[-1] if run.history else {}
             rows.append({"run": i, "label": run.label, "regime": run.choice.regime, "status": run.status,
-                         "epochs": len(run.history) if run.status != "cached" else int(run.metrics.get("epochs", 0)),
+                         "epochs": int(run.metrics["epochs"]) if "epochs" in run.metrics else len(run.history),
                          "mIoU_D": run.metrics.get("mIoU_D", math.nan), "ECE_D": run.metrics.get("ECE_D", math.nan),
                          "watch_mIoU_D": last.get("val_mIoU_D", math.nan),
                          "watch_ECE_D": last.get("val_ECE_D", math.nan),
@@ -501,7 +525,7 @@ class Session:
         ``<run name>.mIoU_D`` and ``<run name>.ECE_D`` on the test split."""
         out: dict[str, float] = {}
         for run in self.runs:
-            if run.status in ("finished", "cached"):
+            if run.status in ("finished", "cached", "replayed"):
                 for metric in ("mIoU_D", "ECE_D"):
                     out[f"{run.choice.name()}.seed{run.choice.seed}.{metric}"] = run.metrics[metric]
         return out

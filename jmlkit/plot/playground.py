@@ -169,6 +169,8 @@ def _status_line(run: LiveRun) -> str:
     done = len(run.history)
     what = {"waiting": "waiting", "running": f"training: epoch {done}/{epochs}",
             "finished": f"finished: {epochs} epochs", "cached": "from the run cache (trained before)",
+            "replayed": "replayed from the committed records of the full results" + (
+                "" if run.snapshot is not None else " (no model kept: no predictions)"),
             "stopped": f"stopped after {done} of {epochs} epochs (not cached)", "failed": f"failed: {run.error}"}
     line = f"{run.label}\n{what[run.status]}"
     if "mIoU_D" in run.metrics:
@@ -298,7 +300,7 @@ class Playground:
 
     def _show_comparison(self) -> None:
         ui = self._ui
-        table = self.comparison().drop(columns=["command"])
+        table = self.comparison().drop(columns=["command", "first_epoch_s"])
         ui["table"].value = table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–",
                                           classes="jmlkit-playground-table")
         ui["compare"].value = render_png(self.comparison_figure(), dpi=self.dpi)
