@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 CHROMIUM = Path("/usr/bin/chromium")
 #: The notebooks with widgets.
-WIDGET_NOTEBOOKS = ("01_jaccard_losses", "02_label_smoothing", "06_calibration")
+WIDGET_NOTEBOOKS = ("01_jaccard_losses", "02_label_smoothing", "03_distillation", "04_semi_supervised",
+                    "05_soft_labels", "06_calibration")  # 06 last: it reads the runs of the others
 
 
 def missing() -> str | None:

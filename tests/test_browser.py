@@ -1,10 +1,11 @@
-"""Notebooks 01, 02 and 06 in a real JupyterLab, driven by headless Chromium (Playwright).
+"""The notebooks with widgets (01 to 06) in a real JupyterLab, driven by headless Chromium (Playwright).
 
-One JupyterLab serves copies of the three notebooks, parameterised to the smoke profile with their output folders
-side by side in a temporary folder (so 06 compares the runs that 02 just trained). For each notebook, in a browser
-page: open it, run all cells from the Run menu, wait until the kernel is idle, check that no cell shows an error,
-then move every control of its widgets (each slider one keyboard step on its focused handle, then each drop-down and
-multi-select to another option) and check that the widget's figure is redrawn (its image changes) within 2 s.
+One JupyterLab serves copies of the six notebooks, parameterised to the smoke profile with their output folders
+side by side in a temporary folder (so 06 compares the runs that 02 to 05 just trained there). For each notebook,
+in a browser page: open it, run all cells from the Run menu, wait until the kernel is idle, check that no cell shows
+an error, then move every control of its widgets (each slider one keyboard step on its focused handle, then each
+drop-down and multi-select to another option) and check that the widget's figure is redrawn (its image changes)
+within 2 s.
 
 Generous limits elsewhere (a busy 2-core machine): 3 min for the server to answer, 5 min for a notebook to open
 with an idle kernel, 20 min for run-all. Skipped, with the reason, without ``/usr/bin/chromium`` or ``playwright``.
@@ -22,8 +23,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("br
 
 #: The controls of each notebook's widgets, sliders first, as the page labels them.
 CONTROLS = {
-    "01_jaccard_losses": ["target y", "target y1", "target y2"],
+    "01_jaccard_losses": ["target y", "smooth", "target y1", "target y2"],
     "02_label_smoothing": ["ε", "window", "scene", "smoothing", "class"],
+    "03_distillation": ["T"],
+    "04_semi_supervised": ["threshold"],
+    "05_soft_labels": ["slice", "band", "class"],
     "06_calibration": ["runs", "metric"],
 }
 #: The longest a widget may take to show its new figure after a control moved.
@@ -82,7 +86,7 @@ def test_the_checks_see_an_error_and_a_figure_that_does_not_change(lab, browser,
         assert move.seconds is None and not move.disabled  # moved, but the same image came back
 
 
-@pytest.mark.parametrize("stem", WIDGET_NOTEBOOKS)  # in this order: 06 reads the runs of 02
+@pytest.mark.parametrize("stem", WIDGET_NOTEBOOKS)  # in this order: 06 reads the runs of 02 to 05
 def test_notebook_runs_and_its_widgets_redraw_in_jupyterlab(lab, browser, stem, tmp_path):
     server, paths = lab
     with lab_notebook(server, browser, paths[stem].name, tmp_path) as notebook:
