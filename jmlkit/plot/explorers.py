@@ -233,7 +233,7 @@ def temperature_explorer(student_logits: torch.Tensor, teacher_logits: torch.Ten
 
 
 # --------------------------------------------------------------------------------------------- 04: threshold
-_KEPT_RIGHT, _KEPT_WRONG, _VEIL = (0.17, 0.63, 0.17, 0.75), (0.84, 0.15, 0.16, 0.9), (1.0, 1.0, 1.0, 0.7)
+_KEPT_RIGHT, _KEPT_WRONG, _VEIL = (0.17, 0.63, 0.17, 0.5), (0.84, 0.15, 0.16, 0.9), (1.0, 1.0, 1.0, 0.7)
 
 
 class PseudoLabelPlot:
