@@ -170,7 +170,8 @@ FIGURES = {
 #: Functions that draw no figure of their own (helpers, widgets, timings).
 NOT_FIGURES = {"render_png", "headless", "curve_explorer", "surface_explorer", "smoothing_explorer",
                "reliability_explorer", "seconds_per_update", "layout_problems",
-               "temperature_explorer", "threshold_explorer", "soft_label_explorer"}  # checked in test_explorers.py
+               "temperature_explorer", "threshold_explorer", "soft_label_explorer",  # checked in test_explorers.py
+               "comparison_figure"}  # the playground's runs: its layout is checked in test_playground.py
 
 
 def test_every_figure_function_is_checked():

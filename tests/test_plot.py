@@ -68,7 +68,7 @@ def test_the_package_exports_every_figure_flat():
             "history_plot", "plot_loss_curves", "plot_loss_surfaces", "plot_race", "plot_triangle", "render_png",
             "headless", "curve_explorer", "surface_explorer", "smoothing_regime", "gradient_tug_of_war", "smoothing_explorer",
             "reliability_comparison", "reliability_explorer", "seconds_per_update", "layout_problems",
-            "temperature_explorer", "threshold_explorer", "soft_label_explorer"} == functions
+            "temperature_explorer", "threshold_explorer", "soft_label_explorer", "comparison_figure"} == functions
     assert plot.LABELS["ce_ls"] == "CE + uniform LS" and "paper's recipe" in plot.LABELS["jml_bls"]
 
 
