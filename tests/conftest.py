@@ -75,3 +75,17 @@ def pytest_xdist_make_scheduler(config, log):
             return f"group:{group}" if group else nodeid
 
     return MarkGroupScheduling(config, log)
+
+
+@pytest.fixture
+def live(monkeypatch):
+    """As in JupyterLab: widgets are built (not a batch run); every PNG a widget sends to the front end is kept."""
+    pytest.importorskip("ipywidgets")
+    import jmlkit.plot as plot
+    from jmlkit.plot import explorers, interactive
+
+    monkeypatch.setenv(plot.HEADLESS_ENV, "0")
+    sent: list[bytes] = []
+    monkeypatch.setattr(interactive, "_show_png", sent.append)
+    monkeypatch.setattr(explorers, "_show_png", sent.append)
+    return sent

@@ -43,17 +43,6 @@ def kd():
     return z_s, z_t, y
 
 
-@pytest.fixture
-def live(monkeypatch):
-    """As in JupyterLab: widgets are built; every PNG sent to the front end is kept."""
-    pytest.importorskip("ipywidgets")
-    monkeypatch.setenv(plot.HEADLESS_ENV, "0")
-    sent: list[bytes] = []
-    monkeypatch.setattr(interactive, "_show_png", sent.append)
-    monkeypatch.setattr(explorers, "_show_png", sent.append)
-    return sent
-
-
 def test_the_widgets_are_exported_flat():
     assert {"TemperaturePlot", "temperature_explorer", "PseudoLabelPlot", "threshold_explorer", "SoftLabelSlicePlot",
             "soft_label_explorer"} <= set(plot.__all__)

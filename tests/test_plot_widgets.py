@@ -36,16 +36,6 @@ def floor_by_hand(labels, soft, mask):
     return np.array([float(soft[0, c][mask[0] & (labels[0] != c)].sum()) for c in range(soft.shape[1])])
 
 
-@pytest.fixture
-def live(monkeypatch):
-    """As in JupyterLab: widgets are built; every PNG sent to the front end is kept."""
-    pytest.importorskip("ipywidgets")
-    monkeypatch.setenv(plot.HEADLESS_ENV, "0")
-    sent: list[bytes] = []
-    monkeypatch.setattr(interactive, "_show_png", sent.append)
-    return sent
-
-
 def test_the_widgets_are_exported_flat():
     assert {"SMOOTHINGS", "SmoothingTargetPlot", "smoothing_explorer", "ReliabilityComparisonPlot",
             "reliability_comparison", "reliability_explorer"} <= set(plot.__all__)

@@ -39,8 +39,7 @@ loss functions, one point at a time.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +48,7 @@ import torch
 from torch import Tensor
 
 from jmlkit._checks import check_choice, check_int, check_real
+from jmlkit.lessons._threads import one_thread
 from jmlkit.losses import (REGION_SCORES, dice_semimetric_loss, jaccard_metric_loss, lovasz_softmax_loss,
                            region_statistics, soft_cross_entropy, soft_jaccard_loss)
 # The per-(image, class) scores the region losses apply to their statistics before averaging over images and
@@ -88,17 +88,6 @@ def _as_probabilities(value: Any, name: str, *, dtype: torch.dtype = torch.float
     if t.numel() and (bool(torch.isnan(t).any()) or float(t.min()) < 0 or float(t.max()) > 1):
         raise ValueError(f"Expected argument `{name}` to hold probabilities in [0, 1], but got {value!r}.")
     return t
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run tiny tensor work on one thread: on a busy machine a thread pool costs far more than it saves."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------- losses per point
@@ -218,7 +207,7 @@ def loss_curves(target: float, *, grid: int = 201, losses: Sequence[str] = LOSSE
     y = float(_as_probabilities(target, "target"))
     grid = check_int("grid", grid, low=2)
     names = _check_losses(losses)
-    with _one_thread():
+    with one_thread():
         x = torch.linspace(0, 1, grid, dtype=torch.float64)
         yt = torch.tensor([y], dtype=torch.float64)
         values = pointwise_losses(x.unsqueeze(1), yt, losses=names, smooth=smooth)
@@ -265,7 +254,7 @@ def loss_surfaces(target: Sequence[float], *, grid: int = 61, arrow_grid: int = 
     grid = check_int("grid", grid, low=2)
     arrow_grid = check_int("arrow_grid", arrow_grid, low=1)
     names = _check_losses(losses)
-    with _one_thread():
+    with one_thread():
         x = torch.linspace(0, 1, grid, dtype=torch.float64)
         x2, x1 = torch.meshgrid(x, x, indexing="ij")  # [i2, i1]
         pts = torch.stack([x1, x2], dim=-1)            # (grid, grid, 2)
@@ -367,7 +356,7 @@ def race(target: Tensor, *, losses: Sequence[str] = LOSSES, steps: int = 500, lr
     g = torch.Generator().manual_seed(int(seed))
     z0 = 0.1 * torch.randn(target.shape, generator=g)
     distance, final, probs = {}, {}, {}
-    with _one_thread():
+    with one_thread():
         for name in names:
             fn = _race_loss(name, target, smooth)
             z = z0.clone().requires_grad_(True)
@@ -438,7 +427,7 @@ def triangle_check(n: int = 1000, *, dim: int = 2, distribution: str = "uniform"
     names = _check_losses(losses, METRIC_LOSSES)
     tol = check_real("tol", tol, low=0)
     g = torch.Generator().manual_seed(int(seed))
-    with _one_thread():
+    with one_thread():
         x, z, y = (_draw(n, dim, distribution, g) for _ in range(3))
         xy = pointwise_losses(x, y, losses=names, smooth=smooth)
         xz = pointwise_losses(x, z, losses=names, smooth=smooth)

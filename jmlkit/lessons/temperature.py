@@ -17,8 +17,7 @@ Nothing here draws: :class:`jmlkit.plot.TemperaturePlot` shows these results.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from jmlkit._checks import check_ignore_index, check_int, check_real
+from jmlkit.lessons._threads import one_thread
 from jmlkit.losses import jml_distillation_loss
 
 __all__ = ["TERMS", "TEMPERATURES", "one_thread", "model_logits", "TemperatureState", "temperature_terms",
@@ -38,22 +38,6 @@ _WEIGHTS = {"kl": dict(ce_weight=1.0, region_weight=0.0, label_weight=0.0, teach
             "jml": dict(ce_weight=0.0, region_weight=1.0, label_weight=0.0, teacher_weight=1.0)}
 #: The temperatures of :func:`temperature_sweep` by default: 1/2 to 16, eight per octave.
 TEMPERATURES = tuple(float(2.0 ** (k / 8)) for k in range(-8, 33))
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block on one torch thread, then restore the number of threads.
-
-    The tensors of these lessons are small (a few scenes): on a 2-core machine shared with other work, two threads
-    wait for each other longer than they compute (measured: :func:`temperature_sweep` of three 64x64 scenes took
-    0.3 s on one thread and 2 to 5 s on two).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def model_logits(model: nn.Module, images: Tensor, *, batch_size: int = 32) -> Tensor:

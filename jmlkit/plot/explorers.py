@@ -81,6 +81,17 @@ def _interactive(draw: Any, **controls: Any) -> Any:
     return widgets.interactive(draw, **controls)
 
 
+def _one_slider(plot: Any, slider: Any, dpi: int) -> Any:
+    """``ipywidgets.interactive`` of one slider whose value goes to ``plot.update``; each move sends the PNG."""
+
+    def draw(value: float) -> Figure:
+        fig = plot.update(value)
+        _show_png(render_png(fig, dpi=dpi))
+        return fig
+
+    return _interactive(draw, value=slider)
+
+
 # --------------------------------------------------------------------------------------------- 03: temperature
 class TemperaturePlot:
     r"""What the temperature :math:`T` does in distillation, as one figure that a slider updates (:meth:`update`).
@@ -224,12 +235,7 @@ def temperature_explorer(student_logits: torch.Tensor, teacher_logits: torch.Ten
     slider = widgets.FloatLogSlider(value=temperature, base=2, min=-1, max=4, step=0.25, description="T",
                                     continuous_update=True, readout_format=".2f")
 
-    def draw(T: float) -> Figure:
-        fig = plot.update(T)
-        _show_png(render_png(fig, dpi=dpi))
-        return fig
-
-    return _interactive(draw, T=slider)
+    return _one_slider(plot, slider, dpi)
 
 
 # --------------------------------------------------------------------------------------------- 04: threshold
@@ -349,12 +355,7 @@ def threshold_explorer(probs: torch.Tensor, labels: torch.Tensor, *, images: tor
     slider = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=step, description="threshold",
                                  continuous_update=True, readout_format=".2f")
 
-    def draw(threshold: float) -> Figure:
-        fig = plot.update(threshold)
-        _show_png(render_png(fig, dpi=dpi))
-        return fig
-
-    return _interactive(draw, threshold=slider)
+    return _one_slider(plot, slider, dpi)
 
 
 # --------------------------------------------------------------------------------------------- 05: soft labels
