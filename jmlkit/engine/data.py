@@ -12,7 +12,7 @@ from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.distributed import DistInfo
 
 __all__ = ["make_dataset", "split_dataset", "evaluation_data", "ignore_index_of", "RunData", "run_data", "train_loader",
-           "Cycle", "base_dataset", "num_classes_of"]
+           "Cycle", "TensorBatches", "train_batches", "stacked_tensors", "base_dataset", "num_classes_of"]
 
 
 def make_dataset(name: str, split: str, **kwargs: Any) -> Dataset:
@@ -161,6 +161,10 @@ class Cycle:
         self.passes = 0
         self._it: Iterator | None = None
 
+    def __len__(self) -> int:
+        """Batches per pass."""
+        return len(self.loader)
+
     def next(self) -> Any:
         while True:
             if self._it is None:
@@ -173,3 +177,86 @@ class Cycle:
                 return next(self._it)
             except StopIteration:
                 self._it = None
+
+
+def stacked_tensors(data: Dataset) -> tuple[dict[str, torch.Tensor], torch.Tensor | None] | None:
+    """The tensors of every item of ``data`` stacked once, for batches sliced without per-item dicts:
+    ``(tensors, index)``, where item ``k`` of ``data`` is row ``index[k]`` of each tensor (``index`` is ``None`` when
+    the rows are the items). ``None`` when ``data`` (under its :class:`~torch.utils.data.Subset` wrappers) has no
+    ``tensors()`` method (the generated data sets have one: digit scenes, brain slices) or has a ``transform``,
+    whose items are made one by one.
+
+    >>> from torch.utils.data import Subset
+    >>> ds = make_dataset("digits", "val", num_scenes=6, size=16, digit_size=12, digits_per_scene=1)
+    >>> tensors, index = stacked_tensors(Subset(Subset(ds, [5, 3, 1, 0]), [2, 0]))
+    >>> index.tolist(), tuple(tensors["image"].shape)
+    ([1, 5], (6, 3, 16, 16))
+    """
+    index: torch.Tensor | None = None
+    while isinstance(data, Subset):
+        outer = torch.as_tensor(list(data.indices), dtype=torch.long)
+        index = outer if index is None else outer[index]
+        data = data.dataset
+    if not callable(getattr(data, "tensors", None)) or getattr(data, "transform", None) is not None:
+        return None
+    return data.tensors(), index
+
+
+class TensorBatches:
+    """Endless batches sliced from stacked tensors (:func:`stacked_tensors`), in exactly the order of
+    :func:`train_loader` over the same data under :class:`Cycle`: the same
+    :class:`~torch.utils.data.distributed.DistributedSampler` (seed, pass number, rank), the same batch size and
+    ``drop_last``. A batch is ``{key: rows}`` as the loader's default collation gives it, without building, and
+    then stacking, one dict per item: at 16x16 that per-item work costs as much as the network.
+
+    Args:
+        data: the data set (its length and order); ``tensors``, ``index``: what :func:`stacked_tensors` returned.
+        batch_size, info, seed: as in :func:`train_loader`.
+    """
+
+    def __init__(self, data: Dataset, tensors: dict[str, torch.Tensor], index: torch.Tensor | None, batch_size: int,
+                 info: DistInfo, seed: int) -> None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        if batch_size % info.world_size:
+            raise ValueError(f"Expected `batch_size` to be divisible by the number of processes ({info.world_size}), "
+                             f"but got {batch_size}.")
+        self.tensors, self.index = tensors, index
+        self.per_rank = batch_size // info.world_size
+        self.sampler = DistributedSampler(data, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
+                                          drop_last=False)
+        self.drop_last = len(data) >= batch_size
+        self.passes = 0
+        self._order: list[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        """Batches per pass."""
+        n = len(self.sampler)
+        return n // self.per_rank if self.drop_last else -(-n // self.per_rank)
+
+    def _new_pass(self) -> None:
+        self.sampler.set_epoch(self.passes)
+        self.passes += 1
+        order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        if self.index is not None:
+            order = self.index[order]
+        self._order = list(order.split(self.per_rank))
+        if self.drop_last and self._order and len(self._order[-1]) < self.per_rank:
+            self._order.pop()
+        self._order.reverse()  # popped from the end
+
+    def next(self) -> dict[str, torch.Tensor]:
+        while not self._order:
+            self._new_pass()
+        rows = self._order.pop()
+        return {key: value.index_select(0, rows) for key, value in self.tensors.items()}
+
+
+def train_batches(data: Dataset, batch_size: int, info: DistInfo, num_workers: int, seed: int) -> TensorBatches | Cycle:
+    """The endless training batches of a run: :class:`TensorBatches` when the data set gives its items stacked and
+    no worker processes are asked for, else :class:`Cycle` over :func:`train_loader`; both give the same batches in
+    the same order, and ``len()`` is the number of batches per pass."""
+    stacked = stacked_tensors(data) if num_workers == 0 else None
+    if stacked is not None:
+        return TensorBatches(data, *stacked, batch_size, info, seed)
+    return Cycle(train_loader(data, batch_size, info, num_workers, seed))

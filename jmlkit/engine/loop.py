@@ -48,7 +48,7 @@ from jmlkit.engine import distributed as D
 from jmlkit.engine.checkpoints import build_from_spec, model_spec, save_checkpoint
 from jmlkit.engine.checks import Preflight, preflight
 from jmlkit.engine.config import TrainConfig
-from jmlkit.engine.data import Cycle, run_data, train_loader
+from jmlkit.engine.data import run_data, train_batches
 from jmlkit.engine.evaluation import check_evaluators, describe_evaluator, evaluate, evaluation_pass
 from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objective
 from jmlkit.engine.optim import make_loss, make_optimizer
@@ -220,11 +220,12 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
     loss_fn = make_loss(config.loss, ignore_index=data.ignore_index, sync_distributed=info.enabled, **config.loss_kwargs).to(device)
-    loader = train_loader(data.labeled, config.batch_size, info, config.num_workers, config.seed)
-    u_loader = None
+    batches = train_batches(data.labeled, config.batch_size, info, config.num_workers, config.seed)
+    u_batches = None
     if data.unlabeled is not None:
-        u_loader = train_loader(data.unlabeled, config.unlabeled_batch_size or config.batch_size, info, config.num_workers, config.seed + 1)
-    steps_per_epoch = config.steps_per_epoch or max(len(u_loader if u_loader is not None else loader), 1)
+        u_batches = train_batches(data.unlabeled, config.unlabeled_batch_size or config.batch_size, info,
+                                  config.num_workers, config.seed + 1)
+    steps_per_epoch = config.steps_per_epoch or max(len(u_batches if u_batches is not None else batches), 1)
     total_steps = steps_per_epoch * config.epochs
     optimizer, scheduler = make_optimizer(model, config, total_steps)
     use_scaler = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -233,8 +234,8 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
     objective = build_objective(ObjectiveContext(config, loss_fn, data.num_classes, data.ignore_index, device, model=model,
                                                  teacher=teacher, generator=generator, total_steps=total_steps,
                                                  distributed=info.enabled))
-    if u_loader is not None:
-        objective.unlabeled = Cycle(u_loader)
+    if u_batches is not None:
+        objective.unlabeled = u_batches
 
     run_dir = Path(config.out) if config.out is not None else None
     if work_dir is not None:
@@ -246,29 +247,38 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
                        batch_size=config.eval_batch_size, device=device, amp=config.amp)
 
     history: list[dict[str, Any]] = []
-    batches, step = Cycle(loader), 0
+    step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         t_epoch = time.perf_counter()
-        sums = dict.fromkeys(("train_loss", *objective.terms), 0.0)
+        # the training loss is summed on the device, in float64 (the same sum as Python's of each step's float), and
+        # read once per epoch: no host sync per step; its finiteness is checked every CHECK_EVERY steps
+        loss_sum, checked_at = torch.zeros((), dtype=torch.float64, device=device), step
+        sums = dict.fromkeys(objective.terms, 0.0)
         counts = dict.fromkeys(sums, 0)
         bar = progress_bar(range(steps_per_epoch), progress and info.is_main, desc=f"epoch {epoch}/{config.epochs}", leave=False)
-        for _ in bar:
+        for i in bar:
             if stop is not None and stop():
                 raise TrainingStopped(pd.DataFrame(history), step)
             loss, terms = objective(net, batches.next(), step)
-            _optimizer_step(loss, model, optimizer, scheduler, scaler, config.grad_clip, epoch=epoch, step=step)
+            _optimizer_step(loss, model, optimizer, scheduler, scaler, config.grad_clip)
             objective.after_step(model)
             step += 1
-            for key, value in {"train_loss": float(loss.detach()), **terms}.items():
+            loss_sum += loss.detach()
+            for key, value in terms.items():
                 if not math.isnan(value):  # NaN: a term the step does not log (SSL terms before the warm-up)
                     sums[key] += value
                     counts[key] += 1
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps_per_epoch:
+                _check_finite(loss_sum, epoch, checked_at, step)
+                checked_at = step
+            if hasattr(bar, "set_postfix") and (i + 1) % CHECK_EVERY == 0:
+                bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.4f}")
         reduce_on = device if info.enabled and device.type == "cuda" else torch.device("cpu")
-        means = D.all_reduce_mean([sums[k] / counts[k] if counts[k] else math.nan for k in sums], info, reduce_on)
-        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], **dict(zip(sums, means))}
+        means = D.all_reduce_mean([float(loss_sum) / steps_per_epoch,
+                                   *[sums[k] / counts[k] if counts[k] else math.nan for k in sums]], info, reduce_on)
+        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+                               **dict(zip(["train_loss", *sums], means))}
         row["time_s"] = time.perf_counter() - t_epoch
         if data.val is not None and (epoch % config.val_every == 0 or epoch == config.epochs):
             row.update({f"val_{k}": v for k, v in _scalars(evaluate(model, data.val, **eval_kwargs)).items()})
@@ -307,11 +317,20 @@ def _check_evaluators(evaluators: Any, config: TrainConfig, eval_data: Dataset |
     return evaluators
 
 
+#: Steps between two reads of the training loss on the host (its finiteness; the progress bar).
+CHECK_EVERY = 16
+
+
+def _check_finite(loss_sum: torch.Tensor, epoch: int, first: int, last: int) -> None:
+    """A non-finite loss in steps ``first`` to ``last - 1`` makes the epoch's sum non-finite: raise then."""
+    if not bool(torch.isfinite(loss_sum)):
+        raise FloatingPointError(f"Loss became {float(loss_sum)} at epoch {epoch}, between steps {first} and {last - 1}; "
+                                 "lower `lr` or check the data.")
+
+
 def _optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
-                    grad_clip: float | None, *, epoch: int, step: int) -> None:
+                    grad_clip: float | None) -> None:
     """Back-propagate ``loss`` (scaled under float16 autocast), clip, step the optimiser and the schedule."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"Loss became {float(loss)} at epoch {epoch}, step {step}; lower `lr` or check the data.")
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
