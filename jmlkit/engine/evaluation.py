@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from jmlkit._checks import check_int
-from jmlkit.engine.data import base_dataset, num_classes_of
+from jmlkit.engine.data import base_dataset, num_classes_of, stacked_tensors
 from jmlkit.engine.distributed import ShardSampler, unwrap
 from jmlkit.engine.runtime import autocast, resolve_device
 from jmlkit.engine.runtime import progress as progress_bar
@@ -171,6 +171,14 @@ def evaluate(
                            batch_size=batch_size, device=device, amp=amp, progress=progress).metrics
 
 
+def _sliced_batches(n: int, batch_size: int, tensors: dict[str, torch.Tensor],
+                    index: torch.Tensor | None) -> Iterator[dict[str, torch.Tensor]]:
+    """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`."""
+    rows = torch.arange(n) if index is None else index
+    for chunk in rows.split(batch_size):
+        yield {key: value.index_select(0, chunk) for key, value in tensors.items()}
+
+
 @torch.no_grad()
 def evaluation_pass(
     model: nn.Module,
@@ -229,7 +237,11 @@ def evaluation_pass(
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sampler = ShardSampler(len(data), dist.get_rank(), dist.get_world_size())
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=0)
+        stacked = stacked_tensors(data) if sampler is None else None
+        if stacked is not None:  # the loader's batches, sliced from the stacked items (no per-item dicts)
+            loader = _sliced_batches(len(data), batch_size, *stacked)
+        else:
+            loader = DataLoader(data, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=0)
     metrics = _make_metrics(num_classes, ignore_index, n_bins, device) if standard else []
     extra = {name: metric.to(device) for name, metric in extra.items()}
     soft_seen = dict.fromkeys(extra, True)
