@@ -40,6 +40,8 @@ bench: env
 	$(PY) benchmarks/bench_losses.py
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_playground.py
 	$(PY) benchmarks/bench_scheduler.py
 
 clean:
