@@ -208,6 +208,27 @@ sys.exit(main(["train", *sys.argv[3:], "--out", sys.argv[2]]))
 """
 
 
+def test_a_run_renamed_into_out_between_the_check_and_the_rename_is_folder_taken(tmp_path, monkeypatch):
+    """The narrowest race (seen once under load): out is new when checked, another process renames its finished run
+    into it, then this process's rename fails. That is FolderTaken (the command line's one line), and both runs
+    stay whole."""
+    src, dst = tmp_path / ".out.partial", tmp_path / "out"
+    src.mkdir()
+    (src / DONE_FILE).write_text(json.dumps({"hash": "mine"}))
+    real_rename = os.rename
+
+    def other_process_first(a, b):
+        if Path(b) == dst and not dst.exists():
+            dst.mkdir()
+            (dst / DONE_FILE).write_text(json.dumps({"hash": "theirs"}))
+        return real_rename(a, b)
+
+    monkeypatch.setattr(os, "rename", other_process_first)
+    with pytest.raises(FolderTaken):
+        replace_folder(src, dst)
+    assert read_done(dst) == {"hash": "theirs"} and read_done(src) == {"hash": "mine"}
+
+
 def test_the_second_run_to_finish_into_a_new_out_is_one_line_and_kept_aside(tmp_path):
     winner = make_run(tmp_path / "winner_src", seed=3)
     out = tmp_path / "out"

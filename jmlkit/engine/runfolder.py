@@ -44,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -314,6 +315,14 @@ def replace_folder(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite:
                 raise FolderTaken(problem.replace(str(old), str(dst)))
         try:
             os.rename(src, dst)
+        except OSError as err:
+            if old is not None:
+                os.rename(old, dst)
+            elif err.errno in (errno.ENOTEMPTY, errno.EEXIST) and dst.exists():
+                # another process renamed its folder into `dst` between the check above and this rename
+                raise FolderTaken(replace_problem(dst, overwrite=False) or
+                                  f"`out` {str(dst)!r} was filled by another process meanwhile") from err
+            raise
         except BaseException:
             if old is not None:
                 os.rename(old, dst)
