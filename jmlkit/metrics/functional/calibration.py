@@ -69,10 +69,16 @@ def _top_label_correct(p3: Tensor, conf: Tensor, p_y: Tensor, t: Tensor) -> Tens
 
 
 def _top_label_hist(conf: Tensor, correct: Tensor, valid: Optional[Tensor], group: Optional[Tensor],
-                    n_groups: int, n_bins: int) -> Tensor:
-    """(n_groups, n_bins, 3) float64 histogram [count, sum conf, sum correct] of top-label confidences."""
+                    n_groups: int, n_bins: int, coarsen: int = 1) -> Tensor:
+    """(n_groups, n_bins, 3) float64 histogram [count, sum conf, sum correct] of top-label confidences.
+
+    ``coarsen``: each bin is ``coarsen`` consecutive bins of the ``n_bins * coarsen``-bin histogram (a pixel lands
+    in the same bin as there), without building that finer histogram."""
     n = n_groups * n_bins
-    key = (conf * n_bins).long().clamp_(0, n_bins - 1)
+    fine = n_bins * coarsen
+    key = (conf * fine).long().clamp_(0, fine - 1)
+    if coarsen > 1:
+        key = key.floor_divide_(coarsen)
     if group is not None:
         key.add_(group * n_bins)
     key = key.mul_(2).add_(correct)  # 2 * bin + correct
@@ -158,14 +164,12 @@ def calibration_stats(
     p_y = p3.gather(1, t_safe.unsqueeze(1)).squeeze(1)
     correct = _top_label_correct(p3, conf, p_y, t_safe)
     out: dict = {}
-    if per_image:
+    out["top"] = _top_label_hist(conf, correct, valid, None, 1, fb)[0]
+    if per_image:  # per image at the reported bins only: a (B, fine bins) histogram costs more than the pixels
         img = torch.arange(B, device=dev).unsqueeze(1).expand(B, S)
-        h = _top_label_hist(conf, correct, valid, img, B, fb)  # (B, fb, 3)
-        out["top"] = h.sum(0)
-        ece_i = _ece_from_hist(h.view(B, n_bins, k, 3).sum(2))
+        h = _top_label_hist(conf, correct, valid, img, B, n_bins, coarsen=k)  # (B, n_bins, 3)
+        ece_i = _ece_from_hist(h)
         n_i = h[:, :, 0].sum(1)
-    else:
-        out["top"] = _top_label_hist(conf, correct, valid, None, 1, fb)[0]
     if classwise:
         # Only the signed residual per (class, bin) is needed:
         # (|B|/N) |mean(y) - mean(p)| = |sum(y) - sum(p)| / N.
