@@ -12,7 +12,7 @@ from jmlkit.engine.config import TrainConfig
 from jmlkit.engine.distributed import DistInfo
 
 __all__ = ["make_dataset", "split_dataset", "evaluation_data", "ignore_index_of", "RunData", "run_data", "train_loader",
-           "Cycle", "TensorBatches", "train_batches", "stacked_tensors", "base_dataset", "num_classes_of"]
+           "Cycle", "TensorBatches", "train_batches", "stacked_tensors", "take_rows", "base_dataset", "num_classes_of"]
 
 
 def make_dataset(name: str, split: str, **kwargs: Any) -> Dataset:
@@ -202,6 +202,11 @@ def stacked_tensors(data: Dataset) -> tuple[dict[str, torch.Tensor], torch.Tenso
     return data.tensors(), index
 
 
+def take_rows(tensors: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The batch of items ``rows`` of stacked tensors (:func:`stacked_tensors`): what collating those items gives."""
+    return {key: value.index_select(0, rows) for key, value in tensors.items()}
+
+
 class TensorBatches:
     """Endless batches sliced from stacked tensors (:func:`stacked_tensors`), in exactly the order of
     :func:`train_loader` over the same data under :class:`Cycle`: the same
@@ -248,8 +253,7 @@ class TensorBatches:
     def next(self) -> dict[str, torch.Tensor]:
         while not self._order:
             self._new_pass()
-        rows = self._order.pop()
-        return {key: value.index_select(0, rows) for key, value in self.tensors.items()}
+        return take_rows(self.tensors, self._order.pop())
 
 
 def train_batches(data: Dataset, batch_size: int, info: DistInfo, num_workers: int, seed: int) -> TensorBatches | Cycle:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from jmlkit._checks import check_int
-from jmlkit.engine.data import base_dataset, num_classes_of, stacked_tensors
+from jmlkit.engine.data import base_dataset, num_classes_of, stacked_tensors, take_rows
 from jmlkit.engine.distributed import ShardSampler, unwrap
 from jmlkit.engine.runtime import autocast, resolve_device
 from jmlkit.engine.runtime import progress as progress_bar
@@ -176,7 +176,7 @@ def _sliced_batches(n: int, batch_size: int, tensors: dict[str, torch.Tensor],
     """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`."""
     rows = torch.arange(n) if index is None else index
     for chunk in rows.split(batch_size):
-        yield {key: value.index_select(0, chunk) for key, value in tensors.items()}
+        yield take_rows(tensors, chunk)
 
 
 @torch.no_grad()

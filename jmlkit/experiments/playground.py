@@ -53,7 +53,7 @@ import pandas as pd
 import torch
 
 from jmlkit._checks import check_choice, check_int, check_real, check_type
-from jmlkit.engine import TrainConfig, TrainingStopped, config_hash, evaluate
+from jmlkit.engine import TrainConfig, TrainingStopped, config_hash, evaluate, predict
 from jmlkit.experiments.evaluation import examples
 from jmlkit.experiments.regimes import in_regime
 from jmlkit.experiments.runs import find_runs, run_config, run_dir_for
@@ -298,15 +298,10 @@ class Watch:
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, epoch: int) -> Snapshot:
         device = next(model.parameters()).device
-        was_training = model.training
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            try:
-                m = evaluate(model, self.items, num_classes=self.num_classes, ignore_index=self.ignore_index,
-                             n_bins=self.n_bins, batch_size=64, device=device)
-                model.eval()
-                probs = torch.softmax(model(self.images[:self.show].to(device)).float(), dim=1).cpu()
-            finally:
-                model.train(was_training)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # both restore train mode
+            m = evaluate(model, self.items, num_classes=self.num_classes, ignore_index=self.ignore_index,
+                         n_bins=self.n_bins, batch_size=64, device=device)
+            probs = predict(model, self.items, n=self.show).probs
         return Snapshot(int(epoch), probs, np.asarray(m["IoU_per_class"], dtype=float),
                         {"mIoU_D": float(m["mIoU_D"]), "ECE_D": float(m["ECE_D"])})
 
@@ -533,9 +528,12 @@ class Session:
     def command(self, run: LiveRun | Choice) -> str:
         """The ``python -m jmlkit train`` line of a run (or a choice), into a folder of its own under
         ``runs/playground/``."""
-        choice = run.choice if isinstance(run, LiveRun) else run
-        config = choice.config(self.profile)
-        return command_line(config, self.profile, out=f"runs/playground/{run_dir_for('.', choice.name(), choice.seed, config).name}")
+        if isinstance(run, LiveRun):
+            config, folder = run.config, run.run_dir.name
+        else:
+            config = run.config(self.profile)
+            folder = run_dir_for(".", run.name(), run.seed, config).name
+        return command_line(config, self.profile, out=f"runs/playground/{folder}")
 
     def teachers(self) -> dict[str, str]:
         """``{label: run folder}`` of the finished runs with a model that a distillation can start from: those of
