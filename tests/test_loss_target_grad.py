@@ -36,9 +36,9 @@ def ref_score(kind, sx, sy, sxy, sd, smooth):
 
 
 def ref_region_loss(kind, z, y, valid, *, mode="multiclass", classes="all", aggregate="batch", smooth=1.0,
-                    log_loss=False, gamma=1.0, class_weights=None):
+                    log_loss=False, gamma=1.0, class_weights=None, from_logits=True):
     """z (B, C, N) logits, y (B, C, N) target, valid (B, N) bool -> the aggregated loss, by plain autograd."""
-    x = ref_probs(z, mode)
+    x = ref_probs(z, mode, from_logits)
     v = valid.to(z.dtype).unsqueeze(1)
     sums = dict(sx=(x * v).sum(2), sy=(y * v).sum(2), sxy=(x * y * v).sum(2), sd=((x - y).abs() * v).sum(2))
     B, C = x.shape[:2]
@@ -260,3 +260,37 @@ def test_distillation_student_gradcheck_and_documented_detached_teacher():
     assert torch.autograd.gradcheck(lambda s: criterion(s, teacher, target), (student,), eps=1e-6, atol=1e-6)
     criterion(student, teacher, target).backward()
     assert teacher.grad is None and student.grad is not None
+
+
+@pytest.mark.parametrize("name", ["jml1", "jml2", "dml", "tversky"])
+def test_a_retained_graph_gives_the_same_gradients_twice(name):
+    """The backward pass writes the logits' gradient into the memory of the saved ``x - y``: a second pass through a
+    retained graph recomputes it and gets the same gradients (logits and target)."""
+    fn, extra, _ = KINDS[name]
+    z, y, mask = make_inputs("multiclass", masked=True, seed=13)
+    z.requires_grad_(), y.requires_grad_()
+    loss = fn(z, y, mask, **extra)
+    first = torch.autograd.grad(loss, (z, y), retain_graph=True)
+    second = torch.autograd.grad(loss, (z, y))
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+        assert a.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("name", ["jml1", "jml2", "dml", "tversky"])
+def test_pixels_where_the_prediction_equals_the_target(name, fused):
+    """Where ``x == y`` the subgradient 0 of ``|x - y|`` is taken, as torch's ``abs`` does (so that the loss is
+    stationary at its minimiser): on a prediction equal to the target on half of its pixels the gradient matches
+    plain autograd's, in the eager and the fused (compiled) kernels alike."""
+    fn, extra, kind = KINDS[name]
+    _, y, mask = make_inputs("multiclass", masked=True, seed=17)
+    probs = y.clone()
+    probs[..., ::2] = 0.8 * y[..., ::2] + 0.2 / y.shape[1]  # the other half ties with the target exactly
+    probs.requires_grad_()
+    (got,) = torch.autograd.grad(fn(probs, y, mask, from_logits=False, fused=fused, **extra), (probs,))
+    ref = probs.detach().clone().requires_grad_()
+    B, C = y.shape[:2]
+    want = ref_region_loss(kind, ref.reshape(B, C, -1), y.reshape(B, C, -1), mask.reshape(B, -1), from_logits=False)
+    (expected,) = torch.autograd.grad(want, (ref,))
+    torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-8)
