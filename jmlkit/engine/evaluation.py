@@ -25,6 +25,8 @@ from jmlkit.engine.data import base_dataset, num_classes_of, stacked_tensors, ta
 from jmlkit.engine.distributed import ShardSampler, unwrap
 from jmlkit.engine.runtime import autocast, resolve_device
 from jmlkit.engine.runtime import progress as progress_bar
+from jmlkit.metrics import SegmentationMetrics
+from jmlkit.metrics.functional import check_labels, class_argmax
 from jmlkit.metrics.tables import to_python
 
 __all__ = ["evaluate", "evaluation_pass", "Evaluation", "build_evaluators", "describe_evaluator", "check_evaluators",
@@ -43,8 +45,9 @@ class Prediction(NamedTuple):
 def _make_metrics(num_classes: int, ignore_index: int | None, n_bins: int, device: torch.device) -> list[Any]:
     from jmlkit import metrics as jm
 
-    seg = jm.SegmentationMetrics(num_classes, ignore_index=ignore_index)
-    cal = jm.CalibrationMetrics(num_classes, n_bins=n_bins, ignore_index=ignore_index)
+    # checked once per batch by the pass (labels, finite probabilities of its own softmax)
+    seg = jm.SegmentationMetrics(num_classes, ignore_index=ignore_index, validate_args=False)
+    cal = jm.CalibrationMetrics(num_classes, n_bins=n_bins, ignore_index=ignore_index, validate_args=False)
     return [cal.to(device), seg.to(device)]  # seg last: its `Acc`, `n_pixels` win the merge
 
 
@@ -254,8 +257,13 @@ def evaluation_pass(
             with autocast(device, amp):
                 logits = model_(images)
             probs = torch.softmax(logits.float(), dim=1)
+            if metrics:  # the standard metrics skip their own checks (validate_args=False): one check of each here
+                check_labels(labels, num_classes, ignore_index)
+                if not bool(torch.isfinite(probs.sum())):
+                    raise ValueError("Expected the model to give finite logits, but its softmax holds NaN or Inf.")
+                preds = class_argmax(probs)  # once for both: SegmentationMetrics takes class indices
             for metric in metrics:
-                metric.update(probs, labels)
+                metric.update(preds if isinstance(metric, SegmentationMetrics) else probs, labels)
             for name, metric in extra.items():
                 if not getattr(metric, "needs_soft_labels", False):
                     metric.update(probs, labels)

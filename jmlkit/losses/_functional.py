@@ -105,8 +105,13 @@ def _soft_forward(z: Tensor, y: Tensor, m: Tensor | None, activation: str | None
     sy = _masked_sum(y, m)
     d = sxy = sd = None
     if need_sd:
-        d = _difference(x, y, m)
-        sd = torch.linalg.vector_norm(d, 1, dim=2)
+        # |x - y| = x + y - 2 min(x, y): s_d from the sum of the minimum (exactly s_x + s_y - 2 s_xy on a one-hot
+        # target, as on the hard path); then x - y in the same memory, kept for the backward pass
+        d = torch.minimum(x, y)
+        sd = (sx + sy - 2 * _masked_sum(d, m)).clamp_min_(0)
+        d = torch.sub(x, y, out=d)
+        if m is not None:
+            d.mul_(m.unsqueeze(1))
     if need_sxy:
         sxy = _dot(x, y if m is None else y * m.unsqueeze(1))
     return x, d, sx, sy, sxy, sd

@@ -32,7 +32,9 @@ Learning", CVPR-W 2019 (static class-wise SCE, adaptive ACE).
 """
 from __future__ import annotations
 
-from jmlkit.metrics.functional._common import DEFAULT_FINE_BINS, NLL_EPS, Present, Region, SUM_ATOL  # noqa: F401
+from jmlkit.metrics.functional._common import (  # noqa: F401
+    DEFAULT_FINE_BINS, NLL_EPS, Present, Region, SUM_ATOL, check_labels, class_argmax,
+)
 from jmlkit.metrics.functional.regions import boundary_distance, boundary_mask, region_mask  # noqa: F401
 from jmlkit.metrics.functional.segmentation import (  # noqa: F401
     segmentation_metrics, segmentation_scores, segmentation_stats,

@@ -58,6 +58,13 @@ def _check_target(target, num_classes: int, ignore_index: Optional[int], validat
             )
 
 
+def check_labels(target: Any, num_classes: int, ignore_index: Optional[int] = None) -> None:
+    """Raise unless ``target`` holds integer class indices in ``[0, num_classes)`` (or ``ignore_index``): the check
+    that every metric's update runs with ``validate_args=True``, for callers that run it once per batch for
+    several metrics built with ``validate_args=False``."""
+    _check_target(target, num_classes, ignore_index, True)
+
+
 def _check_probs_shape(name: str, probs, target: Tensor, num_classes: int) -> None:
     if not isinstance(probs, Tensor):
         raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(probs).__name__}.")
@@ -105,3 +112,34 @@ def _columns(device: Any = None, **columns: Any) -> dict[str, Any]:
     """A table: each numpy column as a tensor on ``device``; tuples (names) kept."""
     return {name: col if isinstance(col, tuple) else torch.from_numpy(np.ascontiguousarray(col)).to(device)
             for name, col in columns.items()}
+
+
+# --------------------------------------------------------------------------------------
+# reductions over the class dimension
+# --------------------------------------------------------------------------------------
+def class_argmax(scores: Tensor) -> Tensor:
+    """``scores.argmax(dim=1)`` (the first maximal class; NaN counts as the largest) of ``(B, C, *spatial)`` scores.
+
+    torch's ``argmax`` over a dimension that is not the last is slow on a CPU (2.2 ms for 64 x 11 x 16 x 16 scores,
+    against 0.014 ms for ``amax``): the class whose score equals the maximum is found class by class instead, from
+    the last to the first so that the first maximal one wins. Scores holding NaN go to ``argmax`` itself.
+    """
+    if scores.ndim < 2 or scores.shape[1] == 0 or scores.numel() == 0 or not scores.is_floating_point():
+        return scores.argmax(dim=1)
+    top = scores.amax(dim=1)
+    if bool(torch.isnan(top).any()):
+        return scores.argmax(dim=1)
+    index = torch.zeros(top.shape, dtype=torch.long, device=scores.device)
+    for c in range(scores.shape[1] - 1, 0, -1):
+        index.masked_fill_(scores[:, c] == top, c)
+    index.masked_fill_(scores[:, 0] == top, 0)
+    return index
+
+
+def class_square_sum(p: Tensor) -> Tensor:
+    """``(p * p).sum(dim=1)`` of ``(B, C, S)`` values, class by class: neither a ``(B, C, S)`` temporary nor
+    ``vector_norm`` over a dimension that is not the last (slow on a CPU)."""
+    acc = p[:, 0] * p[:, 0]
+    for c in range(1, p.shape[1]):
+        acc.addcmul_(p[:, c], p[:, c])
+    return acc

@@ -12,9 +12,12 @@ from torch import Tensor
 from jmlkit._checks import check_choice, check_ignore_index, check_int
 from jmlkit.metrics.functional._common import (
     DEFAULT_FINE_BINS, NLL_EPS, Region, SUM_ATOL, _NORMS, _check_probs_shape, _check_probs_values,
-    _check_region, _check_target, _columns, _scalar,
+    _check_region, _check_target, _columns, _scalar, class_argmax, class_square_sum,
 )
 from jmlkit.metrics.functional.regions import boundary_distance, region_mask
+
+#: Elements of the class-wise binning's int64 keys built at once (2**22: 32 MB).
+_CHUNK = 2**22
 
 # --------------------------------------------------------------------------------------
 # calibration
@@ -50,6 +53,8 @@ def _prepare_probs(probs, target, num_classes, ignore_index, from_logits, valida
         valid = m if valid is None else valid & m
     if validate and not from_logits:
         _check_probs_values(p3, valid if valid is not None else torch.ones_like(t, dtype=torch.bool))
+    if valid is not None and bool(valid.all()):  # nothing ignored in this batch: no masking pass downstream
+        valid = None
     return p3, t, valid
 
 
@@ -63,8 +68,7 @@ def _top_label_correct(p3: Tensor, conf: Tensor, p_y: Tensor, t: Tensor) -> Tens
     correct = p_y >= conf
     amb = correct & (conf <= 0.5 + SUM_ATOL)
     if bool(amb.any()):
-        b, s = amb.nonzero(as_tuple=True)
-        correct[b, s] = p3[b, :, s].argmax(dim=1) == t[b, s]
+        correct = torch.where(amb, class_argmax(p3) == t, correct)
     return correct.long()
 
 
@@ -181,19 +185,22 @@ def calibration_stats(
         if valid is not None:
             y_key.masked_fill_(~valid, B * nc)
         s_y = torch.bincount(y_key.reshape(-1), minlength=B * nc + 1)[: B * nc].view(B, nc).double()
-        s_p = torch.zeros(B, nc + 1, dtype=torch.float64, device=dev)
-        for b in range(B):  # a loop over images keeps the (C x pixels) temporaries small
-            pb = p3[b]
+        s_p = torch.zeros(B * (nc + 1), dtype=torch.float64, device=dev)
+        step = max(1, _CHUNK // max(C * S, 1))  # images per chunk: the (chunk x C x pixels) keys stay small
+        for b0 in range(0, B, step):
+            pb = p3[b0:b0 + step]
             key = (pb * n_bins).long().clamp_(0, n_bins - 1).add_(cls_off)
             if valid is not None:
-                key.masked_fill_(~valid[b].unsqueeze(0), nc)
-            s_p[b].index_add_(0, key.reshape(-1), pb.reshape(-1).double())
+                key.masked_fill_(~valid[b0:b0 + step].unsqueeze(1), nc)
+            key.add_((torch.arange(b0, b0 + len(pb), device=dev) * (nc + 1)).view(-1, 1, 1))
+            s_p.index_add_(0, key.reshape(-1), pb.reshape(-1).double())
+        s_p = s_p.view(B, nc + 1)
         cw = torch.stack([s_p[:, :nc], s_y], dim=-1).view(B, C, n_bins, 2)
         out["classwise"] = cw.sum(0)
         if per_image:
             sce_i = (cw[..., 1] - cw[..., 0]).abs().sum(-1).mean(-1) / n_i.clamp(min=1)
     if scores:
-        sq = torch.linalg.vector_norm(p3, dim=1).double().square_()  # sum_k p_k^2 without a (C x pixels) temporary
+        sq = class_square_sum(p3).double()  # sum_k p_k^2
         brier = sq - 2 * p_y.double() + 1.0
         nll = -torch.log(p_y.double().clamp(min=NLL_EPS))
         if valid is not None:

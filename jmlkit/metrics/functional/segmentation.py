@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from jmlkit._checks import check_choice, check_ignore_index, check_int, check_real
-from jmlkit.metrics.functional._common import Present, _PRESENTS, _check_probs_shape, _check_target
+from jmlkit.metrics.functional._common import Present, _PRESENTS, _check_probs_shape, _check_target, class_argmax
 
 # --------------------------------------------------------------------------------------
 # segmentation accuracy
@@ -58,7 +58,7 @@ def _pred_labels(preds: Tensor, target: Tensor, num_classes: int, validate: bool
         if validate and preds.numel() and not bool(torch.isfinite(preds).all()):
             bad = "NaN" if bool(torch.isnan(preds).any()) else "an infinite value"
             raise ValueError(f"Expected `preds` to hold finite scores (probabilities or logits), but found {bad}.")
-        return preds.argmax(dim=1)
+        return class_argmax(preds)
     if preds.ndim == target.ndim:
         if preds.is_floating_point() or preds.dtype == torch.bool:
             raise ValueError(
