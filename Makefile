@@ -39,8 +39,7 @@ test: env
 bench: env
 	$(PY) benchmarks/bench_losses.py
 	$(PY) benchmarks/bench_metrics.py
-	$(PY) benchmarks/bench_train.py
-	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_train.py --throughput
 	$(PY) benchmarks/bench_playground.py
 	$(PY) benchmarks/bench_scheduler.py
 

@@ -138,3 +138,22 @@ def test_bool_target_is_a_foreground_mask_in_binary_and_multilabel_modes(fn, mod
     torch.testing.assert_close(as_bool, fn(z, mask.long(), mode=mode, ignore_index=ignore_index))
     if fn is not _lovasz_binary:  # the Lovász loss takes hard labels only
         torch.testing.assert_close(as_bool, fn(z, mask.double(), mode=mode))
+
+
+def test_class_weight_tensors_are_checked_once_until_they_change():
+    """A tensor of class weights (e.g. on the GPU) is checked on its first call only; writing into it makes the
+    next call check it again, so a weight made negative in place is still reported."""
+    from jmlkit.losses import _validation as V
+
+    logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    w = torch.tensor([1.0, 2.0, 0.5])
+    assert not V.weights_checked(w)
+    first = L.jaccard_metric_loss(logits, target, class_weights=w, aggregate="class")
+    assert V.weights_checked(w)
+    torch.testing.assert_close(L.jaccard_metric_loss(logits, target, class_weights=w, aggregate="class"), first)
+    w[1] = -1.0
+    assert not V.weights_checked(w)
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        L.jaccard_metric_loss(logits, target, class_weights=w, aggregate="class")
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        L.soft_cross_entropy(logits, target, class_weights=w)

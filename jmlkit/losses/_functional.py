@@ -401,10 +401,11 @@ def _sync_sum(t: Tensor) -> Tensor:
 def _class_weights(class_weights: Any, C: int, ref: Tensor) -> Tensor:
     if class_weights is None:
         return ref.new_ones(C)
+    checked = V.weights_checked(class_weights)  # then on the device already: no copy, no sync
     w = torch.as_tensor(class_weights, dtype=ref.dtype, device=ref.device).flatten()
     if w.numel() != C:
         raise ValueError(f"Expected `class_weights` with {C} entries (one per class), but got {w.numel()}.")
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):  # also for the functional forms
+    if not checked and (not bool(torch.isfinite(w).all()) or bool((w < 0).any())):  # also for the functional forms
         raise ValueError(f"Expected `class_weights` to be finite and non-negative, but got {w.tolist()}.")
     return w
 

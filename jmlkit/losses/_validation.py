@@ -4,6 +4,7 @@ and what was given; a wrong type is a :class:`TypeError`, a wrong value a :class
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,10 +49,32 @@ def normalise_aggregate(aggregate: Any) -> dict[str, float]:
             for key, weight in aggregate.items()}
 
 
+#: Tensors of class weights already checked, by identity, with the version counter and storage they had: a loss
+#: called every step with the same (e.g. CUDA) weights checks them once, instead of copying them to the host and
+#: syncing on every call. (A WeakKeyDictionary would compare tensors with ``==``.)
+_CHECKED_WEIGHTS: dict[int, tuple[weakref.ref, int, int]] = {}
+
+
+def weights_checked(class_weights: Any) -> bool:
+    """Whether ``class_weights`` is a tensor that :func:`check_class_weights` passed and that has not changed since
+    (same storage, same version counter)."""
+    if not isinstance(class_weights, torch.Tensor):
+        return False
+    entry = _CHECKED_WEIGHTS.get(id(class_weights))
+    return entry is not None and entry[0]() is class_weights and entry[1:] == (class_weights._version,
+                                                                               class_weights.data_ptr())
+
+
+def _remember_checked(w: torch.Tensor) -> None:
+    key = id(w)
+    _CHECKED_WEIGHTS[key] = (weakref.ref(w, lambda _, key=key: _CHECKED_WEIGHTS.pop(key, None)), w._version,
+                             w.data_ptr())
+
+
 def check_class_weights(class_weights: Any) -> Any:
     """``None`` or ``C`` weights (a sequence, array or tensor; their number and sign are checked against ``C``
-    where the loss knows it)."""
-    if class_weights is not None:
+    where the loss knows it). A tensor is checked once until it changes (see :func:`weights_checked`)."""
+    if class_weights is not None and not weights_checked(class_weights):
         check_type("class_weights", class_weights, (torch.Tensor, np.ndarray, Sequence),
                    what="None or a sequence or tensor of C weights")
         if isinstance(class_weights, str):
@@ -71,6 +94,8 @@ def check_class_weights(class_weights: Any) -> Any:
         if not bool((w > 0).any()):
             raise ValueError(f"Expected `class_weights` to have a positive weight, but got {w.tolist()} "
                              "(every class would be left out of the loss).")
+        if isinstance(class_weights, torch.Tensor) and not class_weights.requires_grad:
+            _remember_checked(class_weights)
     return class_weights
 
 

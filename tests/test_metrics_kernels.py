@@ -1,0 +1,59 @@
+"""The class-dimension kernels of the metrics against torch's own reductions, and the evaluation pass's checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jmlkit.engine.evaluation import evaluation_pass
+from jmlkit.metrics.functional import check_labels, class_argmax
+from jmlkit.metrics.functional._common import class_square_sum
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("shape", [(3, 2, 5), (4, 11, 6, 7), (1, 5, 0), (2, 3, 4, 4, 2)])
+def test_class_argmax_is_torch_argmax_with_ties_and_nan(seed, shape):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 3, shape, generator=g).float()  # many ties: the first maximal class must win
+    torch.testing.assert_close(class_argmax(scores), scores.argmax(dim=1), atol=0, rtol=0)
+    probs = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), 1)
+    torch.testing.assert_close(class_argmax(probs), probs.argmax(dim=1), atol=0, rtol=0)
+    if scores.numel():
+        scores.view(-1)[0] = float("nan")
+        torch.testing.assert_close(class_argmax(scores), scores.argmax(dim=1), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_class_square_sum_is_the_sum_of_squares(seed):
+    p = torch.rand(4, 7, 50, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    torch.testing.assert_close(class_square_sum(p), (p * p).sum(1), atol=1e-12, rtol=1e-12)
+
+
+def test_check_labels_names_the_argument_and_the_value():
+    check_labels(torch.tensor([[0, 2, 255]]), 3, ignore_index=255)
+    with pytest.raises(ValueError, match=r"Expected `target` values in \[0, 2\].*but found 3"):
+        check_labels(torch.tensor([[0, 3]]), 3, ignore_index=255)
+    with pytest.raises(ValueError, match="integer class indices"):
+        check_labels(torch.tensor([[0.0, 1.0]]), 3)
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value: float, num_classes: int = 3):
+        super().__init__()
+        self.value, self.num_classes, self.w = value, num_classes, torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], self.num_classes, *x.shape[2:]), self.value) + self.w
+
+
+def _items(labels):
+    return [{"image": torch.zeros(1, 2, 2), "label": torch.as_tensor(lab)} for lab in labels]
+
+
+def test_the_evaluation_pass_checks_labels_and_logits_once_per_batch():
+    good = [[[0, 1], [2, 255]]]
+    ev = evaluation_pass(_Constant(0.0), _items(good), num_classes=3, ignore_index=255)
+    assert ev.metrics["n_pixels"] == 3
+    with pytest.raises(ValueError, match=r"Expected `target` values in \[0, 2\]"):
+        evaluation_pass(_Constant(0.0), _items([[[0, 1], [2, 7]]]), num_classes=3, ignore_index=255)
+    with pytest.raises(ValueError, match="finite logits"):
+        evaluation_pass(_Constant(float("nan")), _items(good), num_classes=3, ignore_index=255)
