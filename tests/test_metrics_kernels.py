@@ -57,3 +57,21 @@ def test_the_evaluation_pass_checks_labels_and_logits_once_per_batch():
         evaluation_pass(_Constant(0.0), _items([[[0, 1], [2, 7]]]), num_classes=3, ignore_index=255)
     with pytest.raises(ValueError, match="finite logits"):
         evaluation_pass(_Constant(float("nan")), _items(good), num_classes=3, ignore_index=255)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_calibration_statistics_with_the_callers_argmax_are_the_same(seed):
+    """``preds`` (the argmax the evaluation pass shares with the accuracy metrics) gives the statistics that the
+    metric's own tie-aware test of correctness gives, ties and ignored pixels included."""
+    from jmlkit.metrics.functional import calibration_stats
+
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(torch.randint(0, 3, (5, 4, 6, 6), generator=g).float(), 1)  # ties at the maximum
+    target = torch.randint(0, 4, (5, 6, 6), generator=g)
+    target[0, :2] = 255
+    own = calibration_stats(probs, target, 4, ignore_index=255)
+    shared = calibration_stats(probs, target, 4, ignore_index=255, preds=class_argmax(probs))
+    for key in own:
+        torch.testing.assert_close(shared[key], own[key], atol=0, rtol=0, msg=key)
+    with pytest.raises(ValueError, match="Expected `preds` of shape"):
+        calibration_stats(probs, target, 4, ignore_index=255, preds=class_argmax(probs)[:2])

@@ -261,9 +261,12 @@ def evaluation_pass(
                 check_labels(labels, num_classes, ignore_index)
                 if not bool(torch.isfinite(probs.sum())):
                     raise ValueError("Expected the model to give finite logits, but its softmax holds NaN or Inf.")
-                preds = class_argmax(probs)  # once for both: SegmentationMetrics takes class indices
-            for metric in metrics:
-                metric.update(preds if isinstance(metric, SegmentationMetrics) else probs, labels)
+                preds = class_argmax(probs)
+            for metric in metrics:  # one argmax for both: the accuracy metrics take class indices
+                if isinstance(metric, SegmentationMetrics):
+                    metric.update(preds, labels)
+                else:
+                    metric.update(probs, labels, preds=preds)
             for name, metric in extra.items():
                 if not getattr(metric, "needs_soft_labels", False):
                     metric.update(probs, labels)

@@ -102,15 +102,16 @@ class CalibrationMetrics(Metric):
         self.add_state("scores", default=torch.zeros(3, dtype=f64), dist_reduce_fx="sum")
         self.add_state("image", default=[], dist_reduce_fx="cat")
 
-    def update(self, probs: Tensor, target: Tensor) -> None:
-        """Accumulate one batch: ``probs`` ``(B, C, *spatial)``, ``target`` ``(B, *spatial)``."""
+    def update(self, probs: Tensor, target: Tensor, preds: Tensor | None = None) -> None:
+        """Accumulate one batch: ``probs`` ``(B, C, *spatial)``, ``target`` ``(B, *spatial)``; ``preds``: their
+        argmax over dim 1, when the caller has it (see :func:`~jmlkit.metrics.functional.calibration_stats`)."""
         mask = None
         if self.region != "all" and isinstance(target, Tensor) and not target.is_floating_point():
             mask = region_mask(target, self.region, self.boundary_width)
         st = calibration_stats(
             probs, target, self.num_classes, n_bins=self.n_bins, fine_bins=self.fine_bins,
             ignore_index=self.ignore_index, mask=mask, from_logits=self.from_logits,
-            classwise=self.classwise, validate_args=self.validate_args,
+            classwise=self.classwise, validate_args=self.validate_args, preds=preds,
         )
         self.top += st["top"]
         if self.classwise:

@@ -122,6 +122,7 @@ def calibration_stats(
     scores: bool = True,
     per_image: bool = True,
     validate_args: bool = True,
+    preds: Optional[Tensor] = None,
 ) -> dict:
     r"""Histogram statistics of one batch for :func:`calibration_scores`.
 
@@ -139,6 +140,8 @@ def calibration_stats(
         scores: also accumulate the Brier score and the NLL.
         per_image: also compute per-image ECE (and SCE) values.
         validate_args: check shapes, dtypes, ranges and that probabilities sum to one.
+        preds: the argmax of ``probs`` over dim 1 ``(B, *spatial)``, when the caller has it already (the evaluation
+            pass shares one with the accuracy metrics); it is trusted, not checked.
 
     Returns:
         dict of float64 tensors:
@@ -166,7 +169,13 @@ def calibration_stats(
     conf = p3.amax(dim=1)
     t_safe = t if valid is None else t.masked_fill(~valid, 0)
     p_y = p3.gather(1, t_safe.unsqueeze(1)).squeeze(1)
-    correct = _top_label_correct(p3, conf, p_y, t_safe)
+    if preds is not None:
+        if tuple(preds.shape) != tuple(target.shape):
+            raise ValueError(f"Expected `preds` of shape {tuple(target.shape)} (the shape of `target`), but got "
+                             f"{tuple(preds.shape)}.")
+        correct = (preds.reshape(B, S) == t_safe).long()
+    else:
+        correct = _top_label_correct(p3, conf, p_y, t_safe)
     out: dict = {}
     out["top"] = _top_label_hist(conf, correct, valid, None, 1, fb)[0]
     if per_image:  # per image at the reported bins only: a (B, fine bins) histogram costs more than the pixels
@@ -187,12 +196,14 @@ def calibration_stats(
         s_y = torch.bincount(y_key.reshape(-1), minlength=B * nc + 1)[: B * nc].view(B, nc).double()
         s_p = torch.zeros(B * (nc + 1), dtype=torch.float64, device=dev)
         step = max(1, _CHUNK // max(C * S, 1))  # images per chunk: the (chunk x C x pixels) keys stay small
+        index_dtype = torch.int32 if B * (nc + 1) < 2**31 else torch.int64
+        cls_key = cls_off.to(index_dtype)
         for b0 in range(0, B, step):
             pb = p3[b0:b0 + step]
-            key = (pb * n_bins).long().clamp_(0, n_bins - 1).add_(cls_off)
+            key = (pb * n_bins).to(index_dtype).clamp_(0, n_bins - 1).add_(cls_key)  # int32: half the bytes
             if valid is not None:
                 key.masked_fill_(~valid[b0:b0 + step].unsqueeze(1), nc)
-            key.add_((torch.arange(b0, b0 + len(pb), device=dev) * (nc + 1)).view(-1, 1, 1))
+            key.add_((torch.arange(b0, b0 + len(pb), device=dev, dtype=index_dtype) * (nc + 1)).view(-1, 1, 1))
             s_p.index_add_(0, key.reshape(-1), pb.reshape(-1).double())
         s_p = s_p.view(B, nc + 1)
         cw = torch.stack([s_p[:, :nc], s_y], dim=-1).view(B, C, n_bins, 2)
