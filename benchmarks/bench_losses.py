@@ -172,8 +172,8 @@ def main() -> None:
         mem = None if mem_ce is None else peak_memory(name, args)
         mem_s = f"{mem:9.0f} {mem / max(mem_ce, 1e-9):6.2f}" if mem is not None else f"{'-':>9s} {'-':>6s}"
         print(f"{name:28s} {best[name] * 1e3:8.1f} {best[name] / best_ce:7.2f} {mem_s}")
-    if mem_ce is not None:
-        print(f"{'ce (hard)':28s} {best_ce * 1e3:8.1f} {1.0:7.2f} {mem_ce:9.0f} {1.0:6.2f}")
+    mem_s = f"{mem_ce:9.0f} {1.0:6.2f}" if mem_ce is not None else f"{'-':>9s} {'-':>6s}"
+    print(f"{'ce (hard)':28s} {best_ce * 1e3:8.1f} {1.0:7.2f} {mem_s}")
     for goal, limit, names in GOALS:
         ratios = {n: best[n] / best_ce for n in names if n in best}
         if ratios:

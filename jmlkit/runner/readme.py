@@ -17,7 +17,9 @@ each from a results folder (the files of ``jmlkit run --results DIR``):
 * ``reading`` (:data:`READING_BEGIN` … :data:`READING_END`, optional): the results read question by question
   (:func:`reading_block`, :mod:`jmlkit.experiments.reading`);
 * ``properties`` (:data:`PROPERTIES_BEGIN` … :data:`PROPERTIES_END`, optional): notebook 01's measured properties
-  of the losses (:func:`properties_block`, from ``01_jaccard_losses.metrics.json``).
+  of the losses (:func:`properties_block`, from ``01_jaccard_losses.metrics.json``);
+* ``speed`` (:data:`SPEED_BEGIN` … :data:`SPEED_END`, optional): the benchmarks' outputs in
+  ``<results>/../benchmarks`` as tables (:func:`speed_block`, :mod:`jmlkit.runner.speed`).
 
 Each block's first line is an HTML comment naming its folder (relative to the README), so that tests and
 ``--check`` know where the numbers come from::
@@ -54,7 +56,7 @@ from jmlkit._checks import OneLineParser
 from jmlkit.io import atomic_write_text
 
 __all__ = ["BEGIN", "END", "RESULTS_BEGIN", "RESULTS_END", "Block", "BLOCKS", "DEFAULT_RESULTS",
-           "PROPERTIES_BEGIN", "PROPERTIES_END", "properties_block", "READING_BEGIN", "READING_END", "reading_block",
+           "PROPERTIES_BEGIN", "PROPERTIES_END", "properties_block", "SPEED_BEGIN", "SPEED_END", "speed_block", "READING_BEGIN", "READING_END", "reading_block",
            "REGIMES_BEGIN", "REGIMES_END", "regimes_block", "TIMES_BEGIN", "TIMES_END", "times_block", "DIAGNOSTICS_BEGIN", "DIAGNOSTICS_END", "diagnostics_block",
            "default_results_dir", "claims_block", "claims_figure", "claims_figure_path", "results_block", "build_block", "has_block", "block_content",
            "replace_block", "block_source", "render_readme", "stale_blocks", "main_readme"]
@@ -73,6 +75,8 @@ TIMES_BEGIN = "<!-- times:begin -->"
 TIMES_END = "<!-- times:end -->"
 READING_BEGIN = "<!-- reading:begin -->"
 READING_END = "<!-- reading:end -->"
+SPEED_BEGIN = "<!-- speed:begin -->"
+SPEED_END = "<!-- speed:end -->"
 PROPERTIES_BEGIN = "<!-- properties:begin -->"
 PROPERTIES_END = "<!-- properties:end -->"
 #: Notebook 01's headline numbers in a results folder (``jmlkit run --results`` copies each notebook's metrics).
@@ -277,13 +281,25 @@ def reading_block(results_dir: str | os.PathLike, *, source: str | None = None) 
     return _generated(source) + reading_markdown(results_dir)
 
 
+def speed_block(results_dir: str | os.PathLike, *, source: str | None = None) -> str:
+    """The text between the speed markers: the benchmarks' committed outputs beside the results folders
+    (``<results_dir>/../benchmarks/losses.txt`` and ``train.txt``) as tables (:mod:`jmlkit.runner.speed`)."""
+    from jmlkit.runner.speed import BENCHMARKS_DIR, speed_markdown
+
+    folder = Path(results_dir).parent / BENCHMARKS_DIR
+    shown = (Path(source).parent / BENCHMARKS_DIR).as_posix() if source is not None else folder.as_posix()
+    head = _generated(source or str(results_dir), f"{shown}/losses.txt and train.txt")
+    return head + speed_markdown(folder).replace(f"`{folder.as_posix()}`", f"`{shown}`")
+
+
 BLOCKS = (Block("claims", BEGIN, END, True, claims_block),
           Block("times", TIMES_BEGIN, TIMES_END, False, times_block),
           Block("regimes", REGIMES_BEGIN, REGIMES_END, False, regimes_block),
           Block("diagnostics", DIAGNOSTICS_BEGIN, DIAGNOSTICS_END, False, diagnostics_block),
           Block("reading", READING_BEGIN, READING_END, False, reading_block),
           Block("results", RESULTS_BEGIN, RESULTS_END, False, results_block),
-          Block("properties", PROPERTIES_BEGIN, PROPERTIES_END, False, properties_block))
+          Block("properties", PROPERTIES_BEGIN, PROPERTIES_END, False, properties_block),
+          Block("speed", SPEED_BEGIN, SPEED_END, False, speed_block))
 
 
 def _block(which: str | Block) -> Block:
