@@ -75,3 +75,38 @@ def test_calibration_statistics_with_the_callers_argmax_are_the_same(seed):
         torch.testing.assert_close(shared[key], own[key], atol=0, rtol=0, msg=key)
     with pytest.raises(ValueError, match="Expected `preds` of shape"):
         calibration_stats(probs, target, 4, ignore_index=255, preds=class_argmax(probs)[:2])
+
+
+def test_gathered_metric_updates_give_the_per_batch_figures(monkeypatch):
+    """The pass gives the standard metrics several batches at once (up to PENDING_ELEMENTS probabilities, one
+    spatial shape at a time): the same figures as one update per batch."""
+    import jmlkit.engine.evaluation as E
+    from jmlkit.data import DigitScenes
+    from jmlkit.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("tiny", num_classes=11, in_channels=3)
+    data = DigitScenes("test", num_scenes=20, size=16, digit_size=10, digits_per_scene=1)
+    gathered = E.evaluation_pass(net, data, batch_size=4).metrics
+    monkeypatch.setattr(E, "PENDING_ELEMENTS", 1)  # every batch on its own
+    alone = E.evaluation_pass(net, data, batch_size=4).metrics
+    assert gathered.keys() == alone.keys()
+    for key, value in alone.items():
+        if isinstance(value, float):
+            assert gathered[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), key
+
+
+def test_pending_batches_of_another_shape_are_given_apart():
+    import jmlkit.engine.evaluation as E
+
+    seen = []
+
+    class Recorder:
+        def update(self, probs, labels, preds=None):
+            seen.append(tuple(probs.shape))
+
+    pending = E._PendingBatches([Recorder()])
+    for side in (4, 4, 6, 4):
+        pending.add(torch.softmax(torch.randn(2, 3, side, side), 1), torch.zeros(2, side, side, dtype=torch.long))
+    pending.flush()
+    assert seen == [(4, 3, 4, 4), (2, 3, 6, 6), (2, 3, 4, 4)]

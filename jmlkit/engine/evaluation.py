@@ -174,6 +174,41 @@ def evaluate(
                            batch_size=batch_size, device=device, amp=amp, progress=progress).metrics
 
 
+#: Probabilities (elements) that the evaluation pass gathers before it updates the standard metrics.
+PENDING_ELEMENTS = 2**22
+
+
+class _PendingBatches:
+    """The standard metrics' batches, gathered up to :data:`PENDING_ELEMENTS` probabilities of one spatial shape and
+    given to the metrics at once, with one argmax for both (the accuracy metrics take class indices): at 16 x 16
+    a metric update's fixed cost per call is the size of the network's own work on a batch."""
+
+    def __init__(self, metrics: list[Any]):
+        self.metrics, self.probs, self.labels, self.size = metrics, [], [], 0
+
+    def add(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        if self.probs and probs.shape[1:] != self.probs[0].shape[1:]:
+            self.flush()
+        self.probs.append(probs)
+        self.labels.append(labels)
+        self.size += probs.numel()
+        if self.size >= PENDING_ELEMENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.probs:
+            return
+        probs = self.probs[0] if len(self.probs) == 1 else torch.cat(self.probs)
+        labels = self.labels[0] if len(self.labels) == 1 else torch.cat(self.labels)
+        self.probs, self.labels, self.size = [], [], 0
+        preds = class_argmax(probs)
+        for metric in self.metrics:
+            if isinstance(metric, SegmentationMetrics):
+                metric.update(preds, labels)
+            else:
+                metric.update(probs, labels, preds=preds)
+
+
 def _sliced_batches(n: int, batch_size: int, tensors: dict[str, torch.Tensor],
                     index: torch.Tensor | None) -> Iterator[dict[str, torch.Tensor]]:
     """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`."""
@@ -248,6 +283,7 @@ def evaluation_pass(
     metrics = _make_metrics(num_classes, ignore_index, n_bins, device) if standard else []
     extra = {name: metric.to(device) for name, metric in extra.items()}
     soft_seen = dict.fromkeys(extra, True)
+    pending = _PendingBatches(metrics)
     was_training = model_.training
     model_.eval()
     try:
@@ -261,12 +297,7 @@ def evaluation_pass(
                 check_labels(labels, num_classes, ignore_index)
                 if not bool(torch.isfinite(probs.sum())):
                     raise ValueError("Expected the model to give finite logits, but its softmax holds NaN or Inf.")
-                preds = class_argmax(probs)
-            for metric in metrics:  # one argmax for both: the accuracy metrics take class indices
-                if isinstance(metric, SegmentationMetrics):
-                    metric.update(preds, labels)
-                else:
-                    metric.update(probs, labels, preds=preds)
+                pending.add(probs, labels)
             for name, metric in extra.items():
                 if not getattr(metric, "needs_soft_labels", False):
                     metric.update(probs, labels)
@@ -275,6 +306,7 @@ def evaluation_pass(
                                   labels != ignore_index if ignore_index is not None else None)
                 else:  # a batch without soft labels: this evaluator has no value
                     soft_seen[name] = False
+        pending.flush()
         results: dict[str, Any] = {}
         for metric in metrics:
             results.update(metric.compute())
