@@ -1,0 +1,88 @@
+"""``fit`` of recorded run configurations with this checkout's jmlkit and with an earlier commit's, alternating.
+
+Each configuration (a run's ``config.json``, e.g. from ``results/full/records``) is trained ``--reps`` times by each
+version, one after the other, in fresh processes with one thread (as ``jmlkit run --jobs 2`` runs each job); the
+earlier commit is checked out in a temporary git worktree and imported from there. Prints the wall time of ``fit``
+and the training time it records, per version, and their ratio: how much faster the full profile's runs train now,
+measured in one run on one machine (the whole profile takes hours; its sample's ratio is what this measures).
+
+Usage::
+
+    python benchmarks/bench_versions.py --before 396bf37 \\
+        results/full/records/02_label_smoothing/runs/jml_bls_eps__seed0__*/config.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The child: imports jmlkit from JMLKIT_ROOT (ahead of the editable install's finder) and trains the configuration.
+CHILD = r"""
+import json, os, sys, time
+sys.meta_path = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") + repr(f)).lower()]
+sys.path.insert(0, os.environ["JMLKIT_ROOT"])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+import jmlkit
+from jmlkit.engine import TrainConfig, fit
+assert os.path.dirname(jmlkit.__file__) == os.path.join(os.environ["JMLKIT_ROOT"], "jmlkit"), jmlkit.__file__
+torch.set_num_threads(1)
+config = TrainConfig.from_json(sys.argv[1]).replace(out=None)  # no run folder
+start = time.perf_counter()
+result = fit(config, progress=False)
+print(json.dumps({"wall_s": time.perf_counter() - start, "train_time_s": float(result.metrics["train_time_s"]),
+                  "mIoU_D": float(result.metrics["mIoU_D"])}))
+"""
+
+
+def run(root: Path, config: str) -> dict:
+    env = {**os.environ, "JMLKIT_ROOT": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", CHILD, config], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"fit of {config} with {root}/jmlkit failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help="config.json files of recorded runs")
+    parser.add_argument("--before", required=True, help="the earlier commit (any git revision)")
+    parser.add_argument("--reps", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(before), args.before], check=True)
+        try:
+            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+            print(f"before: {args.before}, after: {rev} (this checkout); {args.reps} rep(s), one thread, alternating")
+            totals = {"before": 0.0, "after": 0.0}
+            for config in args.configs:
+                times: dict[str, list[dict]] = {"before": [], "after": []}
+                for _ in range(args.reps):
+                    times["before"].append(run(before, config))
+                    times["after"].append(run(ROOT, config))
+                med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in times.items()}
+                for k in totals:
+                    totals[k] += med[k]["wall_s"]
+                b, a = med["before"], med["after"]
+                print(f"{Path(config).parent.name}: fit wall {b['wall_s']:.1f} s -> {a['wall_s']:.1f} s "
+                      f"({a['wall_s'] / b['wall_s']:.2f}x); recorded train_time_s {b['train_time_s']:.1f} -> "
+                      f"{a['train_time_s']:.1f}; mIoU_D {b['mIoU_D']:.4f} -> {a['mIoU_D']:.4f}", flush=True)
+            print(f"all: {totals['before']:.1f} s -> {totals['after']:.1f} s "
+                  f"({totals['after'] / totals['before']:.2f}x)")
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
