@@ -3,8 +3,8 @@
 1. **Engine / bare loop** (the default part). For each data set, measured in this run, alternating, ``--reps`` times
    each (the median is reported):
 
-   * ``fit``: :func:`jmlkit.engine.fit` of the configuration (CE+JML on hard labels, the ``small`` UNet, AdamW, batch
-     16, mixed precision on CUDA), no run folder; its training time is the sum of its epochs' ``time_s`` (batches,
+   * ``fit``: :func:`jmlkit.engine.fit` of the configuration (CE+JML on hard labels, the ``small`` UNet, fused
+     AdamW, batch 16, mixed precision on CUDA), no run folder; its training time is the sum of its epochs' ``time_s`` (batches,
      objective, loss, backward, AdamW, schedule, logging), its evaluation one :func:`~jmlkit.engine.evaluation_pass`
      (every metric) over the test scenes, timed around the call on the trained model;
    * the bare loop: the same model (same seed), loss and AdamW over the same scenes pre-stacked as tensors on the
@@ -82,7 +82,7 @@ def bare(config: TrainConfig) -> dict:
     seed_everything(config.seed)
     model = build_model(config.model, num_classes=11, in_channels=x.shape[1]).to(device)
     loss_fn = get_loss(config.loss, ignore_index=config.ignore_index)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)  # as fit's
     g = torch.Generator().manual_seed(config.seed)
     b = config.batch_size
     sync(device)
@@ -137,7 +137,7 @@ def throughput(name: str, *, device: torch.device, batch: int, size: int, steps:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(name, num_classes=11, in_channels=3).to(device, memory_format=fmt)
     loss_fn = get_loss("ce+jml", ignore_index=255)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 11, (batch, size, size), device=device)
 
