@@ -270,12 +270,13 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
                     sums[key] += value
                     counts[key] += 1
             if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps_per_epoch:
-                _check_finite(loss_sum, epoch, checked_at, step)
+                total = float(loss_sum)  # the one host read of these steps: the check, the bar, the epoch's mean
+                _check_finite(total, epoch, checked_at, step)
                 checked_at = step
-            if hasattr(bar, "set_postfix") and (i + 1) % CHECK_EVERY == 0:
-                bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.4f}")
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{total / (i + 1):.4f}")
         reduce_on = device if info.enabled and device.type == "cuda" else torch.device("cpu")
-        means = D.all_reduce_mean([float(loss_sum) / steps_per_epoch,
+        means = D.all_reduce_mean([total / steps_per_epoch,
                                    *[sums[k] / counts[k] if counts[k] else math.nan for k in sums]], info, reduce_on)
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
                                **dict(zip(["train_loss", *sums], means))}
@@ -321,10 +322,10 @@ def _check_evaluators(evaluators: Any, config: TrainConfig, eval_data: Dataset |
 CHECK_EVERY = 16
 
 
-def _check_finite(loss_sum: torch.Tensor, epoch: int, first: int, last: int) -> None:
+def _check_finite(loss_sum: float, epoch: int, first: int, last: int) -> None:
     """A non-finite loss in steps ``first`` to ``last - 1`` makes the epoch's sum non-finite: raise then."""
-    if not bool(torch.isfinite(loss_sum)):
-        raise FloatingPointError(f"Loss became {float(loss_sum)} at epoch {epoch}, between steps {first} and {last - 1}; "
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError(f"Loss became {loss_sum} at epoch {epoch}, between steps {first} and {last - 1}; "
                                  "lower `lr` or check the data.")
 
 

@@ -16,7 +16,7 @@ from jmlkit.metrics.functional._common import (
 )
 from jmlkit.metrics.functional.regions import boundary_distance, region_mask
 
-#: Elements of the class-wise binning's int64 keys built at once (2**22: 32 MB).
+#: Elements of the class-wise binning's keys built at once (2**22: 16 MB of int32 keys).
 _CHUNK = 2**22
 
 # --------------------------------------------------------------------------------------
