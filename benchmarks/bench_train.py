@@ -3,21 +3,23 @@
 1. **Engine / bare loop** (the default part). For each data set, measured in this run, alternating, ``--reps`` times
    each (the median is reported):
 
-   * ``fit``: :func:`jmlkit.engine.fit` of the configuration (CE+JML on hard labels, the ``small`` UNet, fused
-     AdamW, batch 16, mixed precision on CUDA), no run folder; its training time is the sum of its epochs' ``time_s`` (batches,
-     objective, loss, backward, AdamW, schedule, logging), its evaluation one :func:`~jmlkit.engine.evaluation_pass`
-     (every metric) over the test scenes, timed around the call on the trained model;
-   * the bare loop: the same model (same seed), loss and AdamW over the same scenes pre-stacked as tensors on the
-     device, in batches of the same size, in ten lines (``loss_fn(model(x), y); zero_grad; backward; step``, under
-     the same autocast), and a bare inference pass ``softmax(model(x))`` over the test scenes.
+   * ``fit``: :func:`jmlkit.engine.fit` of the configuration (CE+JML on hard labels, the ``small`` UNet in the
+     channels-last layout, fused AdamW, batch 16, mixed precision on CUDA), no run folder; its training time is the
+     sum of its epochs' ``time_s`` (batches, objective, loss, backward, AdamW, schedule, logging), its evaluation
+     one :func:`~jmlkit.engine.evaluation_pass` (every metric) over the test scenes, timed around the call on the
+     trained model;
+   * the bare loop: the same model (same seed, same layout), loss and AdamW over the same scenes pre-stacked as
+     tensors on the device, in batches of the same size, in ten lines (``loss_fn(model(x), y); zero_grad;
+     backward; step``, under the same autocast), and a bare inference pass ``softmax(model(x))`` over the test
+     scenes.
 
    Prints times, training images/s and the ratios engine / bare (goals: training <= 1.1x, evaluation <= 1.2x).
    Data sets: ``quick`` (the quick profile's scenes, 16x16, the first 256, 6 epochs) and ``large`` (the large
    regime's 32x32 scenes with one thick digit, the first 256, 4 epochs).
 
 2. **Throughput** (``--throughput``): images/s of a training step (forward, CE+JML, backward, AdamW) and of an
-   inference pass of the small UNet and an SMP Unet-ResNet18 on ``--size`` RGB images; on CUDA also under mixed
-   precision and in channels-last memory format, with no host sync inside the timed steps.
+   inference pass of the small UNet and an SMP Unet-ResNet18 on ``--size`` RGB images, in the default and the
+   channels-last memory format (on CUDA under mixed precision too), with no host sync inside the timed steps.
 
 Usage (``benchmarks/README.md`` says how to run it on a GPU)::
 
@@ -80,7 +82,8 @@ def bare(config: TrainConfig) -> dict:
     x, y = train["image"][:config.train_limit].to(device), train["label"][:config.train_limit].to(device)
     xt = test["image"][:len(evaluation_data(config))].to(device)
     seed_everything(config.seed)
-    model = build_model(config.model, num_classes=11, in_channels=x.shape[1]).to(device)
+    layout = torch.channels_last if config.channels_last else torch.preserve_format  # as fit's
+    model = build_model(config.model, num_classes=11, in_channels=x.shape[1]).to(device, memory_format=layout)
     loss_fn = get_loss(config.loss, ignore_index=config.ignore_index)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)  # as fit's
     g = torch.Generator().manual_seed(config.seed)
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_engine:
         engine_against_bare(args.data, args.reps, args.threads, args.device)
     if args.throughput:
-        variants = [{}] if device.type != "cuda" else [{}, {"amp": True}, {"amp": True, "channels_last": True}]
+        variants = ([{}, {"channels_last": True}] if device.type != "cuda"
+                    else [{}, {"amp": True}, {"amp": True, "channels_last": True}])
         for name in ("small", "unet-resnet18"):
             for v in variants:
                 r = throughput(name, device=device, batch=args.batch, size=args.size, steps=args.steps, **v)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jmlkit.runner.speed import loss_rows, speed_markdown, train_rows
+import pytest
+
+from jmlkit.runner.speed import loss_rows, profile_rows, speed_markdown, train_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +46,26 @@ def test_the_committed_outputs_parse():
     losses = loss_rows((folder / "losses.txt").read_text(encoding="utf-8"))
     assert {("jml (soft)", "cold"), ("jml (soft)", "warm"), ("jml fused (hard)", "cold")} <= set(losses)
     assert set(train_rows((folder / "train.txt").read_text(encoding="utf-8"))) == {"quick", "large"}
+
+
+PROFILE = """notebook,name,seeds,epochs,before_fixed_s,before_epoch_s,before_run_s,after_fixed_s,after_epoch_s,after_run_s
+02_label_smoothing,large.ce_hard,5,20,3.0,4.0,83.0,2.5,3.5,72.5
+03_distillation,large.teacher,3,80,4.0,12.0,964.0,3.0,10.0,803.0
+03_distillation,small.kd_kl,5,30,3.0,2.3,72.0,3.1,1.1,36.1
+"""
+
+
+def test_profile_rows_sum_runs_per_notebook_and_in_all(tmp_path):
+    rows = profile_rows(PROFILE)
+    assert list(rows) == ["02_label_smoothing", "03_distillation", "all"]
+    assert rows["02_label_smoothing"] == {"runs": 5, "before_s": 415.0, "after_s": 362.5}
+    assert rows["03_distillation"]["runs"] == 8
+    assert rows["03_distillation"]["before_s"] == pytest.approx(3 * 964.0 + 5 * 72.0)
+    assert rows["all"]["after_s"] == pytest.approx(5 * 72.5 + 3 * 803.0 + 5 * 36.1)
+    (tmp_path / "profile.csv").write_text(PROFILE, encoding="utf-8")
+    (tmp_path / "profile.txt").write_text("# before: 396bf37, after: abc1234; 3 configurations\nx\n", encoding="utf-8")
+    text = speed_markdown(tmp_path)
+    assert "(one core; before: 396bf37, after: abc1234; 3 configurations)" in text
+    hours = rows["all"]["before_s"] / 3600
+    assert f"| all | 13 | {hours:.2f} h |" in text
+    assert "goal ≤ 2 h: met" in text  # under an hour of compute

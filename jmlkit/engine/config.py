@@ -177,6 +177,7 @@ class RuntimeSection(_Section):
     seed: int = option(0, "random seed (model init, shuffling, subsets, augmentations)", check=_nonneg_int)
     device: str = option("auto", "'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...", check=check_str)
     amp: bool = option(True, "mixed precision (bfloat16/float16 autocast) on CUDA; ignored on CPU", check=check_bool)
+    channels_last: bool = option(True, "the model's convolutions in the channels-last memory layout (NHWC): faster on CPU (oneDNN) and with CUDA tensor cores; the same numbers as the default layout up to rounding, so not part of the configuration's hash", check=check_bool)
     deterministic: bool = option(True, "torch.use_deterministic_algorithms(warn_only=True) during the run", check=check_bool)
     num_threads: int | None = option(None, "torch CPU threads during the run (default: torch's)", check=_opt_pos_int)
     num_workers: int = option(0, "DataLoader worker processes", check=_nonneg_int)

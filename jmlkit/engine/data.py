@@ -226,7 +226,7 @@ class TensorBatches:
         if batch_size % info.world_size:
             raise ValueError(f"Expected `batch_size` to be divisible by the number of processes ({info.world_size}), "
                              f"but got {batch_size}.")
-        self.tensors, self.index = tensors, index
+        self.tensors, self.index = dict(tensors), index  # its own dict: an objective may add keys (prepare)
         self.per_rank = batch_size // info.world_size
         self.sampler = DistributedSampler(data, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
                                           drop_last=False)
@@ -238,6 +238,16 @@ class TensorBatches:
         """Batches per pass."""
         n = len(self.sampler)
         return n // self.per_rank if self.drop_last else -(-n // self.per_rank)
+
+    def rows(self) -> torch.Tensor:
+        """The rows of the stacked tensors that the batches can take (each once, ascending)."""
+        if self.index is None:
+            return torch.arange(len(next(iter(self.tensors.values()))))
+        return torch.unique(self.index)
+
+    def batch_rows(self) -> int:
+        """The number of items in every batch (``batch_size`` per process; fewer when the data set is smaller)."""
+        return self.per_rank if self.drop_last else len(self.sampler)
 
     def _new_pass(self) -> None:
         self.sampler.set_epoch(self.passes)

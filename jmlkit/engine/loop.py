@@ -215,10 +215,11 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
     spec = model_spec(config, data.num_classes, data.in_channels)
     if model is None:  # the asked-for encoder weights are loaded, or build_model raises: never a silent random init
         model = build_from_spec(spec, encoder_weights=config.encoder_weights)
-    net = D.wrap_ddp(model.to(device), info, device)
+    layout = torch.channels_last if config.channels_last else torch.preserve_format
+    net = D.wrap_ddp(model.to(device, memory_format=layout), info, device)
     model = D.unwrap(net)
     if teacher is not None:
-        teacher = teacher.to(device).eval().requires_grad_(False)
+        teacher = teacher.to(device, memory_format=layout).eval().requires_grad_(False)
     loss_fn = make_loss(config.loss, ignore_index=data.ignore_index, sync_distributed=info.enabled, **config.loss_kwargs).to(device)
     batches = train_batches(data.labeled, config.batch_size, info, config.num_workers, config.seed)
     u_batches = None
@@ -236,6 +237,7 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
                                                  distributed=info.enabled))
     if u_batches is not None:
         objective.unlabeled = u_batches
+    objective.prepare(batches)
 
     run_dir = Path(config.out) if config.out is not None else None
     if work_dir is not None:

@@ -154,6 +154,11 @@ class Objective:
     def after_step(self, model: nn.Module) -> None:
         """Called after every optimiser step (the mean teacher's update)."""
 
+    def prepare(self, batches: Any) -> None:
+        """Called once before the first step with the run's training batches (a
+        :class:`~jmlkit.engine.data.TensorBatches` or a :class:`~jmlkit.engine.data.Cycle`): the place to add
+        per-item tensors that do not change during the run (the frozen teacher's logits)."""
+
     def _labels(self, batch: Mapping[str, Tensor]) -> Tensor:
         return batch["label"].to(self.ctx.device, non_blocking=True).long()
 
@@ -183,6 +188,12 @@ class Smoothing(Objective):
         return st.soft, st.mask
 
 
+#: The key of the frozen teacher's logits in a training batch (:meth:`Distillation.prepare`), and the most memory
+#: (bytes, float32 on the host) that the logits of all training items may take to be computed once.
+TEACHER_LOGITS = "teacher_logits"
+TEACHER_CACHE_BYTES = 1 << 30
+
+
 @register_objective("kd")
 class Distillation(Objective):
     r"""Knowledge distillation from a frozen teacher, in one of two forms (``kd_form``):
@@ -204,7 +215,7 @@ class Distillation(Objective):
         if ctx.config.kd_form == "terms":
             self.kd_loss = _distillation_loss(ctx)
 
-    def _teacher_logits(self, images: Tensor) -> Tensor:
+    def _run_teacher(self, images: Tensor) -> Tensor:
         ctx = self.ctx
         if ctx.teacher is None:
             raise ValueError("Expected a teacher model for labels='kd', but got None.")
@@ -214,12 +225,43 @@ class Distillation(Objective):
             raise ValueError(f"Expected the teacher to output {ctx.num_classes} classes, but it gives {t_logits.shape[1]}.")
         return t_logits.float()
 
+    def _teacher_logits(self, batch: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        cached = batch.get(TEACHER_LOGITS)
+        if cached is not None:
+            return cached.to(self.ctx.device, non_blocking=True)
+        return self._run_teacher(images)
+
+    def prepare(self, batches: Any) -> None:
+        """The frozen teacher's logits of every training item, computed once, when the batches are sliced from
+        stacked tensors (:class:`~jmlkit.engine.data.TensorBatches`: items without a random transform, the same
+        image every pass) and they take at most :data:`TEACHER_CACHE_BYTES`; each batch then carries its rows of
+        them (key ``"teacher_logits"``) instead of a teacher forward per step. The teacher is in eval mode and
+        each item's logits do not depend on the other items of its batch, so the run is the same."""
+        from jmlkit.engine.data import TensorBatches
+
+        if not isinstance(batches, TensorBatches) or TEACHER_LOGITS in batches.tensors:
+            return
+        images = batches.tensors["image"]
+        rows = batches.rows()
+        per_item = self.ctx.num_classes * images[0, 0].numel() * 4
+        if per_item * len(images) > TEACHER_CACHE_BYTES:
+            return
+        cache = torch.empty((len(images), self.ctx.num_classes, *images.shape[2:]), dtype=torch.float32)
+        size = batches.batch_rows()
+        for chunk in rows.split(size):
+            # in batches of the training's size (a smaller last one padded with other rows): a convolution's result
+            # for one item can differ in its last bit with the batch size, not with the other items of the batch
+            padded = torch.cat([chunk, rows[:size - len(chunk)]]) if len(chunk) < size else chunk
+            logits = self._run_teacher(images.index_select(0, padded).to(self.ctx.device, non_blocking=True))
+            cache.index_copy_(0, chunk, logits[:len(chunk)].cpu())
+        batches.tensors[TEACHER_LOGITS] = cache
+
     def target(self, batch, images):
         from jmlkit import targets as T
 
         cfg, ctx = self.ctx.config, self.ctx
         labels = self._labels(batch)
-        st = T.distillation_targets(self._teacher_logits(images), temperature=cfg.kd_temperature, target=labels,
+        st = T.distillation_targets(self._teacher_logits(batch, images), temperature=cfg.kd_temperature, target=labels,
                                     label_weight=cfg.kd_label_weight, ignore_index=ctx.ignore_index)
         return st.soft, st.mask
 
@@ -228,7 +270,7 @@ class Distillation(Objective):
             return super().__call__(net, batch, step)
         images = batch["image"].to(self.ctx.device, non_blocking=True)
         labels = self._labels(batch)
-        t_logits = self._teacher_logits(images)
+        t_logits = self._teacher_logits(batch, images)
         with autocast(self.ctx.device, self.ctx.config.amp):
             logits = net(images)
         return self.kd_loss(logits.float(), t_logits, labels), {}

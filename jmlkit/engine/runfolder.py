@@ -79,7 +79,7 @@ __all__ = [
 
 #: TrainConfig fields that do not change a run's numbers, left out of :func:`config_hash`.
 HASH_EXCLUDE = ("out", "overwrite", "device", "num_threads", "num_workers", "eval_batch_size", "save_checkpoint",
-                "replay")
+                "replay", "channels_last")
 
 #: This machine, in the names of partial folders: a process id means something on its own host only.
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]

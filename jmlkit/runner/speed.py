@@ -6,7 +6,9 @@ line naming the command, are read here, so that the README's speed numbers are t
 readme`` writes the block, its test compares it):
 
 * :func:`loss_rows`: per loss and allocator state, the ratio of its time to cross-entropy's and of its peak memory;
-* :func:`train_rows`: per data set, the engine's training and evaluation times against the bare loop's.
+* :func:`train_rows`: per data set, the engine's training and evaluation times against the bare loop's;
+* :func:`profile_rows`: per notebook, the full profile's training compute before and after a commit, from
+  ``benchmarks/bench_profile.py``'s ``profile.csv`` (one row per configuration: seeds and seconds a run).
 
 Example:
     >>> text = "device cpu, threads 2, logits (8, 21, 256, 256), rounds 9, validate_args=True, allocator cold\\n" \\
@@ -16,10 +18,12 @@ Example:
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
-__all__ = ["BENCHMARKS_DIR", "loss_rows", "train_rows", "speed_markdown"]
+__all__ = ["BENCHMARKS_DIR", "loss_rows", "train_rows", "profile_rows", "speed_markdown"]
 
 #: The benchmarks' outputs, beside the results folders (``results/benchmarks``).
 BENCHMARKS_DIR = Path("benchmarks")
@@ -55,13 +59,54 @@ def train_rows(text: str) -> dict[str, dict[str, float | str]]:
             for m in map(_TRAIN.match, text.splitlines()) if m}
 
 
+def profile_rows(text: str) -> dict[str, dict[str, float]]:
+    """``{notebook: {"runs", "before_s", "after_s"}}`` and ``"all"``: the training compute (seconds of one core) of
+    the full profile's runs per notebook, from ``bench_profile.py``'s CSV (``<version>_run_s`` times ``seeds``)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        seeds = int(row["seeds"])
+        for key in (row["notebook"], "all"):
+            acc = out.setdefault(key, {"runs": 0, "before_s": 0.0, "after_s": 0.0})
+            acc["runs"] += seeds
+            acc["before_s"] += seeds * float(row["before_run_s"])
+            acc["after_s"] += seeds * float(row["after_run_s"])
+    if "all" in out:
+        out["all"] = out.pop("all")  # last
+    return out
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h"
+
+
+def _profile_markdown(folder: Path) -> list[str]:
+    table, note = folder / "profile.csv", folder / "profile.txt"
+    if not table.is_file():
+        return [f"No `{table.name}` in `{folder.as_posix()}` yet."]
+    rows = profile_rows(table.read_text(encoding="utf-8"))
+    head = next((line.lstrip("# ").strip() for line in note.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("# before:")), "") if note.is_file() else ""
+    out = [f"Full profile, training compute (one core; {head})" if head else "Full profile, training compute (one core)",
+           "", "| notebook | runs | before | after | after / before |", "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        label = "all" if name == "all" else f"`{name}`"
+        out.append(f"| {label} | {row['runs']} | {_hours(row['before_s'])} | {_hours(row['after_s'])} | "
+                   f"{row['after_s'] / row['before_s']:.2f}× |")
+    if "all" in rows:
+        out += ["", f"On 2 cores (two one-thread jobs) the full profile takes at least half of it: "
+                    f"{_hours(rows['all']['before_s'] / 2)} before, {_hours(rows['all']['after_s'] / 2)} after "
+                    f"(goal ≤ 2 h: {'met' if rows['all']['after_s'] / 2 <= 7200 else 'not met'})."]
+    return out
+
+
 def _cell(rows: dict, name: str, allocator: str, key: str = "x_ce") -> str:
     value = rows.get((name, allocator), {}).get(key)
     return "–" if value is None else f"{value:.2f}"
 
 
 def speed_markdown(folder: str | Path) -> str:
-    """The block's tables from ``<folder>/losses.txt`` and ``<folder>/train.txt`` (a line saying which is missing)."""
+    """The block's tables from ``<folder>/losses.txt``, ``train.txt`` and ``profile.csv`` (with ``profile.txt``'s
+    ``# before:`` line); a line says which is missing."""
     folder = Path(folder)
     out: list[str] = []
     losses = folder / "losses.txt"
@@ -82,4 +127,6 @@ def speed_markdown(folder: str | Path) -> str:
         out += [f"| {name} ({row['what']}) | {row['train']:.2f}× | {row['eval']:.2f}× |" for name, row in rows.items()]
     else:
         out.append(f"No `{train.name}` in `{folder.as_posix()}` yet.")
+    out.append("")
+    out += _profile_markdown(folder)
     return "\n".join(out) + "\n"
