@@ -57,8 +57,20 @@ if config.teacher:
     teacher = build_model(spec["model"], num_classes=int(spec["num_classes"]), in_channels=item["image"].shape[0])
     config = config.replace(teacher=None)
 result = fit(config, teacher=teacher, progress=False)
-print(json.dumps({"wall_s": time.perf_counter() - start, "train_time_s": float(result.metrics["train_time_s"])}))
+print(json.dumps({"wall_s": time.perf_counter() - start, "train_time_s": float(result.metrics["train_time_s"]),
+                  "mIoU_D": float(result.metrics["mIoU_D"])}))
 """
+
+
+def teacher_spec(config_file: Path, records: Path = RECORDS) -> dict | None:
+    """What a fresh teacher for the run of ``config_file`` needs (its recorded teacher's model, the class count);
+    ``None`` for a run without a teacher."""
+    config = json.loads(Path(config_file).read_text())
+    if not config.get("teacher"):
+        return None
+    tconfig = json.loads((records / config["teacher"] / "config.json").read_text())
+    num_classes = len(json.loads((Path(config_file).parent / "metrics.json").read_text())["IoU_per_class"])
+    return {"model": tconfig["model"], "num_classes": num_classes}
 
 
 def configurations(records: Path) -> list[dict]:
@@ -72,23 +84,24 @@ def configurations(records: Path) -> list[dict]:
     out = []
     for (notebook, name), files in sorted(groups.items()):
         config = json.loads(files[0].read_text())
-        teacher = None
-        if config.get("teacher"):
-            tconfig = json.loads((records / config["teacher"] / "config.json").read_text())
-            num_classes = len(json.loads((files[0].parent / "metrics.json").read_text())["IoU_per_class"])
-            teacher = {"model": tconfig["model"], "num_classes": num_classes}
         out.append({"notebook": notebook, "name": name, "config": str(files[0]), "seeds": len(files),
-                    "epochs": int(config["epochs"]), "teacher": teacher})
+                    "epochs": int(config["epochs"]), "teacher": teacher_spec(files[0], records)})
     return out
 
 
-def run(root: Path, entry: dict, epochs: int) -> float:
+def fit_in_child(root: Path, config: str, epochs: int, teacher: dict | None) -> dict:
+    """``fit`` of a recorded configuration for ``epochs`` epochs, with ``root``'s jmlkit, in a fresh one-thread
+    process: ``{"wall_s", "train_time_s", "mIoU_D"}``."""
     env = {**os.environ, "JMLKIT_ROOT": str(root), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-c", CHILD, entry["config"], str(epochs), json.dumps(entry["teacher"])]
+    cmd = [sys.executable, "-c", CHILD, config, str(epochs), json.dumps(teacher)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(f"fit of {entry['config']} with {root}/jmlkit failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["wall_s"]
+        raise RuntimeError(f"fit of {config} with {root}/jmlkit failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(root: Path, entry: dict, epochs: int) -> float:
+    return fit_in_child(root, entry["config"], epochs, entry["teacher"])["wall_s"]
 
 
 def hours(seconds: float) -> str:

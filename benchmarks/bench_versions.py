@@ -2,9 +2,11 @@
 
 Each configuration (a run's ``config.json``, e.g. from ``results/full/records``) is trained ``--reps`` times by each
 version, one after the other, in fresh processes with one thread (as ``jmlkit run --jobs 2`` runs each job); the
-earlier commit is checked out in a temporary git worktree and imported from there. Prints the wall time of ``fit``
-and the training time it records, per version, and their ratio: how much faster the full profile's runs train now,
-measured in one run on one machine (the whole profile takes hours; its sample's ratio is what this measures).
+earlier commit is checked out in a temporary git worktree and imported from there; a distillation student gets a
+teacher of its recorded teacher's architecture with fresh weights (as in ``bench_profile.py``, whose child process
+this is). Prints the wall time of ``fit`` and the training time it records, per version, and their ratio: how much
+faster the full profile's runs train now, measured in one run on one machine, at their full length (a check of
+``bench_profile.py``'s estimate, which times each configuration at two short lengths).
 
 Usage::
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,31 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The child: imports jmlkit from JMLKIT_ROOT (ahead of the editable install's finder) and trains the configuration.
-CHILD = r"""
-import json, os, sys, time
-sys.meta_path = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") + repr(f)).lower()]
-sys.path.insert(0, os.environ["JMLKIT_ROOT"])
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import torch
-import jmlkit
-from jmlkit.engine import TrainConfig, fit
-assert os.path.dirname(jmlkit.__file__) == os.path.join(os.environ["JMLKIT_ROOT"], "jmlkit"), jmlkit.__file__
-torch.set_num_threads(1)
-config = TrainConfig.from_json(sys.argv[1]).replace(out=None)  # no run folder
-start = time.perf_counter()
-result = fit(config, progress=False)
-print(json.dumps({"wall_s": time.perf_counter() - start, "train_time_s": float(result.metrics["train_time_s"]),
-                  "mIoU_D": float(result.metrics["mIoU_D"])}))
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_profile import fit_in_child, teacher_spec  # noqa: E402  (the same child process, the same teachers)
 
 
 def run(root: Path, config: str) -> dict:
-    env = {**os.environ, "JMLKIT_ROOT": str(root), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", CHILD, config], env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"fit of {config} with {root}/jmlkit failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """The recorded run of ``config`` at its own length (a distillation student with a fresh teacher of its
+    recorded teacher's architecture)."""
+    return fit_in_child(root, config, json.loads(Path(config).read_text())["epochs"], teacher_spec(Path(config)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from jmlkit.metrics.functional._common import class_square_sum
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("shape", [(3, 2, 5), (4, 11, 6, 7), (1, 5, 0), (2, 3, 4, 4, 2)])
+@pytest.mark.parametrize("shape", [(3, 2, 5), (4, 11, 6, 7), (1, 5, 0), (2, 3, 4, 4, 2), (2, 300, 9)])
 def test_class_argmax_is_torch_argmax_with_ties_and_nan(seed, shape):
     g = torch.Generator().manual_seed(seed)
     scores = torch.randint(0, 3, shape, generator=g).float()  # many ties: the first maximal class must win
@@ -18,6 +18,9 @@ def test_class_argmax_is_torch_argmax_with_ties_and_nan(seed, shape):
     probs = torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), 1)
     torch.testing.assert_close(class_argmax(probs), probs.argmax(dim=1), atol=0, rtol=0)
     if scores.numel():
+        scores.view(-1)[1] = float("inf")  # a tie at +inf, then a NaN
+        scores.view(-1)[-1] = float("inf")
+        torch.testing.assert_close(class_argmax(scores), scores.argmax(dim=1), atol=0, rtol=0)
         scores.view(-1)[0] = float("nan")
         torch.testing.assert_close(class_argmax(scores), scores.argmax(dim=1), atol=0, rtol=0)
 

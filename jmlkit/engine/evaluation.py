@@ -211,9 +211,15 @@ class _PendingBatches:
 
 def _sliced_batches(n: int, batch_size: int, tensors: dict[str, torch.Tensor],
                     index: torch.Tensor | None) -> Iterator[dict[str, torch.Tensor]]:
-    """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`."""
-    rows = torch.arange(n) if index is None else index
-    for chunk in rows.split(batch_size):
+    """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`:
+    views of the stacked tensors where the items are consecutive rows (the whole set, a first-``k`` limit), else
+    copies of their rows."""
+    first = 0 if index is None else int(index[0]) if len(index) else 0
+    if index is None or torch.equal(index, torch.arange(first, first + len(index))):
+        for start in range(0, n, batch_size):
+            yield {key: value[first + start:first + min(start + batch_size, n)] for key, value in tensors.items()}
+        return
+    for chunk in index.split(batch_size):
         yield take_rows(tensors, chunk)
 
 
@@ -277,7 +283,10 @@ def evaluation_pass(
             sampler = ShardSampler(len(data), dist.get_rank(), dist.get_world_size())
         stacked = stacked_tensors(data) if sampler is None else None
         if stacked is not None:  # the loader's batches, sliced from the stacked items (no per-item dicts)
-            loader = _sliced_batches(len(data), batch_size, *stacked)
+            tensors, index = stacked
+            if not any(getattr(metric, "needs_soft_labels", False) for metric in extra.values()):
+                tensors = {key: value for key, value in tensors.items() if key != "soft"}  # read by nothing
+            loader = _sliced_batches(len(data), batch_size, tensors, index)
         else:
             loader = DataLoader(data, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=0)
     metrics = _make_metrics(num_classes, ignore_index, n_bins, device) if standard else []

@@ -283,12 +283,13 @@ def reading_block(results_dir: str | os.PathLike, *, source: str | None = None) 
 
 def speed_block(results_dir: str | os.PathLike, *, source: str | None = None) -> str:
     """The text between the speed markers: the benchmarks' committed outputs beside the results folders
-    (``<results_dir>/../benchmarks/losses.txt`` and ``train.txt``) as tables (:mod:`jmlkit.runner.speed`)."""
+    (``<results_dir>/../benchmarks/losses.txt``, ``train.txt`` and ``profile.csv``) as tables
+    (:mod:`jmlkit.runner.speed`)."""
     from jmlkit.runner.speed import BENCHMARKS_DIR, speed_markdown
 
     folder = Path(results_dir).parent / BENCHMARKS_DIR
     shown = (Path(source).parent / BENCHMARKS_DIR).as_posix() if source is not None else folder.as_posix()
-    head = _generated(source or str(results_dir), f"{shown}/losses.txt and train.txt")
+    head = _generated(source or str(results_dir), f"{shown}/losses.txt, train.txt and profile.csv")
     return head + speed_markdown(folder).replace(f"`{folder.as_posix()}`", f"`{shown}`")
 
 

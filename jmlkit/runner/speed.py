@@ -93,9 +93,11 @@ def _profile_markdown(folder: Path) -> list[str]:
         out.append(f"| {label} | {row['runs']} | {_hours(row['before_s'])} | {_hours(row['after_s'])} | "
                    f"{row['after_s'] / row['before_s']:.2f}× |")
     if "all" in rows:
-        out += ["", f"On 2 cores (two one-thread jobs) the full profile takes at least half of it: "
-                    f"{_hours(rows['all']['before_s'] / 2)} before, {_hours(rows['all']['after_s'] / 2)} after "
-                    f"(goal ≤ 2 h: {'met' if rows['all']['after_s'] / 2 <= 7200 else 'not met'})."]
+        bound = rows["all"]["after_s"] / 2
+        out += ["", f"On 2 cores (two one-thread jobs) the full profile's training takes at least half of it: "
+                    f"{_hours(rows['all']['before_s'] / 2)} before, {_hours(bound)} after; this bound "
+                    f"{'is under' if bound <= 7200 else 'is over'} the goal of 2 h (an estimate: the profile was not "
+                    f"timed end to end)."]
     return out
 
 

@@ -121,19 +121,19 @@ def class_argmax(scores: Tensor) -> Tensor:
     """``scores.argmax(dim=1)`` (the first maximal class; NaN counts as the largest) of ``(B, C, *spatial)`` scores.
 
     torch's ``argmax`` over a dimension that is not the last is slow on a CPU (2.2 ms for 64 x 11 x 16 x 16 scores,
-    against 0.014 ms for ``amax``): the class whose score equals the maximum is found class by class instead, from
-    the last to the first so that the first maximal one wins. Scores holding NaN go to ``argmax`` itself.
+    against 0.014 ms for ``amax``): the maximal classes are marked (``scores == amax``) and weighted ``C - c``, so
+    that the largest weight among them, another ``amax``, is the first one's (one byte per score while ``C`` < 256;
+    3x faster than a loop over the classes at 250 x 11 x 16 x 16). Scores holding NaN go to ``argmax`` itself.
     """
     if scores.ndim < 2 or scores.shape[1] == 0 or scores.numel() == 0 or not scores.is_floating_point():
         return scores.argmax(dim=1)
-    top = scores.amax(dim=1)
+    top = scores.amax(dim=1, keepdim=True)
     if bool(torch.isnan(top).any()):
         return scores.argmax(dim=1)
-    index = torch.zeros(top.shape, dtype=torch.long, device=scores.device)
-    for c in range(scores.shape[1] - 1, 0, -1):
-        index.masked_fill_(scores[:, c] == top, c)
-    index.masked_fill_(scores[:, 0] == top, 0)
-    return index
+    num = scores.shape[1]
+    dtype = torch.uint8 if num < 256 else torch.int32
+    weight = torch.arange(num, 0, -1, dtype=dtype, device=scores.device).view(1, num, *([1] * (scores.ndim - 2)))
+    return num - torch.eq(scores, top).to(dtype).mul_(weight).amax(dim=1).long()
 
 
 def class_square_sum(p: Tensor) -> Tensor:

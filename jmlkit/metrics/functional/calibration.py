@@ -16,8 +16,11 @@ from jmlkit.metrics.functional._common import (
 )
 from jmlkit.metrics.functional.regions import boundary_distance, region_mask
 
-#: Elements of the class-wise binning's keys built at once (2**22: 16 MB of int32 keys).
-_CHUNK = 2**22
+#: Elements of the class-wise binning's keys built at once, whole images at a time (at least one): 2**18, 1 MB of
+#: int32 keys and 2 MB of their float64 values, stay in a core's cache between the key pass and the sum; 2**22 made
+#: the class-wise binning of (250, 11, 32, 32) probabilities 1.5x slower. The sums do not depend on it (each key is
+#: one image's: its pixels are added in the same order).
+_CHUNK = 2**18
 
 # --------------------------------------------------------------------------------------
 # calibration
