@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +91,24 @@ def configurations(records: Path) -> list[dict]:
     return out
 
 
+@contextlib.contextmanager
+def before_checkout(revision: str) -> Iterator[tuple[Path, str]]:
+    """A temporary git worktree of ``revision`` (removed afterwards) and the name of this checkout: its commit, and
+    whether its tracked files have uncommitted changes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(before), revision], check=True)
+        try:
+            git = ["git", "-C", str(ROOT)]
+            rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, check=True).stdout.strip()
+            yield before, f"{rev}{' + uncommitted changes' if dirty else ''}"
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+
+
 def fit_in_child(root: Path, config: str, epochs: int, teacher: dict | None) -> dict:
     """``fit`` of a recorded configuration for ``epochs`` epochs, with ``root``'s jmlkit, in a fresh one-thread
     process: ``{"wall_s", "train_time_s", "mIoU_D"}``."""
@@ -123,33 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         entries = [e for e in entries if re.search(args.only, f"{e['notebook']}/{e['name']}")]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(before), args.before], check=True)
-        try:
-            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True, check=True).stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, check=True).stdout.strip()
-            print(f"# before: {args.before}, after: {rev}{' + uncommitted changes' if dirty else ''}; "
-                  f"{len(entries)} configurations at {short} and {long} epochs, one thread, alternating; "
-                  f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f}", flush=True)
-            for entry in entries:
-                row = {"notebook": entry["notebook"], "name": entry["name"], "seeds": entry["seeds"],
-                       "epochs": entry["epochs"]}
-                for version, root in (("before", before), ("after", ROOT)):
-                    t_short, t_long = run(root, entry, short), run(root, entry, long)
-                    per_epoch = (t_long - t_short) / (long - short)
-                    fixed = max(t_short - short * per_epoch, 0.0)
-                    row[f"{version}_fixed_s"] = round(fixed, 2)
-                    row[f"{version}_epoch_s"] = round(per_epoch, 3)
-                    row[f"{version}_run_s"] = round(fixed + entry["epochs"] * per_epoch, 1)
-                rows.append(row)
-                print(f"{entry['notebook']}/{entry['name']} ({entry['seeds']} seeds x {entry['epochs']} epochs): "
-                      f"{row['before_run_s']:.0f} s -> {row['after_run_s']:.0f} s a run "
-                      f"({row['after_run_s'] / row['before_run_s']:.2f}x)", flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+    with before_checkout(args.before) as (before, after):
+        print(f"# before: {args.before}, after: {after}; {len(entries)} configurations at {short} and {long} epochs, "
+              f"one thread, alternating; {time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f}",
+              flush=True)
+        for entry in entries:
+            row = {"notebook": entry["notebook"], "name": entry["name"], "seeds": entry["seeds"],
+                   "epochs": entry["epochs"]}
+            for version, root in (("before", before), ("after", ROOT)):
+                t_short, t_long = run(root, entry, short), run(root, entry, long)
+                per_epoch = (t_long - t_short) / (long - short)
+                fixed = max(t_short - short * per_epoch, 0.0)
+                row[f"{version}_fixed_s"] = round(fixed, 2)
+                row[f"{version}_epoch_s"] = round(per_epoch, 3)
+                row[f"{version}_run_s"] = round(fixed + entry["epochs"] * per_epoch, 1)
+            rows.append(row)
+            print(f"{entry['notebook']}/{entry['name']} ({entry['seeds']} seeds x {entry['epochs']} epochs): "
+                  f"{row['before_run_s']:.0f} s -> {row['after_run_s']:.0f} s a run "
+                  f"({row['after_run_s'] / row['before_run_s']:.2f}x)", flush=True)
     total = {v: sum(r[f"{v}_run_s"] * r["seeds"] for r in rows) for v in ("before", "after")}
     print(f"training compute of the {sum(r['seeds'] for r in rows)} runs: {hours(total['before'])} -> "
           f"{hours(total['after'])} ({total['after'] / total['before']:.2f}x); with two one-thread jobs on two cores "

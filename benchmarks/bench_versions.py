@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_profile import fit_in_child, teacher_spec  # noqa: E402  (the same child process, the same teachers)
+from bench_profile import before_checkout, fit_in_child, teacher_spec  # noqa: E402  (the same child, worktree, teachers)
 
 
 def run(root: Path, config: str) -> dict:
@@ -41,30 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", required=True, help="the earlier commit (any git revision)")
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(before), args.before], check=True)
-        try:
-            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True, check=True).stdout.strip()
-            print(f"before: {args.before}, after: {rev} (this checkout); {args.reps} rep(s), one thread, alternating")
-            totals = {"before": 0.0, "after": 0.0}
-            for config in args.configs:
-                times: dict[str, list[dict]] = {"before": [], "after": []}
-                for _ in range(args.reps):
-                    times["before"].append(run(before, config))
-                    times["after"].append(run(ROOT, config))
-                med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in times.items()}
-                for k in totals:
-                    totals[k] += med[k]["wall_s"]
-                b, a = med["before"], med["after"]
-                print(f"{Path(config).parent.name}: fit wall {b['wall_s']:.1f} s -> {a['wall_s']:.1f} s "
-                      f"({a['wall_s'] / b['wall_s']:.2f}x); recorded train_time_s {b['train_time_s']:.1f} -> "
-                      f"{a['train_time_s']:.1f}; mIoU_D {b['mIoU_D']:.4f} -> {a['mIoU_D']:.4f}", flush=True)
-            print(f"all: {totals['before']:.1f} s -> {totals['after']:.1f} s "
-                  f"({totals['after'] / totals['before']:.2f}x)")
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+    with before_checkout(args.before) as (before, after):
+        print(f"before: {args.before}, after: {after} (this checkout); {args.reps} rep(s), one thread, alternating")
+        totals = {"before": 0.0, "after": 0.0}
+        for config in args.configs:
+            times: dict[str, list[dict]] = {"before": [], "after": []}
+            for _ in range(args.reps):
+                times["before"].append(run(before, config))
+                times["after"].append(run(ROOT, config))
+            med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in times.items()}
+            for k in totals:
+                totals[k] += med[k]["wall_s"]
+            b, a = med["before"], med["after"]
+            print(f"{Path(config).parent.name}: fit wall {b['wall_s']:.1f} s -> {a['wall_s']:.1f} s "
+                  f"({a['wall_s'] / b['wall_s']:.2f}x); recorded train_time_s {b['train_time_s']:.1f} -> "
+                  f"{a['train_time_s']:.1f}; mIoU_D {b['mIoU_D']:.4f} -> {a['mIoU_D']:.4f}", flush=True)
+        print(f"all: {totals['before']:.1f} s -> {totals['after']:.1f} s ({totals['after'] / totals['before']:.2f}x)")
     return 0
 
 
