@@ -539,8 +539,9 @@ def soft_label_configs(settings: Mapping[str, Any], losses: Sequence[str]) -> di
     """One run ``<loss>_soft`` per loss on ``BrainTissueSlices``, trained on the data's soft labels.
 
     Args:
-        settings: image ``size``, ``model``, ``epochs``, ``batch_size``, ``lr``, ``train_limit`` and
-            ``eval_limit``: :func:`jmlkit.profiles.soft_label_settings` of a profile.
+        settings: image ``size``, ``model``, ``epochs``, ``batch_size``, ``lr``, ``train_limit``, ``eval_limit``
+            and ``num_threads`` (one in every profile, as the other notebooks' runs: a run's numbers then do not
+            depend on the machine's cores): :func:`jmlkit.profiles.soft_label_settings` of a profile.
         losses: loss names of :func:`jmlkit.losses.get_loss`.
 
     Example:
@@ -554,7 +555,7 @@ def soft_label_configs(settings: Mapping[str, Any], losses: Sequence[str]) -> di
             dataset="brain", dataset_kwargs={"size": settings["size"], "in_channels": 1}, labels="soft", loss=loss,
             model=settings["model"], epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
             train_limit=settings["train_limit"], eval_limit=settings["eval_limit"], val_split=None, eval_split="test",
-            replay=settings.get("replay"),
+            replay=settings.get("replay"), num_threads=settings.get("num_threads"),
         )
         for loss in losses
     }
