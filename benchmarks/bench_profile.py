@@ -95,18 +95,18 @@ def configurations(records: Path) -> list[dict]:
 def before_checkout(revision: str) -> Iterator[tuple[Path, str]]:
     """A temporary git worktree of ``revision`` (removed afterwards) and the name of this checkout: its commit, and
     whether its tracked files have uncommitted changes."""
+    git = ["git", "-C", str(ROOT)]
     with tempfile.TemporaryDirectory() as tmp:
         before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(before), revision], check=True)
+        subprocess.run([*git, "worktree", "add", "-q", "--detach", str(before), revision], check=True)
         try:
-            git = ["git", "-C", str(ROOT)]
             rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  check=True).stdout.strip()
             dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                    text=True, check=True).stdout.strip()
             yield before, f"{rev}{' + uncommitted changes' if dirty else ''}"
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
+            subprocess.run([*git, "worktree", "remove", "--force", str(before)], check=False)
 
 
 def fit_in_child(root: Path, config: str, epochs: int, teacher: dict | None) -> dict:

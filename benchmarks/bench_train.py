@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from jmlkit.engine import TrainConfig, fit  # noqa: E402
 from jmlkit.engine.data import evaluation_data, make_dataset  # noqa: E402
 from jmlkit.engine.evaluation import evaluation_pass  # noqa: E402
-from jmlkit.engine.runtime import autocast, resolve_device, seed_everything  # noqa: E402
+from jmlkit.engine.runtime import autocast, memory_layout, resolve_device, seed_everything  # noqa: E402
 from jmlkit.experiments.regimes import in_regime  # noqa: E402
 from jmlkit.losses import get_loss  # noqa: E402
 from jmlkit.models import build_model, count_parameters  # noqa: E402
@@ -82,8 +82,8 @@ def bare(config: TrainConfig) -> dict:
     x, y = train["image"][:config.train_limit].to(device), train["label"][:config.train_limit].to(device)
     xt = test["image"][:len(evaluation_data(config))].to(device)
     seed_everything(config.seed)
-    layout = torch.channels_last if config.channels_last else torch.preserve_format  # as fit's
-    model = build_model(config.model, num_classes=11, in_channels=x.shape[1]).to(device, memory_format=layout)
+    model = build_model(config.model, num_classes=11, in_channels=x.shape[1])
+    model = model.to(device, memory_format=memory_layout(config.channels_last))  # as fit's
     loss_fn = get_loss(config.loss, ignore_index=config.ignore_index)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)  # as fit's
     g = torch.Generator().manual_seed(config.seed)

@@ -214,7 +214,7 @@ def _sliced_batches(n: int, batch_size: int, tensors: dict[str, torch.Tensor],
     """The batches of ``DataLoader(data, batch_size)`` (in order, the last one short) from :func:`stacked_tensors`:
     views of the stacked tensors where the items are consecutive rows (the whole set, a first-``k`` limit), else
     copies of their rows."""
-    first = 0 if index is None else int(index[0]) if len(index) else 0
+    first = int(index[0]) if index is not None and len(index) else 0
     if index is None or torch.equal(index, torch.arange(first, first + len(index))):
         for start in range(0, n, batch_size):
             yield {key: value[first + start:first + min(start + batch_size, n)] for key, value in tensors.items()}

@@ -54,7 +54,7 @@ from jmlkit.engine.objectives import OBJECTIVES, ObjectiveContext, build_objecti
 from jmlkit.engine.optim import make_loss, make_optimizer
 from jmlkit.engine.runfolder import RunFolder, config_hash
 from jmlkit.engine.runtime import progress as progress_bar
-from jmlkit.engine.runtime import resolve_device, runtime, seed_everything
+from jmlkit.engine.runtime import memory_layout, resolve_device, runtime, seed_everything
 from jmlkit.io import atomic_write, jsonable, mark_done, write_json
 from jmlkit.layout import CONFIG_FILE, EVALUATIONS_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, WEIGHTS_FILE
 
@@ -215,7 +215,7 @@ def _fit(config: TrainConfig, info: D.DistInfo, *, teacher: nn.Module | None, mo
     spec = model_spec(config, data.num_classes, data.in_channels)
     if model is None:  # the asked-for encoder weights are loaded, or build_model raises: never a silent random init
         model = build_from_spec(spec, encoder_weights=config.encoder_weights)
-    layout = torch.channels_last if config.channels_last else torch.preserve_format
+    layout = memory_layout(config.channels_last)
     net = D.wrap_ddp(model.to(device, memory_format=layout), info, device)
     model = D.unwrap(net)
     if teacher is not None:

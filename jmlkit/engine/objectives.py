@@ -243,10 +243,10 @@ class Distillation(Objective):
             return
         images = batches.tensors["image"]
         rows = batches.rows()
-        per_item = self.ctx.num_classes * images[0, 0].numel() * 4
-        if per_item * len(images) > TEACHER_CACHE_BYTES:
+        shape = (len(images), self.ctx.num_classes, *images.shape[2:])
+        if math.prod(shape) * 4 > TEACHER_CACHE_BYTES:  # float32
             return
-        cache = torch.empty((len(images), self.ctx.num_classes, *images.shape[2:]), dtype=torch.float32)
+        cache = torch.empty(shape, dtype=torch.float32)
         size = batches.batch_rows()
         for chunk in rows.split(size):
             # in batches of the training's size (a smaller last one padded with other rows): a convolution's result

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "autocast", "runtime", "seed_everything", "progress"]
+__all__ = ["resolve_device", "autocast", "memory_layout", "runtime", "seed_everything", "progress"]
 
 
 def resolve_device(device: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
@@ -47,6 +47,11 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
+
+
+def memory_layout(channels_last: bool) -> torch.memory_format:
+    """The memory format a run's model is moved to (``TrainConfig.channels_last``): NHWC, or as it is."""
+    return torch.channels_last if channels_last else torch.preserve_format
 
 
 @contextlib.contextmanager
